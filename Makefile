@@ -1,0 +1,34 @@
+# The README's two commands: `make run` and `make test`. Both set up everything they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install demo bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "durable-rules needs CPython 3.11 or 3.12"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/innopoints demo --out instance/demo
+
+run: demo
+	INNOPOINTS_RESULTS=instance/demo/results $(BIN)/flask --app service run --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/innopoints rules check
+	$(BIN)/innopoints rules test
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_evaluate.py
+
+clean:
+	rm -rf $(VENV) instance *.egg-info .pytest_cache .hypothesis

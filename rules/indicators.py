@@ -1,0 +1,112 @@
+"""Clauses IND-1.1 … IND-3.15 (表2, 表6, §三.四): indicator points and category scores.
+
+Scoring code whose every number comes from the indicators clause file: points, weights,
+the method of each indicator and its parameters, the cohort keys.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CATEGORIES = ("tech", "growth", "aux")
+
+
+def indicator_values(clause, frame) -> np.ndarray:
+    """An indicator's values, derived where the clause says so (e.g. rd_intensity)."""
+    b = clause.body
+    v = frame[b["key"]].to_numpy(dtype="float64").copy()
+    d = b.get("derive")
+    if d:
+        num = frame[d["numerator"]].to_numpy(dtype="float64")
+        den = frame[d["denominator"]].to_numpy(dtype="float64")
+        fill = np.isnan(v) & ~np.isnan(num) & (den > 0)
+        v[fill] = num[fill] / den[fill] * d["scale"]
+    return v
+
+
+def _percentile(v, maximum):
+    """max × (#members with value ≤ v) ÷ cohort size; missing counts as below every value."""
+    present = np.sort(v[~np.isnan(v)])
+    missing = len(v) - len(present)
+    k = np.searchsorted(present, np.nan_to_num(v, nan=-np.inf), side="right") + missing
+    return maximum * k / len(v)
+
+
+def _minmax(v, maximum, winsorize=0.0):
+    present = v[~np.isnan(v)]
+    if not len(present):
+        return np.zeros_like(v)
+    lo, hi = np.quantile(present, [winsorize, 1 - winsorize]) if winsorize else (present.min(), present.max())
+    c = np.clip(v, lo, hi)
+    if hi == lo:
+        return np.where(np.isnan(v), 0.0, maximum)
+    return maximum * (c - lo) / (hi - lo)
+
+
+def _points(clause, v):
+    b = clause.body
+    maximum = b["points"]
+    method = b.get("method", "percentile")
+    p = b.get("params") or {}
+    if method == "yes_no":
+        return np.where(v == 1, float(maximum), 0.0)
+    if method == "percentile":
+        out = _percentile(v, maximum)
+    elif method == "minmax":
+        out = _minmax(v, maximum, p.get("winsorize", 0.0))
+    elif method == "log_minmax":
+        out = _minmax(np.log1p(np.clip(v, 0, None)), maximum)
+    elif method == "benchmark":
+        out = maximum * np.minimum(v / p["benchmark"], p.get("cap", 1))
+    elif method == "thresholds":
+        out = np.zeros_like(v)
+        for band in p["bands"]:
+            out = np.where(v >= band["min"], maximum * band["share"], out)
+    else:  # rejected by the policy check; kept for safety
+        raise ValueError(f"unknown method {method}")
+    return out
+
+
+def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]:
+    """Points of every indicator for every row (0 for rows not `included`).
+
+    Returns the indicator clauses in force and an (n × K) matrix of points. The cohort of a
+    row is the included rows sharing its cohort keys (year and stage by default)."""
+    clauses = policy.clauses_for("indicators", year)
+    settings = policy.settings("indicators")
+    keys = [k for k in settings.get("cohort_keys", ["year", "stage"]) if k not in ("year", "stage")]
+    zero_nonpositive = settings.get("nonpositive_scores_zero", True)
+    n = len(frame)
+    pts = np.zeros((n, len(clauses)))
+    values = np.column_stack([indicator_values(c, frame) for c in clauses]) if clauses else np.zeros((n, 0))
+    cohort = pd.DataFrame({"stage": stage_level, **{k: frame[k].to_numpy() for k in keys}})
+    cohort_id = cohort.groupby(list(cohort.columns), sort=False, dropna=False).ngroup().to_numpy()
+    cohort_id = np.where(included, cohort_id, -1)
+    sizes = np.zeros(n, dtype=np.int64)
+    for cid in np.unique(cohort_id[cohort_id >= 0]):
+        rows = np.flatnonzero(cohort_id == cid)
+        sizes[rows] = len(rows)
+        for j, c in enumerate(clauses):
+            v = values[rows, j]
+            p = _points(c, v)
+            p = np.where(np.isnan(v), 0.0, p)
+            if zero_nonpositive:
+                p = np.where(v > 0, p, 0.0)
+            pts[rows, j] = np.nan_to_num(p)
+    return clauses, values, pts, sizes
+
+
+def category_scores(clauses, pts) -> dict:
+    """Sum of each category's indicator points (0–100)."""
+    return {cat: pts[:, [j for j, c in enumerate(clauses) if c.body["category"] == cat]].sum(axis=1)
+            for cat in CATEGORIES}
+
+
+def weighted(policy, stage_names, cats) -> np.ndarray:
+    """Σ category weight of the stage × category score (§三.四)."""
+    weights = policy.groups["indicators"]["weights"]
+    out = np.zeros(len(stage_names))
+    for stage in set(stage_names):
+        rows = stage_names == stage
+        out[rows] = sum(weights[stage][cat] * cats[cat][rows] for cat in CATEGORIES)
+    return out
