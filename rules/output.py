@@ -88,7 +88,8 @@ def trace_lines(ev):
                           "completed_years": int(cols["completed_years"][i])},
                 "history": ev.history_source[i], "excluded": bool(cols["excluded"][i])}
         parts = [_dump(head)[:-1]]
-        for g in ("negative_list", "decay", "bonus"):
+        # an excluded enterprise is out of points management: no decay or bonus applies
+        for g in ("negative_list",) if cols["excluded"][i] else ("negative_list", "decay", "bonus"):
             pat, fr = frags[g]
             parts.append(f'"{g}":{fr[pat[i]]}')
         if not cols["excluded"][i]:

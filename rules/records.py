@@ -36,8 +36,9 @@ class BadCell:
 class InputError(Exception):
     """A file that cannot be used; `cells` lists every bad cell found."""
 
-    def __init__(self, source, cells):
+    def __init__(self, source, cells, frame=None):
         self.source = source
+        self.frame = frame      # what could be read, for checks that depend on this file
         self.cells = sorted(cells, key=lambda c: (c.row, c.column))
         super().__init__(f"{source}: {len(self.cells)} bad cell(s)")
 
@@ -249,7 +250,7 @@ def load_records(path, today=None) -> pd.DataFrame:
         chk.flag("year", dup, "同一企业同一年度的记录重复", "duplicate enterprise-year record")
         bad += chk.bad
     if bad:
-        raise InputError(str(path), bad)
+        raise InputError(str(path), bad, typed)
     for f in RECORD_FIELDS:  # optional columns absent from the file are all-missing
         if f.key not in typed:
             typed[f.key] = _empty_column(f, len(typed))

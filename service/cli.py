@@ -32,14 +32,17 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     say("读取并校验企业记录 / reading records")
     errors = []
     recs = cons = None
+    known = None
     try:
         recs = load_records(records)
+        known = set(recs["credit_code"])
     except InputError as exc:
         errors.append(exc)
+        if exc.frame is not None and "credit_code" in exc.frame:
+            known = set(exc.frame["credit_code"])
     if contracts:
         say("读取并校验技术合同 / reading contracts")
         try:
-            known = set(recs["credit_code"]) if recs is not None else None
             cons = load_contracts(contracts, known)
         except InputError as exc:
             errors.append(exc)

@@ -1,0 +1,68 @@
+"""Budget allocation (SPEC §2.7) as properties over random award sets and budgets."""
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rules.rewards import AwardLine, allocate
+
+line = st.builds(
+    lambda code, clause, kind, amount, score: AwardLine(f"C{code:04d}", clause, kind, amount,
+                                                        score=None if score is None else Decimal(score) / 100),
+    st.integers(0, 60), st.sampled_from(["RW-1", "RW-2", "RW-3", "RW-4", "RW-5"]),
+    st.sampled_from(["fixed", "floating"]), st.integers(1, 1_000_000),
+    st.one_of(st.none(), st.integers(0, 10000)))
+lines = st.lists(line, max_size=40).map(lambda ls: list({(a.credit_code, a.clause): a for a in ls}.values()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines, st.one_of(st.none(), st.integers(0, 20_000_000)), st.sampled_from(["pro_rata", "rank_priority"]))
+def test_budget_properties(award_lines, budget, strategy):
+    out = allocate(award_lines, budget, strategy)
+    eligible = sum(a.eligible_yuan for a in award_lines)
+    granted = sum(a.granted_yuan for a in award_lines)
+    assert granted == out.granted_total == (eligible if budget is None else min(budget, eligible))
+    assert all(0 <= a.granted_yuan <= a.eligible_yuan for a in award_lines)
+    assert all(isinstance(a.granted_yuan, int) for a in award_lines)
+    fixed_total = sum(a.eligible_yuan for a in award_lines if a.kind == "fixed")
+    if budget is not None and fixed_total <= budget:
+        # fixed items are paid in full before any floating item
+        assert all(a.granted_yuan == a.eligible_yuan for a in award_lines if a.kind == "fixed")
+    if budget is not None and fixed_total > budget:
+        assert all(a.granted_yuan == 0 for a in award_lines if a.kind == "floating")
+        assert out.fixed_shortfall == fixed_total - budget
+
+
+def _key(a):
+    return (-(a.score if a.score is not None else Decimal(-1)), a.credit_code, a.clause)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines, st.integers(0, 20_000_000))
+def test_rank_priority_never_skips_a_higher_ranked_line(award_lines, budget):
+    allocate(award_lines, budget, "rank_priority")
+    floating = sorted((a for a in award_lines if a.kind == "floating"), key=_key)
+    for higher, lower in zip(floating, floating[1:]):
+        if lower.granted_yuan > 0:
+            assert higher.granted_yuan == higher.eligible_yuan
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines, st.integers(0, 20_000_000))
+def test_pro_rata_is_within_a_yuan_of_the_exact_share(award_lines, budget):
+    out = allocate(award_lines, budget, "pro_rata")
+    floating = [a for a in award_lines if a.kind == "floating"]
+    total = sum(a.eligible_yuan for a in floating)
+    remaining = budget - out.fixed_total
+    if total and 0 <= remaining < total:
+        for a in floating:
+            exact = Decimal(a.eligible_yuan) * remaining / total
+            assert abs(a.granted_yuan - exact) < 1
+
+
+def test_largest_remainder_tie_breaks_by_score_then_code():
+    a = AwardLine("B", "RW-1", "floating", 1, score=Decimal("50"))
+    b = AwardLine("A", "RW-1", "floating", 1, score=Decimal("50"))
+    c = AwardLine("C", "RW-1", "floating", 1, score=Decimal("60"))
+    allocate([a, b, c], 2, "pro_rata")          # each 2/3: one yuan short, two get the extra
+    assert (c.granted_yuan, b.granted_yuan, a.granted_yuan) == (1, 1, 0)

@@ -1,0 +1,153 @@
+"""Bad input (SPEC §3): every bad cell reported with row, column, value and reason in both
+languages; nothing written. Good input in CSV or XLSX, English keys or Chinese labels."""
+import csv
+import datetime as dt
+
+import openpyxl
+import pytest
+
+from rules.cases import code_for
+from rules.fields import RECORD_FIELDS
+from rules.records import InputError, check_credit_codes, credit_code_with_check, load_contracts, load_records
+from service.cli import cli
+
+import numpy as np
+import pandas as pd
+
+GOOD = {"credit_code": code_for("A"), "name": "甲", "park": "主园区", "industry": "氢能",
+        "registered_on": "2015-03-01", "year": "2022", "revenue": "1200.5", "rd_expense": "30"}
+
+
+def write(path, rows, header=None):
+    header = header or list(rows[0])
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def bad_cells(path, **kw):
+    with pytest.raises(InputError) as exc:
+        load_records(path, **kw)
+    return {(c.row, c.column): c for c in exc.value.cells}
+
+
+BAD_VALUES = [
+    ("credit_code", code_for("A")[:-1] + ("0" if code_for("A")[-1] != "0" else "1"), "校验位"),
+    ("env_credit_rating", "一般", "未知的环境信用等级"),
+    ("stage_prev1", "衰退期", "未知的发展阶段"),
+    ("rd_expense", "三十", "不是数字"),
+    ("invention_grants", "-1", "不能为负数"),
+    ("invention_grants", "1.5", "必须是整数"),
+    ("tech_staff_ratio", "100.01", "比例不能超过100"),
+    ("registered_on", "2999-01-01", "日期在未来"),
+    ("registered_on", "2022-02-30", "不是有效日期"),
+    ("year", "2999", "年度在未来"),
+    ("revenue", "", "必填项"),
+    ("registered_on", "", "必填项"),
+    ("is_listed", "maybe", "不是是/否值"),
+]
+
+
+@pytest.mark.parametrize("column,value,reason", BAD_VALUES)
+def test_each_bad_value_is_reported(tmp_path, column, value, reason):
+    row = dict(GOOD, **{column: value})
+    cells = bad_cells(write(tmp_path / "r.csv", [GOOD | {"credit_code": code_for("B")}, row],
+                            header=list(GOOD) + [k for k in (column,) if k not in GOOD]))
+    assert (3, column) in cells, cells
+    c = cells[(3, column)]
+    assert reason in c.reason_zh and c.value == value and c.reason_en
+    assert f"第3行" in str(c) and "row 3" in str(c)
+
+
+def test_signed_growth_may_be_negative(tmp_path):
+    df = load_records(write(tmp_path / "r.csv", [GOOD | {"revenue_growth": "-12.5", "return_on_equity": "-3"}]))
+    assert df["revenue_growth"].iloc[0] == -12.5
+
+
+def test_duplicate_enterprise_year_and_unknown_column(tmp_path):
+    rows = [GOOD | {"colour": "red"}, GOOD | {"colour": "blue"}]
+    cells = bad_cells(write(tmp_path / "r.csv", rows))
+    assert (1, "colour") in cells and "未知的列" in cells[(1, "colour")].reason_zh
+    assert (3, "year") in cells and "重复" in cells[(3, "year")].reason_zh
+
+
+def test_every_bad_cell_is_listed_not_just_the_first(tmp_path):
+    rows = [GOOD | {"credit_code": code_for(str(i)), "rd_expense": "x"} for i in range(50)]
+    cells = bad_cells(write(tmp_path / "r.csv", rows))
+    assert len(cells) == 50
+
+
+def test_missing_required_column(tmp_path):
+    row = {k: v for k, v in GOOD.items() if k != "revenue"}
+    cells = bad_cells(write(tmp_path / "r.csv", [row]))
+    assert (1, "revenue") in cells
+
+
+def test_chinese_labels_and_values(tmp_path):
+    labels = {f.key: f.label for f in RECORD_FIELDS}
+    row = {labels[k]: v for k, v in (GOOD | {"is_listed": "是", "env_credit_rating": "警示", "stage_prev1": "成熟期"}).items()}
+    df = load_records(write(tmp_path / "r.csv", [row]))
+    assert df["is_listed"].iloc[0] == 1 and df["env_credit_rating"].iloc[0] == "warning"
+    assert df["stage_prev1"].iloc[0] == 4
+
+
+def test_xlsx_records(tmp_path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["统一社会信用代码", "注册成立日期", "评价年度", "营业收入"])
+    ws.append([code_for("A"), dt.datetime(2015, 3, 1), 2022, 1200.5])
+    wb.save(tmp_path / "r.xlsx")
+    df = load_records(tmp_path / "r.xlsx")
+    assert df["revenue"].iloc[0] == 1200.5 and df["registered_on"].iloc[0] == pd.Timestamp("2015-03-01")
+
+
+def test_not_utf8_is_a_clear_error(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_bytes("统一社会信用代码,评价年度\n".encode("gbk"))
+    with pytest.raises(InputError) as exc:
+        load_records(p)
+    assert "UTF-8" in exc.value.report()
+
+
+def test_check_character():
+    assert check_credit_codes(np.array(["91350100M000100Y43", "91350100M000100Y44", "short", ""])).tolist() == \
+        [True, False, False, False]
+    assert credit_code_with_check("91350100M000100Y4") == "91350100M000100Y43"
+
+
+def test_contract_errors(tmp_path):
+    rows = [{"contract_no": "C1", "credit_code": code_for("A"), "kind": "lease", "amount": "-1", "registered_on": "2022-01-01"},
+            {"contract_no": "C1", "credit_code": code_for("Z"), "kind": "技术开发", "amount": "abc", "registered_on": "2022-01-01"}]
+    with pytest.raises(InputError) as exc:
+        load_contracts(write(tmp_path / "c.csv", rows), known_codes={code_for("A")})
+    got = {(c.row, c.column, c.reason_zh) for c in exc.value.cells}
+    assert (2, "kind", "未知的合同类别") in got
+    assert (2, "amount", "不能为负数") in got
+    assert (3, "contract_no", "合同登记编号重复") in got
+    assert (3, "credit_code", "记录中没有该企业") in got
+    assert (3, "amount", "不是数字") in got
+
+
+def test_evaluate_with_bad_cells_writes_nothing(runner, tmp_path):
+    rec = write(tmp_path / "r.csv", [GOOD, GOOD | {"credit_code": code_for("B"), "rd_expense": "abc"}])
+    con = write(tmp_path / "c.csv", [{"contract_no": "C1", "credit_code": code_for("Q"), "kind": "service",
+                                      "amount": "1", "registered_on": "2022-01-01"}])
+    out = tmp_path / "out"
+    res = runner.invoke(cli, ["evaluate", "--records", str(rec), "--contracts", str(con), "--year", "2022",
+                              "--out", str(out)])
+    assert res.exit_code != 0
+    assert not out.exists()
+    assert "第3行" in res.output and "rd_expense" in res.output and "'abc'" in res.output and "not a number" in res.output
+    assert "记录中没有该企业" in res.output  # the contracts file is checked too, in the same run
+
+
+def test_evaluate_leaves_existing_output_when_input_is_bad(runner, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scores.csv").write_text("old", encoding="utf-8")
+    rec = write(tmp_path / "r.csv", [GOOD | {"revenue": ""}])
+    res = runner.invoke(cli, ["evaluate", "--records", str(rec), "--year", "2022", "--out", str(out)])
+    assert res.exit_code != 0
+    assert (out / "scores.csv").read_text(encoding="utf-8") == "old"
