@@ -43,7 +43,7 @@ import yaml
 
 from .evaluate import evaluate
 from .policy import _Loader, load_policy
-from .records import CODE_CHARS, credit_code_with_check, load_contracts, load_records
+from .records import CODE_CHARS, credit_code_with_check, enterprise_codes, load_contracts, load_records
 
 DEFAULT_CASES = Path(__file__).resolve().parents[1] / "tests" / "cases"
 NUMBERS = ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
@@ -153,7 +153,7 @@ def _run(case, policy):
                      "registered_on": c.get("registered_on", f"{year}-06-30")}
                     for i, c in enumerate(b["contracts"])]
             _write(Path(tmp) / "contracts.csv", crow)
-            contracts = load_contracts(Path(tmp) / "contracts.csv", set(records["credit_code"]), today=today)
+            contracts = load_contracts(Path(tmp) / "contracts.csv", enterprise_codes(records), today=today)
         ev = evaluate(records, year, pv, contracts, b.get("budget"), b.get("strategy"))
     return compare(ev, b.get("expect") or {})
 

@@ -23,15 +23,15 @@ def per_pattern(decision, clauses, value):
 
 
 def trace_entries(policy, decision, clauses, effect_of):
-    """For each pattern, the trace entries of its fired clauses: id, title, citation, the
-    inputs the condition read, and the effect applied."""
+    """For each pattern, the trace entries of its fired clauses: id, the inputs the condition
+    read, and the effect applied."""
     out = []
     for ids, fact in zip(decision.fired, decision.facts):
         entries = []
         for cid in ids:
             c = clauses[cid]
             used = sorted(condition_fields(full_when(policy, c)) | ({c.effect["per"]} if c.effect.get("per") else set()))
-            entries.append({"clause": cid, "title": c.title, "citation": c.citation,
-                            "inputs": {f: fact.get(f) for f in used}, "effect": effect_of(c, fact)})
+            # title and citation are in the trace header, by clause id
+            entries.append({"clause": cid, "inputs": {f: fact.get(f) for f in used}, "effect": effect_of(c, fact)})
         out.append(entries)
     return out

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
 from . import bonus, decay, history, indicators, negative_list, rewards, stage
 from .fields import LEVEL_STAGE
+from .records import enterprise_codes
 
 
 class EvaluationError(ValueError):
@@ -62,6 +62,11 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         raise EvaluationError(f"政策版本 {policy.name} 不适用于 {year} 年度 / policy not in force for {year}")
     stage_clause = policy.clause("STAGE", year)
     strategy = strategy or policy.settings("rewards").get("strategy", "pro_rata")
+    if contracts is not None and len(contracts):
+        ent = enterprise_codes(records).get_indexer(contracts["credit_code"])
+        if (ent < 0).any():
+            raise EvaluationError("技术合同中有记录以外的企业 / contracts of enterprises not in the records")
+        contracts = contracts.assign(ent=ent)
     records = records[records["year"] <= year].reset_index(drop=True)
     levels = stage.classify(stage_clause, records["revenue"].to_numpy(), records["registered_on"].to_numpy(),
                             records["year"].to_numpy())
@@ -125,9 +130,8 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     t["scoring"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    score_dec = [None if np.isnan(v) else Decimal(f"{v:.{d}f}") for v in reported]
     lines, rw_decision, rw_trace = rewards.eligible(policy, year, cur, level, nl.excluded,
-                                                    hist.tech_sme_streak, contracts, score_dec)
+                                                    hist.tech_sme_streak, contracts, reported)
     outcome = rewards.allocate(lines, budget, strategy)
     t["rewards"] = time.perf_counter() - t0
 

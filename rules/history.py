@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .fields import STAGE_LEVEL
 
@@ -33,20 +32,27 @@ class History:
 
 
 def build(records, levels, cur_mask, year) -> History:
-    """History of every current row. `levels` is the stage level of every record."""
+    """History of every current row. `levels` is the stage level of every record; records
+    are joined on their integer enterprise id (`ent`)."""
+    ent = records["ent"].to_numpy()
+    years = records["year"].to_numpy()
+    listed_all = records["tech_sme_listed"].to_numpy(dtype="float64")
+    n_ent = int(ent.max(initial=-1)) + 1
     cur = records[cur_mask]
-    codes = pd.Index(cur["credit_code"])
+    ent_cur = ent[cur_mask]
     by_year = {}
-    for y, idx in records.groupby("year").indices.items():
-        if y < year:
-            by_year[int(y)] = pd.DataFrame({"level": levels[idx],
-                                            "listed": records["tech_sme_listed"].to_numpy()[idx]},
-                                           index=pd.Index(records["credit_code"].to_numpy()[idx]))
+    for y in np.unique(years[years < year]):
+        rows = years == y
+        lv = np.full(n_ent, np.nan)
+        ls = np.full(n_ent, np.nan)
+        lv[ent[rows]] = levels[rows]
+        ls[ent[rows]] = listed_all[rows]
+        by_year[int(y)] = {"level": lv, "listed": ls}
 
     def lookup(y, col):
         if y not in by_year:
-            return np.full(len(codes), np.nan)
-        return by_year[y][col].reindex(codes).to_numpy(dtype="float64")
+            return np.full(len(ent_cur), np.nan)
+        return by_year[y][col][ent_cur]
 
     level = levels[cur_mask]
     r1, r2 = lookup(year - 1, "level"), lookup(year - 2, "level")

@@ -10,8 +10,13 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import csv
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from .fields import (CONTRACT_FIELDS, CONTRACT_KINDS, FALSE_WORDS, RATINGS, RECORD_FIELDS,
                      STAGE_LEVEL, STAGES, TRUE_WORDS, by_header)
@@ -51,21 +56,50 @@ class InputError(Exception):
         return "\n".join(lines)
 
 
-def read_table(path) -> pd.DataFrame:
-    """Read a CSV or XLSX file into a frame of stripped strings ('' for an empty cell)."""
+class Table:
+    """A file read as text: column name -> pyarrow string array of stripped cells."""
+
+    def __init__(self, columns: dict, n: int):
+        self.columns = columns
+        self.n = n
+
+    def __contains__(self, key):
+        return key in self.columns
+
+    def __getitem__(self, key):
+        return self.columns[key]
+
+
+def read_table(path) -> Table:
+    """Read a CSV (UTF-8) or XLSX file as text, '' for an empty cell. Cells are stripped of
+    surrounding blanks when they are checked (`_typed`), only where it matters."""
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), [BadCell(0, "", "", "文件不存在", "file not found")])
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(path)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                         engine="pyarrow")
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), None)
     except UnicodeDecodeError:
         raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")])
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError) as exc:
-        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{exc}", f"cannot read CSV: {exc}")])
-    return df.apply(lambda s: s.str.strip())
+    if not header:
+        raise InputError(str(path), [BadCell(1, "", "", "文件为空", "the file is empty")])
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise InputError(str(path), [BadCell(1, h, h, "列名重复", "duplicate column name") for h in dup])
+    try:
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
+                               convert_options=pacsv.ConvertOptions(
+                                   column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if "UTF8" in msg.upper():
+            raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")])
+        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")])
+    cols = {name: table.column(i) for i, name in enumerate(table.column_names)}
+    return Table(cols, table.num_rows)
 
 
 def _read_xlsx(path):
@@ -76,7 +110,8 @@ def _read_xlsx(path):
         raise InputError(str(path), [BadCell(0, "", "", f"无法读取Excel：{exc}", f"cannot read XLSX: {exc}")])
     rows = wb.worksheets[0].iter_rows(values_only=True)
     header = next(rows, None)
-    if not header:
+    if not header or all(h is None for h in header):
+        wb.close()
         raise InputError(str(path), [BadCell(1, "", "", "文件为空", "the file is empty")])
 
     def text(v):
@@ -92,99 +127,151 @@ def _read_xlsx(path):
 
     data = [[text(v) for v in r] for r in rows if any(v is not None for v in r)]
     wb.close()
-    return pd.DataFrame(data, columns=[text(h) for h in header], dtype=str)
+    names = [text(h) for h in header]
+    if len(set(names)) != len(names):
+        dup = sorted({h for h in names if names.count(h) > 1})
+        raise InputError(str(path), [BadCell(1, h, h, "列名重复", "duplicate column name") for h in dup])
+    cols = {name: pa.array([r[i] if i < len(r) else "" for r in data], type=pa.string())
+            for i, name in enumerate(names)}
+    return Table(cols, len(data))
 
 
-def _headers(df, fields, source):
+def _headers(table, fields, source):
     """Rename Chinese or English headers to keys; unknown or missing columns are bad cells."""
     known = by_header(fields)
-    bad, rename, seen = [], {}, {}
-    for col in df.columns:
+    bad, cols, seen = [], {}, {}
+    for col, arr in table.columns.items():
         f = known.get(col)
         if f is None:
             bad.append(BadCell(1, col, col, "未知的列", "unknown column"))
         elif f.key in seen:
             bad.append(BadCell(1, col, col, f"与列「{seen[f.key]}」重复", f"same column as {seen[f.key]!r}"))
         else:
-            rename[col] = f.key
+            cols[f.key] = arr
             seen[f.key] = col
     for f in fields:
         if f.required and f.key not in seen:
             bad.append(BadCell(1, f.key, "", f"缺少必填列「{f.label}」", f"required column {f.key} is missing"))
-    return df.rename(columns=rename)[list(rename.values())], bad
+    return Table(cols, table.n), bad
 
 
 class _Checker:
-    """Collects bad cells of one frame, column by column, with vectorised tests."""
+    """Collects bad cells of one table, column by column, with vectorised tests. The slow
+    paths (per-cell parsing) run only for columns that the fast path finds bad."""
 
-    def __init__(self, df):
-        self.df = df
+    def __init__(self, table):
+        self.table = table
         self.bad = []
-        self.rows = np.arange(len(df)) + 2
 
     def flag(self, key, mask, zh, en):
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
-            vals = self.df[key].to_numpy()
-            self.bad.extend(BadCell(int(r), key, str(v), zh, en)
-                            for r, v in zip(self.rows[mask], vals[mask]))
+            rows = np.flatnonzero(mask) + 2
+            vals = pc.filter(self.table[key], pa.array(mask)).to_pylist()
+            self.bad.extend(BadCell(int(r), key, str(v), zh, en) for r, v in zip(rows, vals))
 
     def missing(self, f, raw):
-        empty = (raw == "").to_numpy()
+        empty = pc.equal(pc.binary_length(raw), 0).to_numpy(zero_copy_only=False)
+        if f.kind in NUMERIC_KINDS and not pc.all(pc.equal(raw, pc.utf8_trim_whitespace(raw))).as_py():
+            # numbers are not trimmed up front (it costs); a blank-only cell is still empty
+            empty |= pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0).to_numpy(zero_copy_only=False)
         if f.required:
             self.flag(f.key, empty, f"必填项「{f.label}」为空", "required value is missing")
         return empty
 
     def number(self, f, raw, empty):
-        num = pd.to_numeric(raw.where(~pd.Series(empty, index=raw.index), None), errors="coerce")
-        num = num.astype("float64").to_numpy()
-        notnum = ~empty & np.isnan(num)
-        self.flag(f.key, notnum, "不是数字", "not a number")
+        nulled = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), raw)
+        try:
+            num = pc.cast(nulled, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # slow path, only for a column with blanks around numbers or bad cells
+            num = pd.to_numeric(pd.Series(nulled.to_pylist(), dtype=object).str.strip(),
+                                errors="coerce").to_numpy(dtype="float64")
+        num = np.where(empty, np.nan, num)
+        self.flag(f.key, ~empty & np.isnan(num), "不是数字", "not a number")
         with np.errstate(invalid="ignore"):
+            self.flag(f.key, np.isinf(num), "不是有限数", "not a finite number")
+            num = np.where(np.isinf(num), np.nan, num)
             if f.kind in ("count", "amount", "ratio", "money", "year"):
                 self.flag(f.key, num < 0, "不能为负数", "must not be negative")
             if f.kind in ("count", "year"):
                 self.flag(f.key, (num >= 0) & (num != np.floor(num)), "必须是整数", "must be a whole number")
             if f.kind == "ratio":
                 self.flag(f.key, num > 100, "比例不能超过100", "a ratio cannot exceed 100")
-            if not np.isfinite(num[~np.isnan(num)]).all():
-                self.flag(f.key, np.isinf(num), "不是有限数", "not a finite number")
         return num
 
-    def words(self, f, raw, empty, table, zh, en):
-        mapped = raw.str.lower().map(table)
-        unknown = ~empty & mapped.isna().to_numpy()
-        self.flag(f.key, unknown, zh, en)
-        return mapped
+    def words(self, f, raw, empty, table, zh, en, dtype):
+        words = list(table)
+        idx = pc.index_in(pc.utf8_lower(raw), value_set=pa.array(words)).to_numpy(zero_copy_only=False)
+        idx = np.where(np.isnan(idx.astype("float64")), -1, idx).astype(np.int64)
+        self.flag(f.key, ~empty & (idx < 0), zh, en)
+        values = np.array([table[w] for w in words] + [np.nan if dtype == "float64" else ""], dtype=dtype)
+        return values[idx]          # index -1 takes the trailing missing value
 
     def date(self, f, raw, empty, today):
-        d = pd.to_datetime(raw.str.replace("/", "-", regex=False), format="%Y-%m-%d", errors="coerce")
-        nat = d.isna().to_numpy()
-        self.flag(f.key, ~empty & nat, "不是有效日期（应为YYYY-MM-DD）", "not a valid date (YYYY-MM-DD)")
-        self.flag(f.key, ~nat & (d > pd.Timestamp(today)).to_numpy(), "日期在未来", "date is in the future")
-        return d.to_numpy().astype("datetime64[D]")
+        nulled = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), raw)
+        try:        # fast path: every date written YYYY-MM-DD and valid
+            d = pc.cast(nulled, pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
+            ok = ~empty
+        except pa.ArrowInvalid:
+            d, ok = self._dates_slowly(raw, empty)
+        self.flag(f.key, ~empty & ~ok, "不是有效日期（应为YYYY-MM-DD）", "not a valid date (YYYY-MM-DD)")
+        self.flag(f.key, ok & (d > np.datetime64(today)), "日期在未来", "date is in the future")
+        return d
+
+    @staticmethod
+    def _dates_slowly(raw, empty):
+        """Dates with slashes, blanks or no zero padding (2019/3/5); Feb 30 stays bad."""
+        text = pc.replace_substring(pc.utf8_trim_whitespace(raw), "/", "-")
+        parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+        # strptime rolls 2022-02-30 over to March: keep only dates that print back the same
+        same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+        d = parsed.to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        ok = same.fill_null(False).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(~ok & ~empty):
+            try:
+                d[i] = np.datetime64(dt.datetime.strptime(text[i].as_py(), "%Y-%m-%d").date())
+                ok[i] = True
+            except ValueError:
+                pass
+        d[~ok] = np.datetime64("NaT")
+        return d, ok
 
     def code(self, f, raw, empty):
-        ok = check_credit_codes(raw.to_numpy(dtype=str))
+        upper = pc.utf8_upper(raw)
+        if isinstance(upper, pa.ChunkedArray):
+            upper = upper.combine_chunks()
+        enc = pc.dictionary_encode(upper)          # each distinct code is checked once
+        ok = check_credit_codes(enc.dictionary)[enc.indices.to_numpy(zero_copy_only=False)]
         self.flag(f.key, ~empty & ~ok, "统一社会信用代码校验位错误或格式不符（GB 32100-2015）",
                   "credit code fails the GB 32100-2015 check character or format")
-        return raw
+        return _text(upper)
 
 
-def check_credit_codes(codes: np.ndarray) -> np.ndarray:
+def check_credit_codes(codes) -> np.ndarray:
     """Vectorised GB 32100-2015 check: True where a code has 18 valid characters and the
-    right check character."""
-    codes = np.char.upper(codes.astype("U18"))
-    good_len = np.char.str_len(codes) == 18
-    lut = np.full(128, -1, dtype=np.int64)
-    for i, ch in enumerate(CODE_CHARS):
-        lut[ord(ch)] = i
-    cp = codes.astype("U18").view(np.uint32).reshape(len(codes), 18)
-    cp = np.where(cp < 128, cp, 0)
-    vals = lut[cp]
-    valid_chars = (vals >= 0).all(axis=1)
-    check = (31 - (vals[:, :17] * CODE_WEIGHTS).sum(axis=1) % 31) % 31
-    return good_len & valid_chars & (check == vals[:, 17])
+    right check character. Reads the bytes of the arrow array without copying."""
+    arr = pa.array(codes, type=pa.string()) if not isinstance(codes, pa.Array) else codes
+    n = len(arr)
+    ok = np.zeros(n, dtype=bool)
+    good_len = pc.equal(pc.binary_length(arr), 18).fill_null(False).to_numpy(zero_copy_only=False)
+    if not good_len.any():
+        return ok
+    sel = pc.filter(arr, pa.array(good_len))
+    sel = pa.concat_arrays([sel]) if isinstance(sel, pa.Array) else sel.combine_chunks()
+    offsets = np.frombuffer(sel.buffers()[1], dtype=np.int32)[sel.offset:sel.offset + len(sel) + 1]
+    data = np.frombuffer(sel.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(len(sel), 18)
+    vals = _LUT[data]
+    valid = (vals >= 0).all(axis=1)
+    check = (31 - (vals[:, :17].astype(np.int32) @ CODE_WEIGHTS.astype(np.int32)) % 31) % 31
+    ok[good_len] = valid & (check == vals[:, 17])
+    return ok
+
+
+_LUT = np.full(256, -1, dtype=np.int64)
+for _i, _ch in enumerate(CODE_CHARS):
+    _LUT[ord(_ch)] = _i
+_LUT = _LUT.astype(np.int16)
 
 
 def credit_code_with_check(first17: str) -> str:
@@ -201,14 +288,24 @@ KIND_WORDS = {**{k: k for k in CONTRACT_KINDS}, **{zh: k for k, zh in CONTRACT_K
               **{zh[2:]: k for k, zh in CONTRACT_KINDS.items()}}
 
 
-def _typed(df, fields, source, today):
-    """Validate every cell of `df` (headers already keys) and return the typed frame."""
-    chk = _Checker(df)
+def _text(arr):
+    """A text column as a pandas string array over the arrow buffer (no copy)."""
+    return pd.array(arr, dtype=pd.StringDtype("pyarrow"))
+
+
+NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
+
+
+def _typed(table, fields, today):
+    """Validate every cell of `table` (headers already keys) and return the typed frame."""
+    chk = _Checker(table)
     out = {}
     for f in fields:
-        if f.key not in df.columns:
+        if f.key not in table:
             continue
-        raw = df[f.key]
+        raw = table[f.key]
+        if f.kind not in NUMERIC_KINDS:
+            raw = pc.utf8_trim_whitespace(raw)
         empty = chk.missing(f, raw)
         if f.kind in ("count", "amount", "signed", "ratio"):
             out[f.key] = chk.number(f, raw, empty)
@@ -218,44 +315,55 @@ def _typed(df, fields, source, today):
             out[f.key] = num
         elif f.kind == "money":
             chk.number(f, raw, empty)
-            out[f.key] = raw.to_numpy(dtype=object)  # kept as text: parsed to Decimal, never float
+            out[f.key] = _text(raw)  # kept as text: exact decimals, never float
         elif f.kind == "bool":
-            out[f.key] = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value").to_numpy(dtype="float64")
+            out[f.key] = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value", "float64")
         elif f.kind == "stage":
-            out[f.key] = chk.words(f, raw, empty, STAGE_WORDS, "未知的发展阶段", "unknown stage").to_numpy(dtype="float64")
+            out[f.key] = chk.words(f, raw, empty, STAGE_WORDS, "未知的发展阶段", "unknown stage", "float64")
         elif f.kind == "rating":
-            out[f.key] = chk.words(f, raw, empty, RATING_WORDS, "未知的环境信用等级", "unknown rating").fillna("").to_numpy(dtype=object)
+            out[f.key] = chk.words(f, raw, empty, RATING_WORDS, "未知的环境信用等级", "unknown rating", object)
         elif f.kind == "contract_kind":
-            out[f.key] = chk.words(f, raw, empty, KIND_WORDS, "未知的合同类别", "unknown contract kind").fillna("").to_numpy(dtype=object)
+            out[f.key] = chk.words(f, raw, empty, KIND_WORDS, "未知的合同类别", "unknown contract kind", object)
         elif f.kind == "date":
             out[f.key] = chk.date(f, raw, empty, today)
         elif f.kind == "code":
-            out[f.key] = chk.code(f, raw, empty).str.upper().to_numpy(dtype=object)
+            out[f.key] = chk.code(f, raw, empty)
         else:
-            out[f.key] = raw.to_numpy(dtype=object)
-    return pd.DataFrame(out), chk
+            out[f.key] = _text(raw)
+    return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
 
 
 def load_records(path, today=None) -> pd.DataFrame:
     """Read and validate an enterprise-records file; raise InputError listing every bad cell."""
     today = today or dt.date.today()
-    df = read_table(path)
-    df, bad = _headers(df, RECORD_FIELDS, str(path))
-    typed, chk = _typed(df, RECORD_FIELDS, str(path), today)
-    bad += chk.bad
+    table, bad = _headers(read_table(path), RECORD_FIELDS, str(path))
+    typed, chk = _typed(table, RECORD_FIELDS, today)
     if "credit_code" in typed and "year" in typed:
-        key = pd.DataFrame({"c": typed["credit_code"], "y": typed["year"]})
-        dup = key.duplicated(keep="first").to_numpy()
-        chk.bad.clear()
-        chk.flag("year", dup, "同一企业同一年度的记录重复", "duplicate enterprise-year record")
-        bad += chk.bad
+        dup = pd.DataFrame({"c": typed["credit_code"], "y": typed["year"]}).duplicated(keep="first").to_numpy()
+        chk.flag("year", dup & ~np.isnan(typed["year"].to_numpy()), "同一企业同一年度的记录重复",
+                 "duplicate enterprise-year record")
+        reg_year = pd.DatetimeIndex(typed["registered_on"]).year.to_numpy() if "registered_on" in typed else None
+        if reg_year is not None:
+            in_past = (typed["registered_on"] <= pd.Timestamp(today)).to_numpy()
+            chk.flag("registered_on", in_past & (reg_year > typed["year"].to_numpy()), "注册日期晚于评价年度",
+                     "registered after the record's year")
+    bad += chk.bad
     if bad:
         raise InputError(str(path), bad, typed)
     for f in RECORD_FIELDS:  # optional columns absent from the file are all-missing
         if f.key not in typed:
             typed[f.key] = _empty_column(f, len(typed))
     typed["year"] = typed["year"].astype("int64")
+    # an integer id per enterprise: history, contracts and rewards join on it, not on text
+    typed["ent"] = pd.factorize(typed["credit_code"])[0].astype(np.int64)
     return typed
+
+
+def enterprise_codes(records) -> pd.Index:
+    """The credit code of each enterprise id of `records` (position = id)."""
+    ent = records["ent"].to_numpy()
+    first = np.unique(ent, return_index=True)[1]
+    return pd.Index(records["credit_code"].to_numpy(dtype=object)[first])
 
 
 def _empty_column(f, n):
@@ -268,19 +376,20 @@ def _empty_column(f, n):
 
 def load_contracts(path, known_codes=None, today=None) -> pd.DataFrame:
     """Read and validate a technical-contracts file (SPEC §3). `known_codes`, when given, is
-    the set of credit codes in the records: a contract of any other enterprise is bad."""
+    the credit codes of the records (`enterprise_codes`, or any collection): a contract of
+    any other enterprise is bad."""
     today = today or dt.date.today()
-    df = read_table(path)
-    df, bad = _headers(df, CONTRACT_FIELDS, str(path))
-    typed, chk = _typed(df, CONTRACT_FIELDS, str(path), today)
-    bad += chk.bad
-    chk.bad.clear()
+    table, bad = _headers(read_table(path), CONTRACT_FIELDS, str(path))
+    typed, chk = _typed(table, CONTRACT_FIELDS, today)
     if "contract_no" in typed:
-        chk.flag("contract_no", typed["contract_no"].duplicated().to_numpy() & (df["contract_no"] != "").to_numpy(),
+        no = typed["contract_no"]
+        chk.flag("contract_no", no.duplicated().to_numpy() & (no != "").to_numpy(),
                  "合同登记编号重复", "duplicate contract number")
     if known_codes is not None and "credit_code" in typed:
-        unknown = ~typed["credit_code"].isin(known_codes).to_numpy() & (df["credit_code"] != "").to_numpy()
-        chk.flag("credit_code", unknown, "记录中没有该企业", "no such enterprise in the records")
+        known = known_codes if isinstance(known_codes, pd.Index) else pd.Index(list(known_codes))
+        code = typed["credit_code"]
+        ent = known.get_indexer(code)
+        chk.flag("credit_code", (ent < 0) & (code != "").to_numpy(), "记录中没有该企业", "no such enterprise in the records")
     bad += chk.bad
     if bad:
         raise InputError(str(path), bad)

@@ -13,6 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import engine
 from .effects import clause_map, multiplier, trace_entries
@@ -31,7 +33,7 @@ class AwardLine:
     eligible_yuan: int
     granted_yuan: int = 0
     basis: list = field(default_factory=list)       # contract numbers (RW-5)
-    score: Decimal | None = None                    # reported final score, for ordering
+    score: float | None = None                      # reported final score, for ordering
     inputs: dict = field(default_factory=dict)
     derivation: str = ""
 
@@ -50,43 +52,96 @@ class BudgetOutcome:
         return dict(self.__dict__)
 
 
-def contract_rewards(contracts, year, clause):
-    """RW-5 per enterprise: {credit_code: (eligible_yuan, [contract_no…], [(no, amount 万元, yuan)…])}."""
-    eff = clause.effect
-    rate = decimal(eff["contract_rate"], "contract_rate")
-    cap_one = eff.get("per_contract_cap")
-    cap_all = eff.get("per_enterprise_cap")
+def rate_of_amounts(amounts, rate: Decimal) -> np.ndarray:
+    """Each contract amount (万元, as text) × 10000 × rate, rounded half up to the yuan.
+
+    Exact: amounts are read as decimal digits into integers and the rate as a fraction, so
+    no float ever touches money. Vectorised for plain decimals; anything else (1e3, a
+    product beyond 63 bits) goes through Decimal one by one."""
+    text = pa.array(amounts, type=pa.string())
+    out = np.zeros(len(text), dtype=object)
+    parts = pc.extract_regex(text, r"^(?P<i>[0-9]{1,12})(?:\.(?P<f>[0-9]{0,8}))?$")
+    plain = parts.is_valid().to_numpy(zero_copy_only=False)
+    p, q = rate.as_integer_ratio()
+    if plain.any():
+        ip = pc.cast(pc.struct_field(parts, "i").fill_null("0"), pa.int64()).to_numpy()[plain]
+        frac = pc.struct_field(parts, "f").fill_null("")
+        digits = int(pc.max(pc.utf8_length(frac)).as_py() or 0)
+        padded = pc.utf8_rpad(frac, digits, "0") if digits else frac
+        fp = pc.cast(pc.if_else(pc.equal(padded, ""), "0", padded), pa.int64()).to_numpy()[plain]
+        units = ip * 10 ** digits + fp                      # amount in 10^-digits 万元
+        den = 10 ** digits * q
+        if units.max(initial=0) * 2 * 10000 * p + den < 2 ** 62:
+            out[plain] = (2 * units * 10000 * p + den) // (2 * den)
+        else:
+            plain[:] = False
+    for i in np.flatnonzero(~plain):
+        out[i] = int((Decimal(text[i].as_py()) * WAN * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return out.astype(np.int64) if len(out) else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class ContractTotals:
+    """One year's contracts of a rate clause (RW-5), sorted by enterprise then number, with
+    each contract's reward and each enterprise's capped total."""
+    ent: np.ndarray          # enterprises with contracts, ascending
+    start: np.ndarray        # their first contract (index into the sorted arrays)
+    end: np.ndarray
+    total: np.ndarray        # capped total per enterprise, yuan
+    nos: np.ndarray
+    amounts: np.ndarray
+    yuan: np.ndarray
+
+    def for_rows(self, ents):
+        """Index into `ent` for each enterprise id, -1 where it has no contract."""
+        pos = np.searchsorted(self.ent, ents)
+        pos = np.minimum(pos, max(len(self.ent) - 1, 0))
+        hit = (len(self.ent) > 0) & (self.ent[pos] == ents) if len(self.ent) else np.zeros(len(ents), bool)
+        return np.where(hit, pos, -1)
+
+
+def year_contracts(contracts, year):
     if contracts is None or not len(contracts):
-        return {}
+        return None
     years = pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy()
     mine = contracts[years == year]
-    out = {}
-    for code, no, amount in sorted(zip(mine["credit_code"], mine["contract_no"], mine["amount"])):
-        yuan = (Decimal(amount) * WAN * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        if cap_one is not None:
-            yuan = min(yuan, Decimal(cap_one))
-        total, basis, used = out.get(code, (Decimal(0), [], []))
-        if yuan >= 1:
-            basis.append(no)
-        used.append((no, amount, int(yuan)))
-        out[code] = (total + yuan, basis, used)
-    return {code: (int(min(total, Decimal(cap_all)) if cap_all is not None else total), basis, used)
-            for code, (total, basis, used) in out.items()}
+    return mine if len(mine) else None
+
+
+def contract_totals(mine, clause) -> ContractTotals:
+    """Each contract's rate reward (half up to the yuan, capped) and each enterprise's total."""
+    eff = clause.effect
+    rate = decimal(eff["contract_rate"], "contract_rate")
+    nos_all = pa.array(mine["contract_no"].array) if len(mine) else pa.array([], pa.string())
+    order = np.lexsort((pc.sort_indices(nos_all).to_numpy().argsort(), mine["ent"].to_numpy()))
+    ent = mine["ent"].to_numpy()[order]
+    nos = mine["contract_no"].to_numpy(dtype=object)[order]
+    amounts = mine["amount"].to_numpy(dtype=object)[order]
+    yuan = rate_of_amounts(amounts, rate)
+    if eff.get("per_contract_cap") is not None:
+        yuan = np.minimum(yuan, eff["per_contract_cap"])
+    starts = np.flatnonzero(np.concatenate([[True], ent[1:] != ent[:-1]])) if len(ent) else np.zeros(0, np.int64)
+    ends = np.concatenate([starts[1:], [len(ent)]]) if len(ent) else starts
+    total = np.add.reduceat(yuan, starts) if len(ent) else np.zeros(0, np.int64)
+    if eff.get("per_enterprise_cap") is not None:
+        total = np.minimum(total, eff["per_enterprise_cap"])
+    return ContractTotals(ent[starts], starts, ends, total, nos, amounts, yuan)
 
 
 def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scores):
-    """Award lines with their eligible amounts, and the per-pattern trace."""
+    """Award lines with their eligible amounts, and the per-pattern trace.
+
+    The engine decides which clauses each enterprise meets; amounts are then computed per
+    clause for all its enterprises at once."""
     clauses = clause_map(policy, GROUP, year)
-    rw5 = {cid: contract_rewards(contracts, year, c) for cid, c in clauses.items() if "contract_rate" in c.effect}
-    codes = frame["credit_code"].to_numpy()
+    ents = frame["ent"].to_numpy()
+    mine = year_contracts(contracts, year)
     facts = facts_frame(GROUP, frame, stage_level)
     facts["excluded"] = excluded
     facts["tech_sme_streak"] = np.nan_to_num(streak, nan=0.0)
-    counts = pd.Series(0, index=pd.Index(codes))
-    if contracts is not None and len(contracts):
-        cy = pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy() == year
-        counts = contracts["credit_code"][cy].value_counts().reindex(codes, fill_value=0)
-    facts["contracts_in_year"] = counts.to_numpy(dtype="float64")
+    n_ent = int(max(ents.max(initial=0), mine["ent"].max() if mine is not None else 0)) + 1
+    counts = np.bincount(mine["ent"].to_numpy(), minlength=n_ent) if mine is not None else np.zeros(n_ent, np.int64)
+    facts["contracts_in_year"] = counts[ents].astype("float64")
     decision = engine.decide(policy, GROUP, year, facts)
 
     def fixed_amount(c, fact):
@@ -95,23 +150,43 @@ def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scor
     trace = trace_entries(policy, decision, clauses, lambda c, fact: (
         {"rate": str(c.effect["contract_rate"])} if "contract_rate" in c.effect
         else {"amount": fixed_amount(c, fact), "kind": c.effect["kind"]}))
-    lines = []
-    for row in np.flatnonzero(np.array([bool(decision.fired[p]) for p in decision.pattern], dtype=bool)):
-        fact = decision.facts[decision.pattern[row]]
-        for cid in decision.fired[decision.pattern[row]]:
-            c = clauses[cid]
-            code = codes[row]
-            if cid in rw5:
-                amount, basis, used = rw5[cid].get(code, (0, [], []))
-                inputs = {"contracts": [{"contract_no": no, "amount_wan": str(a), "yuan": y} for no, a, y in used]}
-            else:
-                amount, basis, inputs = fixed_amount(c, fact), [], {k: fact.get(k) for k in sorted(fact)}
-            if amount > 0:
-                lines.append(AwardLine(code, cid, c.effect["kind"], int(amount), int(amount), basis,
-                                       scores[row], inputs))
+    codes = frame["credit_code"]
     order = {cid: i for i, cid in enumerate(clauses)}
-    lines.sort(key=lambda a: (a.credit_code, order[a.clause]))
-    return lines, decision, trace
+    found = []                       # (row, clause order, AwardLine)
+    for cid, c in clauses.items():
+        rows = np.flatnonzero(decision.fired_mask(cid))
+        if not len(rows):
+            continue
+        kind = c.effect["kind"]
+        if "contract_rate" in c.effect:
+            if mine is None:
+                continue
+            ct = contract_totals(mine, c)
+            pos = ct.for_rows(ents[rows])
+            rows, pos = rows[pos >= 0], pos[pos >= 0]
+            for row, p in zip(rows.tolist(), pos.tolist()):
+                if ct.total[p] <= 0:
+                    continue
+                a, b = ct.start[p], ct.end[p]
+                y = ct.yuan[a:b]
+                inputs = {"contract_no": ct.nos[a:b].tolist(), "amount_wan": ct.amounts[a:b].tolist(),
+                          "yuan": y.tolist()}
+                found.append((row, order[cid], AwardLine(None, cid, kind, int(ct.total[p]), int(ct.total[p]),
+                                                         ct.nos[a:b][y >= 1].tolist(), None, inputs)))
+        else:
+            for row in rows.tolist():
+                fact = decision.facts[decision.pattern[row]]
+                amount = fixed_amount(c, fact)
+                if amount > 0:
+                    found.append((row, order[cid], AwardLine(None, cid, kind, amount, amount, [], None, fact)))
+    if found:
+        rows = np.array([f[0] for f in found])
+        code_text = codes.to_numpy(dtype=object)[rows] if len(rows) else []
+        for (row, _, line), code in zip(found, code_text):
+            line.credit_code = code
+            line.score = None if np.isnan(scores[row]) else float(scores[row])
+    found.sort(key=lambda f: (f[2].credit_code, f[1]))
+    return [f[2] for f in found], decision, trace
 
 
 def _share(lines, amount, total):
@@ -127,7 +202,7 @@ def _share(lines, amount, total):
         given += q
         rems.append((r, a))
     left = amount - given
-    rems.sort(key=lambda ra: (-ra[0], -(ra[1].score if ra[1].score is not None else Decimal(-1)),
+    rems.sort(key=lambda ra: (-ra[0], -(ra[1].score if ra[1].score is not None else -1.0),
                               ra[1].credit_code, ra[1].clause))
     for _, a in rems[:left]:
         a.granted_yuan += 1
@@ -157,7 +232,7 @@ def allocate(lines, budget=None, strategy="pro_rata") -> BudgetOutcome:
             if strategy == "pro_rata":
                 _share(floating, remaining, v_total)
             elif strategy == "rank_priority":
-                ranked = sorted(floating, key=lambda a: (-(a.score if a.score is not None else Decimal(-1)),
+                ranked = sorted(floating, key=lambda a: (-(a.score if a.score is not None else -1.0),
                                                          a.credit_code, a.clause))
                 for a in ranked:
                     a.granted_yuan = min(a.eligible_yuan, remaining)

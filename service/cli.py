@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from rules.evaluate import EvaluationError, evaluate
 from rules.output import write
 from rules.policy import PolicyError, load_policy
-from rules.records import InputError, load_contracts, load_records
+from rules.records import InputError, enterprise_codes, load_contracts, load_records
 
 
 def _fail(message, code=2):
@@ -35,11 +36,11 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     known = None
     try:
         recs = load_records(records)
-        known = set(recs["credit_code"])
+        known = enterprise_codes(recs)
     except InputError as exc:
         errors.append(exc)
         if exc.frame is not None and "credit_code" in exc.frame:
-            known = set(exc.frame["credit_code"])
+            known = pd.Index(exc.frame["credit_code"].unique())
     if contracts:
         say("读取并校验技术合同 / reading contracts")
         try:

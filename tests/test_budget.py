@@ -8,7 +8,7 @@ from rules.rewards import AwardLine, allocate
 
 line = st.builds(
     lambda code, clause, kind, amount, score: AwardLine(f"C{code:04d}", clause, kind, amount,
-                                                        score=None if score is None else Decimal(score) / 100),
+                                                        score=None if score is None else score / 100),
     st.integers(0, 60), st.sampled_from(["RW-1", "RW-2", "RW-3", "RW-4", "RW-5"]),
     st.sampled_from(["fixed", "floating"]), st.integers(1, 1_000_000),
     st.one_of(st.none(), st.integers(0, 10000)))
@@ -34,7 +34,7 @@ def test_budget_properties(award_lines, budget, strategy):
 
 
 def _key(a):
-    return (-(a.score if a.score is not None else Decimal(-1)), a.credit_code, a.clause)
+    return (-(a.score if a.score is not None else -1.0), a.credit_code, a.clause)
 
 
 @settings(max_examples=300, deadline=None)
@@ -61,8 +61,21 @@ def test_pro_rata_is_within_a_yuan_of_the_exact_share(award_lines, budget):
 
 
 def test_largest_remainder_tie_breaks_by_score_then_code():
-    a = AwardLine("B", "RW-1", "floating", 1, score=Decimal("50"))
-    b = AwardLine("A", "RW-1", "floating", 1, score=Decimal("50"))
-    c = AwardLine("C", "RW-1", "floating", 1, score=Decimal("60"))
+    a = AwardLine("B", "RW-1", "floating", 1, score=50.0)
+    b = AwardLine("A", "RW-1", "floating", 1, score=50.0)
+    c = AwardLine("C", "RW-1", "floating", 1, score=60.0)
     allocate([a, b, c], 2, "pro_rata")          # each 2/3: one yuan short, two get the extra
     assert (c.granted_yuan, b.granted_yuan, a.granted_yuan) == (1, 1, 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.decimals(min_value=0, max_value=10**9, places=5,
+                            allow_nan=False, allow_infinity=False), min_size=1, max_size=30),
+       st.sampled_from(["0.01", "0.015", "0.0125", "1"]))
+def test_contract_rate_is_exact_decimal_half_up(amounts, rate):
+    from decimal import ROUND_HALF_UP
+    from rules.rewards import rate_of_amounts
+    text = [format(a, "f") for a in amounts] + ["1e3"]
+    got = rate_of_amounts(text, Decimal(rate)).tolist()
+    want = [int((Decimal(t) * 10000 * Decimal(rate)).quantize(Decimal(1), rounding=ROUND_HALF_UP)) for t in text]
+    assert got == want
