@@ -113,7 +113,7 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         s = pd.Series(reported[included])
         pct[included] = s.groupby(pd.Series(level[included])).rank(method="max", pct=True).to_numpy() * 100
     scores = pd.DataFrame({
-        "credit_code": cur["credit_code"].to_numpy(),
+        "credit_code": cur["credit_code"].array,
         "year": year,
         "stage": stage_names,
         "excluded": nl.excluded,
@@ -122,7 +122,7 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         "weighted": weighted, "deductions": nl.deductions, "decay_factor": dec_factor,
         "bonus": bon, "final_score": reported,
         "rank_in_stage": rank_stage, "rank_overall": rank_all, "stage_percentile": pct,
-        "name": cur["name"].to_numpy(), "park": cur["park"].to_numpy(), "industry": cur["industry"].to_numpy(),
+        "name": cur["name"].array, "park": cur["park"].array, "industry": cur["industry"].array,
         "completed_years": completed,
     })
     for col in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus"):

@@ -26,9 +26,12 @@ def indicator_values(clause, frame) -> np.ndarray:
 
 def _percentile(v, maximum):
     """max × (#members with value ≤ v) ÷ cohort size; missing counts as below every value."""
-    present = np.sort(v[~np.isnan(v)])
-    missing = len(v) - len(present)
-    k = np.searchsorted(present, np.nan_to_num(v, nan=-np.inf), side="right") + missing
+    filled = np.nan_to_num(v, nan=-np.inf)      # missing ranks below every value
+    order = np.argsort(filled, kind="stable")
+    ranked = filled[order]
+    k = np.empty(len(v), dtype=np.int64)
+    # members ≤ each value = position after the last equal value (queries already sorted)
+    k[order] = np.searchsorted(ranked, ranked, side="right")
     return maximum * k / len(v)
 
 

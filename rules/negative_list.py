@@ -31,14 +31,14 @@ def facts_frame(group, frame, stage_level, missing_flag=False):
         if key == "stage":
             out[key] = pd.Series(stage_level).map(LEVEL_STAGE).to_numpy(dtype=object)
         elif key in frame:
-            col = frame[key].to_numpy()
             if kind == BOOL:
-                out[key] = np.where(pd.isna(col), missing_flag, col == 1)
+                col = frame[key].to_numpy(dtype="float64")
+                out[key] = np.where(np.isnan(col), missing_flag, col == 1)
             elif kind == NUM:
-                out[key] = np.nan_to_num(col.astype("float64"), nan=0.0)
+                out[key] = np.nan_to_num(frame[key].to_numpy(dtype="float64"), nan=0.0)
             else:
-                out[key] = col
-    return pd.DataFrame(out)
+                out[key] = frame[key].array      # text stays in its arrow buffer
+    return pd.DataFrame(out, copy=False)
 
 
 def apply(policy, year, frame, stage_level) -> NegativeList:

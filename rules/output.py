@@ -55,8 +55,9 @@ def scores_table(ev) -> pa.Table:
     """scores.csv as text columns, sorted by credit code."""
     s = ev.scores
     d = ev.policy.groups["policy"]["scoring"]["decimals"]
-    order = np.argsort(s["credit_code"].to_numpy(dtype=object), kind="stable")
-    cols = {"credit_code": pa.array(s["credit_code"].to_numpy(dtype=object), pa.string()),
+    codes = _arrow_text(s["credit_code"])
+    order = pc.sort_indices(codes)
+    cols = {"credit_code": codes,
             "year": pa.array(s["year"].astype(str).to_numpy(dtype=object), pa.string()),
             "stage": pa.array(s["stage"].to_numpy(dtype=object), pa.string()),
             "excluded": pa.array(np.where(s["excluded"], "true", "false")),
@@ -65,7 +66,7 @@ def scores_table(ev) -> pa.Table:
         cols[col] = fixed(s[col], d)
     for col in ("rank_in_stage", "rank_overall"):
         cols[col] = fixed(s[col], 0)
-    return pa.table(cols).take(pa.array(order))
+    return pa.table(cols).take(order)
 
 
 def awards_frame(ev) -> pd.DataFrame:
@@ -111,6 +112,34 @@ def _ref(year):
     return dt.date(year, 12, 31)
 
 
+def _arrow_text(series) -> pa.ChunkedArray:
+    """A pandas text column as arrow strings (no copy when it is arrow-backed already)."""
+    arr = series.array
+    if hasattr(arr, "__arrow_array__"):
+        return pa.chunked_array(arr.__arrow_array__()).cast(pa.string())
+    return pa.chunked_array([pa.array(series.to_numpy(dtype=object), pa.string())])
+
+
+def _reward_fragments(ev, n) -> np.ndarray:
+    """The rewards part of each enterprise's trace line ('[]' when it has none)."""
+    out = np.full(n, "[]", dtype=object)
+    by_row = {}
+    facts = {}
+    for a in ev.awards:
+        inputs = facts.get(id(a.inputs)) if a.contracts is None else None
+        if inputs is None:
+            inputs = _dump(a.explain_inputs())
+            if a.contracts is None:
+                facts[id(a.inputs)] = inputs
+        by_row.setdefault(a.row, []).append(
+            f'{{"clause":"{a.clause}","kind":"{a.kind}","eligible_yuan":{a.eligible_yuan},'
+            f'"granted_yuan":{a.granted_yuan},"basis":{_dump(a.basis)},"inputs":{inputs},'
+            f'"derivation":{_dump(a.derivation)}}}')
+    for row, parts in by_row.items():
+        out[row] = "[" + ",".join(parts) + "]"
+    return out
+
+
 def trace_array(ev) -> pa.Array:
     """One JSON object per enterprise (built column-wise, a million lines in seconds): every
     clause that fired with its citation, inputs and effect, and every number of its scores.csv
@@ -120,15 +149,8 @@ def trace_array(ev) -> pa.Array:
     n = len(s)
     weights = policy.groups["indicators"]["weights"]
     frag = {g: _take([_dump(e) for e in entries], pat) for g, (pat, entries) in ev.traces.items()}
-    awards = {}
-    for a in ev.awards:
-        awards.setdefault(a.credit_code, []).append({
-            "clause": a.clause, "kind": a.kind,
-            "eligible_yuan": a.eligible_yuan, "granted_yuan": a.granted_yuan, "basis": a.basis,
-            "inputs": a.inputs, "derivation": a.derivation})
-    codes = pa.array(s["credit_code"].to_numpy(dtype=object), type=pa.string())
-    rewards = pa.array(pd.Series(s["credit_code"].to_numpy(dtype=object)).map(
-        {k: _dump(v) for k, v in awards.items()}).fillna("[]").to_numpy(dtype=object), type=pa.string())
+    rewards = pa.array(_reward_fragments(ev, n), type=pa.string())
+    codes = _arrow_text(s["credit_code"])
     stage = pa.array(s["stage"].to_numpy(dtype=object), type=pa.string())
     st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
     w_frag = _take([_dump(dict(weights[k])) for k in st_codes],

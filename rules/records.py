@@ -172,21 +172,39 @@ class _Checker:
 
     def missing(self, f, raw):
         empty = pc.equal(pc.binary_length(raw), 0).to_numpy(zero_copy_only=False)
-        if f.kind in NUMERIC_KINDS and not pc.all(pc.equal(raw, pc.utf8_trim_whitespace(raw))).as_py():
-            # numbers are not trimmed up front (it costs); a blank-only cell is still empty
+        if f.kind in NUMERIC_KINDS and f.required:
+            # numbers are not trimmed up front (it costs): a blank-only required cell is empty too
             empty |= pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0).to_numpy(zero_copy_only=False)
         if f.required:
             self.flag(f.key, empty, f"必填项「{f.label}」为空", "required value is missing")
         return empty
 
     def number(self, f, raw, empty):
+        """Parse a number column. Fast path: one arrow cast and a min/max decide that the
+        whole column is fine; the per-cell tests run only when something is wrong."""
         nulled = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), raw)
         try:
-            num = pc.cast(nulled, pa.float64()).to_numpy(zero_copy_only=False)
+            arr = pc.cast(nulled, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = None
+        if arr is not None:
+            mm = pc.min_max(arr).as_py()
+            lo, hi = mm["min"], mm["max"]
+            fine = (lo is None or (np.isfinite(lo) and np.isfinite(hi)
+                                   and (f.kind == "signed" or lo >= 0)
+                                   and (f.kind != "ratio" or hi <= 100)))
+            if fine and f.kind in ("count", "year") and lo is not None:
+                fine = pc.all(pc.equal(pc.floor(arr), arr)).as_py() is not False
+            if fine and lo is not None:
+                fine = not pc.any(pc.is_nan(arr)).as_py()          # a cell that says 'nan'
+            if fine:
+                return arr.to_numpy(zero_copy_only=False)
+            num = arr.to_numpy(zero_copy_only=False)
+        else:
             # slow path, only for a column with blanks around numbers or bad cells
-            num = pd.to_numeric(pd.Series(nulled.to_pylist(), dtype=object).str.strip(),
-                                errors="coerce").to_numpy(dtype="float64")
+            text = pd.Series(nulled.to_pylist(), dtype=object).str.strip()
+            empty |= (text == "").to_numpy()
+            num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype="float64")
         num = np.where(empty, np.nan, num)
         self.flag(f.key, ~empty & np.isnan(num), "不是数字", "not a number")
         with np.errstate(invalid="ignore"):

@@ -21,41 +21,34 @@ def environment():
     return env
 
 
-def award_table(ev):
-    """Lines with names and citations, and totals per clause and overall."""
-    names = dict(zip(ev.scores["credit_code"], ev.scores["name"]))
-    lines, totals = [], {}
+def award_rows(ev):
+    """The award list in one pass: the detail rows as HTML (rendered here rather than in a
+    template loop: a large zone has hundreds of thousands of lines) and totals per clause."""
+    names = ev.scores["name"].to_numpy(dtype=object)
     clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
+    head = {cid: f'{cid} {esc(c.title)}</td>' for cid, c in clauses.items()}
+    cite = {cid: esc(c.citation) for cid, c in clauses.items()}
+    totals = {cid: {"clause": cid, "title": c.title, "count": 0, "eligible": 0, "granted": 0}
+              for cid, c in clauses.items()}
+    out = []
     for a in ev.awards:
-        c = clauses[a.clause]
-        lines.append({"code": a.credit_code, "name": names.get(a.credit_code, ""), "clause": a.clause,
-                      "title": c.title, "citation": c.citation, "eligible": a.eligible_yuan,
-                      "granted": a.granted_yuan, "basis": ";".join(a.basis), "derivation": a.derivation})
-        t = totals.setdefault(a.clause, {"clause": a.clause, "title": c.title, "count": 0, "eligible": 0, "granted": 0})
+        t = totals[a.clause]
         t["count"] += 1
         t["eligible"] += a.eligible_yuan
         t["granted"] += a.granted_yuan
-    return lines, [totals[k] for k in sorted(totals, key=lambda k: int(k.split("-")[1]))]
-
-
-def _rows(lines) -> Markup:
-    """The detail rows, rendered here rather than in a template loop: an award list of a
-    large zone has hundreds of thousands of lines, too many for per-cell template calls."""
-    out = []
-    for ln in lines:
-        basis = esc(ln["citation"])
-        if ln["basis"]:
-            basis += "；合同：" + esc(ln["basis"])
-        if ln["granted"] != ln["eligible"]:
-            basis += "；" + esc(ln["derivation"])
-        out.append(f'<tr><td>{esc(ln["name"])}</td><td>{esc(ln["code"])}</td><td>{ln["clause"]} {esc(ln["title"])}</td>'
-                   f'<td class="num">{ln["eligible"]:,}</td><td class="num">{ln["granted"]:,}</td>'
+        basis = cite[a.clause]
+        if a.basis:
+            basis += "；合同：" + esc(";".join(a.basis))
+        if a.granted_yuan != a.eligible_yuan:
+            basis += "；" + esc(a.derivation)
+        out.append(f'<tr><td>{esc(str(names[a.row]))}</td><td>{a.credit_code}</td><td>{head[a.clause]}'
+                   f'<td class="num">{a.eligible_yuan:,}</td><td class="num">{a.granted_yuan:,}</td>'
                    f'<td class="basis">{basis}</td></tr>')
-    return Markup("\n".join(out))
+    return Markup("\n".join(out)), [t for t in totals.values() if t["count"]]
 
 
 def render_awards(ev) -> str:
-    lines, totals = award_table(ev)
+    rows, totals = award_rows(ev)
     return environment().get_template("reports/awards.html").render(
-        ev=ev, rows=_rows(lines), totals=totals, budget=ev.budget,
+        ev=ev, rows=rows, totals=totals, budget=ev.budget,
         total_eligible=sum(t["eligible"] for t in totals), total_granted=sum(t["granted"] for t in totals))

@@ -34,8 +34,18 @@ class AwardLine:
     granted_yuan: int = 0
     basis: list = field(default_factory=list)       # contract numbers (RW-5)
     score: float | None = None                      # reported final score, for ordering
-    inputs: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)     # the engine fact the clause read
     derivation: str = ""
+    row: int = -1                                   # the enterprise's row in the evaluation
+    contracts: tuple | None = None                  # (ContractTotals, start, end) for RW-5
+
+    def explain_inputs(self) -> dict:
+        """The data the amount came from: the fact, or each contract with its reward."""
+        if self.contracts is None:
+            return self.inputs
+        ct, a, b = self.contracts
+        return {"contract_no": ct.nos[a:b].tolist(), "amount_wan": ct.amounts[a:b].tolist(),
+                "yuan": ct.yuan[a:b].tolist()}
 
 
 @dataclass
@@ -164,15 +174,14 @@ def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scor
             ct = contract_totals(mine, c)
             pos = ct.for_rows(ents[rows])
             rows, pos = rows[pos >= 0], pos[pos >= 0]
-            for row, p in zip(rows.tolist(), pos.tolist()):
-                if ct.total[p] <= 0:
+            counted = ct.yuan >= 1          # the basis lists the contracts whose reward is ≥ 1 yuan
+            for row, p, a, b, total in zip(rows.tolist(), pos.tolist(), ct.start[pos].tolist(),
+                                           ct.end[pos].tolist(), ct.total[pos].tolist()):
+                if total <= 0:
                     continue
-                a, b = ct.start[p], ct.end[p]
-                y = ct.yuan[a:b]
-                inputs = {"contract_no": ct.nos[a:b].tolist(), "amount_wan": ct.amounts[a:b].tolist(),
-                          "yuan": y.tolist()}
-                found.append((row, order[cid], AwardLine(None, cid, kind, int(ct.total[p]), int(ct.total[p]),
-                                                         ct.nos[a:b][y >= 1].tolist(), None, inputs)))
+                found.append((row, order[cid], AwardLine(None, cid, kind, total, total,
+                                                         ct.nos[a:b][counted[a:b]].tolist(), None, {},
+                                                         contracts=(ct, a, b))))
         else:
             for row in rows.tolist():
                 fact = decision.facts[decision.pattern[row]]
@@ -184,6 +193,7 @@ def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scor
         code_text = codes.to_numpy(dtype=object)[rows] if len(rows) else []
         for (row, _, line), code in zip(found, code_text):
             line.credit_code = code
+            line.row = row
             line.score = None if np.isnan(scores[row]) else float(scores[row])
     found.sort(key=lambda f: (f[2].credit_code, f[1]))
     return [f[2] for f in found], decision, trace

@@ -154,3 +154,13 @@ def test_evaluate_leaves_existing_output_when_input_is_bad(runner, tmp_path):
     res = runner.invoke(cli, ["evaluate", "--records", str(rec), "--year", "2022", "--out", str(out)])
     assert res.exit_code != 0
     assert (out / "scores.csv").read_text(encoding="utf-8") == "old"
+
+
+def test_numbers_with_blanks_and_blank_cells(tmp_path):
+    df = load_records(write(tmp_path / "r.csv", [GOOD | {"rd_expense": " 30 ", "invention_grants": "  "},
+                                                 GOOD | {"credit_code": code_for("B"), "rd_expense": "nan"}][:1]))
+    assert df["rd_expense"].iloc[0] == 30 and np.isnan(df["invention_grants"].iloc[0])
+    cells = bad_cells(write(tmp_path / "s.csv", [GOOD | {"rd_expense": "nan"}, GOOD | {"credit_code": code_for("B"),
+                                                                                      "rd_expense": "inf"}]))
+    assert cells[(2, "rd_expense")].reason_zh == "不是数字"
+    assert cells[(3, "rd_expense")].reason_zh == "不是有限数"
