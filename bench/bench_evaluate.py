@@ -42,7 +42,7 @@ def child(size, workdir, trace):
     from rules import output
     from rules.evaluate import evaluate
     from rules.policy import load_policy
-    from rules.records import enterprise_codes, load_contracts, load_records
+    from rules.records import load_inputs
 
     work = Path(workdir)
     t = {}
@@ -52,17 +52,22 @@ def child(size, workdir, trace):
 
     t0 = time.perf_counter()
     pv = load_policy()
-    recs = load_records(work / "records.csv")
-    cons = load_contracts(work / "contracts.csv", enterprise_codes(recs))
+    recs, cons = load_inputs(work / "records.csv", work / "contracts.csv")
     t["parse_validate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ev = evaluate(recs, YEAR, pv, cons, budget=None)
     t["evaluate_total"] = time.perf_counter() - t0
     t.update({f"evaluate.{k}": v for k, v in ev.timings.items()})
     t0 = time.perf_counter()
-    output.write(ev, work / "out", {"records": work / "records.csv", "contracts": work / "contracts.csv"}, trace=trace)
+    parts = {}
+    output.write(ev, work / "out", {"records": work / "records.csv", "contracts": work / "contracts.csv"},
+                 trace=trace, timings=parts)
     t["write_outputs"] = time.perf_counter() - t0
+    t.update(parts)
     t["total"] = t["parse_validate"] + t["evaluate_total"] + t["write_outputs"]
+    t = {k: t[k] for k in ["baseline_read_csv", "parse_validate", "evaluate_total"]
+         + [k for k in t if k.startswith("evaluate.")] + ["write_outputs"]
+         + [k for k in t if k.startswith("write.")] + ["total"]}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"size": size, "seconds": t, "peak_mb": peak_mb,
                       "engine_patterns": ev.engine_patterns}))
@@ -93,6 +98,7 @@ def main():
             print(f"\n== {size:,} enterprises ({r['rows']:,} record rows, {r['contracts']:,} contracts) ==")
             for k, v in s.items():
                 share = f"{100 * v / s['total']:5.1f}% of total" if not k.startswith("baseline") and k != "total" else ""
+                k = ("  " + k) if "." in k else k
                 print(f"  {k:<28} {v:8.2f} s  {share}")
             print(f"  enterprises per second       {size / s['total']:10,.0f}")
             print(f"  peak memory                  {r['peak_mb']:8.0f} MB")

@@ -67,7 +67,8 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         if (ent < 0).any():
             raise EvaluationError("技术合同中有记录以外的企业 / contracts of enterprises not in the records")
         contracts = contracts.assign(ent=ent)
-    records = records[records["year"] <= year].reset_index(drop=True)
+    if (records["year"].to_numpy() > year).any():     # later years are not history of Y
+        records = records[records["year"] <= year].reset_index(drop=True)
     levels = stage.classify(stage_clause, records["revenue"].to_numpy(), records["registered_on"].to_numpy(),
                             records["year"].to_numpy())
     cur_mask = (records["year"] == year).to_numpy()

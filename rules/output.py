@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -120,21 +123,40 @@ def _arrow_text(series) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(series.to_numpy(dtype=object), pa.string())])
 
 
+_JSON_UNSAFE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _json_strings(items) -> str:
+    """A JSON list of strings; plain text (no quote, backslash or control character, as
+    contract numbers and amounts are) is joined directly, anything else goes through json."""
+    joined = '","'.join(items)
+    if _JSON_UNSAFE.search(joined):
+        return _dump(list(items))
+    return '["' + joined + '"]' if items else "[]"
+
+
 def _reward_fragments(ev, n) -> np.ndarray:
     """The rewards part of each enterprise's trace line ('[]' when it has none)."""
     out = np.full(n, "[]", dtype=object)
     by_row = {}
-    facts = {}
+    cache = {}                       # fixed-amount inputs are one engine fact shared by many
     for a in ev.awards:
-        inputs = facts.get(id(a.inputs)) if a.contracts is None else None
-        if inputs is None:
-            inputs = _dump(a.explain_inputs())
-            if a.contracts is None:
-                facts[id(a.inputs)] = inputs
+        if a.contracts is None:
+            inputs = cache.get(id(a.inputs))
+            if inputs is None:
+                inputs = cache[id(a.inputs)] = _dump(a.inputs)
+        else:
+            ct, lo, hi = a.contracts
+            inputs = (f'{{"contract_no":{_json_strings(ct.nos[lo:hi].tolist())},'
+                      f'"amount_wan":{_json_strings(ct.amounts[lo:hi].tolist())},'
+                      f'"yuan":[{",".join(map(str, ct.yuan[lo:hi].tolist()))}]}}')
+        derivation = cache.get(a.derivation)
+        if derivation is None:
+            derivation = cache[a.derivation] = _dump(a.derivation)
         by_row.setdefault(a.row, []).append(
             f'{{"clause":"{a.clause}","kind":"{a.kind}","eligible_yuan":{a.eligible_yuan},'
-            f'"granted_yuan":{a.granted_yuan},"basis":{_dump(a.basis)},"inputs":{inputs},'
-            f'"derivation":{_dump(a.derivation)}}}')
+            f'"granted_yuan":{a.granted_yuan},"basis":{_json_strings(a.basis)},"inputs":{inputs},'
+            f'"derivation":{derivation}}}')
     for row, parts in by_row.items():
         out[row] = "[" + ",".join(parts) + "]"
     return out
@@ -233,21 +255,42 @@ def manifest(ev, inputs: dict, extra=None) -> dict:
     return m
 
 
-def write(ev, out_dir, inputs: dict, trace=True):
-    """Write every output file of an evaluation into `out_dir` (created if needed)."""
+def write(ev, out_dir, inputs: dict, trace=True, timings=None):
+    """Write every output file of an evaluation into `out_dir` (created if needed).
+    `timings`, when a dict, receives the seconds each file took."""
     from .report import render_awards
+    t = timings if timings is not None else {}
+    clock = [time.perf_counter()]
+
+    def lap(name):
+        now = time.perf_counter()
+        t[name] = now - clock[0]
+        clock[0] = now
+
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".innopoints-", dir=out_dir.parent))
     try:
-        write_plain_csv(scores_table(ev), tmp / "scores.csv")
-        write_plain_csv(pa.Table.from_pandas(awards_frame(ev).astype(str), preserve_index=False), tmp / "awards.csv")
-        if trace:
-            write_trace(ev, tmp / "trace.jsonl")
-            write_csv(indicators_frame(ev), tmp / "indicators.csv")
-        (tmp / "awards.html").write_text(render_awards(ev), encoding="utf-8")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # arrow's CSV writer runs without the GIL: the wide indicator table is written
+            # on the second core while this one builds the trace and the award list
+            side = pool.submit(write_csv, indicators_frame(ev), tmp / "indicators.csv") if trace else None
+            lap("write.start")
+            write_plain_csv(scores_table(ev), tmp / "scores.csv")
+            write_plain_csv(pa.Table.from_pandas(awards_frame(ev).astype(str), preserve_index=False),
+                            tmp / "awards.csv")
+            lap("write.scores_awards")
+            if trace:
+                write_trace(ev, tmp / "trace.jsonl")
+            lap("write.trace")
+            (tmp / "awards.html").write_text(render_awards(ev), encoding="utf-8")
+            lap("write.awards_html")
+            if side is not None:
+                side.result()
+            lap("write.indicators_wait")
         m = manifest(ev, inputs)
         m["outputs"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        lap("write.checksums")
         (tmp / "manifest.json").write_text(json.dumps(m, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")
         out_dir.mkdir(exist_ok=True)

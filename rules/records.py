@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import csv
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -404,11 +405,57 @@ def load_contracts(path, known_codes=None, today=None) -> pd.DataFrame:
         chk.flag("contract_no", no.duplicated().to_numpy() & (no != "").to_numpy(),
                  "合同登记编号重复", "duplicate contract number")
     if known_codes is not None and "credit_code" in typed:
-        known = known_codes if isinstance(known_codes, pd.Index) else pd.Index(list(known_codes))
-        code = typed["credit_code"]
-        ent = known.get_indexer(code)
-        chk.flag("credit_code", (ent < 0) & (code != "").to_numpy(), "记录中没有该企业", "no such enterprise in the records")
+        bad += contract_owner_errors(typed, known_codes)
     bad += chk.bad
     if bad:
-        raise InputError(str(path), bad)
+        raise InputError(str(path), bad, typed)
     return typed
+
+
+def contract_owner_errors(contracts, known_codes) -> list:
+    """Bad cells for contracts whose enterprise is not among `known_codes`."""
+    known = known_codes if isinstance(known_codes, pd.Index) else pd.Index(list(known_codes))
+    code = contracts["credit_code"]
+    unknown = (known.get_indexer(code) < 0) & (code != "").to_numpy()
+    rows = np.flatnonzero(unknown)
+    values = code.to_numpy(dtype=object)[rows]
+    return [BadCell(int(r) + 2, "credit_code", str(v), "记录中没有该企业", "no such enterprise in the records")
+            for r, v in zip(rows, values)]
+
+
+class InputErrors(Exception):
+    """Bad cells in one or more input files (each an InputError)."""
+
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+def load_inputs(records, contracts=None, today=None):
+    """Load and validate a records file and (optionally) a contracts file; every bad cell of
+    both is gathered before InputErrors is raised. The contracts file is read and checked on
+    the second core meanwhile (arrow releases the GIL); whose contracts they are is checked
+    once the records are in."""
+    errors, recs, cons, known = [], None, None, None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load_contracts, contracts, None, today) if contracts else None
+        try:
+            recs = load_records(records, today)
+            known = enterprise_codes(recs)
+        except InputError as exc:
+            errors.append(exc)
+            if exc.frame is not None and "credit_code" in exc.frame:
+                known = pd.Index(exc.frame["credit_code"].unique())
+        if pending is not None:
+            try:
+                cons = pending.result()
+                cells = contract_owner_errors(cons, known) if known is not None else []
+            except InputError as exc:
+                cells = exc.cells
+                if known is not None and exc.frame is not None and "credit_code" in exc.frame:
+                    cells = cells + contract_owner_errors(exc.frame, known)
+            if cells:
+                errors.append(InputError(str(contracts), cells))
+    if errors:
+        raise InputErrors(errors)
+    return recs, cons

@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from rules.evaluate import EvaluationError, evaluate
 from rules.output import write
 from rules.policy import PolicyError, load_policy
-from rules.records import InputError, enterprise_codes, load_contracts, load_records
+from rules.records import InputErrors, load_inputs
 
 
 def _fail(message, code=2):
@@ -25,38 +24,15 @@ def cli():
 
 
 def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=None, progress=None):
-    """Load, validate and evaluate; raise InputError/PolicyError/EvaluationError on bad input.
+    """Load, validate and evaluate; raise InputErrors/PolicyError/EvaluationError on bad input.
 
     Every input is checked (all bad cells of both files are gathered) before anything runs."""
     say = progress or (lambda msg: None)
     pv = load_policy(policy)
-    say("读取并校验企业记录 / reading records")
-    errors = []
-    recs = cons = None
-    known = None
-    try:
-        recs = load_records(records)
-        known = enterprise_codes(recs)
-    except InputError as exc:
-        errors.append(exc)
-        if exc.frame is not None and "credit_code" in exc.frame:
-            known = pd.Index(exc.frame["credit_code"].unique())
-    if contracts:
-        say("读取并校验技术合同 / reading contracts")
-        try:
-            cons = load_contracts(contracts, known)
-        except InputError as exc:
-            errors.append(exc)
-    if errors:
-        raise InputErrors(errors)
+    say("读取并校验企业记录与技术合同 / reading records and contracts")
+    recs, cons = load_inputs(records, contracts)
     say(f"评价 {year} 年度 / evaluating {year}")
     return evaluate(recs, year, pv, cons, budget, strategy)
-
-
-class InputErrors(Exception):
-    def __init__(self, errors):
-        self.errors = errors
-        super().__init__("; ".join(str(e) for e in errors))
 
 
 @cli.command("evaluate")

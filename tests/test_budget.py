@@ -79,3 +79,10 @@ def test_contract_rate_is_exact_decimal_half_up(amounts, rate):
     got = rate_of_amounts(text, Decimal(rate)).tolist()
     want = [int((Decimal(t) * 10000 * Decimal(rate)).quantize(Decimal(1), rounding=ROUND_HALF_UP)) for t in text]
     assert got == want
+
+
+def test_contract_numbers_that_need_escaping_stay_valid_json():
+    import json
+    from rules.output import _json_strings
+    assert json.loads(_json_strings(['A"1', "B\\2", "C3"])) == ['A"1', "B\\2", "C3"]
+    assert _json_strings([]) == "[]"

@@ -47,3 +47,50 @@ def test_two_runs_are_byte_identical(runner, golden, tmp_path):
         assert evaluate(runner, golden, tmp_path / name, ["--budget", "28000000"]).exit_code == 0
     for f in ("scores.csv", "awards.csv", "trace.jsonl", "indicators.csv", "awards.html", "manifest.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_every_score_is_explained_by_its_trace(runner, golden, tmp_path):
+    """Recompute each scores.csv figure from trace.jsonl and indicators.csv alone."""
+    import csv
+    import json
+    out = tmp_path / "out"
+    assert evaluate(runner, golden, out, ["--budget", "28000000"]).exit_code == 0
+    lines = (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    traces = {t["credit_code"]: t for t in map(json.loads, lines[1:])}
+    with open(out / "scores.csv", encoding="utf-8") as f:
+        scores = {r["credit_code"]: r for r in csv.DictReader(f)}
+    with open(out / "indicators.csv", encoding="utf-8") as f:
+        points = {r["credit_code"]: r for r in csv.DictReader(f)}
+    with open(out / "awards.csv", encoding="utf-8") as f:
+        awards = {(r["credit_code"], r["clause"]): r for r in csv.DictReader(f)}
+    assert len(traces) == len(scores) == 300
+    for code, row in scores.items():
+        t = traces[code]
+        assert t["stage"]["stage"] == row["stage"]
+        if row["excluded"] == "true":
+            fired = [e["clause"] for e in t["negative_list"] if e["effect"].get("exclude")]
+            assert ";".join(fired) == row["exclusion_clauses"]
+            continue
+        for e in t["negative_list"] + t["decay"] + t["bonus"]:
+            assert e["clause"] in header["clauses"] and header["clauses"][e["clause"]]["citation"]
+        ded = sum(e["effect"].get("deduct", 0) for e in t["negative_list"])
+        factor = 1.0
+        for e in t["decay"]:
+            factor *= e["effect"]["factor"]
+        bonus = sum(e["effect"]["add"] for e in t["bonus"])
+        s = t["scores"]
+        cats = {cat: sum(float(v) for k, v in points[code].items() if k.startswith(f"IND-{n}.") and k.endswith("points"))
+                for cat, n in (("tech_score", 1), ("growth_score", 2), ("aux_score", 3))}
+        w = s["weights"]
+        weighted = w["tech"] * cats["tech_score"] + w["growth"] * cats["growth_score"] + w["aux"] * cats["aux_score"]
+        final = max(0.0, weighted - ded) * factor + bonus
+        for key, value in (("deductions", ded), ("decay_factor", factor), ("bonus", bonus), ("weighted", weighted),
+                           ("final_score", final), *cats.items()):
+            assert abs(float(row[key]) - value) < 2e-4, (code, key, row[key], value)
+    for (code, clause), a in awards.items():
+        line = next(x for x in traces[code]["rewards"] if x["clause"] == clause)
+        assert (line["eligible_yuan"], line["granted_yuan"]) == (int(a["eligible_yuan"]), int(a["granted_yuan"]))
+        if clause == "RW-5":
+            assert ";".join(line["basis"]) == a["basis"]
+            assert sum(line["inputs"]["yuan"]) >= int(a["eligible_yuan"])
