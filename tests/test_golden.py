@@ -94,3 +94,24 @@ def test_every_score_is_explained_by_its_trace(runner, golden, tmp_path):
         if clause == "RW-5":
             assert ";".join(line["basis"]) == a["basis"]
             assert sum(line["inputs"]["yuan"]) >= int(a["eligible_yuan"])
+
+
+def test_printable_award_list_totals_match_awards_csv(runner, golden, tmp_path):
+    import csv
+    import re
+    out = tmp_path / "out"
+    assert evaluate(runner, golden, out, ["--budget", "15000000"]).exit_code == 0
+    html = (out / "awards.html").read_text(encoding="utf-8")
+    for heading in ("企业", "奖励事项", "核定金额", "拨付金额", "依据", "合计"):
+        assert f"<th>{heading}</th>" in html or f'<th colspan="3">{heading}</th>' in html
+    with open(out / "awards.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    total_eligible = sum(int(r["eligible_yuan"]) for r in rows)
+    total_granted = sum(int(r["granted_yuan"]) for r in rows)
+    assert total_granted == 15000000
+    m = re.search(r'<th colspan="3">合计</th><th class="num">([\d,]+)</th><th class="num">([\d,]+)</th>', html)
+    assert m and (m.group(1), m.group(2)) == (f"{total_eligible:,}", f"{total_granted:,}")
+    for clause in ("RW-1", "RW-2", "RW-3", "RW-4", "RW-5"):
+        granted = sum(int(r["granted_yuan"]) for r in rows if r["clause"] == clause)
+        assert re.search(rf"<td>{clause}</td><td class=\"num\">\d+</td>\s*<td class=\"num\">[\d,]+</td><td class=\"num\">{granted:,}</td>", html)
+    assert "固定奖励缺口 6,664,964 元" in html

@@ -127,6 +127,11 @@ def test_changing_the_contract_rate_and_parks_changes_awards(runner, golden, tmp
     assert all(r5[c] >= b5[c] for c in b5) and sum(r5.values()) > sum(b5.values())
     # one contract of 12.34565 万元: 1% = 1234.565 → 1235 yuan; 1.5% = 1851.8475 → 1852 yuan
     assert (b5["914107000NDPH67LX5"], r5["914107000NDPH67LX5"]) == (1235, 1852)
+    edit(policy_copy, "rewards", "per_enterprise_cap: 500000", "per_enterprise_cap: 300000")
+    _, cap = run(runner, golden, tmp_path / "d", policy_copy)
+    c5 = {r["credit_code"]: int(r["eligible_yuan"]) for r in cap if r["clause"] == "RW-5"}
+    assert max(c5.values()) == 300000 and max(r5.values()) == 500000
+    assert all(c5[c] == min(r5[c], 300000) for c in r5)
     edit(policy_copy, "rewards", "parks: [主园区]", "parks: all")
     _, parks = run(runner, golden, tmp_path / "c", policy_copy)
     assert len({r["credit_code"] for r in parks}) > len({r["credit_code"] for r in rate})
