@@ -204,7 +204,7 @@ def compare(ev, expect) -> list:
                     if g is None or abs(g - v) > 1e-4:
                         problems.append(f"{label}: {cid} points {g} != expected {v}")
             elif key == "awards":
-                lines = {a.clause: a for a in ev.awards if a.credit_code == code}
+                lines = {a.clause: a for a in ev.awards.lines() if a.credit_code == code}
                 for cid, exp in (value or {}).items():
                     a = lines.pop(cid, None)
                     if a is None:

@@ -25,7 +25,6 @@ import pyarrow.csv as pacsv
 SCORE_COLUMNS = ["credit_code", "year", "stage", "excluded", "exclusion_clauses", "tech_score",
                  "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
                  "final_score", "rank_in_stage", "rank_overall"]
-AWARD_COLUMNS = ["credit_code", "year", "clause", "eligible_yuan", "granted_yuan", "basis"]
 PROGRAM_VERSION = "0.2.0"
 
 
@@ -72,10 +71,17 @@ def scores_table(ev) -> pa.Table:
     return pa.table(cols).take(order)
 
 
-def awards_frame(ev) -> pd.DataFrame:
-    rows = [(a.credit_code, ev.year, a.clause, a.eligible_yuan, a.granted_yuan, ";".join(a.basis))
-            for a in ev.awards]
-    return pd.DataFrame(rows, columns=AWARD_COLUMNS)
+def awards_table(ev) -> pa.Table:
+    """awards.csv (SPEC §5) as a table of text columns."""
+    aw = ev.awards
+    return pa.table({
+        "credit_code": pa.array(aw.code, pa.string()),
+        "year": pa.array(np.full(len(aw), str(ev.year), dtype=object), pa.string()),
+        "clause": pa.array(aw.clause, pa.string()),
+        "eligible_yuan": pc.cast(pa.array(aw.eligible), pa.string()),
+        "granted_yuan": pc.cast(pa.array(aw.granted), pa.string()),
+        "basis": aw.basis_text(";"),
+    })
 
 
 def _dump(obj):
@@ -126,40 +132,44 @@ def _arrow_text(series) -> pa.ChunkedArray:
 _JSON_UNSAFE = re.compile(r'["\\\x00-\x1f]')
 
 
-def _json_strings(items) -> str:
-    """A JSON list of strings; plain text (no quote, backslash or control character, as
-    contract numbers and amounts are) is joined directly, anything else goes through json."""
-    joined = '","'.join(items)
-    if _JSON_UNSAFE.search(joined):
-        return _dump(list(items))
-    return '["' + joined + '"]' if items else "[]"
-
-
-def _reward_fragments(ev, n) -> np.ndarray:
-    """The rewards part of each enterprise's trace line ('[]' when it has none)."""
-    out = np.full(n, "[]", dtype=object)
-    by_row = {}
-    cache = {}                       # fixed-amount inputs are one engine fact shared by many
-    for a in ev.awards:
-        if a.contracts is None:
-            inputs = cache.get(id(a.inputs))
-            if inputs is None:
-                inputs = cache[id(a.inputs)] = _dump(a.inputs)
+def _json_list(ct, values: pa.Array, mask=None, quote=True) -> pa.Array:
+    """Per enterprise position of `ct`, a JSON list of its contracts' values."""
+    if quote:
+        if pc.any(pc.match_substring_regex(values, _JSON_UNSAFE.pattern)).as_py():
+            values = pa.array([json.dumps(v, ensure_ascii=False) for v in values.to_pylist()], pa.string())
         else:
-            ct, lo, hi = a.contracts
-            inputs = (f'{{"contract_no":{_json_strings(ct.nos[lo:hi].tolist())},'
-                      f'"amount_wan":{_json_strings(ct.amounts[lo:hi].tolist())},'
-                      f'"yuan":[{",".join(map(str, ct.yuan[lo:hi].tolist()))}]}}')
-        derivation = cache.get(a.derivation)
-        if derivation is None:
-            derivation = cache[a.derivation] = _dump(a.derivation)
-        by_row.setdefault(a.row, []).append(
-            f'{{"clause":"{a.clause}","kind":"{a.kind}","eligible_yuan":{a.eligible_yuan},'
-            f'"granted_yuan":{a.granted_yuan},"basis":{_json_strings(a.basis)},"inputs":{inputs},'
-            f'"derivation":{derivation}}}')
-    for row, parts in by_row.items():
-        out[row] = "[" + ",".join(parts) + "]"
-    return out
+            values = pc.binary_join_element_wise('"', values, '"', "")
+    return pc.binary_join_element_wise("[", ct.joined(values, ",", mask), "]", "")
+
+
+def _reward_fragments(ev, n) -> pa.Array:
+    """The rewards part of each enterprise's trace line ('[]' when it has none), built
+    column-wise from the award table."""
+    aw = ev.awards
+    if not len(aw):
+        return pa.array(np.full(n, "[]", dtype=object), pa.string())
+    fact_json = pa.array([_dump(f) for f in aw.facts] + ["{}"], pa.string())
+    inputs = fact_json.take(pa.array(np.where(aw.pattern >= 0, aw.pattern, len(aw.facts))))
+    contract_inputs = aw.per_contract_text(lambda ct: pc.binary_join_element_wise(
+        '{"contract_no":', _json_list(ct, ct.nos_arrow()),
+        ',"amount_wan":', _json_list(ct, pa.array(ct.amounts, pa.string())),
+        ',"yuan":', _json_list(ct, pc.cast(pa.array(ct.yuan), pa.string()), quote=False), "}", ""))
+    inputs = pc.if_else(pa.array(aw.contract_pos >= 0), contract_inputs, inputs)
+    basis = aw.per_contract_text(lambda ct: _json_list(ct, ct.nos_arrow(), ct.yuan >= 1), empty="[]")
+    j = pc.binary_join_element_wise
+    # derivations are this module's own sentences (digits, Chinese, × ÷): no JSON escaping needed
+    derivation = j('"', pa.array(aw.derivation, pa.string()), '"', "")
+    kind = np.where(aw.floating, "floating", "fixed")
+    lines = j('{"clause":"', pa.array(aw.clause, pa.string()), '","kind":"', pa.array(kind), '","eligible_yuan":',
+              pc.cast(pa.array(aw.eligible), pa.string()), ',"granted_yuan":', pc.cast(pa.array(aw.granted), pa.string()),
+              ',"basis":', basis, ',"inputs":', inputs, ',"derivation":', derivation, "}", "")
+    # lines of one enterprise are adjacent (sorted by code): join them per enterprise
+    starts = np.flatnonzero(np.concatenate([[True], aw.row[1:] != aw.row[:-1]]))
+    offsets = np.concatenate([starts, [len(aw)]]).astype(np.int32)
+    per_ent = j("[", pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), lines), ","), "]", "")
+    index = np.full(n, len(starts), dtype=np.int64)
+    index[aw.row[starts]] = np.arange(len(starts))
+    return pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())]).take(pa.array(index))
 
 
 def trace_array(ev) -> pa.Array:
@@ -171,7 +181,7 @@ def trace_array(ev) -> pa.Array:
     n = len(s)
     weights = policy.groups["indicators"]["weights"]
     frag = {g: _take([_dump(e) for e in entries], pat) for g, (pat, entries) in ev.traces.items()}
-    rewards = pa.array(_reward_fragments(ev, n), type=pa.string())
+    rewards = _reward_fragments(ev, n)
     codes = _arrow_text(s["credit_code"])
     stage = pa.array(s["stage"].to_numpy(dtype=object), type=pa.string())
     st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
@@ -277,8 +287,7 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
             side = pool.submit(write_csv, indicators_frame(ev), tmp / "indicators.csv") if trace else None
             lap("write.start")
             write_plain_csv(scores_table(ev), tmp / "scores.csv")
-            write_plain_csv(pa.Table.from_pandas(awards_frame(ev).astype(str), preserve_index=False),
-                            tmp / "awards.csv")
+            write_plain_csv(awards_table(ev), tmp / "awards.csv")
             lap("write.scores_awards")
             if trace:
                 write_trace(ev, tmp / "trace.jsonl")

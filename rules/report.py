@@ -6,6 +6,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -21,30 +24,41 @@ def environment():
     return env
 
 
+def _escape(arr: pa.Array) -> pa.Array:
+    """HTML-escape a text column."""
+    for ch, ent in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
+        arr = pc.replace_substring(arr, ch, ent)
+    return arr
+
+
 def award_rows(ev):
-    """The award list in one pass: the detail rows as HTML (rendered here rather than in a
-    template loop: a large zone has hundreds of thousands of lines) and totals per clause."""
-    names = ev.scores["name"].to_numpy(dtype=object)
+    """The award list: the detail rows as HTML, built column-wise (a large zone has hundreds
+    of thousands of lines), and the totals per clause."""
+    aw = ev.awards
     clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
-    head = {cid: f'{cid} {esc(c.title)}</td>' for cid, c in clauses.items()}
-    cite = {cid: esc(c.citation) for cid, c in clauses.items()}
-    totals = {cid: {"clause": cid, "title": c.title, "count": 0, "eligible": 0, "granted": 0}
-              for cid, c in clauses.items()}
-    out = []
-    for a in ev.awards:
-        t = totals[a.clause]
-        t["count"] += 1
-        t["eligible"] += a.eligible_yuan
-        t["granted"] += a.granted_yuan
-        basis = cite[a.clause]
-        if a.basis:
-            basis += "；合同：" + esc(";".join(a.basis))
-        if a.granted_yuan != a.eligible_yuan:
-            basis += "；" + esc(a.derivation)
-        out.append(f'<tr><td>{esc(str(names[a.row]))}</td><td>{a.credit_code}</td><td>{head[a.clause]}'
-                   f'<td class="num">{a.eligible_yuan:,}</td><td class="num">{a.granted_yuan:,}</td>'
-                   f'<td class="basis">{basis}</td></tr>')
-    return Markup("\n".join(out)), [t for t in totals.values() if t["count"]]
+    totals = []
+    for cid, c in clauses.items():
+        sel = aw.clause == cid
+        if sel.any():
+            totals.append({"clause": cid, "title": c.title, "count": int(sel.sum()),
+                           "eligible": int(aw.eligible[sel].sum()), "granted": int(aw.granted[sel].sum())})
+    if not len(aw):
+        return Markup(""), totals
+    ids = list(clauses)
+    which = pa.array(pd.Series(aw.clause).map({cid: i for i, cid in enumerate(ids)}).to_numpy())
+    head = pa.array([f"{cid} {esc(clauses[cid].title)}" for cid in ids], pa.string()).take(which)
+    cite = pa.array([esc(clauses[cid].citation) for cid in ids], pa.string()).take(which)
+    names = _escape(pa.array(ev.scores["name"].to_numpy(dtype=object)[aw.row], pa.string()))
+    basis = _escape(aw.basis_text(";"))
+    basis = pc.if_else(pc.equal(basis, ""), "", pc.binary_join_element_wise("；合同：", basis, ""))
+    cut = pc.if_else(pa.array(aw.granted != aw.eligible),
+                     pc.binary_join_element_wise("；", _escape(pa.array(aw.derivation, pa.string())), ""), "")
+    money = lambda v: pa.array([f"{x:,}" for x in v.tolist()], pa.string())  # noqa: E731
+    rows = pc.binary_join_element_wise(
+        "<tr><td>", names, "</td><td>", pa.array(aw.code, pa.string()), "</td><td>", head,
+        '</td><td class="num">', money(aw.eligible), '</td><td class="num">', money(aw.granted),
+        '</td><td class="basis">', cite, basis, cut, "</td></tr>", "")
+    return Markup("\n".join(rows.to_pylist())), totals
 
 
 def render_awards(ev) -> str:

@@ -27,6 +27,7 @@ WAN = Decimal(10000)
 
 @dataclass
 class AwardLine:
+    """One award line, as case files and tests see it."""
     credit_code: str
     clause: str
     kind: str                   # fixed | floating
@@ -34,18 +35,82 @@ class AwardLine:
     granted_yuan: int = 0
     basis: list = field(default_factory=list)       # contract numbers (RW-5)
     score: float | None = None                      # reported final score, for ordering
-    inputs: dict = field(default_factory=dict)     # the engine fact the clause read
     derivation: str = ""
-    row: int = -1                                   # the enterprise's row in the evaluation
-    contracts: tuple | None = None                  # (ContractTotals, start, end) for RW-5
 
-    def explain_inputs(self) -> dict:
-        """The data the amount came from: the fact, or each contract with its reward."""
-        if self.contracts is None:
-            return self.inputs
-        ct, a, b = self.contracts
-        return {"contract_no": ct.nos[a:b].tolist(), "amount_wan": ct.amounts[a:b].tolist(),
-                "yuan": ct.yuan[a:b].tolist()}
+
+@dataclass
+class Awards:
+    """The award lines of a year, column-wise (a large zone has hundreds of thousands),
+    sorted by credit code, then clause order. Money columns are int64 yuan."""
+    code: np.ndarray            # credit code per line (object)
+    row: np.ndarray             # the enterprise's row in the evaluation, -1 when none
+    clause: np.ndarray          # clause id per line (object)
+    floating: np.ndarray        # bool
+    eligible: np.ndarray        # int64
+    score: np.ndarray           # reported final score (NaN when not scored)
+    pattern: np.ndarray         # engine pattern of the fact the clause read (-1 for rate lines)
+    contract_pos: np.ndarray    # index into the clause's ContractTotals (-1 for other lines)
+    facts: list = field(default_factory=list)
+    contracts: dict = field(default_factory=dict)   # rate clause id -> ContractTotals
+    granted: np.ndarray = None
+    derivation: np.ndarray = None
+
+    def __post_init__(self):
+        n = len(self.code)
+        if self.granted is None:
+            self.granted = self.eligible.copy()
+        if self.derivation is None:
+            self.derivation = np.full(n, "", dtype=object)
+
+    def __len__(self):
+        return len(self.code)
+
+    @classmethod
+    def from_lines(cls, lines):
+        """A table from AwardLine objects (for tests and small callers), sorted as usual."""
+        lines = sorted(lines, key=lambda a: (a.credit_code, a.clause))
+        n = len(lines)
+        return cls(np.array([a.credit_code for a in lines], dtype=object), np.full(n, -1, np.int64),
+                   np.array([a.clause for a in lines], dtype=object),
+                   np.array([a.kind == "floating" for a in lines], dtype=bool),
+                   np.array([a.eligible_yuan for a in lines], dtype=np.int64),
+                   np.array([np.nan if a.score is None else a.score for a in lines], dtype="float64"),
+                   np.full(n, -1, np.int64), np.full(n, -1, np.int64))
+
+    def basis(self, i) -> list:
+        """The contract numbers of line i whose own reward came to at least one yuan."""
+        p = self.contract_pos[i]
+        if p < 0:
+            return []
+        ct = self.contracts[self.clause[i]]
+        a, b = ct.start[p], ct.end[p]
+        return ct.nos[a:b][ct.yuan[a:b] >= 1].tolist()
+
+    def per_contract_text(self, build, empty="") -> pa.Array:
+        """A text per line made from its contracts, column-wise: `build(ct)` returns one
+        string per enterprise position of a rate clause's ContractTotals; other lines get
+        `empty`."""
+        out = pa.array(np.full(len(self), empty, dtype=object), pa.string())
+        for cid, ct in self.contracts.items():
+            lines = np.flatnonzero((self.clause == cid) & (self.contract_pos >= 0))
+            if len(lines):
+                values = build(ct).take(pa.array(self.contract_pos[lines]))
+                mask = np.zeros(len(self), dtype=bool)
+                mask[lines] = True
+                out = pc.replace_with_mask(out, pa.array(mask), values)
+        return out
+
+    def basis_text(self, sep=";") -> pa.Array:
+        """Each line's basis joined by `sep` (SPEC §5: ascending contract numbers)."""
+        return self.per_contract_text(lambda ct: ct.joined(ct.nos_arrow(), sep, ct.yuan >= 1))
+
+    def line(self, i) -> AwardLine:
+        return AwardLine(self.code[i], self.clause[i], "floating" if self.floating[i] else "fixed",
+                         int(self.eligible[i]), int(self.granted[i]), self.basis(i),
+                         None if np.isnan(self.score[i]) else float(self.score[i]), self.derivation[i])
+
+    def lines(self):
+        return [self.line(i) for i in range(len(self))]
 
 
 @dataclass
@@ -101,6 +166,19 @@ class ContractTotals:
     nos: np.ndarray
     amounts: np.ndarray
     yuan: np.ndarray
+
+    def nos_arrow(self) -> pa.Array:
+        return pa.array(self.nos, pa.string())
+
+    def joined(self, values: pa.Array, sep: str, mask=None) -> pa.Array:
+        """Per enterprise position, its contracts' `values` (those in `mask`) joined by `sep`."""
+        if mask is not None:
+            values = values.filter(pa.array(mask))
+            cum = np.concatenate([[0], np.cumsum(mask)])
+        else:
+            cum = np.arange(len(self.nos) + 1)
+        offsets = np.concatenate([cum[self.start], [cum[-1]]]).astype(np.int32)
+        return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
 
     def for_rows(self, ents):
         """Index into `ent` for each enterprise id, -1 where it has no contract."""
@@ -160,98 +238,118 @@ def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scor
     trace = trace_entries(policy, decision, clauses, lambda c, fact: (
         {"rate": str(c.effect["contract_rate"])} if "contract_rate" in c.effect
         else {"amount": fixed_amount(c, fact), "kind": c.effect["kind"]}))
-    codes = frame["credit_code"]
     order = {cid: i for i, cid in enumerate(clauses)}
-    found = []                       # (row, clause order, AwardLine)
+    parts = []                       # per clause: rows, amounts, pattern, contract position
+    contracts_by_clause = {}
     for cid, c in clauses.items():
         rows = np.flatnonzero(decision.fired_mask(cid))
         if not len(rows):
             continue
-        kind = c.effect["kind"]
         if "contract_rate" in c.effect:
             if mine is None:
                 continue
-            ct = contract_totals(mine, c)
+            ct = contracts_by_clause[cid] = contract_totals(mine, c)
             pos = ct.for_rows(ents[rows])
             rows, pos = rows[pos >= 0], pos[pos >= 0]
-            counted = ct.yuan >= 1          # the basis lists the contracts whose reward is ≥ 1 yuan
-            for row, p, a, b, total in zip(rows.tolist(), pos.tolist(), ct.start[pos].tolist(),
-                                           ct.end[pos].tolist(), ct.total[pos].tolist()):
-                if total <= 0:
-                    continue
-                found.append((row, order[cid], AwardLine(None, cid, kind, total, total,
-                                                         ct.nos[a:b][counted[a:b]].tolist(), None, {},
-                                                         contracts=(ct, a, b))))
+            amounts, pattern = ct.total[pos], np.full(len(rows), -1, np.int64)
         else:
-            for row in rows.tolist():
-                fact = decision.facts[decision.pattern[row]]
-                amount = fixed_amount(c, fact)
-                if amount > 0:
-                    found.append((row, order[cid], AwardLine(None, cid, kind, amount, amount, [], None, fact)))
-    if found:
-        rows = np.array([f[0] for f in found])
-        code_text = codes.to_numpy(dtype=object)[rows] if len(rows) else []
-        for (row, _, line), code in zip(found, code_text):
-            line.credit_code = code
-            line.row = row
-            line.score = None if np.isnan(scores[row]) else float(scores[row])
-    found.sort(key=lambda f: (f[2].credit_code, f[1]))
-    return [f[2] for f in found], decision, trace
+            pattern = decision.pattern[rows]
+            per_pattern = np.array([fixed_amount(c, f) for f in decision.facts], dtype=np.int64)
+            amounts, pos = per_pattern[pattern], np.full(len(rows), -1, np.int64)
+        keep = amounts > 0
+        parts.append((rows[keep], np.full(keep.sum(), order[cid]), amounts[keep], pattern[keep], pos[keep],
+                      cid, c.effect["kind"] == "floating"))
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return Awards(np.zeros(0, object), empty, np.zeros(0, object), np.zeros(0, bool), empty,
+                      np.zeros(0), empty, empty, decision.facts, contracts_by_clause), decision, trace
+    rows = np.concatenate([p[0] for p in parts])
+    corder = np.concatenate([p[1] for p in parts])
+    code = frame["credit_code"].to_numpy(dtype=object)[rows] if len(rows) else np.zeros(0, object)
+    code_rank = pc.rank(pa.array(code, pa.string()), sort_keys="ascending", tiebreaker="dense").to_numpy()
+    sort = np.lexsort((corder, code_rank))
+    clause_ids = list(order)
+    return Awards(
+        code=code[sort], row=rows[sort],
+        clause=np.array(clause_ids, dtype=object)[corder[sort]],
+        floating=np.concatenate([np.full(len(p[0]), p[6]) for p in parts])[sort],
+        eligible=np.concatenate([p[2] for p in parts]).astype(np.int64)[sort],
+        score=np.asarray(scores, dtype="float64")[rows][sort],
+        pattern=np.concatenate([p[3] for p in parts])[sort],
+        contract_pos=np.concatenate([p[4] for p in parts])[sort],
+        facts=decision.facts, contracts=contracts_by_clause), decision, trace
 
 
-def _share(lines, amount, total):
-    """Share `amount` among lines pro rata to their eligible amounts: floor to the yuan, then
-    one yuan each by largest fractional remainder (ties: higher score, code, clause)."""
-    if total == 0:
+def _tie_keys(awards, idx):
+    """Sort keys for ties (SPEC §2.7): higher reported score, then credit code, then clause
+    id. Lines are already in code order, so the line index stands for the code."""
+    score = np.nan_to_num(awards.score[idx], nan=-1.0)
+    clause_rank = pc.rank(pa.array(awards.clause[idx], pa.string()), tiebreaker="dense").to_numpy() \
+        if len(idx) else np.zeros(0, np.int64)
+    return score, clause_rank
+
+
+def _mul_div(e, amount, total):
+    """floor(e × amount ÷ total) and the remainder, exact: int64 while it cannot overflow,
+    Python integers otherwise."""
+    if len(e) and int(e.max()) * int(amount) >= 2 ** 62:
+        prod = e.astype(object) * int(amount)
+        return (prod // total).astype(np.int64), prod % total
+    prod = e * np.int64(amount)
+    return prod // total, prod % total
+
+
+def _share(awards, idx, amount, total):
+    """Share `amount` among lines `idx` pro rata to their eligible amounts: floor to the
+    yuan, then one yuan each by largest fractional remainder (ties: higher score, code,
+    clause), so the shares add up to `amount` exactly."""
+    if total == 0 or not len(idx):
         return
-    rems = []
-    given = 0
-    for a in lines:
-        q, r = divmod(a.eligible_yuan * amount, total)
-        a.granted_yuan = q
-        given += q
-        rems.append((r, a))
-    left = amount - given
-    rems.sort(key=lambda ra: (-ra[0], -(ra[1].score if ra[1].score is not None else -1.0),
-                              ra[1].credit_code, ra[1].clause))
-    for _, a in rems[:left]:
-        a.granted_yuan += 1
-    for a in lines:
-        a.derivation = f"{a.eligible_yuan} × {amount} ÷ {total}，向下取整至元，余额按小数部分从大到小补足"
+    q, r = _mul_div(awards.eligible[idx], amount, total)
+    left = int(amount - q.sum())
+    score, clause_rank = _tie_keys(awards, idx)
+    if r.dtype == object:       # remainders beyond int64: order them as Python integers
+        order = np.array(sorted(range(len(idx)), key=lambda k: (-r[k], -score[k], idx[k], clause_rank[k])))
+    else:                       # lexsort takes the last key first
+        order = np.lexsort((clause_rank, idx, -score, -r))
+    q[order[:left]] += 1
+    awards.granted[idx] = q
+    e = awards.eligible[idx]
+    awards.derivation[idx] = [f"{x} × {amount} ÷ {total}，向下取整至元，余额按小数部分从大到小补足" for x in e.tolist()]
 
 
-def allocate(lines, budget=None, strategy="pro_rata") -> BudgetOutcome:
-    """Apply a year's budget to award lines in place (SPEC §2.7)."""
-    fixed = [a for a in lines if a.kind == "fixed"]
-    floating = [a for a in lines if a.kind == "floating"]
-    f_total = sum(a.eligible_yuan for a in fixed)
-    v_total = sum(a.eligible_yuan for a in floating)
-    for a in lines:
-        a.granted_yuan = a.eligible_yuan
-        a.derivation = "全额拨付（未设预算或预算充足）"
+def allocate(awards, budget=None, strategy="pro_rata") -> BudgetOutcome:
+    """Apply a year's budget to the award lines in place (SPEC §2.7): fixed items first;
+    floating items share what is left by the strategy; if the fixed items alone exceed the
+    budget they share it pro rata and the floating items get 0."""
+    if isinstance(awards, list):
+        raise TypeError("allocate takes an Awards table (Awards.from_lines for a list)")
+    fixed = np.flatnonzero(~awards.floating)
+    floating = np.flatnonzero(awards.floating)
+    f_total = int(awards.eligible[fixed].sum())
+    v_total = int(awards.eligible[floating].sum())
+    awards.granted = awards.eligible.copy()
+    awards.derivation = np.full(len(awards), "全额拨付（未设预算或预算充足）", dtype=object)
     if budget is not None and f_total + v_total > budget:
         if f_total > budget:
-            _share(fixed, budget, f_total)
-            for a in floating:
-                a.granted_yuan = 0
-                a.derivation = "固定奖励已超出预算，浮动奖励为0"
+            _share(awards, fixed, budget, f_total)
+            awards.granted[floating] = 0
+            awards.derivation[floating] = "固定奖励已超出预算，浮动奖励为0"
         else:
-            for a in fixed:
-                a.derivation = "固定奖励优先全额拨付"
+            awards.derivation[fixed] = "固定奖励优先全额拨付"
             remaining = budget - f_total
             if strategy == "pro_rata":
-                _share(floating, remaining, v_total)
+                _share(awards, floating, remaining, v_total)
             elif strategy == "rank_priority":
-                ranked = sorted(floating, key=lambda a: (-(a.score if a.score is not None else -1.0),
-                                                         a.credit_code, a.clause))
-                for a in ranked:
-                    a.granted_yuan = min(a.eligible_yuan, remaining)
-                    a.derivation = f"按排名先后拨付：拨付前剩余预算 {remaining} 元"
-                    remaining -= a.granted_yuan
+                score, clause_rank = _tie_keys(awards, floating)
+                ranked = floating[np.lexsort((clause_rank, floating, -score))]
+                e = awards.eligible[ranked]
+                before = remaining - (np.cumsum(e) - e)          # budget left when each line's turn comes
+                awards.granted[ranked] = np.clip(before, 0, e)
+                awards.derivation[ranked] = [f"按排名先后拨付：拨付前剩余预算 {max(b, 0)} 元" for b in before.tolist()]
             else:
                 raise ValueError(f"unknown strategy {strategy!r}")
-    granted = sum(a.granted_yuan for a in lines)
-    f_granted = sum(a.granted_yuan for a in fixed)
-    v_granted = sum(a.granted_yuan for a in floating)
-    return BudgetOutcome(budget, strategy, f_total, v_total, granted,
+    f_granted = int(awards.granted[fixed].sum())
+    v_granted = int(awards.granted[floating].sum())
+    return BudgetOutcome(budget, strategy, f_total, v_total, f_granted + v_granted,
                          f_total - f_granted, v_total - v_granted)

@@ -1,10 +1,11 @@
 """Budget allocation (SPEC §2.7) as properties over random award sets and budgets."""
 from decimal import Decimal
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.rewards import AwardLine, allocate
+from rules.rewards import AwardLine, Awards, allocate
 
 line = st.builds(
     lambda code, clause, kind, amount, score: AwardLine(f"C{code:04d}", clause, kind, amount,
@@ -15,10 +16,18 @@ line = st.builds(
 lines = st.lists(line, max_size=40).map(lambda ls: list({(a.credit_code, a.clause): a for a in ls}.values()))
 
 
+def run(award_lines, budget, strategy):
+    """Allocate over a table made from the lines; return the lines with their grants and
+    the budget outcome."""
+    table = Awards.from_lines(award_lines)
+    outcome = allocate(table, budget, strategy)
+    return table.lines(), outcome
+
+
 @settings(max_examples=300, deadline=None)
 @given(lines, st.one_of(st.none(), st.integers(0, 20_000_000)), st.sampled_from(["pro_rata", "rank_priority"]))
 def test_budget_properties(award_lines, budget, strategy):
-    out = allocate(award_lines, budget, strategy)
+    award_lines, out = run(award_lines, budget, strategy)
     eligible = sum(a.eligible_yuan for a in award_lines)
     granted = sum(a.granted_yuan for a in award_lines)
     assert granted == out.granted_total == (eligible if budget is None else min(budget, eligible))
@@ -40,7 +49,7 @@ def _key(a):
 @settings(max_examples=300, deadline=None)
 @given(lines, st.integers(0, 20_000_000))
 def test_rank_priority_never_skips_a_higher_ranked_line(award_lines, budget):
-    allocate(award_lines, budget, "rank_priority")
+    award_lines, _ = run(award_lines, budget, "rank_priority")
     floating = sorted((a for a in award_lines if a.kind == "floating"), key=_key)
     for higher, lower in zip(floating, floating[1:]):
         if lower.granted_yuan > 0:
@@ -50,7 +59,7 @@ def test_rank_priority_never_skips_a_higher_ranked_line(award_lines, budget):
 @settings(max_examples=200, deadline=None)
 @given(lines, st.integers(0, 20_000_000))
 def test_pro_rata_is_within_a_yuan_of_the_exact_share(award_lines, budget):
-    out = allocate(award_lines, budget, "pro_rata")
+    award_lines, out = run(award_lines, budget, "pro_rata")
     floating = [a for a in award_lines if a.kind == "floating"]
     total = sum(a.eligible_yuan for a in floating)
     remaining = budget - out.fixed_total
@@ -64,8 +73,8 @@ def test_largest_remainder_tie_breaks_by_score_then_code():
     a = AwardLine("B", "RW-1", "floating", 1, score=50.0)
     b = AwardLine("A", "RW-1", "floating", 1, score=50.0)
     c = AwardLine("C", "RW-1", "floating", 1, score=60.0)
-    allocate([a, b, c], 2, "pro_rata")          # each 2/3: one yuan short, two get the extra
-    assert (c.granted_yuan, b.granted_yuan, a.granted_yuan) == (1, 1, 0)
+    got = {x.credit_code: x.granted_yuan for x in run([a, b, c], 2, "pro_rata")[0]}  # each 2/3: two get a yuan
+    assert got == {"C": 1, "A": 1, "B": 0}
 
 
 @settings(max_examples=300, deadline=None)
@@ -83,6 +92,11 @@ def test_contract_rate_is_exact_decimal_half_up(amounts, rate):
 
 def test_contract_numbers_that_need_escaping_stay_valid_json():
     import json
-    from rules.output import _json_strings
-    assert json.loads(_json_strings(['A"1', "B\\2", "C3"])) == ['A"1', "B\\2", "C3"]
-    assert _json_strings([]) == "[]"
+    import pyarrow as pa
+    from rules.output import _json_list
+    from rules.rewards import ContractTotals
+    nos = np.array(['A"1', "B\\2", "C3"], dtype=object)
+    ct = ContractTotals(np.array([0, 1]), np.array([0, 2]), np.array([2, 3]), np.array([2, 1]), nos,
+                        np.array(["1", "2", "3"], dtype=object), np.array([1, 1, 1]))
+    got = _json_list(ct, pa.array(nos, pa.string())).to_pylist()
+    assert [json.loads(x) for x in got] == [['A"1', "B\\2"], ["C3"]]
