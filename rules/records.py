@@ -72,7 +72,7 @@ class Table:
 
 
 def read_table(path) -> Table:
-    """Read a CSV (UTF-8) or XLSX file as text, '' for an empty cell. Cells are stripped of
+    """Read a CSV (UTF-8) or XLSX file as text, null for an empty cell. Cells are stripped of
     surrounding blanks when they are checked (`_typed`), only where it matters."""
     path = Path(path)
     if not path.exists():
@@ -92,8 +92,8 @@ def read_table(path) -> Table:
     try:
         table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
                                convert_options=pacsv.ConvertOptions(
-                                   column_types={h: pa.string() for h in header}, strings_can_be_null=False,
-                                   quoted_strings_can_be_null=False))
+                                   column_types={h: pa.string() for h in header}, strings_can_be_null=True,
+                                   null_values=[""], quoted_strings_can_be_null=True))
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         if "UTF8" in msg.upper():
@@ -132,7 +132,7 @@ def _read_xlsx(path):
     if len(set(names)) != len(names):
         dup = sorted({h for h in names if names.count(h) > 1})
         raise InputError(str(path), [BadCell(1, h, h, "列名重复", "duplicate column name") for h in dup])
-    cols = {name: pa.array([r[i] if i < len(r) else "" for r in data], type=pa.string())
+    cols = {name: pa.array([(r[i] or None) if i < len(r) else None for r in data], type=pa.string())
             for i, name in enumerate(names)}
     return Table(cols, len(data))
 
@@ -169,13 +169,17 @@ class _Checker:
         if mask.any():
             rows = np.flatnonzero(mask) + 2
             vals = pc.filter(self.table[key], pa.array(mask)).to_pylist()
-            self.bad.extend(BadCell(int(r), key, str(v), zh, en) for r, v in zip(rows, vals))
+            self.bad.extend(BadCell(int(r), key, "" if v is None else str(v), zh, en) for r, v in zip(rows, vals))
 
     def missing(self, f, raw):
-        empty = pc.equal(pc.binary_length(raw), 0).to_numpy(zero_copy_only=False)
+        if f.kind in NUMERIC_KINDS:        # an empty cell is null as read
+            empty = raw.is_null().to_numpy(zero_copy_only=False)
+        else:                              # text is trimmed first: a blank-only cell is empty too
+            empty = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True).to_numpy(zero_copy_only=False)
         if f.kind in NUMERIC_KINDS and f.required:
             # numbers are not trimmed up front (it costs): a blank-only required cell is empty too
-            empty |= pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0).to_numpy(zero_copy_only=False)
+            empty |= pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0), True) \
+                .to_numpy(zero_copy_only=False)
         if f.required:
             self.flag(f.key, empty, f"必填项「{f.label}」为空", "required value is missing")
         return empty
@@ -183,7 +187,7 @@ class _Checker:
     def number(self, f, raw, empty):
         """Parse a number column. Fast path: one arrow cast and a min/max decide that the
         whole column is fine; the per-cell tests run only when something is wrong."""
-        nulled = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), raw)
+        nulled = raw
         try:
             arr = pc.cast(nulled, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -228,9 +232,8 @@ class _Checker:
         return values[idx]          # index -1 takes the trailing missing value
 
     def date(self, f, raw, empty, today):
-        nulled = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), raw)
         try:        # fast path: every date written YYYY-MM-DD and valid
-            d = pc.cast(nulled, pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
+            d = pc.cast(raw, pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
             ok = ~empty
         except pa.ArrowInvalid:
             d, ok = self._dates_slowly(raw, empty)
@@ -261,10 +264,12 @@ class _Checker:
         if isinstance(upper, pa.ChunkedArray):
             upper = upper.combine_chunks()
         enc = pc.dictionary_encode(upper)          # each distinct code is checked once
-        ok = check_credit_codes(enc.dictionary)[enc.indices.to_numpy(zero_copy_only=False)]
+        ids = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        ok = check_credit_codes(enc.dictionary)[np.maximum(ids, 0)] if len(enc.dictionary) else np.zeros(len(ids), bool)
         self.flag(f.key, ~empty & ~ok, "统一社会信用代码校验位错误或格式不符（GB 32100-2015）",
                   "credit code fails the GB 32100-2015 check character or format")
-        return _text(upper)
+        self.code_ids = ids                         # in order of first appearance: the enterprise ids
+        return _text(upper.fill_null(""))
 
 
 def check_credit_codes(codes) -> np.ndarray:
@@ -334,7 +339,7 @@ def _typed(table, fields, today):
             out[f.key] = num
         elif f.kind == "money":
             chk.number(f, raw, empty)
-            out[f.key] = _text(raw)  # kept as text: exact decimals, never float
+            out[f.key] = _text(raw.fill_null(""))  # kept as text: exact decimals, never float
         elif f.kind == "bool":
             out[f.key] = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value", "float64")
         elif f.kind == "stage":
@@ -348,7 +353,7 @@ def _typed(table, fields, today):
         elif f.kind == "code":
             out[f.key] = chk.code(f, raw, empty)
         else:
-            out[f.key] = _text(raw)
+            out[f.key] = _text(raw.fill_null(""))
     return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
 
 
@@ -358,7 +363,8 @@ def load_records(path, today=None) -> pd.DataFrame:
     table, bad = _headers(read_table(path), RECORD_FIELDS, str(path))
     typed, chk = _typed(table, RECORD_FIELDS, today)
     if "credit_code" in typed and "year" in typed:
-        dup = pd.DataFrame({"c": typed["credit_code"], "y": typed["year"]}).duplicated(keep="first").to_numpy()
+        year = np.nan_to_num(typed["year"].to_numpy(), nan=-1).astype(np.int64)
+        dup = pd.Series(chk.code_ids * 100_000 + year).duplicated(keep="first").to_numpy()
         chk.flag("year", dup & ~np.isnan(typed["year"].to_numpy()), "同一企业同一年度的记录重复",
                  "duplicate enterprise-year record")
         reg_year = pd.DatetimeIndex(typed["registered_on"]).year.to_numpy() if "registered_on" in typed else None
@@ -374,7 +380,7 @@ def load_records(path, today=None) -> pd.DataFrame:
             typed[f.key] = _empty_column(f, len(typed))
     typed["year"] = typed["year"].astype("int64")
     # an integer id per enterprise: history, contracts and rewards join on it, not on text
-    typed["ent"] = pd.factorize(typed["credit_code"])[0].astype(np.int64)
+    typed["ent"] = chk.code_ids
     return typed
 
 
