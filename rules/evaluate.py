@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import bonus, decay, history, indicators, negative_list, rewards, stage
 from .fields import LEVEL_STAGE
-from .records import enterprise_codes
+from .records import enterprise_codes, positions_of
 
 
 class EvaluationError(ValueError):
@@ -63,7 +63,7 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     stage_clause = policy.clause("STAGE", year)
     strategy = strategy or policy.settings("rewards").get("strategy", "pro_rata")
     if contracts is not None and len(contracts):
-        ent = enterprise_codes(records).get_indexer(contracts["credit_code"])
+        ent = positions_of(contracts["credit_code"], enterprise_codes(records))
         if (ent < 0).any():
             raise EvaluationError("技术合同中有记录以外的企业 / contracts of enterprises not in the records")
         contracts = contracts.assign(ent=ent)

@@ -27,7 +27,7 @@ def indicator_values(clause, frame) -> np.ndarray:
 def _percentile(v, maximum):
     """max × (#members with value ≤ v) ÷ cohort size; missing counts as below every value."""
     filled = np.nan_to_num(v, nan=-np.inf)      # missing ranks below every value
-    order = np.argsort(filled, kind="stable")
+    order = np.argsort(filled)                  # ties get one count below, so any order will do
     ranked = filled[order]
     k = np.empty(len(v), dtype=np.int64)
     # members ≤ each value = position after the last equal value (queries already sorted)

@@ -388,7 +388,16 @@ def enterprise_codes(records) -> pd.Index:
     """The credit code of each enterprise id of `records` (position = id)."""
     ent = records["ent"].to_numpy()
     first = np.unique(ent, return_index=True)[1]
-    return pd.Index(records["credit_code"].to_numpy(dtype=object)[first])
+    return pd.Index(records["credit_code"].array.take(first))
+
+
+def positions_of(codes, known: pd.Index) -> np.ndarray:
+    """Position of each credit code in `known` (-1 when absent), hashed in arrow."""
+    def arrow(x):
+        arr = pd.array(x, dtype=pd.StringDtype("pyarrow")) if not hasattr(x, "__arrow_array__") else x
+        return pa.chunked_array(arr.__arrow_array__()).cast(pa.string()).combine_chunks()
+    pos = pc.index_in(arrow(pd.Series(codes).array), value_set=arrow(known.array))
+    return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _empty_column(f, n):
@@ -422,7 +431,7 @@ def contract_owner_errors(contracts, known_codes) -> list:
     """Bad cells for contracts whose enterprise is not among `known_codes`."""
     known = known_codes if isinstance(known_codes, pd.Index) else pd.Index(list(known_codes))
     code = contracts["credit_code"]
-    unknown = (known.get_indexer(code) < 0) & (code != "").to_numpy()
+    unknown = (positions_of(code, known) < 0) & (code != "").to_numpy()
     rows = np.flatnonzero(unknown)
     values = code.to_numpy(dtype=object)[rows]
     return [BadCell(int(r) + 2, "credit_code", str(v), "记录中没有该企业", "no such enterprise in the records")
