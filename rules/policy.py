@@ -241,4 +241,4 @@ def decimal(v, what="value") -> Decimal:
     try:
         return Decimal(str(v))
     except (InvalidOperation, ValueError):
-        raise ValueError(f"{what} {v!r} is not a number")
+        raise ValueError(f"{what} {v!r} is not a number") from None

@@ -83,7 +83,7 @@ def read_table(path) -> Table:
         with open(path, encoding="utf-8-sig", newline="") as f:
             header = next(csv.reader(f), None)
     except UnicodeDecodeError:
-        raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")])
+        raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from None
     if not header:
         raise InputError(str(path), [BadCell(1, "", "", "文件为空", "the file is empty")])
     if len(set(header)) != len(header):
@@ -97,8 +97,8 @@ def read_table(path) -> Table:
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         if "UTF8" in msg.upper():
-            raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")])
-        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")])
+            raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from exc
+        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")]) from exc
     cols = {name: table.column(i) for i, name in enumerate(table.column_names)}
     return Table(cols, table.num_rows)
 
@@ -108,7 +108,7 @@ def _read_xlsx(path):
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
-        raise InputError(str(path), [BadCell(0, "", "", f"无法读取Excel：{exc}", f"cannot read XLSX: {exc}")])
+        raise InputError(str(path), [BadCell(0, "", "", f"无法读取Excel：{exc}", f"cannot read XLSX: {exc}")]) from exc
     rows = wb.worksheets[0].iter_rows(values_only=True)
     header = next(rows, None)
     if not header or all(h is None for h in header):

@@ -61,7 +61,7 @@ def test_each_bad_value_is_reported(tmp_path, column, value, reason):
     assert (3, column) in cells, cells
     c = cells[(3, column)]
     assert reason in c.reason_zh and c.value == value and c.reason_en
-    assert f"第3行" in str(c) and "row 3" in str(c)
+    assert "第3行" in str(c) and "row 3" in str(c)
 
 
 def test_signed_growth_may_be_negative(tmp_path):
