@@ -172,49 +172,59 @@ def _reward_fragments(ev, n) -> pa.Array:
     return pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())]).take(pa.array(index))
 
 
-def trace_array(ev) -> pa.Array:
-    """One JSON object per enterprise (built column-wise, a million lines in seconds): every
-    clause that fired with its citation, inputs and effect, and every number of its scores.csv
-    row with what it was made from."""
-    s = ev.scores
-    policy = ev.policy
-    n = len(s)
-    weights = policy.groups["indicators"]["weights"]
-    frag = {g: _take([_dump(e) for e in entries], pat) for g, (pat, entries) in ev.traces.items()}
-    rewards = _reward_fragments(ev, n)
+TRACE_CHUNK = 200_000
+
+
+def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
+    """One JSON object per enterprise of rows lo:hi (built column-wise): every clause that
+    fired with its inputs and effect, and every number of its scores.csv row with what it
+    was made from. `shared` holds what all chunks use (see `_trace_shared`)."""
+    shared = shared or _trace_shared(ev)
+    s = ev.scores.iloc[lo:hi]
+    hi = lo + len(s)
+    weights = ev.policy.groups["indicators"]["weights"]
+    frag = {g: text.take(pa.array(pat[lo:hi])) for g, (pat, text) in shared["fragments"].items()}
     codes = _arrow_text(s["credit_code"])
     stage = pa.array(s["stage"].to_numpy(dtype=object), type=pa.string())
     st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
-    w_frag = _take([_dump(dict(weights[k])) for k in st_codes],
-                   pd.Series(s["stage"]).map(st_codes).to_numpy())
+    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], pd.Series(s["stage"]).map(st_codes).to_numpy())
     excluded = s["excluded"].to_numpy(dtype=bool)
     j = pc.binary_join_element_wise
-    head = j('{"credit_code":"', codes, f'","year":{ev.year},"stage":{{"clause":"STAGE","stage":"', stage, '","completed_years":', _num(s["completed_years"]),
-             '},"history":"', pa.array(ev.history_source, type=pa.string()), '","excluded":',
+    head = j('{"credit_code":"', codes, f'","year":{ev.year},"stage":{{"clause":"STAGE","stage":"', stage,
+             '","completed_years":', _num(s["completed_years"]),
+             '},"history":"', pa.array(ev.history_source[lo:hi], type=pa.string()), '","excluded":',
              pa.array(np.where(excluded, "true", "false")), ',"negative_list":', frag["negative_list"], "")
     safe = ~excluded
     fs = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in
           ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
-           "final_score", "stage_percentile")}
-    ranks = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in ("rank_in_stage", "rank_overall")}
+           "final_score", "stage_percentile", "rank_in_stage", "rank_overall")}
     scored = j(',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
-               ',"scores":{"indicators":"indicators.csv","cohort_size":', _num(ev.cohort_sizes), ',"weights":', w_frag,
+               ',"scores":{"indicators":"indicators.csv","cohort_size":', _num(ev.cohort_sizes[lo:hi]),
+               ',"weights":', w_frag,
                *[x for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor",
-                             "bonus", "final_score") for x in (f',"{k}":', fs[k])],
-               ',"rank_in_stage":', ranks["rank_in_stage"], ',"rank_overall":', ranks["rank_overall"],
-               ',"stage_percentile":', fs["stage_percentile"], "}", "")
+                             "bonus", "final_score", "rank_in_stage", "rank_overall", "stage_percentile")
+                 for x in (f',"{k}":', fs[k])], "}", "")
     middle = pc.if_else(pa.array(excluded), pa.scalar("", pa.string()), scored)
-    return j(head, middle, ',"rewards":', rewards, "}", "")
+    return j(head, middle, ',"rewards":', shared["rewards"].slice(lo, hi - lo), "}", "")
+
+
+def _trace_shared(ev):
+    """What every chunk of the trace reads: each engine pattern's fired clauses as JSON, and
+    each enterprise's rewards part."""
+    return {"fragments": {g: (pat, pa.array([_dump(e) for e in entries], pa.string()))
+                          for g, (pat, entries) in ev.traces.items()},
+            "rewards": _reward_fragments(ev, len(ev.scores))}
 
 
 def write_trace(ev, path):
-    """trace.jsonl: the header line, then one line per enterprise, written straight from the
-    arrow buffer (the lines are contiguous in it)."""
-    nl = pa.scalar("\n", pa.large_string())
-    arr = pc.binary_join_element_wise(pc.cast(trace_array(ev), pa.large_string()), nl, pa.scalar("", pa.large_string()))
+    """trace.jsonl: the header line, then one line per enterprise, built and written in
+    chunks of rows straight from the arrow buffers (the lines are contiguous in them)."""
+    shared = _trace_shared(ev)
     with open(path, "wb") as f:
         f.write(trace_header(ev).encode("utf-8"))
-        f.write(_string_bytes(arr))
+        for lo in range(0, len(ev.scores), TRACE_CHUNK):
+            arr = pc.binary_join_element_wise(trace_array(ev, lo, lo + TRACE_CHUNK, shared), "\n", "")
+            f.write(_string_bytes(arr))
 
 
 def _string_bytes(arr) -> memoryview:

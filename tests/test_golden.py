@@ -115,3 +115,11 @@ def test_printable_award_list_totals_match_awards_csv(runner, golden, tmp_path):
         granted = sum(int(r["granted_yuan"]) for r in rows if r["clause"] == clause)
         assert re.search(rf"<td>{clause}</td><td class=\"num\">\d+</td>\s*<td class=\"num\">[\d,]+</td><td class=\"num\">{granted:,}</td>", html)
     assert "固定奖励缺口 6,664,964 元" in html
+
+
+def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monkeypatch):
+    from rules import output
+    assert evaluate(runner, golden, tmp_path / "a", []).exit_code == 0
+    monkeypatch.setattr(output, "TRACE_CHUNK", 7)
+    assert evaluate(runner, golden, tmp_path / "b", []).exit_code == 0
+    assert (tmp_path / "a" / "trace.jsonl").read_bytes() == (tmp_path / "b" / "trace.jsonl").read_bytes()
