@@ -317,6 +317,7 @@ def _text(arr):
     return pd.array(arr, dtype=pd.StringDtype("pyarrow"))
 
 
+KEEP_RAW = {"credit_code", "year", "registered_on", "contract_no"}   # checked again after the loop
 NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
 
 
@@ -354,6 +355,11 @@ def _typed(table, fields, today):
             out[f.key] = chk.code(f, raw, empty)
         else:
             out[f.key] = _text(raw.fill_null(""))
+        if f.key not in KEEP_RAW:
+            # the text of a checked column is no longer needed: free it now (a million-row
+            # file holds about a gigabyte of raw text)
+            del table.columns[f.key]
+            raw = None
     return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
 
 
