@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, send_from_directory
 
 from rules.fields import STAGES
 
@@ -35,3 +35,15 @@ def index():
               for key in STAGES]
     excluded = scores[scores["excluded"] == "true"]
     return render_template("pages/results.html", groups=groups, excluded=excluded, manifest=manifest)
+
+
+EXPORTS = {"scores.csv": "text/csv", "awards.csv": "text/csv", "awards.html": "text/html"}
+
+
+@bp.route("/export/<name>")
+def export(name):
+    """The evaluated year's files as written (scores, awards, the printable award list)."""
+    if name not in EXPORTS or not (Path(current_app.config["RESULTS_DIR"]) / name).exists():
+        abort(404)
+    return send_from_directory(Path(current_app.config["RESULTS_DIR"]).resolve(), name, mimetype=EXPORTS[name],
+                               as_attachment=name.endswith(".csv"))

@@ -28,6 +28,19 @@ def test_results_page_lists_each_stage(runner, golden, tmp_path):
                                               key=lambda r: (int(r["rank_in_stage"]), r["credit_code"]))]
     positions = [mature.index(c) for c in codes]
     assert positions == sorted(positions)
+    # every table on the page can be downloaded as written
+    def fetch(path):
+        resp = client.get(path)
+        try:
+            return resp.status_code, resp.headers.get("Content-Disposition", ""), resp.get_data()
+        finally:
+            resp.close()
+    status, disposition, data = fetch("/export/scores.csv")
+    assert status == 200 and "attachment" in disposition and data == (out / "scores.csv").read_bytes()
+    assert fetch("/export/awards.csv")[2] == (out / "awards.csv").read_bytes()
+    assert "核定金额" in fetch("/export/awards.html")[2].decode("utf-8")
+    assert client.get("/export/manifest.json").status_code == 404
+    assert client.get("/export/..%2Fsecret").status_code == 404
 
 
 def test_no_results_yet_is_a_clear_404(client):
