@@ -123,3 +123,29 @@ def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monk
     monkeypatch.setattr(output, "TRACE_CHUNK", 7)
     assert evaluate(runner, golden, tmp_path / "b", []).exit_code == 0
     assert (tmp_path / "a" / "trace.jsonl").read_bytes() == (tmp_path / "b" / "trace.jsonl").read_bytes()
+
+
+def test_manifest_names_policy_inputs_and_outputs(runner, golden, tmp_path):
+    import hashlib
+    import json
+    from rules.policy import load_policy
+    out = tmp_path / "out"
+    assert evaluate(runner, golden, out, ["--budget", "28000000", "--strategy", "rank_priority"]).exit_code == 0
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert m["policy"]["sha256"] == load_policy().digest and m["policy"]["document"] == "新开〔2022〕110号"
+    assert m["inputs"]["records"]["sha256"] == hashlib.sha256((golden / "records.csv").read_bytes()).hexdigest()
+    assert m["inputs"]["contracts"]["sha256"] == hashlib.sha256((golden / "contracts.csv").read_bytes()).hexdigest()
+    assert (m["year"], m["budget"]["budget"], m["budget"]["strategy"]) == (2022, 28000000, "rank_priority")
+    assert m["program_version"]
+    for name, digest in m["outputs"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+
+
+def test_year_outside_the_policy_or_the_data_is_a_clear_error(runner, golden, tmp_path):
+    res = evaluate(runner, golden, tmp_path / "a", []).exit_code
+    assert res == 0
+    from service.cli import cli as command
+    for year, message in (("2021", "不适用于 2021 年度"), ("2023", "没有 2023 年度的记录")):
+        r = runner.invoke(command, ["evaluate", "--records", str(golden / "records.csv"), "--year", year,
+                                    "--out", str(tmp_path / year)])
+        assert r.exit_code != 0 and message in r.output and not (tmp_path / year).exists()

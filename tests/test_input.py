@@ -164,3 +164,15 @@ def test_numbers_with_blanks_and_blank_cells(tmp_path):
                                                                                       "rd_expense": "inf"}]))
     assert cells[(2, "rd_expense")].reason_zh == "不是数字"
     assert cells[(3, "rd_expense")].reason_zh == "不是有限数"
+
+
+def test_xlsx_contracts_with_chinese_headers(tmp_path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["合同登记编号", "统一社会信用代码", "合同类别", "合同成交额", "登记日期"])
+    ws.append(["T-1", code_for("A"), "技术开发", "12.34565", dt.datetime(2022, 5, 1)])
+    ws.append(["T-2", code_for("A"), "服务", "0.5", dt.datetime(2022, 6, 1)])
+    wb.save(tmp_path / "c.xlsx")
+    df = load_contracts(tmp_path / "c.xlsx", known_codes=[code_for("A")])
+    assert df["kind"].tolist() == ["development", "service"]
+    assert df["amount"].tolist() == ["12.34565", "0.5"]       # kept as text, never a float
