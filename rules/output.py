@@ -254,12 +254,20 @@ def write_csv(frame: pd.DataFrame, path):
                     write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
-def indicators_frame(ev) -> pd.DataFrame:
-    out = {"credit_code": ev.scores["credit_code"].to_numpy()}
-    for j, c in enumerate(ev.indicator_clauses):
-        out[f"{c.id} {c.body['key']}"] = ev.indicator_values[:, j]
-        out[f"{c.id} points"] = np.round(ev.indicator_points[:, j], 6)
-    return pd.DataFrame(out)
+def write_indicators(ev, path, chunk=TRACE_CHUNK):
+    """indicators.csv: each indicator's value and points per enterprise, written in chunks of
+    rows straight from the evaluation's matrices (no second copy of a wide table)."""
+    names = ["credit_code"] + [n for c in ev.indicator_clauses for n in (f"{c.id} {c.body['key']}", f"{c.id} points")]
+    codes = _arrow_text(ev.scores["credit_code"])
+    schema = pa.schema([("credit_code", pa.string())] + [(n, pa.float64()) for n in names[1:]])
+    with pacsv.CSVWriter(str(path), schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as w:
+        for lo in range(0, len(ev.scores), chunk):
+            hi = lo + chunk
+            cols = [codes.slice(lo, hi - lo)]
+            for j in range(len(ev.indicator_clauses)):
+                cols.append(pa.array(ev.indicator_values[lo:hi, j], from_pandas=True))
+                cols.append(pa.array(np.round(ev.indicator_points[lo:hi, j], 6)))
+            w.write_table(pa.table(cols, schema=schema))
 
 
 def manifest(ev, inputs: dict, extra=None) -> dict:
@@ -294,7 +302,7 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
         with ThreadPoolExecutor(max_workers=2) as pool:
             # arrow's CSV writer runs without the GIL: the wide indicator table is written
             # on the second core while this one builds the trace and the award list
-            side = pool.submit(write_csv, indicators_frame(ev), tmp / "indicators.csv") if trace else None
+            side = pool.submit(write_indicators, ev, tmp / "indicators.csv") if trace else None
             lap("write.start")
             write_plain_csv(scores_table(ev), tmp / "scores.csv")
             write_plain_csv(awards_table(ev), tmp / "awards.csv")
