@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from .records import arrow_text
+
 SCORE_COLUMNS = ["credit_code", "year", "stage", "excluded", "exclusion_clauses", "tech_score",
                  "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
                  "final_score", "rank_in_stage", "rank_overall"]
@@ -57,7 +59,7 @@ def scores_table(ev) -> pa.Table:
     """scores.csv as text columns, sorted by credit code."""
     s = ev.scores
     d = ev.policy.groups["policy"]["scoring"]["decimals"]
-    codes = _arrow_text(s["credit_code"])
+    codes = arrow_text(s["credit_code"])
     order = pc.sort_indices(codes)
     cols = {"credit_code": codes,
             "year": pa.array(s["year"].astype(str).to_numpy(dtype=object), pa.string()),
@@ -110,23 +112,10 @@ def trace_header(ev) -> str:
     return _dump({"trace": "innopoints", "year": ev.year, "policy": ev.policy.name,
                   "policy_sha256": ev.policy.digest, "document": ev.policy.document,
                   "clauses": {c.id: {"title": c.title, "citation": c.citation}
-                              for c in ev.policy.clauses if c.in_force(_ref(ev.year))},
+                              for c in ev.policy.clauses_in_force(ev.year)},
                   "weights_citation": ev.policy.groups["indicators"]["weights"]["citation"],
                   "indicators": "indicators.csv: each indicator's value and points per enterprise",
                   "scoring_order": ev.policy.groups["policy"]["scoring"]["order"]}) + "\n"
-
-
-def _ref(year):
-    import datetime as dt
-    return dt.date(year, 12, 31)
-
-
-def _arrow_text(series) -> pa.ChunkedArray:
-    """A pandas text column as arrow strings (no copy when it is arrow-backed already)."""
-    arr = series.array
-    if hasattr(arr, "__arrow_array__"):
-        return pa.chunked_array(arr.__arrow_array__()).cast(pa.string())
-    return pa.chunked_array([pa.array(series.to_numpy(dtype=object), pa.string())])
 
 
 _JSON_UNSAFE = re.compile(r'["\\\x00-\x1f]')
@@ -184,7 +173,7 @@ def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
     hi = lo + len(s)
     weights = ev.policy.groups["indicators"]["weights"]
     frag = {g: text.take(pa.array(pat[lo:hi])) for g, (pat, text) in shared["fragments"].items()}
-    codes = _arrow_text(s["credit_code"])
+    codes = arrow_text(s["credit_code"])
     stage = pa.array(s["stage"].to_numpy(dtype=object), type=pa.string())
     st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
     w_frag = _take([_dump(dict(weights[k])) for k in st_codes], pd.Series(s["stage"]).map(st_codes).to_numpy())
@@ -258,7 +247,7 @@ def write_indicators(ev, path, chunk=TRACE_CHUNK):
     """indicators.csv: each indicator's value and points per enterprise, written in chunks of
     rows straight from the evaluation's matrices (no second copy of a wide table)."""
     names = ["credit_code"] + [n for c in ev.indicator_clauses for n in (f"{c.id} {c.body['key']}", f"{c.id} points")]
-    codes = _arrow_text(ev.scores["credit_code"])
+    codes = arrow_text(ev.scores["credit_code"])
     schema = pa.schema([("credit_code", pa.string())] + [(n, pa.float64()) for n in names[1:]])
     with pacsv.CSVWriter(str(path), schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as w:
         for lo in range(0, len(ev.scores), chunk):

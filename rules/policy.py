@@ -106,14 +106,16 @@ class PolicyVersion:
     groups: dict            # group -> parsed file mapping (settings, categories, weights …)
     clauses: list = field(default_factory=list)
 
+    def clauses_in_force(self, year):
+        on = reference_date(year)
+        return [c for c in self.clauses if c.in_force(on)]
+
     def clauses_for(self, group, year):
-        on = dt.date(year, 12, 31)
-        return [c for c in self.clauses if c.group == group and c.in_force(on)]
+        return [c for c in self.clauses_in_force(year) if c.group == group]
 
     def clause(self, clause_id, year):
-        on = dt.date(year, 12, 31)
-        for c in self.clauses:
-            if c.id == clause_id and c.in_force(on):
+        for c in self.clauses_in_force(year):
+            if c.id == clause_id:
                 return c
         raise KeyError(clause_id)
 
@@ -122,9 +124,14 @@ class PolicyVersion:
 
     def in_force(self, year):
         meta = self.groups["policy"]
-        on = dt.date(year, 12, 31)
+        on = reference_date(year)
         return _date(meta["in_force"]["from"]) <= on and (
             meta["in_force"].get("to") is None or on <= _date(meta["in_force"]["to"]))
+
+
+def reference_date(year) -> dt.date:
+    """The reference date of an evaluation year: 31 December (SPEC §2)."""
+    return dt.date(year, 12, 31)
 
 
 def _date(v):

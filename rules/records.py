@@ -187,9 +187,8 @@ class _Checker:
     def number(self, f, raw, empty):
         """Parse a number column. Fast path: one arrow cast and a min/max decide that the
         whole column is fine; the per-cell tests run only when something is wrong."""
-        nulled = raw
         try:
-            arr = pc.cast(nulled, pa.float64())
+            arr = pc.cast(raw, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             arr = None
         if arr is not None:
@@ -207,7 +206,7 @@ class _Checker:
             num = arr.to_numpy(zero_copy_only=False)
         else:
             # slow path, only for a column with blanks around numbers or bad cells
-            text = pd.Series(nulled.to_pylist(), dtype=object).str.strip()
+            text = pd.Series(raw.to_pylist(), dtype=object).str.strip()
             empty |= (text == "").to_numpy()
             num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype="float64")
         num = np.where(empty, np.nan, num)
@@ -282,7 +281,8 @@ def check_credit_codes(codes) -> np.ndarray:
     if not good_len.any():
         return ok
     sel = pc.filter(arr, pa.array(good_len))
-    sel = pa.concat_arrays([sel]) if isinstance(sel, pa.Array) else sel.combine_chunks()
+    if isinstance(sel, pa.ChunkedArray):
+        sel = sel.combine_chunks()
     offsets = np.frombuffer(sel.buffers()[1], dtype=np.int32)[sel.offset:sel.offset + len(sel) + 1]
     data = np.frombuffer(sel.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(len(sel), 18)
     vals = _LUT[data]
@@ -397,12 +397,18 @@ def enterprise_codes(records) -> pd.Index:
     return pd.Index(records["credit_code"].array.take(first))
 
 
+def arrow_text(values) -> pa.ChunkedArray:
+    """A pandas text column (Series, Index or array) as arrow strings, without a copy when
+    it is arrow-backed already."""
+    arr = getattr(values, "array", values)
+    if not hasattr(arr, "__arrow_array__"):
+        arr = pd.array(np.asarray(arr, dtype=object), dtype=pd.StringDtype("pyarrow"))
+    return pa.chunked_array(arr.__arrow_array__()).cast(pa.string())
+
+
 def positions_of(codes, known: pd.Index) -> np.ndarray:
     """Position of each credit code in `known` (-1 when absent), hashed in arrow."""
-    def arrow(x):
-        arr = pd.array(x, dtype=pd.StringDtype("pyarrow")) if not hasattr(x, "__arrow_array__") else x
-        return pa.chunked_array(arr.__arrow_array__()).cast(pa.string()).combine_chunks()
-    pos = pc.index_in(arrow(pd.Series(codes).array), value_set=arrow(known.array))
+    pos = pc.index_in(arrow_text(codes), value_set=arrow_text(known).combine_chunks())
     return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
