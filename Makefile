@@ -20,12 +20,14 @@ demo: $(STAMP)
 	$(BIN)/innopoints demo --out instance/demo
 
 run: demo
-	INNOPOINTS_RESULTS=instance/demo/results $(BIN)/flask --app service run --port $(PORT)
+	$(BIN)/flask --app service run --port $(PORT)
 
+# the database tests run on SQLite and on a throw-away PostgreSQL server that
+# scripts/with-postgres installs (Debian's postgresql) and starts
 test: $(STAMP)
 	$(BIN)/innopoints rules check
 	$(BIN)/innopoints rules test
-	$(BIN)/python -m pytest
+	INNOPOINTS_REQUIRE_PG=1 scripts/with-postgres $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_evaluate.py

@@ -115,9 +115,15 @@ FALSE_WORDS = {"false", "0", "no", "否", "n", "f"}
 
 
 def by_header(fields):
-    """Map both the English key and the Chinese label of each field to the field."""
+    """Map the English key, the Chinese label and the label with its unit to the field."""
     out = {}
     for f in fields:
         out[f.key] = f
         out[f.label] = f
+        out[header_with_unit(f)] = f
     return out
+
+
+def header_with_unit(f) -> str:
+    """The Chinese header of the import templates: the label and its unit, 研发费用金额（万元）."""
+    return f"{f.label}（{f.unit}）" if f.unit else f.label

@@ -103,13 +103,18 @@ def read_table(path) -> Table:
     return Table(cols, table.num_rows)
 
 
+DATA_SHEET = "数据"
+
+
 def _read_xlsx(path):
     import openpyxl
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
         raise InputError(str(path), [BadCell(0, "", "", f"无法读取Excel：{exc}", f"cannot read XLSX: {exc}")]) from exc
-    rows = wb.worksheets[0].iter_rows(values_only=True)
+    # the import template's data sheet is 数据 (beside 示例 and 说明); other files: the first sheet
+    sheet = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
     header = next(rows, None)
     if not header or all(h is None for h in header):
         wb.close()
@@ -365,8 +370,21 @@ def _typed(table, fields, today):
 
 def load_records(path, today=None) -> pd.DataFrame:
     """Read and validate an enterprise-records file; raise InputError listing every bad cell."""
+    return records_from_table(read_table(path), str(path), today)
+
+
+def table_from_rows(rows) -> Table:
+    """Rows of text (dicts of header -> cell) as a Table, to validate them as a file's rows."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cols = {k: pa.array([None if r.get(k) in (None, "") else str(r[k]) for r in rows], type=pa.string())
+            for k in keys}
+    return Table(cols, len(rows))
+
+
+def records_from_table(raw: Table, source: str, today=None) -> pd.DataFrame:
+    """Validate enterprise records read as text (from a file or from `table_from_rows`)."""
     today = today or dt.date.today()
-    table, bad = _headers(read_table(path), RECORD_FIELDS, str(path))
+    table, bad = _headers(raw, RECORD_FIELDS, source)
     typed, chk = _typed(table, RECORD_FIELDS, today)
     if "credit_code" in typed and "year" in typed:
         year = np.nan_to_num(typed["year"].to_numpy(), nan=-1).astype(np.int64)
@@ -380,7 +398,7 @@ def load_records(path, today=None) -> pd.DataFrame:
                      "registered after the record's year")
     bad += chk.bad
     if bad:
-        raise InputError(str(path), bad, typed)
+        raise InputError(source, bad, typed)
     for f in RECORD_FIELDS:  # optional columns absent from the file are all-missing
         if f.key not in typed:
             typed[f.key] = _empty_column(f, len(typed))

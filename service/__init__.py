@@ -10,24 +10,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def create_app(test_config=None):
-    """Create the app: defaults, then instance/config.py or the test config, then the parts."""
+    """Create the app: defaults, then instance/config.py or the test config, then the parts.
+    The database is upgraded to the newest migration at start (`DB_UPGRADE`, on by default)."""
     app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"))
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("SECRET_KEY", "dev"),
-        RESULTS_DIR=os.environ.get("INNOPOINTS_RESULTS", str(Path(app.instance_path) / "demo" / "results")),
+        SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        DATABASE_URL=None,
+        DB_UPGRADE=True,
+        RUNS_INLINE=False,
+        PUBLIC_TOP_N=int(os.environ.get("INNOPOINTS_PUBLIC_TOP_N", "20")),
+        MAX_CONTENT_LENGTH=200 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.from_mapping(test_config)
-    register_blueprints(app)
+    from . import api, db, pages
+    db.init_app(app)
+    if app.config["DB_UPGRADE"]:
+        db.upgrade(app.config["DATABASE_URL"])
+    from flask_wtf.csrf import CSRFProtect
+    csrf = CSRFProtect(app)
+    app.register_blueprint(pages.bp)
+    api.init_app(app)
+    for name, bp in app.blueprints.items():
+        if name != "pages":          # the API authenticates with tokens, not cookies: no CSRF there
+            csrf.exempt(bp)
     register_filters(app)
     return app
-
-
-def register_blueprints(app):
-    from . import pages
-    app.register_blueprint(pages.bp)
 
 
 def register_filters(app):

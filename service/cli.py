@@ -2,6 +2,8 @@
 and the demo park."""
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -115,13 +117,20 @@ def rules_test(path, cases_dir):
         sys.exit(1)
 
 
+DEMO_USERS = [("admin", "admin", "系统管理员"), ("officer", "officer", "区科学技术局 张科员"),
+              ("finance", "finance", "区财政局 李会计"), ("bank", "bank", "合作银行 新乡分行"),
+              ("enterprise", "enterprise", None)]
+
+
 @cli.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="instance/demo", show_default=True)
 @click.option("--enterprises", type=int, default=1500, show_default=True)
 @click.option("--year", type=int, default=2025, show_default=True)
 @click.option("--seed", type=int, default=2022, show_default=True)
-def demo(out, enterprises, year, seed):
-    """Generate the synthetic demo park (four years of records) and evaluate its last year."""
+@click.option("--keep-db", is_flag=True, help="不重建 SQLite 数据库（默认重建 instance/innopoints.db）")
+def demo(out, enterprises, year, seed, keep_db):
+    """The demo park: four years of synthetic records, imported into a fresh database with one
+    user per role; the last year evaluated and published."""
     from service.demo import generate, write_csv
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +138,282 @@ def demo(out, enterprises, year, seed):
     write_csv(records, out / "records.csv")
     write_csv(contracts, out / "contracts.csv")
     click.echo(f"示范园区：{enterprises} 家企业，{len(records)} 条记录，{len(contracts)} 份合同 → {out}")
-    ev = run_evaluation(out / "records.csv", out / "contracts.csv", year)
-    write(ev, out / "results", {"records": out / "records.csv", "contracts": out / "contracts.csv"})
-    click.echo(f"已评价 {year} 年度 → {out / 'results'}")
+    app = _app_fresh(keep_db)
+    from service.auth import create_user
+    from service.models import Enterprise, utcnow
+    from service.runs import create_run, execute_run
+    from service.store import import_file
+    with app.app_context():
+        from service import db
+        s = db.session()
+        import_file(s, out / "records.csv", "records", None)
+        import_file(s, out / "contracts.csv", "contracts", None)
+        code = str(records["credit_code"].iloc[0])
+        logins = []
+        for username, role, name in DEMO_USERS:
+            password = f"{username}-demo-{year}"
+            if _exists(s, username):
+                continue
+            ent = s.get(Enterprise, code)
+            create_user(s, username, password, role, code if role == "enterprise" else None,
+                        name or ent.name)
+            logins.append((username, password, role))
+        s.get(Enterprise, code).credit_consent = True
+        s.commit()
+        run = create_run(s, year, None)
+        execute_run(app.extensions["db_sessions"], run.id)
+        s.expire_all()
+        run = s.get(type(run), run.id)
+        if run.status != "done":
+            _fail(run.error, 1)
+        run.published_at = utcnow()
+        s.commit()
+    click.echo(f"已评价并发布 {year} 年度（第 {run.id} 批次）；数据库 {app.config['DATABASE_URL']}")
+    for username, password, role in logins:
+        click.echo(f"  登录 / login  {username:<10} 密码 {password:<24} 角色 {role}")
+
+
+def _app_fresh(keep_db):
+    from service import create_app
+    if not keep_db and not os.environ.get("DATABASE_URL"):
+        probe = create_app({"DB_UPGRADE": False})
+        url = probe.config["DATABASE_URL"]
+        path = Path(url.removeprefix("sqlite:///"))
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            p.unlink(missing_ok=True)
+    return create_app()
+
+
+def _exists(s, username):
+    from sqlalchemy import select
+
+    from service.models import User
+    return s.scalar(select(User).where(User.username == username)) is not None
+
+
+# ---- the service's store, for ops ------------------------------------------------------------
+
+def _app():
+    from service import create_app
+    return create_app()
+
+
+@contextlib.contextmanager
+def _session():
+    """An app context and a session on the configured database (DATABASE_URL or instance/)."""
+    app = _app()
+    with app.app_context():
+        from service import db
+        yield app, db.session()
+
+
+def _user(s, username):
+    from sqlalchemy import select
+
+    from service.models import User
+    if username is None:
+        return None
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        _fail(f"没有用户 {username} / no such user")
+    return user
+
+
+@cli.group("db")
+def db_group():
+    """The database (SQLite in instance/ unless DATABASE_URL is set)."""
+
+
+@db_group.command("upgrade")
+def db_upgrade():
+    """Create or upgrade the tables to the newest migration."""
+    from service import db
+    app = _app()
+    db.upgrade(app.config["DATABASE_URL"])
+    click.echo(f"数据库已是最新结构 / database at head: {app.config['DATABASE_URL'].split('@')[-1]}")
+
+
+@cli.group("user")
+def user_group():
+    """Users and their roles."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["enterprise", "officer", "finance", "bank", "admin"]))
+@click.option("--enterprise", "credit_code", default=None, help="企业用户的统一社会信用代码")
+@click.option("--name", "display_name", default="", help="显示名称")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="至少8个字符")
+def user_add(username, role, credit_code, display_name, password):
+    """Create a user (the password is stored hashed)."""
+    from service.auth import UserError, create_user
+    with _session() as (_, s):
+        try:
+            create_user(s, username, password, role, credit_code, display_name)
+        except UserError as exc:
+            _fail(str(exc))
+        s.commit()
+    click.echo(f"已创建用户 {username}（{role}）")
+
+
+@user_group.command("token")
+@click.argument("username")
+@click.option("--label", default="cli")
+def user_token(username, label):
+    """Issue an API token for a user (printed once)."""
+    from service.auth import issue_token
+    with _session() as (_, s):
+        token = issue_token(s, _user(s, username), label)
+        s.commit()
+    click.echo(token)
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--kind", type=click.Choice(["records", "contracts"]), required=True)
+@click.option("--user", "username", default=None, help="记入导入记录的用户名")
+def import_cmd(file, kind, username):
+    """Import a CSV/XLSX file: all or nothing, every bad cell listed."""
+    from service.store import ImportRejected, import_file
+    with _session() as (_, s):
+        user = _user(s, username)
+        click.echo(f"校验 {file} / checking", err=True)
+        try:
+            with click.progressbar(length=_rows_of(file), label="写入数据库 / storing", file=sys.stderr) as bar:
+                out = import_file(s, file, kind, user, progress=bar.update)
+        except ImportRejected as exc:
+            for c in exc.cells:
+                click.echo(f"  {c}", err=True)
+            _fail(f"{len(exc.cells)} 处错误，未导入任何数据 / nothing imported")
+    click.echo(f"已导入 {out.rows} 行（新增 {out.added}，替换 {out.replaced}）；导入编号 {out.import_id}，"
+               f"sha256 {out.sha256[:12]}")
+
+
+def _rows_of(file):
+    if str(file).lower().endswith(".csv"):
+        with open(file, "rb") as f:
+            return max(sum(1 for _ in f) - 1, 1)
+    return 1
+
+
+@cli.command("run")
+@click.option("--year", required=True, type=int)
+@click.option("--policy", default=None, help="政策版本目录或名称（默认 xinxiang-2022）")
+@click.option("--budget", type=click.IntRange(min=0), default=None, help="年度奖励预算（元）")
+@click.option("--strategy", type=click.Choice(["pro_rata", "rank_priority"]), default=None)
+@click.option("--user", "username", default=None)
+@click.option("--publish", is_flag=True, help="完成后发布（公众榜单、银行查询读取已发布批次）")
+def run_cmd(year, policy, budget, strategy, username, publish):
+    """Evaluate a year over the stored, approved data and store the run."""
+    from service.models import Run, utcnow
+    from service.runs import create_run, execute_run
+    from service.store import audit
+    with _session() as (app, s):
+        user = _user(s, username)
+        try:
+            run = create_run(s, year, user, policy, budget, strategy)
+        except (PolicyError, EvaluationError) as exc:
+            _fail(str(exc))
+        with click.progressbar(length=100, label=f"第 {run.id} 批次 {year} 年度", file=sys.stderr,
+                               item_show_func=lambda m: m) as bar:
+            def progress(pct, msg):
+                bar.update(pct - bar.pos, msg)
+            execute_run(app.extensions["db_sessions"], run.id, progress, policy=policy)
+        s.expire_all()
+        run = s.get(Run, run.id)
+        if run.status != "done":
+            _fail(f"计算失败 / run failed:\n{run.error}", 1)
+        if publish:
+            run.published_at = utcnow()
+            audit(s, user, "run.publish", f"run:{run.id}", year=year)
+            s.commit()
+        click.echo(f"第 {run.id} 批次完成：{run.enterprises} 家，排除 {run.excluded} 家，奖励 {run.award_lines} 笔，"
+                   f"核定 {run.eligible_yuan:,} 元，拨付 {run.granted_yuan:,} 元；数据 sha256 {run.data_sha256[:12]}"
+                   + ("；已发布" if publish else ""))
+
+
+@cli.command("export")
+@click.option("--run", "run_id", type=int, default=None, help="批次编号（默认最新年度的当前批次）")
+@click.option("--year", type=int, default=None)
+@click.option("--what", type=click.Choice(["scores", "awards", "scores.csv", "awards.csv", "awards.html", "manifest.json"]),
+              default="scores", show_default=True,
+              help="scores/awards: 带中文表头的列表；*.csv 等：与 innopoints evaluate 相同的文件")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="xlsx", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+def export_cmd(run_id, year, what, fmt, out):
+    """Export a stored run's list (XLSX or CSV) or one of its files."""
+    from service import query
+    from service.api import AWARD_COLUMNS, RESULT_COLUMNS
+    from service.exports import csv_bytes, xlsx_bytes
+    from service.models import Run
+    from service.runs import current_run
+    with _session() as (_, s):
+        run = s.get(Run, run_id) if run_id else current_run(s, year)
+        if run is None or run.status != "done":
+            _fail("没有该已完成批次 / no such completed run")
+        if "." in what:
+            data = query.run_file(s, run.id, what)
+        else:
+            with click.progressbar(length=1, label="读取 / reading", file=sys.stderr) as bar:
+                if what == "scores":
+                    rows, _ = query.enterprises(s, run, per_page=None)
+                    cols = RESULT_COLUMNS
+                else:
+                    rows, cols = query.award_lines(s, run), AWARD_COLUMNS
+                bar.update(1)
+            data = csv_bytes(rows, cols) if fmt == "csv" else xlsx_bytes(rows, cols)
+    tmp = Path(out).with_name(Path(out).name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    click.echo(f"第 {run.id} 批次 {what} → {out}")
+
+
+@cli.group("runs")
+def runs_group():
+    """Stored runs: list and compare."""
+
+
+@runs_group.command("list")
+def runs_list():
+    from sqlalchemy import select
+
+    from service.models import Run
+    from service.runs import effective_status
+    with _session() as (_, s):
+        for r in s.scalars(select(Run).order_by(Run.id)):
+            click.echo(f"{r.id:>4}  {r.year}  {effective_status(r):<8} {r.policy_name:<16} 预算 {r.budget if r.budget is not None else '不设'}"
+                       f"  {r.enterprises} 家  拨付 {r.granted_yuan:,} 元  {'已发布' if r.published_at else ''}")
+
+
+@runs_group.command("diff")
+@click.argument("run_a", type=int)
+@click.argument("run_b", type=int)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="把企业变化写入 XLSX/CSV")
+@click.option("--limit", type=int, default=20, show_default=True, help="终端上列出的企业数")
+def runs_diff(run_a, run_b, out, limit):
+    """Compare two runs: stage, exclusion, score and rank changes; award lines."""
+    from service import query
+    from service.models import Run
+    with _session() as (_, s):
+        a, b = s.get(Run, run_a), s.get(Run, run_b)
+        if not a or not b or a.status != "done" or b.status != "done":
+            _fail("两个批次都须已完成 / both runs must be completed")
+        with click.progressbar(length=1, label="比较 / comparing", file=sys.stderr) as bar:
+            d = query.diff(s, a, b)
+            bar.update(1)
+    sm = d["summary"]
+    click.echo(f"批次 {run_a} → {run_b}：新增 {sm['added']}，移除 {sm['removed']}，阶段变化 {sm['stage']}，排除变化 "
+               f"{sm['excluded']}，积分变化 {sm['score']}，排名变化 {sm['rank']}；奖励新增 {sm['awards_added']}、取消 "
+               f"{sm['awards_removed']}、变化 {sm['awards_changed']}；拨付 {sm['granted_a']:,} → {sm['granted_b']:,} 元")
+    for c in d["enterprises"][:limit]:
+        click.echo(f"  {c['credit_code']} {c['name']}: {','.join(c['changed'])} 积分 {c['score_a']} → {c['score_b']} "
+                   f"排名 {c['rank_a']} → {c['rank_b']}")
+    for w in d["awards"][:limit]:
+        click.echo(f"  {w['credit_code']} {w['clause']} {w['change']}: 拨付 {w['granted_a']} → {w['granted_b']}")
+    if out:
+        from service.exports import csv_bytes, xlsx_bytes
+        cols = [(k, k) for k in ("credit_code", "name", "changed", "stage_a", "stage_b", "excluded_a", "excluded_b",
+                                 "score_a", "score_b", "score_change", "rank_a", "rank_b", "rank_change")]
+        Path(out).write_bytes(csv_bytes(d["enterprises"], cols) if out.endswith(".csv")
+                              else xlsx_bytes(d["enterprises"], cols))
+        click.echo(f"→ {out}")

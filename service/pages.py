@@ -1,49 +1,97 @@
-"""Pages. At this stage one: the evaluated year's results, grouped by stage."""
+"""Pages (Jinja2): log in and out, and the results of the current run by stage. They read
+the same query code as the API. The role pages are the next issue."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pandas as pd
-from flask import Blueprint, abort, current_app, render_template, send_from_directory
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
 
 from rules.fields import STAGES
+
+from . import db, query
+from .auth import authenticate
+from .models import ROLES, Run, User
+from .runs import current_run
+from .store import audit
 
 bp = Blueprint("pages", __name__)
 
 
-def load_results(results_dir):
-    """The scores of a written evaluation (scores.csv + manifest.json), or None."""
-    d = Path(results_dir)
-    if not (d / "scores.csv").exists():
-        return None
-    scores = pd.read_csv(d / "scores.csv", dtype=str, keep_default_na=False)
-    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
-    return scores, manifest
+class LoginForm(FlaskForm):
+    username = StringField("用户名", validators=[DataRequired(message="请输入用户名"), Length(max=80)])
+    password = PasswordField("密码", validators=[DataRequired(message="请输入密码"), Length(max=200)])
+
+
+def page_user():
+    uid = session.get("user_id")
+    return db.session().get(User, uid) if uid else None
+
+
+@bp.app_context_processor
+def _inject():
+    return {"current_user": page_user(), "ROLES": ROLES}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Session login for the pages (the form carries a CSRF token)."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        s = db.session()
+        user = authenticate(s, form.username.data, form.password.data)
+        if user is None:
+            flash("用户名或密码错误")
+            return render_template("pages/login.html", form=form), 401
+        session.clear()
+        session["user_id"] = user.id
+        audit(s, user, "login", user.username)
+        s.commit()
+        target = request.args.get("next", "")
+        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.index"))
+    return render_template("pages/login.html", form=form), (400 if request.method == "POST" else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    return redirect(url_for("pages.index"))
+
+
+def _visible_run(s):
+    """Staff see the newest completed run; everyone else the newest published one."""
+    user = page_user()
+    staff = user is not None and user.role in ("officer", "finance", "admin")
+    return current_run(s, published=not staff)
 
 
 @bp.route("/")
 def index():
     """Results by stage: ranked enterprises of each stage, then the excluded ones."""
-    loaded = load_results(current_app.config["RESULTS_DIR"])
-    if loaded is None:
-        return render_template("pages/no_results.html", results_dir=current_app.config["RESULTS_DIR"]), 404
-    scores, manifest = loaded
-    ranked = scores[scores["excluded"] == "false"].copy()
-    ranked["rank_num"] = ranked["rank_in_stage"].astype(int)
-    groups = [(key, STAGES[key], ranked[ranked["stage"] == key].sort_values(["rank_num", "credit_code"]))
-              for key in STAGES]
-    excluded = scores[scores["excluded"] == "true"]
-    return render_template("pages/results.html", groups=groups, excluded=excluded, manifest=manifest)
+    s = db.session()
+    run = _visible_run(s)
+    if run is None:
+        return render_template("pages/no_results.html"), 404
+    ranked = query.rankings(s, run)
+    excluded, _ = query.enterprises(s, run, excluded=True, sort="credit_code", per_page=None)
+    groups = [(key, STAGES[key], ranked[key]) for key in STAGES]
+    return render_template("pages/results.html", run=run, groups=groups, excluded=excluded,
+                           document=query.trace_header(s, run).get("document", ""))
 
 
-EXPORTS = {"scores.csv": "text/csv", "awards.csv": "text/csv", "awards.html": "text/html"}
+EXPORTS = {"scores.csv": "text/csv; charset=utf-8", "awards.csv": "text/csv; charset=utf-8",
+           "awards.html": "text/html; charset=utf-8"}
 
 
-@bp.route("/export/<name>")
-def export(name):
-    """The evaluated year's files as written (scores, awards, the printable award list)."""
-    if name not in EXPORTS or not (Path(current_app.config["RESULTS_DIR"]) / name).exists():
+@bp.route("/runs/<int:run_id>/export/<name>")
+def export(run_id, name):
+    """A run's files as written (scores, awards, the printable award list)."""
+    s = db.session()
+    run = s.get(Run, run_id)
+    user = page_user()
+    staff = user is not None and user.role in ("officer", "finance", "admin")
+    if name not in EXPORTS or run is None or run.status != "done" or not (staff or run.published_at):
         abort(404)
-    return send_from_directory(Path(current_app.config["RESULTS_DIR"]).resolve(), name, mimetype=EXPORTS[name],
-                               as_attachment=name.endswith(".csv"))
+    content = query.run_file(s, run_id, name)
+    headers = {"Content-Disposition": f"attachment; filename={name}"} if name.endswith(".csv") else {}
+    return Response(content, mimetype=EXPORTS[name], headers=headers)

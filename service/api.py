@@ -1,0 +1,636 @@
+"""The REST API under /api (积分查询 and the data and run operations), documented by its
+marshmallow schemas in OpenAPI 3 at /api/openapi.json and on the page /api/docs."""
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from pathlib import Path
+
+from flask import current_app, jsonify, render_template, request
+from flask.views import MethodView
+from flask_smorest import Api, Blueprint, abort
+from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException
+
+from rules.evaluate import EvaluationError
+from rules.fields import RECORD_FIELDS
+from rules.policy import PolicyError
+
+from . import db, query
+from .auth import (UserError, api_user, authenticate, create_user, issue_token, own_enterprise_only, require,
+                   role_of)
+from .exports import export_response, template_xlsx
+from .models import (ROLES, AuditEntry, CreditLookup, Declaration, Enterprise, Import, Record, Run, User,
+                     records_table, utcnow)
+from .runs import create_run, current_run, effective_status, execute_run
+from .schemas import (AuditQuery, AwardQuery, Consent, Correction, DeclarationCreate, DeclarationQuery,
+                      DeclarationSchema, Decision, DiffQuery, EnterprisePage, EnterpriseQuery, FormatQuery,
+                      ImportFile, ImportForm, RankingQuery, RunCreate, RunSchema, RunSelect, TokenRequest,
+                      TokenResponse, UserSchema)
+from .store import (DecisionError, FieldRejected, ImportRejected, audit, correct_field, declare, decide, get_record,
+                    import_file, record_text)
+
+LABEL = {f.key: f.label for f in RECORD_FIELDS}
+STAFF = ("officer", "admin")
+READERS = ("officer", "finance", "admin")
+
+
+class InnoApi(Api):
+    """flask-smorest's Api, with JSON errors for /api only (pages keep their HTML errors)."""
+
+    def handle_http_exception(self, error):
+        if not request.path.startswith("/api"):
+            return error
+        return super().handle_http_exception(error)
+
+
+def init_app(app):
+    app.config.update(API_TITLE="InnoPoints 创新积分 API", API_VERSION="1.0", OPENAPI_VERSION="3.0.3",
+                      OPENAPI_URL_PREFIX="/api", OPENAPI_JSON_PATH="openapi.json")
+    api = InnoApi(app, spec_kwargs={"info": {"description": "新乡高新区企业创新积分制（新开〔2022〕110号）政策服务"}})
+    app.extensions["innopoints_api"] = api
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for bp in (auth_bp, ent_bp, run_bp, data_bp, me_bp, admin_bp):
+        api.register_blueprint(bp)
+
+    @app.route("/api/docs")
+    def api_docs():
+        return render_template("pages/api_docs.html", spec=api.spec.to_dict())
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):       # never a bare 500 page: a JSON error that names the request
+        if isinstance(exc, HTTPException):
+            return exc
+        current_app.logger.exception("unexpected error")
+        if request.path.startswith("/api"):
+            return jsonify(code=500, status="Internal Server Error",
+                           message="服务器内部错误，已记录 / internal error, logged"), 500
+        return "服务器内部错误 / internal error", 500
+
+
+def bad_cells(cells):
+    return [{"row": c.row, "column": c.column, "column_zh": LABEL.get(c.column, c.column), "value": c.value,
+             "reason": c.reason_zh, "reason_en": c.reason_en} for c in cells]
+
+
+def pick_run(args, public_ok=False) -> Run:
+    """The run a query reads: `run` by id, else the current run of `year` (or the newest).
+    The public reads published runs only."""
+    s = db.session()
+    public = role_of(api_user(request)) in ("public", "enterprise", "bank") and public_ok
+    if args.get("run"):
+        run = s.get(Run, args["run"])
+        if run is None or run.status != "done" or (public and run.published_at is None):
+            abort(404, message=f"没有已完成的计算批次 {args['run']} / no such completed run")
+        return run
+    run = current_run(s, args.get("year"), published=public)
+    if run is None:
+        abort(404, message="尚无已完成（或已发布）的计算批次 / no completed run yet")
+    return run
+
+
+def run_dict(run, s):
+    d = {k: getattr(run, k) for k in RunSchema().fields if k != "current"}
+    d["status"] = effective_status(run)
+    cur = current_run(s, run.year)
+    d["current"] = cur is not None and cur.id == run.id
+    return d
+
+
+RESULT_COLUMNS = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("park", "所属园区"), ("industry", "所属行业"),
+                  ("stage_zh", "发展阶段"), ("excluded", "是否排除"), ("exclusion_clauses", "排除依据"),
+                  ("tech_score", "科技创新类积分"), ("growth_score", "成长经营类积分"), ("aux_score", "辅助类积分"),
+                  ("weighted", "加权积分"), ("deductions", "扣分"), ("decay_factor", "衰减系数"), ("bonus", "加分"),
+                  ("final_score", "最终积分"), ("rank_in_stage", "同阶段排名"), ("rank_overall", "全区排名")]
+
+
+# ---- tokens -----------------------------------------------------------------------------
+auth_bp = Blueprint("auth", __name__, url_prefix="/api", description="登录与令牌")
+
+
+@auth_bp.route("/tokens", methods=["POST"])
+@auth_bp.arguments(TokenRequest)
+@auth_bp.response(201, TokenResponse)
+def token_create(args):
+    """用户名和密码换取 API 令牌"""
+    s = db.session()
+    user = authenticate(s, args["username"], args["password"])
+    if user is None:
+        abort(401, message="用户名或密码错误 / wrong username or password")
+    token = issue_token(s, user, args["label"])
+    s.commit()
+    return {"token": token, "username": user.username, "role": user.role}
+
+
+# ---- enterprises, scores, rankings ----------------------------------------------------------
+ent_bp = Blueprint("enterprises", __name__, url_prefix="/api", description="企业积分查询、排名与统计")
+
+
+@ent_bp.route("/enterprises")
+@require(*READERS)
+@ent_bp.arguments(EnterpriseQuery, location="query")
+@ent_bp.response(200, EnterprisePage)
+def enterprise_list(args):
+    """企业列表：按园区、行业、阶段、积分区间检索、排序、分页；format=csv/xlsx 导出全部结果"""
+    s = db.session()
+    run = pick_run(args)
+    fmt = args["format"]
+    filters = {k: args.get(k) for k in ("park", "industry", "stage", "min_score", "max_score", "q", "excluded")}
+    rows, total = query.enterprises(s, run, **filters, sort=args["sort"], order=args["order"],
+                                     page=args["page"], per_page=None if fmt != "json" else args["per_page"])
+    if fmt != "json":
+        return export_response(rows, RESULT_COLUMNS, fmt, f"enterprises-{run.year}-run{run.id}")
+    return {"run_id": run.id, "year": run.year, "total": total, "page": args["page"],
+            "per_page": args["per_page"], "items": rows}
+
+
+@ent_bp.route("/enterprises/<code>")
+@require("enterprise", *READERS)
+@ent_bp.arguments(RunSelect, location="query")
+def enterprise_score(args, code):
+    """一家企业的积分：三类积分、每个指标的值与得分、中文说明的计算过程（trace）"""
+    own_enterprise_only(code)
+    s = db.session()
+    if s.get(Enterprise, code) is None:
+        abort(404, message=f"没有企业 {code} / no such enterprise")
+    run = pick_run(args)
+    d = query.score_detail(s, run, code)
+    if d is None:
+        abort(404, message=f"企业 {code} 不在第 {run.id} 批次（{run.year} 年度）的评价中")
+    if args["format"] != "json":
+        cols = [("clause", "条款"), ("title", "指标"), ("citation", "依据"), ("value", "指标值"), ("points", "得分")]
+        return export_response(d["indicators"], cols, args["format"], f"score-{code}-{run.year}")
+    return jsonify(d)
+
+
+@ent_bp.route("/enterprises/<code>/records")
+@require("enterprise", *READERS)
+@ent_bp.arguments(FormatQuery, location="query")
+def enterprise_records(args, code):
+    """一家企业各年度的记录（已审核的数据）"""
+    own_enterprise_only(code)
+    s = db.session()
+    if s.get(Enterprise, code) is None:
+        abort(404, message=f"没有企业 {code} / no such enterprise")
+    recs = s.scalars(select(Record).where(records_table.c.credit_code == code).order_by(records_table.c.year)).all()
+    rows = [record_text(r) for r in recs]
+    if args["format"] != "json":
+        return export_response(rows, [(f.key, f.label) for f in RECORD_FIELDS], args["format"], f"records-{code}")
+    return jsonify({"credit_code": code, "labels": LABEL, "records": rows})
+
+
+@ent_bp.route("/enterprises/<code>/records/<int:year>", methods=["PATCH"])
+@require(*STAFF)
+@ent_bp.arguments(Correction)
+def record_correct(args, code, year):
+    """工作人员更正一个字段（校验规则与导入相同；记入审计日志）"""
+    s = db.session()
+    rec = get_record(s, code, year)
+    if rec is None:
+        abort(404, message=f"没有 {code} 的 {year} 年度记录")
+    try:
+        old, new = correct_field(s, rec, args["field"], args["value"], api_user(request), args["reason"])
+    except FieldRejected as exc:
+        abort(422, message="值不合规 / invalid value", errors={"json": {args["field"]: [str(c) for c in exc.cells]}})
+    s.commit()
+    return jsonify({"credit_code": code, "year": year, "field": args["field"], "old": old, "new": new})
+
+
+@ent_bp.route("/enterprises/<code>/eligibility")
+@require("enterprise", *READERS)
+@ent_bp.arguments(RunSelect, location="query")
+def enterprise_eligibility(args, code):
+    """一家企业对每个奖励事项的资格、核定与拨付金额及依据（财政局）"""
+    own_enterprise_only(code)
+    s = db.session()
+    if s.get(Enterprise, code) is None:
+        abort(404, message=f"没有企业 {code} / no such enterprise")
+    run = pick_run(args)
+    items = query.eligibility(s, run, code)
+    if args["format"] != "json":
+        cols = [("clause", "条款"), ("title", "奖励事项"), ("eligible", "是否符合"), ("eligible_yuan", "核定金额（元）"),
+                ("granted_yuan", "拨付金额（元）"), ("basis", "依据合同")]
+        return export_response(items, cols, args["format"], f"eligibility-{code}-{run.year}")
+    return jsonify({"credit_code": code, "run_id": run.id, "year": run.year, "items": items})
+
+
+@ent_bp.route("/rankings")
+@require("public", "enterprise", "bank", *READERS)
+@ent_bp.arguments(RankingQuery, location="query")
+def rankings(args):
+    """各阶段排名（榜单）。公众只能看到已发布批次的前 N 名"""
+    s = db.session()
+    run = pick_run(args, public_ok=True)
+    top = args.get("top")
+    limit = current_app.config["PUBLIC_TOP_N"]
+    if role_of(api_user(request)) not in READERS:
+        top = min(top or limit, limit)
+    data = query.rankings(s, run, args.get("stage"), top)
+    if args["format"] != "json":
+        rows = [r for st in data.values() for r in st]
+        return export_response(rows, [("stage_zh", "发展阶段"), ("rank_in_stage", "同阶段排名")] + RESULT_COLUMNS[:4]
+                               + [("final_score", "最终积分")], args["format"], f"rankings-{run.year}")
+    return jsonify({"run_id": run.id, "year": run.year, "top": top, "stages": data})
+
+
+@ent_bp.route("/aggregates")
+@require("public", "enterprise", "bank", *READERS)
+@ent_bp.arguments(RunSelect, location="query")
+def aggregates(args):
+    """全区统计：参评企业数、按阶段/行业/园区分布、积分分布"""
+    s = db.session()
+    run = pick_run(args, public_ok=True)
+    data = query.aggregates(s, run)
+    if args["format"] != "json":
+        rows = ([{"dimension": "发展阶段", "key": r["label"], "count": r["count"]} for r in data["by_stage"]]
+                + [{"dimension": "所属行业", "key": r["key"], "count": r["count"]} for r in data["by_industry"]]
+                + [{"dimension": "所属园区", "key": r["key"], "count": r["count"]} for r in data["by_park"]])
+        return export_response(rows, [("dimension", "维度"), ("key", "类别"), ("count", "企业数")], args["format"],
+                               f"aggregates-{run.year}")
+    return jsonify(data)
+
+
+@ent_bp.route("/credit/<code>")
+@require("bank")
+@ent_bp.arguments(RunSelect, location="query")
+def credit(args, code):
+    """合作银行的信贷参考查询：积分、阶段、排名区间。须企业同意；每次查询都记录"""
+    s = db.session()
+    user = api_user(request)
+    ent = s.get(Enterprise, code)
+    if ent is None:
+        abort(404, message=f"没有企业 {code} / no such enterprise")
+    run = current_run(s, args.get("year"), published=True)
+    granted = bool(ent.credit_consent) and run is not None
+    s.add(CreditLookup(user_id=user.id, credit_code=code, run_id=run.id if run else None, granted=granted))
+    s.commit()
+    if not ent.credit_consent:
+        abort(403, message="该企业未同意将积分提供给合作银行 / the enterprise has not consented")
+    if run is None:
+        abort(404, message="尚无已发布的评价结果 / no published run")
+    d = query.credit_reference(s, run, code)
+    if d is None:
+        abort(404, message=f"企业 {code} 不在 {run.year} 年度的评价中")
+    return jsonify(d)
+
+
+# ---- runs ----------------------------------------------------------------------------------------
+run_bp = Blueprint("runs", __name__, url_prefix="/api/runs", description="积分计算批次、结果文件、批次比较")
+
+
+@run_bp.route("")
+class Runs(MethodView):
+    @require(*READERS)
+    @run_bp.arguments(FormatQuery, location="query")
+    @run_bp.response(200, RunSchema(many=True))
+    def get(self, args):
+        """全部计算批次（最新在前）"""
+        s = db.session()
+        runs = [run_dict(r, s) for r in s.scalars(select(Run).order_by(Run.id.desc()))]
+        if args["format"] != "json":
+            cols = [("id", "批次"), ("year", "年度"), ("status", "状态"), ("policy_name", "政策版本"),
+                    ("budget", "预算（元）"), ("strategy", "分配方式"), ("enterprises", "参评企业"),
+                    ("excluded", "排除"), ("granted_yuan", "拨付合计（元）"), ("data_sha256", "数据校验和"),
+                    ("policy_sha256", "政策哈希"), ("created_at", "发起时间"), ("finished_at", "完成时间")]
+            return export_response(runs, cols, args["format"], "runs")
+        return runs
+
+    @require(*STAFF)
+    @run_bp.arguments(RunCreate)
+    @run_bp.response(202, RunSchema)
+    def post(self, args):
+        """发起一次计算（读已审核数据；完成前上一批次仍为当前批次）"""
+        s = db.session()
+        if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == args["year"])):
+            abort(422, message="该年度没有企业记录", errors={"json": {"year": [f"{args['year']} 年度没有企业记录"]}})
+        try:
+            run = create_run(s, args["year"], api_user(request), args["policy"], args["budget"], args["strategy"])
+        except PolicyError as exc:
+            abort(422, message=str(exc), errors={"json": {"policy": [str(exc)]}})
+        except EvaluationError as exc:
+            abort(422, message=str(exc), errors={"json": {"year": [str(exc)]}})
+        start(current_app._get_current_object(), run.id)
+        s.expire_all()
+        return run_dict(s.get(Run, run.id), s)
+
+
+def start(app, run_id):
+    """Run in this request (tests, `RUNS_INLINE`) or on a thread of its own."""
+    maker = app.extensions["db_sessions"]
+    if app.config.get("RUNS_INLINE"):
+        execute_run(maker, run_id)
+    else:
+        threading.Thread(target=execute_run, args=(maker, run_id), daemon=True, name=f"run-{run_id}").start()
+
+
+def _run_or_404(s, run_id, done=True):
+    run = s.get(Run, run_id)
+    if run is None or (done and run.status != "done"):
+        abort(404, message=f"没有{'已完成的' if done else ''}计算批次 {run_id}")
+    return run
+
+
+@run_bp.route("/<int:run_id>")
+@require(*READERS)
+@run_bp.response(200, RunSchema)
+def run_get(run_id):
+    """一个批次：状态、进度、政策哈希、数据校验和、合计"""
+    s = db.session()
+    return run_dict(_run_or_404(s, run_id, done=False), s)
+
+
+@run_bp.route("/<int:run_id>/manifest")
+@require(*READERS)
+def run_manifest(run_id):
+    """批次的 manifest.json（政策哈希、输入与输出文件校验和）"""
+    s = db.session()
+    return jsonify(json.loads(_run_or_404(s, run_id).manifest))
+
+
+@run_bp.route("/<int:run_id>/files/<name>")
+@require(*READERS)
+def run_files(run_id, name):
+    """批次的结果文件：scores.csv、awards.csv、awards.html、manifest.json（与 innopoints evaluate 写出的相同）"""
+    from flask import Response
+    s = db.session()
+    _run_or_404(s, run_id)
+    content = query.run_file(s, run_id, name) if name != "trace_header.json" else None
+    if content is None:
+        abort(404, message=f"没有文件 {name}")
+    mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
+    return Response(content, mimetype=mime[name.rsplit(".", 1)[-1]])
+
+
+@run_bp.route("/<int:run_id>/publish", methods=["POST"])
+@require(*STAFF)
+@run_bp.response(200, RunSchema)
+def run_publish(run_id):
+    """发布批次：公众榜单与统计、银行查询读取最新发布的批次"""
+    s = db.session()
+    run = _run_or_404(s, run_id)
+    run.published_at = utcnow()
+    run.published_by = api_user(request).id
+    audit(s, api_user(request), "run.publish", f"run:{run.id}", year=run.year)
+    s.commit()
+    return run_dict(run, s)
+
+
+AWARD_COLUMNS = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("clause", "条款"), ("title", "奖励事项"),
+                 ("eligible_yuan", "核定金额（元）"), ("granted_yuan", "拨付金额（元）"), ("basis", "依据合同"),
+                 ("citation", "政策依据")]
+
+
+@ent_bp.route("/awards")
+@require(*READERS)
+@ent_bp.arguments(AwardQuery, location="query")
+def awards(args):
+    """奖励名单：每家企业每个奖励事项的核定与拨付金额、依据，及各事项合计与预算"""
+    s = db.session()
+    run = pick_run(args)
+    rows = query.award_lines(s, run, args.get("credit_code"), args.get("clause"))
+    if args["format"] != "json":
+        return export_response(rows, AWARD_COLUMNS, args["format"], f"awards-{run.year}-run{run.id}")
+    return jsonify({"run_id": run.id, "year": run.year, "totals": query.award_totals(rows, run), "items": rows})
+
+
+@run_bp.route("/<int:a>/diff/<int:b>")
+@require(*READERS)
+@run_bp.arguments(DiffQuery, location="query")
+def run_diff(args, a, b):
+    """两个批次的比较：阶段、排除、积分、排名的变化，奖励的新增、取消与变化"""
+    s = db.session()
+    d = query.diff(s, _run_or_404(s, a), _run_or_404(s, b))
+    if args["format"] != "json":
+        if args["part"] == "awards":
+            cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("clause", "条款"), ("change", "变化"),
+                    ("eligible_a", f"批次{a}核定（元）"), ("eligible_b", f"批次{b}核定（元）"),
+                    ("granted_a", f"批次{a}拨付（元）"), ("granted_b", f"批次{b}拨付（元）")]
+            return export_response(d["awards"], cols, args["format"], f"diff-{a}-{b}-awards")
+        cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("changed", "变化"),
+                ("stage_a", f"批次{a}阶段"), ("stage_b", f"批次{b}阶段"), ("excluded_a", f"批次{a}排除"),
+                ("excluded_b", f"批次{b}排除"), ("score_a", f"批次{a}积分"), ("score_b", f"批次{b}积分"),
+                ("score_change", "积分变化"), ("rank_a", f"批次{a}全区排名"), ("rank_b", f"批次{b}全区排名"),
+                ("rank_change", "名次上升")]
+        return export_response(d["enterprises"], cols, args["format"], f"diff-{a}-{b}")
+    return jsonify(d)
+
+
+# ---- data: imports, templates, declarations ------------------------------------------------------
+data_bp = Blueprint("data", __name__, url_prefix="/api", description="数据采集：导入、模板、自主申报与审核")
+
+
+@data_bp.route("/imports", methods=["POST"])
+@require(*STAFF)
+@data_bp.arguments(ImportForm, location="form")
+@data_bp.arguments(ImportFile, location="files")
+def import_post(form, files):
+    """导入 CSV/XLSX（中文或英文表头）：任一单元格有误则不导入并列出全部错误；无误则原子替换所列企业年度"""
+    upload = files["file"]
+    name = Path(upload.filename or "upload").name
+    suffix = Path(name).suffix.lower()
+    if suffix not in (".csv", ".xlsx", ".xlsm"):
+        abort(422, message="只接受 .csv 或 .xlsx 文件", errors={"files": {"file": [f"不支持的文件类型 {suffix or '（无扩展名）'}"]}})
+    s = db.session()
+    with tempfile.TemporaryDirectory(prefix="innopoints-import-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        upload.save(path)
+        try:
+            out = import_file(s, path, form["kind"], api_user(request), filename=name)
+        except ImportRejected as exc:
+            return jsonify(code=422, status="Unprocessable Entity", import_id=exc.import_id,
+                           message=f"文件有 {len(exc.cells)} 处错误，未导入任何数据 / nothing imported",
+                           bad_cells=bad_cells(exc.cells)), 422
+    return jsonify({"import_id": out.import_id, "kind": out.kind, "rows": out.rows, "added": out.added,
+                    "replaced": out.replaced, "sha256": out.sha256}), 201
+
+
+@data_bp.route("/imports")
+@require(*STAFF)
+@data_bp.arguments(FormatQuery, location="query")
+def import_list(args):
+    """导入记录：谁、何时、文件校验和、行数"""
+    s = db.session()
+    users = dict(s.execute(select(User.id, User.username)).all())
+    rows = [{"id": i.id, "kind": i.kind, "filename": i.filename, "sha256": i.sha256, "user": users.get(i.user_id, ""),
+             "at": i.at.isoformat(), "status": i.status, "rows": i.rows, "added": i.added, "replaced": i.replaced,
+             "bad_cells": i.bad_cells} for i in s.scalars(select(Import).order_by(Import.id.desc()))]
+    if args["format"] != "json":
+        cols = [("id", "编号"), ("kind", "类型"), ("filename", "文件"), ("user", "导入人"), ("at", "时间"),
+                ("status", "结果"), ("rows", "行数"), ("added", "新增"), ("replaced", "替换"), ("bad_cells", "错误单元格"),
+                ("sha256", "文件校验和")]
+        return export_response(rows, cols, args["format"], "imports")
+    return jsonify(rows)
+
+
+@data_bp.route("/templates/<kind>.xlsx")
+def import_template(kind):
+    """导入模板（XLSX）：中文表头与单位、示例行、填写说明"""
+    from flask import Response
+    if kind not in ("records", "contracts"):
+        abort(404, message="模板只有 records 与 contracts")
+    return Response(template_xlsx(kind), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename={kind}-template.xlsx"})
+
+
+def decl_dict(d: Declaration):
+    return {"id": d.id, "credit_code": d.credit_code, "year": d.year, "field": d.field,
+            "field_zh": LABEL.get(d.field, d.field), "value": d.value, "previous": d.previous, "reason": d.reason,
+            "status": d.status, "submitted_at": d.submitted_at, "decided_at": d.decided_at,
+            "decision_reason": d.decision_reason}
+
+
+@data_bp.route("/declarations")
+class Declarations(MethodView):
+    @require("enterprise", *STAFF)
+    @data_bp.arguments(DeclarationQuery, location="query")
+    @data_bp.response(200, DeclarationSchema(many=True))
+    def get(self, args):
+        """自主申报列表：企业看本企业的，工作人员看全部（审核队列：status=pending）"""
+        s = db.session()
+        user = api_user(request)
+        q = select(Declaration).order_by(Declaration.id)
+        if user.role == "enterprise":
+            q = q.where(Declaration.credit_code == user.credit_code)
+        if args.get("status"):
+            q = q.where(Declaration.status == args["status"])
+        rows = [decl_dict(d) for d in s.scalars(q)]
+        if args["format"] != "json":
+            cols = [("id", "编号"), ("credit_code", "统一社会信用代码"), ("year", "年度"), ("field_zh", "字段"),
+                    ("previous", "原值"), ("value", "申报值"), ("reason", "申报理由"), ("status", "状态"),
+                    ("decision_reason", "审核意见")]
+            return export_response(rows, cols, args["format"], "declarations")
+        return rows
+
+    @require("enterprise")
+    @data_bp.arguments(DeclarationCreate)
+    @data_bp.response(201, DeclarationSchema)
+    def post(self, args):
+        """企业申报本企业某年度记录中缺失或需更正的字段（经工作人员审核通过后才计入）"""
+        s = db.session()
+        user = api_user(request)
+        code = args.get("credit_code") or user.credit_code
+        own_enterprise_only(code)
+        try:
+            d = declare(s, user, code, args["year"], args["field"], args["value"], args["reason"])
+        except LookupError as exc:
+            abort(404, message=str(exc))
+        except FieldRejected as exc:
+            abort(422, message="申报值不合规", errors={"json": {args["field"]: [str(c) for c in exc.cells]}})
+        s.commit()
+        return decl_dict(d)
+
+
+@data_bp.route("/declarations/<int:decl_id>/decision", methods=["POST"])
+@require(*STAFF)
+@data_bp.arguments(Decision)
+@data_bp.response(200, DeclarationSchema)
+def declaration_decide(args, decl_id):
+    """审核一条申报：通过（写入记录并记入审计日志）或驳回，并留下理由"""
+    s = db.session()
+    d = s.get(Declaration, decl_id)
+    if d is None:
+        abort(404, message=f"没有申报 {decl_id}")
+    try:
+        decide(s, api_user(request), d, args["approve"], args["reason"])
+    except (DecisionError, FieldRejected) as exc:
+        abort(409, message=str(exc))
+    s.commit()
+    return decl_dict(d)
+
+
+# ---- the caller ------------------------------------------------------------------------------------
+me_bp = Blueprint("me", __name__, url_prefix="/api/me", description="当前用户；企业的授权与被查询记录")
+
+
+@me_bp.route("")
+@require("enterprise", "bank", "officer", "finance", "admin")
+def me():
+    """当前用户与角色"""
+    s = db.session()
+    user = api_user(request)
+    d = {"username": user.username, "role": user.role, "role_zh": ROLES[user.role], "credit_code": user.credit_code}
+    if user.role == "enterprise":
+        ent = s.get(Enterprise, user.credit_code)
+        d["credit_consent"] = bool(ent and ent.credit_consent)
+    return jsonify(d)
+
+
+@me_bp.route("/consent", methods=["PUT"])
+@require("enterprise")
+@me_bp.arguments(Consent)
+def consent(args):
+    """企业同意或撤回：合作银行可查询本企业积分作为授信参考"""
+    s = db.session()
+    user = api_user(request)
+    ent = s.get(Enterprise, user.credit_code)
+    if ent is None:
+        abort(404, message="本企业尚无数据")
+    ent.credit_consent = args["consent"]
+    ent.consent_changed_at = utcnow()
+    audit(s, user, "credit.consent", user.credit_code, consent=args["consent"])
+    s.commit()
+    return jsonify({"credit_code": ent.credit_code, "credit_consent": ent.credit_consent})
+
+
+@me_bp.route("/credit-lookups")
+@require("enterprise")
+@me_bp.arguments(FormatQuery, location="query")
+def credit_lookups(args):
+    """本企业被合作银行查询的记录"""
+    s = db.session()
+    user = api_user(request)
+    q = select(CreditLookup, User).join(User, User.id == CreditLookup.user_id) \
+        .where(CreditLookup.credit_code == user.credit_code).order_by(CreditLookup.id.desc())
+    rows = [{"at": c.at.isoformat(), "bank": u.display_name or u.username, "granted": c.granted, "run_id": c.run_id}
+            for c, u in s.execute(q)]
+    if args["format"] != "json":
+        return export_response(rows, [("at", "时间"), ("bank", "银行"), ("granted", "是否提供")], args["format"],
+                               "credit-lookups")
+    return jsonify(rows)
+
+
+# ---- users and the audit log -----------------------------------------------------------------------
+admin_bp = Blueprint("admin", __name__, url_prefix="/api", description="用户管理与审计日志（只读）")
+
+
+@admin_bp.route("/users")
+class Users(MethodView):
+    @require("admin")
+    @admin_bp.response(200, UserSchema(many=True))
+    def get(self):
+        """全部用户"""
+        return db.session().scalars(select(User).order_by(User.id)).all()
+
+    @require("admin")
+    @admin_bp.arguments(UserSchema)
+    @admin_bp.response(201, UserSchema)
+    def post(self, args):
+        """新建用户（密码以哈希保存）"""
+        s = db.session()
+        try:
+            user = create_user(s, args["username"], args["password"], args["role"], args["credit_code"],
+                               args["display_name"], by=api_user(request))
+        except UserError as exc:
+            abort(422, message=str(exc), errors={"json": {"user": [str(exc)]}})
+        s.commit()
+        return user
+
+
+@admin_bp.route("/audit")
+@require(*STAFF)
+@admin_bp.arguments(AuditQuery, location="query")
+def audit_log(args):
+    """审计日志（只能读取，不能修改或删除）"""
+    s = db.session()
+    q = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if args.get("action"):
+        q = q.where(AuditEntry.action == args["action"])
+    if args["format"] == "json":
+        q = q.offset((args["page"] - 1) * args["per_page"]).limit(args["per_page"])
+    rows = [{"id": a.id, "at": a.at.isoformat(), "user": a.username, "action": a.action, "target": a.target,
+             "detail": json.loads(a.detail)} for a in s.scalars(q)]
+    if args["format"] != "json":
+        return export_response(rows, [("id", "编号"), ("at", "时间"), ("user", "用户"), ("action", "操作"),
+                                      ("target", "对象"), ("detail", "详情")], args["format"], "audit")
+    return jsonify(rows)

@@ -1,0 +1,117 @@
+"""Every list as CSV or XLSX, with Chinese headers (导出)."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, (list, tuple)):
+        return ";".join(str(x) for x in v)
+    if isinstance(v, dict):
+        return "；".join(f"{k}: {x}" for k, x in v.items())
+    return v
+
+
+def csv_bytes(rows, columns) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([label for _, label in columns])
+    for r in rows:
+        w.writerow([_cell(r.get(k)) for k, _ in columns])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")     # BOM: Excel opens it as UTF-8
+
+
+def xlsx_bytes(rows, columns, sheet="数据") -> bytes:
+    import openpyxl
+    from openpyxl.styles import Font
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = sheet
+    ws.append([label for _, label in columns])
+    for c in ws[1]:
+        c.font = Font(bold=True)
+    for r in rows:
+        ws.append([_cell(r.get(k)) for k, _ in columns])
+    ws.freeze_panes = "A2"
+    for i, (_, label) in enumerate(columns, start=1):
+        ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width = max(10, min(40, 2 * len(label) + 2))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+MIME = {"csv": "text/csv; charset=utf-8",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def export_response(rows, columns, fmt, name) -> Response:
+    data = csv_bytes(rows, columns) if fmt == "csv" else xlsx_bytes(rows, columns)
+    return Response(data, mimetype=MIME[fmt],
+                    headers={"Content-Disposition": f"attachment; filename={name}.{fmt}"})
+
+
+KIND_ZH = {"code": "18位统一社会信用代码（含校验位）", "text": "文本", "date": "日期 YYYY-MM-DD", "year": "年度（整数）",
+           "count": "非负整数", "amount": "非负数", "signed": "数（可为负）", "ratio": "0–100 的百分数",
+           "bool": "是/否（true/false、1/0、yes/no）", "stage": "初创期/成长期/扩张期/成熟期（或 startup/growth/expansion/mature）",
+           "rating": "诚信/良好/警示/不良（或 honest/good/warning/bad）", "money": "非负数（万元，精确小数）",
+           "contract_kind": "技术转让/技术开发/技术咨询/技术服务"}
+EXAMPLE = {"code": None, "text": "示例", "date": "2018-06-01", "year": 2025, "count": 2, "amount": 1200.5,
+           "signed": -3.2, "ratio": 35.5, "bool": "否", "stage": "成长期", "rating": "良好", "money": "150.25",
+           "contract_kind": "技术开发"}
+EXAMPLE_BY_KEY = {"name": "新乡示例科技有限公司", "park": "主园区", "industry": "电子信息", "contract_no": "2025410700000123",
+                  "registered_on": "2018-06-01", "expansion_since": 2023, "tech_sme_streak": 3}
+
+
+def template_xlsx(kind) -> bytes:
+    """The import template: 数据 (headers only: Chinese label and unit), 示例 (the same
+    headers and an example row), 说明 (each column's key, label, unit, format, required)."""
+    import openpyxl
+    from openpyxl.styles import Font, PatternFill
+
+    from rules.fields import CONTRACT_FIELDS, RECORD_FIELDS, header_with_unit
+    from rules.records import credit_code_with_check
+    fields = RECORD_FIELDS if kind == "records" else CONTRACT_FIELDS
+    headers = [header_with_unit(f) for f in fields]
+    example_code = credit_code_with_check("91410700MA9XAMPL0"[:17])
+    example = []
+    for f in fields:
+        if f.kind == "code":
+            example.append(example_code)
+        elif f.key in EXAMPLE_BY_KEY:
+            example.append(EXAMPLE_BY_KEY[f.key])
+        else:
+            example.append(EXAMPLE[f.kind])
+    wb = openpyxl.Workbook()
+    bold, req = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
+    for title, rows in (("数据", []), ("示例", [example])):
+        ws = wb.active if title == "数据" else wb.create_sheet(title)
+        ws.title = title
+        ws.append(headers)
+        for r in rows:
+            ws.append(r)
+        for f, c in zip(fields, ws[1]):
+            c.font = bold
+            if f.required:
+                c.fill = req
+        ws.freeze_panes = "A2"
+        for i, h in enumerate(headers, start=1):
+            ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width = max(12, min(36, len(h) * 2))
+    doc = wb.create_sheet("说明")
+    doc.append(["列名（中文）", "英文键", "单位", "格式", "必填"])
+    for c in doc[1]:
+        c.font = bold
+    for f in fields:
+        doc.append([f.label, f.key, f.unit, KIND_ZH[f.kind], "是" if f.required else "否"])
+    doc.append([])
+    doc.append(["说明：在「数据」表填写，每行一家企业一个年度；表头可用中文列名（可带单位）或英文键；"
+                "文件中任何一个单元格有误则整个文件不导入，并列出所有错误单元格。"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

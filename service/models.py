@@ -1,0 +1,248 @@
+"""The store (SQLAlchemy 2.0 typed models). Migrations: `migrations/` (Alembic).
+
+The columns of an enterprise-year record come from the data dictionary (`rules.fields`), so
+the record table, the import files and the batch files have one definition. A change to the
+dictionary needs a migration like any other change here."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
+                        LargeBinary, String, Table, Text, UniqueConstraint, event)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from rules.fields import RECORD_FIELDS
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+ROLES = {"public": "公众", "enterprise": "企业", "officer": "科技局工作人员", "finance": "财政局",
+         "bank": "合作银行", "admin": "系统管理员"}
+
+RECORD_TYPES = {"code": lambda: String(18), "text": lambda: String(200), "date": Date, "year": Integer,
+                "count": Integer, "amount": Float, "signed": Float, "ratio": Float, "bool": Boolean,
+                "stage": lambda: String(16), "rating": lambda: String(16)}
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprises"
+    credit_code: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    park: Mapped[str] = mapped_column(String(200), default="")
+    industry: Mapped[str] = mapped_column(String(200), default="")
+    registered_on: Mapped[dt.date | None] = mapped_column(Date)
+    credit_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+def _record_columns():
+    cols = [Column("id", Integer, primary_key=True),
+            Column("import_id", Integer, ForeignKey("imports.id"), nullable=True),
+            Column("updated_at", DateTime, nullable=False, default=utcnow)]
+    for f in RECORD_FIELDS:
+        col_type = RECORD_TYPES[f.kind]
+        kw = {"nullable": not f.required, "comment": f.label}
+        if f.key == "credit_code":
+            cols.append(Column(f.key, col_type(), ForeignKey("enterprises.credit_code"), **kw))
+        else:
+            cols.append(Column(f.key, col_type(), **kw))
+    return cols
+
+
+records_table = Table("records", Base.metadata, *_record_columns(),
+                      UniqueConstraint("credit_code", "year", name="uq_records_code_year"),
+                      Index("ix_records_year", "year"))
+
+
+class Record(Base):
+    """One enterprise-year record (SPEC §3); attributes are the data dictionary's keys."""
+    __table__ = records_table
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+    contract_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    credit_code: Mapped[str] = mapped_column(ForeignKey("enterprises.credit_code"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[str] = mapped_column(String(40))     # 万元, the decimal text as validated: exact
+    registered_on: Mapped[dt.date] = mapped_column(Date)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    credit_code: Mapped[str | None] = mapped_column(String(18))     # the enterprise of an enterprise user
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    user: Mapped[User] = relationship()
+
+
+class Import(Base):
+    __tablename__ = "imports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))                  # records | contracts
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))                # imported | rejected
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    replaced: Mapped[int] = mapped_column(Integer, default=0)
+    bad_cells: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Declaration(Base):
+    """An enterprise's declaration of one field of one of its records (自主申报)."""
+    __tablename__ = "declarations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credit_code: Mapped[str] = mapped_column(ForeignKey("enterprises.credit_code"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(200))
+    previous: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")   # pending | approved | rejected
+    submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PolicyVersion(Base):
+    __tablename__ = "policy_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    document: Mapped[str] = mapped_column(String(200), default="")
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    files: Mapped[str] = mapped_column(Text)                       # JSON: file name -> content
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Run(Base):
+    """An evaluation of one year (积分计算). Its results become visible only together with
+    status 'done', in the transaction that stores them."""
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("policy_versions.id"))
+    policy_name: Mapped[str] = mapped_column(String(100), default="")
+    policy_sha256: Mapped[str] = mapped_column(String(64), default="")
+    budget: Mapped[int | None] = mapped_column(BigInteger)
+    strategy: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")   # queued running done failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    data_sha256: Mapped[str] = mapped_column(String(64), default="")
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    enterprises: Mapped[int] = mapped_column(Integer, default=0)
+    excluded: Mapped[int] = mapped_column(Integer, default=0)
+    award_lines: Mapped[int] = mapped_column(Integer, default=0)
+    eligible_yuan: Mapped[int] = mapped_column(BigInteger, default=0)
+    granted_yuan: Mapped[int] = mapped_column(BigInteger, default=0)
+    manifest: Mapped[str] = mapped_column(Text, default="")
+
+
+class RunFile(Base):
+    """The run's files as `innopoints evaluate` writes them (scores.csv, awards.csv, ...)."""
+    __tablename__ = "run_files"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Result(Base):
+    __tablename__ = "results"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    credit_code: Mapped[str] = mapped_column(String(18))
+    stage: Mapped[str] = mapped_column(String(16))
+    excluded: Mapped[bool] = mapped_column(Boolean)
+    exclusion_clauses: Mapped[str] = mapped_column(String(100), default="")
+    tech_score: Mapped[float | None] = mapped_column(Float)
+    growth_score: Mapped[float | None] = mapped_column(Float)
+    aux_score: Mapped[float | None] = mapped_column(Float)
+    weighted: Mapped[float | None] = mapped_column(Float)
+    deductions: Mapped[float | None] = mapped_column(Float)
+    decay_factor: Mapped[float | None] = mapped_column(Float)
+    bonus: Mapped[float | None] = mapped_column(Float)
+    final_score: Mapped[float | None] = mapped_column(Float)
+    rank_in_stage: Mapped[int | None] = mapped_column(Integer)
+    rank_overall: Mapped[int | None] = mapped_column(Integer)
+    stage_percentile: Mapped[float | None] = mapped_column(Float)
+    trace: Mapped[str] = mapped_column(Text)            # the enterprise's trace.jsonl line
+    indicators: Mapped[str] = mapped_column(Text)       # JSON: clause id -> [value, points]
+    __table_args__ = (UniqueConstraint("run_id", "credit_code", name="uq_results_run_code"),
+                      Index("ix_results_run_stage_rank", "run_id", "stage", "rank_in_stage"))
+
+
+class AwardLine(Base):
+    __tablename__ = "award_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    credit_code: Mapped[str] = mapped_column(String(18))
+    clause: Mapped[str] = mapped_column(String(16))
+    eligible_yuan: Mapped[int] = mapped_column(BigInteger)
+    granted_yuan: Mapped[int] = mapped_column(BigInteger)
+    basis: Mapped[str] = mapped_column(Text, default="")
+
+
+class CreditLookup(Base):
+    __tablename__ = "credit_lookups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    credit_code: Mapped[str] = mapped_column(String(18), index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    granted: Mapped[bool] = mapped_column(Boolean)
+
+
+class AuditEntry(Base):
+    """Append-only: rows are added, never changed or removed (enforced below and by the API
+    having no route that writes here)."""
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(80), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")     # JSON
+
+
+class AuditLogIsAppendOnly(Exception):
+    pass
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_audit_change(mapper, connection, target):
+    raise AuditLogIsAppendOnly("the audit log is append-only")

@@ -1,0 +1,343 @@
+"""积分查询: the questions the API and the pages ask of stored runs (no score is recomputed
+here: every figure is read from a run's stored results)."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from sqlalchemy import and_, func, or_, select
+
+from rules.fields import CONTRACT_KINDS, RATINGS, RECORD_FIELDS, STAGES
+
+from .models import AwardLine, Enterprise, Result, Run, RunFile
+
+LABEL = {f.key: f.label for f in RECORD_FIELDS}
+UNIT = {f.key: f.unit for f in RECORD_FIELDS}
+LABEL.update({"completed_years": "已完整经营年数", "stage": "发展阶段"})
+SORTS = {"final_score": Result.final_score, "rank_in_stage": Result.rank_in_stage,
+         "rank_overall": Result.rank_overall, "credit_code": Result.credit_code, "name": Enterprise.name,
+         "tech_score": Result.tech_score, "growth_score": Result.growth_score, "aux_score": Result.aux_score}
+SCORE_KEYS = ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
+              "final_score")
+USES = Path(__file__).resolve().parents[1] / "rules" / "uses"
+
+
+def run_file(s, run_id, name) -> bytes | None:
+    f = s.get(RunFile, (run_id, name))
+    return f.content if f else None
+
+
+@lru_cache(maxsize=32)
+def _header(content: bytes) -> dict:
+    return json.loads(content)
+
+
+def trace_header(s, run) -> dict:
+    return _header(run_file(s, run.id, "trace_header.json") or b"{}")
+
+
+def result_row(result: Result, ent: Enterprise | None) -> dict:
+    d = {"credit_code": result.credit_code, "name": ent.name if ent else "", "park": ent.park if ent else "",
+         "industry": ent.industry if ent else "", "stage": result.stage, "stage_zh": STAGES.get(result.stage, ""),
+         "excluded": result.excluded,
+         "exclusion_clauses": [c for c in result.exclusion_clauses.split(";") if c]}
+    for k in SCORE_KEYS:
+        d[k] = getattr(result, k)
+    d.update(rank_in_stage=result.rank_in_stage, rank_overall=result.rank_overall,
+             stage_percentile=result.stage_percentile)
+    return d
+
+
+def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, max_score=None, q=None,
+                excluded=None, sort="rank_overall", order="asc", page=1, per_page=50):
+    """Search and filter the enterprises of a run; returns (rows, total)."""
+    base = select(Result, Enterprise).join(Enterprise, Enterprise.credit_code == Result.credit_code) \
+        .where(Result.run_id == run.id)
+    conds = []
+    if park:
+        conds.append(Enterprise.park == park)
+    if industry:
+        conds.append(Enterprise.industry == industry)
+    if stage:
+        conds.append(Result.stage == stage)
+    if min_score is not None:
+        conds.append(Result.final_score >= min_score)
+    if max_score is not None:
+        conds.append(Result.final_score <= max_score)
+    if excluded is not None:
+        conds.append(Result.excluded.is_(excluded))
+    if q:
+        like = f"%{q}%"
+        conds.append(or_(Enterprise.name.like(like), Result.credit_code.like(like.upper())))
+    if conds:
+        base = base.where(and_(*conds))
+    total = s.scalar(select(func.count()).select_from(base.subquery()))
+    col = SORTS[sort]
+    key = col.desc() if order == "desc" else col.asc()
+    nulls_last = col.is_(None)          # excluded enterprises (no score) after the scored ones
+    query = base.order_by(nulls_last, key, Result.credit_code)
+    if per_page:
+        query = query.offset((page - 1) * per_page).limit(per_page)
+    return [result_row(r, e) for r, e in s.execute(query)], total
+
+
+def _fmt(v):
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if v in STAGES:
+        return STAGES[v]
+    if v in RATINGS:
+        return RATINGS[v]
+    return str(v)
+
+
+def _inputs_zh(inputs: dict) -> str:
+    return "；".join(f"{LABEL.get(k, k)}：{_fmt(v)}{UNIT.get(k, '') if isinstance(v, (int, float)) and not isinstance(v, bool) else ''}"
+                     for k, v in inputs.items())
+
+
+def _effect_zh(effect: dict) -> str:
+    parts = []
+    if effect.get("exclude"):
+        parts.append("不参与积分评价（排除）")
+    if "deduct" in effect:
+        parts.append(f"扣 {_fmt(float(effect['deduct']))} 分")
+    if "factor" in effect:
+        parts.append(f"积分乘以衰减系数 {effect['factor']}")
+    if "points" in effect:
+        parts.append(f"加 {_fmt(float(effect['points']))} 分")
+    for k, v in effect.items():
+        if k not in ("exclude", "deduct", "factor", "points"):
+            parts.append(f"{k}: {v}")
+    return "，".join(parts)
+
+
+GROUP_ZH = {"negative_list": "负面清单", "decay": "衰减", "bonus": "重大项目加分"}
+
+
+def explain(trace: dict, header: dict) -> list[dict]:
+    """The trace of one enterprise as Chinese sentences, each with its clause and citation."""
+    clauses = header.get("clauses", {})
+
+    def item(cid, text, inputs=None):
+        c = clauses.get(cid, {})
+        return {"clause": cid, "title": c.get("title", ""), "citation": c.get("citation", ""), "text": text,
+                "inputs": inputs or {}}
+
+    st = trace.get("stage", {})
+    out = [item("STAGE", f"发展阶段：{STAGES.get(st.get('stage'), st.get('stage'))}（已完整经营 {st.get('completed_years')} 年）",
+                {"completed_years": st.get("completed_years")})]
+    for group in ("negative_list", "decay", "bonus"):
+        for e in trace.get(group) or []:
+            text = f"{GROUP_ZH[group]}：{_effect_zh(e.get('effect', {}))}"
+            if e.get("inputs"):
+                text += f"（依据 {_inputs_zh(e['inputs'])}）"
+            out.append(item(e["clause"], text, e.get("inputs")))
+    sc = trace.get("scores")
+    if sc:
+        w = sc.get("weights", {})
+        out.append({"clause": "IND", "title": "指标积分与权重", "citation": header.get("weights_citation", ""),
+                    "text": (f"科技创新类 {sc['tech_score']:.4f} × {w.get('tech')} + 成长经营类 {sc['growth_score']:.4f} × "
+                             f"{w.get('growth')} + 辅助类 {sc['aux_score']:.4f} × {w.get('aux')} = {sc['weighted']:.4f}；"
+                             f"扣分 {_fmt(float(sc['deductions']))}，衰减系数 {sc['decay_factor']}，加分 "
+                             f"{_fmt(float(sc['bonus']))}，最终积分 {sc['final_score']:.4f}；同阶段第 {sc['rank_in_stage']} 名"
+                             f"（共 {sc['cohort_size']} 家参评），全区第 {sc['rank_overall']} 名"),
+                    "inputs": {}})
+    for r in trace.get("rewards") or []:
+        out.append(item(r["clause"], f"奖励：核定 {r['eligible_yuan']:,} 元，拨付 {r['granted_yuan']:,} 元。{r.get('derivation', '')}",
+                        r.get("inputs") if isinstance(r.get("inputs"), dict) else {}))
+    return out
+
+
+def indicator_rows(result: Result, header: dict) -> list[dict]:
+    clauses = header.get("clauses", {})
+    rows = []
+    for cid, (value, points) in json.loads(result.indicators).items():
+        c = clauses.get(cid, {})
+        rows.append({"clause": cid, "title": c.get("title", ""), "citation": c.get("citation", ""),
+                     "category": {"1": "tech", "2": "growth", "3": "aux"}.get(cid.split("-")[1].split(".")[0], ""),
+                     "value": value, "points": points})
+    return rows
+
+
+def score_detail(s, run, code) -> dict | None:
+    r = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    if r is None:
+        return None
+    ent = s.get(Enterprise, code)
+    header = trace_header(s, run)
+    trace = json.loads(r.trace)
+    d = result_row(r, ent)
+    d.update(run_id=run.id, year=run.year, policy=run.policy_name, policy_sha256=run.policy_sha256,
+             document=header.get("document", ""),
+             indicators=[] if r.excluded else indicator_rows(r, header),
+             explanation=explain(trace, header), trace=trace)
+    return d
+
+
+def rankings(s, run, stage=None, top=None):
+    q = select(Result, Enterprise).join(Enterprise, Enterprise.credit_code == Result.credit_code) \
+        .where(Result.run_id == run.id, Result.excluded.is_(False))
+    out = {}
+    for st in ([stage] if stage else list(STAGES)):
+        sq = q.where(Result.stage == st).order_by(Result.rank_in_stage, Result.credit_code)
+        if top:
+            sq = sq.where(Result.rank_in_stage <= top)
+        out[st] = [result_row(r, e) for r, e in s.execute(sq)]
+    return out
+
+
+def aggregates(s, run, bins=10):
+    """Counts by stage, industry and park, exclusions, and the score histogram."""
+    def counts(col):
+        rows = s.execute(select(col, func.count()).select_from(Result)
+                         .join(Enterprise, Enterprise.credit_code == Result.credit_code)
+                         .where(Result.run_id == run.id).group_by(col).order_by(col))
+        return [{"key": k or "", "count": n} for k, n in rows]
+    stage = counts(Result.stage)
+    for row in stage:
+        row["label"] = STAGES.get(row["key"], row["key"])
+    scores = list(s.scalars(select(Result.final_score).where(Result.run_id == run.id, Result.excluded.is_(False))))
+    hist = []
+    if scores:
+        width = 100 / bins
+        edges = [round(i * width, 4) for i in range(bins + 1)]
+        cnt = [0] * bins
+        for v in scores:
+            cnt[min(int(max(v, 0) // width), bins - 1)] += 1
+        hist = [{"from": edges[i], "to": edges[i + 1], "count": cnt[i]} for i in range(bins)]
+    return {"run_id": run.id, "year": run.year, "enterprises": run.enterprises, "excluded": run.excluded,
+            "by_stage": stage, "by_industry": counts(Enterprise.industry), "by_park": counts(Enterprise.park),
+            "score_histogram": hist,
+            "mean_score": round(sum(scores) / len(scores), 4) if scores else None}
+
+
+def clause_titles(s, run) -> dict:
+    return {k: v.get("title", "") for k, v in trace_header(s, run).get("clauses", {}).items()}
+
+
+def award_lines(s, run, code=None, clause=None):
+    q = select(AwardLine, Enterprise).join(Enterprise, Enterprise.credit_code == AwardLine.credit_code) \
+        .where(AwardLine.run_id == run.id)
+    if code:
+        q = q.where(AwardLine.credit_code == code)
+    if clause:
+        q = q.where(AwardLine.clause == clause)
+    titles = clause_titles(s, run)
+    header = trace_header(s, run).get("clauses", {})
+    rows = []
+    for a, e in s.execute(q.order_by(AwardLine.credit_code, AwardLine.id)):
+        rows.append({"credit_code": a.credit_code, "name": e.name, "clause": a.clause,
+                     "title": titles.get(a.clause, ""), "citation": header.get(a.clause, {}).get("citation", ""),
+                     "eligible_yuan": a.eligible_yuan, "granted_yuan": a.granted_yuan,
+                     "basis": [b for b in a.basis.split(";") if b]})
+    return rows
+
+
+def award_totals(rows, run):
+    per = {}
+    for r in rows:
+        t = per.setdefault(r["clause"], {"clause": r["clause"], "title": r["title"], "lines": 0,
+                                         "eligible_yuan": 0, "granted_yuan": 0})
+        t["lines"] += 1
+        t["eligible_yuan"] += r["eligible_yuan"]
+        t["granted_yuan"] += r["granted_yuan"]
+    return {"budget_yuan": run.budget, "strategy": run.strategy, "per_clause": sorted(per.values(), key=lambda t: t["clause"]),
+            "eligible_yuan": sum(r["eligible_yuan"] for r in rows), "granted_yuan": sum(r["granted_yuan"] for r in rows)}
+
+
+def eligibility(s, run, code):
+    """Per reward item: whether the enterprise is eligible, and for what, with its basis."""
+    lines = {r["clause"]: r for r in award_lines(s, run, code=code)}
+    header = trace_header(s, run).get("clauses", {})
+    items = []
+    for cid, c in header.items():
+        if not cid.startswith("RW-"):
+            continue
+        line = lines.get(cid)
+        items.append({"clause": cid, "title": c.get("title", ""), "citation": c.get("citation", ""),
+                      "eligible": line is not None, "eligible_yuan": line["eligible_yuan"] if line else 0,
+                      "granted_yuan": line["granted_yuan"] if line else 0, "basis": line["basis"] if line else []})
+    return items
+
+
+def diff(s, a: Run, b: Run, limit=None):
+    """What changed from run a to run b: per enterprise (stage, exclusion, score, rank) and
+    per award line (added, removed, changed)."""
+    def load(run):
+        return {r.credit_code: r for r in s.scalars(select(Result).where(Result.run_id == run.id))}
+    ra, rb = load(a), load(b)
+    names = dict(s.execute(select(Enterprise.credit_code, Enterprise.name)).all())
+    changes = []
+    for code in sorted(set(ra) | set(rb)):
+        x, y = ra.get(code), rb.get(code)
+        row = {"credit_code": code, "name": names.get(code, ""),
+               "stage_a": x.stage if x else None, "stage_b": y.stage if y else None,
+               "excluded_a": x.excluded if x else None, "excluded_b": y.excluded if y else None,
+               "score_a": x.final_score if x else None, "score_b": y.final_score if y else None,
+               "rank_a": x.rank_overall if x else None, "rank_b": y.rank_overall if y else None}
+        row["score_change"] = (round(row["score_b"] - row["score_a"], 4)
+                               if row["score_a"] is not None and row["score_b"] is not None else None)
+        row["rank_change"] = (row["rank_a"] - row["rank_b"]
+                              if row["rank_a"] is not None and row["rank_b"] is not None else None)
+        what = [k for k, changed in (("added", x is None), ("removed", y is None),
+                                      ("stage", x and y and x.stage != y.stage),
+                                      ("excluded", x and y and x.excluded != y.excluded),
+                                      ("score", x and y and x.final_score != y.final_score),
+                                      ("rank", x and y and x.rank_overall != y.rank_overall)) if changed]
+        if what:
+            row["changed"] = what
+            changes.append(row)
+
+    def lines(run):
+        return {(l.credit_code, l.clause): l for l in s.scalars(select(AwardLine).where(AwardLine.run_id == run.id))}
+    la, lb = lines(a), lines(b)
+    awards = []
+    for key in sorted(set(la) | set(lb)):
+        x, y = la.get(key), lb.get(key)
+        kind = "added" if x is None else "removed" if y is None else (
+            "changed" if (x.eligible_yuan, x.granted_yuan, x.basis) != (y.eligible_yuan, y.granted_yuan, y.basis)
+            else None)
+        if kind:
+            awards.append({"credit_code": key[0], "name": names.get(key[0], ""), "clause": key[1], "change": kind,
+                           "eligible_a": x.eligible_yuan if x else None, "eligible_b": y.eligible_yuan if y else None,
+                           "granted_a": x.granted_yuan if x else None, "granted_b": y.granted_yuan if y else None})
+    summary = {k: sum(k in c["changed"] for c in changes) for k in ("added", "removed", "stage", "excluded", "score", "rank")}
+    summary.update({f"awards_{k}": sum(w["change"] == k for w in awards) for k in ("added", "removed", "changed")})
+    summary.update(granted_a=a.granted_yuan, granted_b=b.granted_yuan, granted_change=b.granted_yuan - a.granted_yuan,
+                   eligible_a=a.eligible_yuan, eligible_b=b.eligible_yuan)
+    return {"run_a": a.id, "run_b": b.id, "summary": summary,
+            "enterprises": changes[:limit] if limit else changes, "awards": awards}
+
+
+@lru_cache(maxsize=1)
+def credit_bands():
+    return yaml.safe_load((USES / "credit.yaml").read_text(encoding="utf-8"))
+
+
+def rank_band(percentile) -> str:
+    if percentile is None:
+        return "未参与排名"
+    for band in credit_bands()["bands"]:
+        if percentile >= band["min"]:
+            return band["label"]
+    return ""
+
+
+def credit_reference(s, run, code):
+    r = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    if r is None:
+        return None
+    ent = s.get(Enterprise, code)
+    cfg = credit_bands()
+    return {"credit_code": code, "name": ent.name if ent else "", "year": run.year, "run_id": run.id,
+            "stage": r.stage, "stage_zh": STAGES.get(r.stage, ""), "excluded": r.excluded,
+            "final_score": r.final_score, "rank_band": rank_band(r.stage_percentile),
+            "basis": f"{cfg['id']} {cfg['title']}（{cfg['citation']}）"}
+
+
+KIND_ZH = CONTRACT_KINDS

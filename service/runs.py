@@ -1,0 +1,190 @@
+"""积分计算: runs of the evaluation over the stored data.
+
+A run reads a snapshot of the stored (approved) data written as import files, evaluates it
+with the batch code (`innopoints evaluate`'s own functions) and stores what the files say.
+Its results are inserted in the same transaction that marks it done, so the previous run of
+the year stays current until then, and a failed or killed run leaves no results."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import tempfile
+import traceback
+from pathlib import Path
+
+from sqlalchemy import select
+
+from rules.evaluate import EvaluationError
+from rules.output import write
+from rules.policy import PolicyError, load_policy, resolve
+from rules.records import InputErrors
+
+from .models import AwardLine, PolicyVersion, Result, Run, RunFile, utcnow
+from .store import audit, snapshot
+
+STALE_AFTER = dt.timedelta(minutes=15)
+STORED_FILES = ("scores.csv", "awards.csv", "awards.html", "manifest.json")
+PHASES = {"snapshot": (5, "导出已审核数据"), "evaluate": (20, "校验并评价"), "write": (60, "生成结果文件"),
+          "store": (80, "保存结果"), "done": (100, "完成")}
+
+
+def register_policy(s, pv) -> PolicyVersion:
+    """The policy version row for a loaded clause set (found by its content hash)."""
+    row = s.scalar(select(PolicyVersion).where(PolicyVersion.sha256 == pv.digest))
+    if row is None:
+        folder = Path(pv.path) if getattr(pv, "path", None) else resolve(pv.name)
+        files = {p.name: p.read_text(encoding="utf-8") for p in sorted(Path(folder).glob("*.yaml"))}
+        row = PolicyVersion(name=pv.name, document=pv.document or "", sha256=pv.digest,
+                            files=json.dumps(files, ensure_ascii=False, sort_keys=True))
+        s.add(row)
+        s.flush()
+    return row
+
+
+def create_run(s, year, user, policy=None, budget=None, strategy=None) -> Run:
+    """A queued run (committed, so that its progress can be watched)."""
+    pv = load_policy(policy)
+    if not pv.in_force(year):
+        raise EvaluationError(f"政策版本 {pv.name} 不适用于 {year} 年度 / policy {pv.name} is not in force for {year}")
+    row = register_policy(s, pv)
+    run = Run(year=year, policy_id=row.id, policy_name=pv.name, policy_sha256=pv.digest, budget=budget,
+              strategy=strategy, started_by=user.id if user else None, status="queued",
+              message="排队中", heartbeat=utcnow())
+    s.add(run)
+    s.flush()
+    audit(s, user, "run.create", f"run:{run.id}", year=year, policy=pv.name, budget=budget, strategy=strategy)
+    s.commit()
+    return run
+
+
+def _set(s, run, **kw):
+    for k, v in kw.items():
+        setattr(run, k, v)
+    run.heartbeat = utcnow()
+    s.commit()
+
+
+def execute_run(sessionmaker, run_id, progress=None, policy=None):
+    """Evaluate a queued run and store its results; never raises for bad data or clauses:
+    the run is marked failed with the reason. `progress(percent, message)` is told each phase."""
+    tell = progress or (lambda pct, msg: None)
+    with sessionmaker() as s:
+        run = s.get(Run, run_id)
+
+        def phase(name):
+            pct, msg = PHASES[name]
+            _set(s, run, status="running" if name != "done" else "done", progress=pct, message=msg)
+            tell(pct, msg)
+
+        try:
+            pv = load_policy(policy or run.policy_name)
+            if pv.digest != run.policy_sha256:
+                raise PolicyError([f"政策版本 {pv.name} 的内容已改变（哈希不同），请重新发起计算"])
+            with tempfile.TemporaryDirectory(prefix="innopoints-run-") as tmp:
+                phase("snapshot")
+                snap = snapshot(s, tmp)
+                phase("evaluate")
+                from rules.evaluate import evaluate
+                from rules.records import load_inputs
+                recs, cons = load_inputs(snap["records"], snap["contracts"])
+                ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy)
+                phase("write")
+                out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
+                phase("store")
+                _store(s, run, ev, out, snap["sha256"])
+            tell(*PHASES["done"])
+        except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
+            s.rollback()
+            run = s.get(Run, run_id)
+            reason = _reason(exc)
+            _set(s, run, status="failed", message="失败", error=reason, finished_at=utcnow())
+            tell(run.progress, f"失败：{reason}")
+            if not isinstance(exc, (InputErrors, PolicyError, EvaluationError)):
+                traceback.print_exc()
+        return run_id
+
+
+def _reason(exc) -> str:
+    if isinstance(exc, InputErrors):
+        return "\n".join(e.report(limit=20) for e in exc.errors)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _num(text):
+    return float(text) if text != "" else None
+
+
+def _int(text):
+    return int(text) if text != "" else None
+
+
+def _store(s, run, ev, out: Path, data_sha):
+    """Insert the results from the written files, then mark the run done: one transaction."""
+    scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
+    with open(out / "trace.jsonl", encoding="utf-8") as f:
+        header = f.readline()
+        traces = [line.rstrip("\n") for line in f]
+    with open(out / "indicators.csv", encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        names = next(reader)[1:]
+        ids = [n.split(" ")[0] for n in names[::2]]
+        indicators = [json.dumps({cid: [_num(row[1 + 2 * j]), _num(row[2 + 2 * j])] for j, cid in enumerate(ids)},
+                                 separators=(",", ":")) for row in reader]
+    results = []
+    for row, tr, ind in zip(scores, traces, indicators, strict=True):
+        t = json.loads(tr)
+        assert t["credit_code"] == row["credit_code"]
+        excluded = row["excluded"] == "true"
+        results.append({
+            "run_id": run.id, "credit_code": row["credit_code"], "stage": row["stage"], "excluded": excluded,
+            "exclusion_clauses": row["exclusion_clauses"],
+            **{k: _num(row[k]) for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions",
+                                         "decay_factor", "bonus", "final_score")},
+            "rank_in_stage": _int(row["rank_in_stage"]), "rank_overall": _int(row["rank_overall"]),
+            "stage_percentile": None if excluded else t["scores"]["stage_percentile"],
+            "trace": tr, "indicators": ind})
+    for i in range(0, len(results), 5000):
+        s.execute(Result.__table__.insert(), results[i:i + 5000])
+    awards = list(csv.DictReader(io.StringIO((out / "awards.csv").read_text(encoding="utf-8"))))
+    if awards:
+        s.execute(AwardLine.__table__.insert(), [
+            {"run_id": run.id, "credit_code": a["credit_code"], "clause": a["clause"],
+             "eligible_yuan": int(a["eligible_yuan"]), "granted_yuan": int(a["granted_yuan"]), "basis": a["basis"]}
+            for a in awards])
+    for name in STORED_FILES:
+        s.add(RunFile(run_id=run.id, name=name, content=(out / name).read_bytes()))
+    s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))
+    b = ev.budget
+    run.data_sha256 = data_sha
+    run.manifest = (out / "manifest.json").read_text(encoding="utf-8")
+    run.enterprises = len(results)
+    run.excluded = sum(r["excluded"] for r in results)
+    run.award_lines = len(awards)
+    run.eligible_yuan = int(b.fixed_total + b.floating_total)
+    run.granted_yuan = int(b.granted_total)
+    run.finished_at = utcnow()
+    run.status, run.progress, run.message, run.heartbeat = "done", 100, "完成", utcnow()
+    audit(s, None, "run.done", f"run:{run.id}", year=run.year, data_sha256=data_sha,
+          enterprises=run.enterprises, granted_yuan=run.granted_yuan)
+    s.commit()
+
+
+def effective_status(run: Run, now=None) -> str:
+    """A run still 'running' without a sign of life for a while was killed: it counts as failed."""
+    now = now or utcnow()
+    if run.status in ("queued", "running") and run.heartbeat and now - run.heartbeat > STALE_AFTER:
+        return "failed"
+    return run.status
+
+
+def current_run(s, year=None, published=False) -> Run | None:
+    """The newest completed run (of `year`, when given; published only, when asked)."""
+    q = select(Run).where(Run.status == "done")
+    if year is not None:
+        q = q.where(Run.year == year)
+    if published:
+        q = q.where(Run.published_at.is_not(None))
+        return s.scalar(q.order_by(Run.published_at.desc(), Run.id.desc()).limit(1))
+    return s.scalar(q.order_by(Run.year.desc(), Run.id.desc()).limit(1))

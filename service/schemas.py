@@ -1,0 +1,199 @@
+"""Request and response schemas of the API (marshmallow). Field descriptions are in Chinese,
+as the OpenAPI page shows them."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+from flask_smorest.fields import Upload
+
+from rules.fields import RECORD_FIELDS, STAGES
+
+from .models import ROLES
+from .query import SORTS
+
+FORMATS = validate.OneOf(["json", "csv", "xlsx"])
+STAGE = validate.OneOf(list(STAGES))
+STRATEGY = validate.OneOf(["pro_rata", "rank_priority"])
+CHANGEABLE = [f.key for f in RECORD_FIELDS if f.key not in ("credit_code", "year")]
+
+
+def _d(text):
+    return {"description": text}
+
+
+class FormatQuery(Schema):
+    format = fields.Str(load_default="json", validate=FORMATS, metadata=_d("json、csv 或 xlsx（导出）"))
+
+
+class RunSelect(FormatQuery):
+    run = fields.Int(validate=validate.Range(min=1), metadata=_d("计算批次编号；缺省为该年度（或最新年度）的当前批次"))
+    year = fields.Int(validate=validate.Range(min=2000, max=2100), metadata=_d("评价年度"))
+
+
+class EnterpriseQuery(RunSelect):
+    park = fields.Str(metadata=_d("所属园区"))
+    industry = fields.Str(metadata=_d("所属行业"))
+    stage = fields.Str(validate=STAGE, metadata=_d("发展阶段 startup/growth/expansion/mature"))
+    min_score = fields.Float(validate=validate.Range(min=-1000, max=1000), metadata=_d("最终积分下限"))
+    max_score = fields.Float(validate=validate.Range(min=-1000, max=1000), metadata=_d("最终积分上限"))
+    q = fields.Str(validate=validate.Length(max=100), metadata=_d("企业名称或信用代码包含"))
+    excluded = fields.Bool(metadata=_d("true 只看被排除的企业，false 只看参与排名的企业"))
+    sort = fields.Str(load_default="rank_overall", validate=validate.OneOf(list(SORTS)), metadata=_d("排序字段"))
+    order = fields.Str(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class RankingQuery(RunSelect):
+    stage = fields.Str(validate=STAGE)
+    top = fields.Int(validate=validate.Range(min=1, max=10_000), metadata=_d("前 N 名"))
+
+
+class AwardQuery(RunSelect):
+    credit_code = fields.Str(validate=validate.Length(equal=18))
+    clause = fields.Str(validate=validate.Regexp(r"^RW-[0-9A-Za-z.]+$"))
+
+
+class TokenRequest(Schema):
+    username = fields.Str(required=True, validate=validate.Length(min=1, max=80))
+    password = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    label = fields.Str(load_default="", validate=validate.Length(max=100))
+
+
+class TokenResponse(Schema):
+    token = fields.Str(metadata=_d("在 Authorization: Bearer <token> 中使用；只显示一次"))
+    username = fields.Str()
+    role = fields.Str()
+
+
+class UserSchema(Schema):
+    id = fields.Int(dump_only=True)
+    username = fields.Str(required=True, validate=validate.Length(min=1, max=80))
+    password = fields.Str(required=True, load_only=True, validate=validate.Length(min=8, max=200))
+    role = fields.Str(required=True, validate=validate.OneOf([r for r in ROLES if r != "public"]))
+    credit_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(equal=18))
+    display_name = fields.Str(load_default="", validate=validate.Length(max=200))
+    active = fields.Bool(dump_only=True)
+
+
+class RunCreate(Schema):
+    year = fields.Int(required=True, validate=validate.Range(min=2000, max=2100), metadata=_d("评价年度"))
+    policy = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,100}$"),
+                        metadata=_d("政策版本名称；缺省为 xinxiang-2022"))
+    budget = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=0, max=10**13),
+                        metadata=_d("年度奖励预算（元）；缺省为不设上限"))
+    strategy = fields.Str(load_default=None, allow_none=True, validate=STRATEGY,
+                          metadata=_d("预算不足时浮动奖励的分配方式"))
+
+
+class RunSchema(Schema):
+    id = fields.Int()
+    year = fields.Int()
+    status = fields.Str(metadata=_d("queued 排队 / running 计算中 / done 完成 / failed 失败"))
+    progress = fields.Int()
+    message = fields.Str()
+    error = fields.Str()
+    policy_name = fields.Str()
+    policy_sha256 = fields.Str()
+    data_sha256 = fields.Str()
+    budget = fields.Int(allow_none=True)
+    strategy = fields.Str(allow_none=True)
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    published_at = fields.DateTime(allow_none=True)
+    enterprises = fields.Int()
+    excluded = fields.Int()
+    award_lines = fields.Int()
+    eligible_yuan = fields.Int()
+    granted_yuan = fields.Int()
+    current = fields.Bool()
+
+
+class ResultRow(Schema):
+    credit_code = fields.Str()
+    name = fields.Str()
+    park = fields.Str()
+    industry = fields.Str()
+    stage = fields.Str()
+    stage_zh = fields.Str()
+    excluded = fields.Bool()
+    exclusion_clauses = fields.List(fields.Str())
+    tech_score = fields.Float(allow_none=True)
+    growth_score = fields.Float(allow_none=True)
+    aux_score = fields.Float(allow_none=True)
+    weighted = fields.Float(allow_none=True)
+    deductions = fields.Float(allow_none=True)
+    decay_factor = fields.Float(allow_none=True)
+    bonus = fields.Float(allow_none=True)
+    final_score = fields.Float(allow_none=True)
+    rank_in_stage = fields.Int(allow_none=True)
+    rank_overall = fields.Int(allow_none=True)
+    stage_percentile = fields.Float(allow_none=True)
+
+
+class EnterprisePage(Schema):
+    run_id = fields.Int()
+    year = fields.Int()
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
+    items = fields.List(fields.Nested(ResultRow))
+
+
+class Correction(Schema):
+    field = fields.Str(required=True, validate=validate.OneOf(CHANGEABLE), metadata=_d("字段英文键"))
+    value = fields.Raw(required=True, allow_none=True, metadata=_d("新值（空为缺失）"))
+    reason = fields.Str(load_default="", validate=validate.Length(max=1000))
+
+
+class DeclarationCreate(Correction):
+    year = fields.Int(required=True, validate=validate.Range(min=2000, max=2100))
+    credit_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(equal=18),
+                             metadata=_d("企业用户缺省为本企业"))
+
+
+class DeclarationSchema(Schema):
+    id = fields.Int()
+    credit_code = fields.Str()
+    year = fields.Int()
+    field = fields.Str()
+    field_zh = fields.Str()
+    value = fields.Str()
+    previous = fields.Str(allow_none=True)
+    reason = fields.Str()
+    status = fields.Str()
+    submitted_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
+    decision_reason = fields.Str()
+
+
+class DeclarationQuery(FormatQuery):
+    status = fields.Str(validate=validate.OneOf(["pending", "approved", "rejected"]))
+
+
+class Decision(Schema):
+    approve = fields.Bool(required=True, metadata=_d("true 通过，false 驳回"))
+    reason = fields.Str(load_default="", validate=validate.Length(max=1000))
+
+
+class Consent(Schema):
+    consent = fields.Bool(required=True, metadata=_d("是否同意合作银行查询本企业积分作为授信参考"))
+
+
+class ImportForm(Schema):
+    kind = fields.Str(required=True, validate=validate.OneOf(["records", "contracts"]),
+                      metadata=_d("records 企业年度记录 / contracts 技术合同"))
+
+
+class ImportFile(Schema):
+    file = Upload(required=True, metadata=_d("CSV（UTF-8）或 XLSX 文件"))
+
+
+class DiffQuery(FormatQuery):
+    part = fields.Str(load_default="enterprises", validate=validate.OneOf(["enterprises", "awards"]),
+                      metadata=_d("导出时：enterprises 企业变化 / awards 奖励变化"))
+
+
+class AuditQuery(FormatQuery):
+    action = fields.Str(validate=validate.Length(max=64))
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))

@@ -1,0 +1,308 @@
+"""数据采集: imports, corrections, self-declarations and the audit log, over the store.
+
+Every check is the batch command's own (`rules.records`): a file imports here exactly when
+`innopoints evaluate` would accept it. A file with any bad cell changes nothing."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, select, tuple_
+
+from rules.fields import CONTRACT_FIELDS, LEVEL_STAGE, RECORD_FIELDS
+from rules.records import (BadCell, InputError, contract_owner_errors, load_contracts, load_records,
+                           records_from_table, table_from_rows)
+
+from .models import AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, records_table, utcnow
+
+FIELD = {f.key: f for f in RECORD_FIELDS}
+IDENTITY_KEYS = ("name", "park", "industry", "registered_on")
+CHUNK = 5_000
+
+
+def audit(s, user: User | None, action: str, target: str = "", **detail):
+    s.add(AuditEntry(user_id=user.id if user else None, username=user.username if user else "system",
+                     action=action, target=target,
+                     detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---- typed frame <-> database values <-> text -------------------------------------------
+
+def _db_values(frame: pd.DataFrame) -> list[dict]:
+    """Validated records (the loader's typed frame) as rows for the records table."""
+    cols = {}
+    n = len(frame)
+    for f in RECORD_FIELDS:
+        v = frame[f.key].to_numpy()
+        if f.kind in ("code", "text"):
+            cols[f.key] = [str(x) for x in v]
+        elif f.kind == "rating":
+            cols[f.key] = [x or None for x in v]
+        elif f.kind == "date":
+            d = pd.DatetimeIndex(v)
+            cols[f.key] = [None if pd.isna(x) else x.date() for x in d]
+        elif f.kind in ("year", "count"):
+            cols[f.key] = [None if math.isnan(x) else int(x) for x in v.astype("float64")]
+        elif f.kind == "bool":
+            cols[f.key] = [None if math.isnan(x) else bool(x) for x in v.astype("float64")]
+        elif f.kind == "stage":
+            cols[f.key] = [None if math.isnan(x) else LEVEL_STAGE[int(x)] for x in v.astype("float64")]
+        else:
+            cols[f.key] = [None if math.isnan(x) else float(x) for x in v.astype("float64")]
+    return [{k: cols[k][i] for k in cols} for i in range(n)]
+
+
+def text_of(value) -> str:
+    """A stored value as the text of an import file (the inverse of the loader's parsing)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)          # the shortest text that reads back as the same float
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def record_text(rec) -> dict:
+    return {f.key: text_of(getattr(rec, f.key)) for f in RECORD_FIELDS}
+
+
+# ---- import ---------------------------------------------------------------------------
+
+@dataclass
+class ImportOutcome:
+    import_id: int
+    kind: str
+    rows: int
+    added: int
+    replaced: int
+    sha256: str
+
+
+class ImportRejected(Exception):
+    def __init__(self, import_id, cells):
+        self.import_id = import_id
+        self.cells = cells
+        super().__init__(f"{len(cells)} bad cell(s)")
+
+
+def _reject(s, kind, filename, digest, user, cells):
+    s.rollback()
+    imp = Import(kind=kind, filename=filename, sha256=digest, user_id=user.id if user else None,
+                 status="rejected", bad_cells=len(cells))
+    s.add(imp)
+    s.flush()
+    audit(s, user, "import.rejected", f"{kind}:{filename}", sha256=digest, bad_cells=len(cells))
+    s.commit()
+    raise ImportRejected(imp.id, cells)
+
+
+def import_file(s, path, kind: str, user: User | None, filename: str | None = None, progress=None) -> ImportOutcome:
+    """Validate a records or contracts file and, when every cell is good, replace what it
+    names in one transaction. A rejected file is recorded as such, with its bad-cell count."""
+    path = Path(path)
+    filename = filename or path.name
+    digest = sha256_bytes(path.read_bytes())
+    tick = progress or (lambda n: None)
+    try:
+        if kind == "records":
+            frame = load_records(path)
+        elif kind == "contracts":
+            frame = load_contracts(path)
+            known = set(s.scalars(select(Enterprise.credit_code)))
+            cells = contract_owner_errors(frame, known)
+            if cells:
+                raise InputError(filename, cells, frame)
+        else:
+            raise ValueError(f"unknown import kind {kind!r}")
+    except InputError as exc:
+        _reject(s, kind, filename, digest, user, exc.cells)
+    imp = Import(kind=kind, filename=filename, sha256=digest, user_id=user.id if user else None,
+                 status="imported", rows=len(frame))
+    s.add(imp)
+    s.flush()
+    if kind == "records":
+        added, replaced = _replace_records(s, frame, imp.id, tick)
+    else:
+        added, replaced = _replace_contracts(s, frame, imp.id, tick)
+    imp.added, imp.replaced = added, replaced
+    audit(s, user, f"import.{kind}", filename, import_id=imp.id, sha256=digest, rows=len(frame),
+          added=added, replaced=replaced)
+    s.commit()
+    return ImportOutcome(imp.id, kind, len(frame), added, replaced, digest)
+
+
+def _existing_keys(s, column_pairs, keys):
+    found = set()
+    for i in range(0, len(keys), 500):
+        part = keys[i:i + 500]
+        found.update(tuple(r) for r in s.execute(select(*column_pairs).where(tuple_(*column_pairs).in_(part))))
+    return found
+
+
+def _replace_records(s, frame, import_id, tick):
+    rows = _db_values(frame)
+    now = utcnow()
+    for r in rows:
+        r["import_id"] = import_id
+        r["updated_at"] = now
+    keys = [(r["credit_code"], r["year"]) for r in rows]
+    existing = _existing_keys(s, (records_table.c.credit_code, records_table.c.year), keys)
+    # enterprises: identity from each enterprise's latest year in the file
+    latest = {}
+    for r in rows:
+        if r["credit_code"] not in latest or r["year"] >= latest[r["credit_code"]]["year"]:
+            latest[r["credit_code"]] = r
+    known = set(s.scalars(select(Enterprise.credit_code).where(Enterprise.credit_code.in_(list(latest)))))
+    for code, r in latest.items():
+        ident = {k: r[k] for k in IDENTITY_KEYS}
+        if code in known:
+            ent = s.get(Enterprise, code)
+            for k, v in ident.items():
+                setattr(ent, k, v if v is not None else "")
+        else:
+            s.add(Enterprise(credit_code=code, **{k: (v if v is not None else "") for k, v in ident.items()}))
+    s.flush()
+    for i in range(0, len(keys), 500):
+        part = [k for k in keys[i:i + 500] if k in existing]
+        if part:
+            s.execute(delete(records_table).where(
+                tuple_(records_table.c.credit_code, records_table.c.year).in_(part)))
+    for i in range(0, len(rows), CHUNK):
+        s.execute(records_table.insert(), rows[i:i + CHUNK])
+        tick(min(CHUNK, len(rows) - i))
+    return len(rows) - len(existing), len(existing)
+
+
+def _replace_contracts(s, frame, import_id, tick):
+    rows = [{"contract_no": no, "credit_code": code, "kind": kind, "amount": amount,
+             "registered_on": pd.Timestamp(d).date(), "import_id": import_id}
+            for no, code, kind, amount, d in zip(frame["contract_no"], frame["credit_code"], frame["kind"],
+                                                 frame["amount"], frame["registered_on"])]
+    nos = [r["contract_no"] for r in rows]
+    existing = set()
+    for i in range(0, len(nos), 500):
+        existing.update(s.scalars(select(Contract.contract_no).where(Contract.contract_no.in_(nos[i:i + 500]))))
+        s.execute(delete(Contract).where(Contract.contract_no.in_(nos[i:i + 500])))
+    for i in range(0, len(rows), CHUNK):
+        s.execute(Contract.__table__.insert(), rows[i:i + CHUNK])
+        tick(min(CHUNK, len(rows) - i))
+    return len(rows) - len(existing), len(existing)
+
+
+# ---- the approved data as files: what a run reads --------------------------------------
+
+def snapshot(s, folder) -> dict:
+    """Write every stored record and contract as import files (English keys, sorted), the
+    exact input of a run; returns their paths and the data checksum over both."""
+    folder = Path(folder)
+    rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
+    keys = [f.key for f in RECORD_FIELDS]
+    with open(rec_path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(keys)
+        q = select(*[records_table.c[k] for k in keys]).order_by(records_table.c.credit_code, records_table.c.year)
+        for row in s.execute(q).yield_per(CHUNK):
+            w.writerow([text_of(v) for v in row])
+    ckeys = [f.key for f in CONTRACT_FIELDS]
+    with open(con_path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(ckeys)
+        for c in s.scalars(select(Contract).order_by(Contract.contract_no)).yield_per(CHUNK):
+            w.writerow([c.contract_no, c.credit_code, c.kind, c.amount, c.registered_on.isoformat()])
+    h = hashlib.sha256()
+    for p in (rec_path, con_path):
+        h.update(p.read_bytes())
+    return {"records": rec_path, "contracts": con_path, "sha256": h.hexdigest()}
+
+
+# ---- one field: officers' corrections and enterprises' declarations ----------------------
+
+class FieldRejected(Exception):
+    def __init__(self, cells):
+        self.cells = cells
+        super().__init__("; ".join(str(c) for c in cells))
+
+
+def checked_value(rec, key: str, value):
+    """The record with `key` set to `value`, validated as an import row would be; returns
+    the stored value, or raises FieldRejected with the bad cell."""
+    if key not in FIELD or key in ("credit_code", "year"):
+        raise FieldRejected([BadCell(0, key, str(key), "不能修改的字段或未知字段", "unknown or unchangeable field")])
+    row = record_text(rec)
+    row[key] = "" if value is None else str(value)
+    try:
+        frame = records_from_table(table_from_rows([row]), "record")
+    except InputError as exc:
+        raise FieldRejected(exc.cells) from None
+    return _db_values(frame)[0][key]
+
+
+def get_record(s, code, year):
+    return s.scalar(select(Record).where(records_table.c.credit_code == code, records_table.c.year == year))
+
+
+def correct_field(s, rec, key, value, user, reason=""):
+    """An officer's correction of one field of one record, with its audit entry."""
+    new = checked_value(rec, key, value)
+    old = getattr(rec, key)
+    setattr(rec, key, new)
+    rec.updated_at = utcnow()
+    if key in IDENTITY_KEYS:
+        ent = s.get(Enterprise, rec.credit_code)
+        latest = s.scalar(select(records_table.c.year).where(records_table.c.credit_code == rec.credit_code)
+                          .order_by(records_table.c.year.desc()).limit(1))
+        if ent is not None and latest == rec.year:
+            setattr(ent, key, new if new is not None else "")
+    audit(s, user, "record.correct", f"{rec.credit_code}/{rec.year}", field=key, old=text_of(old),
+          new=text_of(new), reason=reason)
+    return old, new
+
+
+def declare(s, user, code, year, key, value, reason):
+    rec = get_record(s, code, year)
+    if rec is None:
+        raise LookupError(f"{code} 没有 {year} 年度的记录")
+    checked_value(rec, key, value)          # validated now; applied only when approved
+    d = Declaration(credit_code=code, year=year, field=key, value=str(value), previous=text_of(getattr(rec, key)),
+                    reason=reason or "", submitted_by=user.id)
+    s.add(d)
+    s.flush()
+    audit(s, user, "declaration.submit", f"{code}/{year}", declaration=d.id, field=key, value=str(value))
+    return d
+
+
+class DecisionError(Exception):
+    pass
+
+
+def decide(s, user, decl: Declaration, approve: bool, reason: str):
+    """An officer's decision; an approved declaration is applied to the record (and audited
+    as a correction)."""
+    if decl.status != "pending":
+        raise DecisionError(f"申报已{ {'approved': '通过', 'rejected': '驳回'}.get(decl.status, decl.status) }，不能再次审核")
+    if approve:
+        rec = get_record(s, decl.credit_code, decl.year)
+        if rec is None:
+            raise DecisionError("该年度记录已不存在")
+        correct_field(s, rec, decl.field, decl.value, user, reason=f"自主申报 #{decl.id} 审核通过：{reason}")
+    decl.status = "approved" if approve else "rejected"
+    decl.decided_by = user.id
+    decl.decided_at = utcnow()
+    decl.decision_reason = reason or ""
+    audit(s, user, f"declaration.{decl.status}", f"{decl.credit_code}/{decl.year}", declaration=decl.id,
+          reason=reason)
