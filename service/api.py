@@ -302,8 +302,6 @@ class Runs(MethodView):
     def post(self, args):
         """发起一次计算（读已审核数据；完成前上一批次仍为当前批次）"""
         s = db.session()
-        if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == args["year"])):
-            abort(422, message="该年度没有企业记录", errors={"json": {"year": [f"{args['year']} 年度没有企业记录"]}})
         try:
             run = create_run(s, args["year"], api_user(request), args["policy"], args["budget"], args["strategy"])
         except PolicyError as exc:
@@ -434,7 +432,10 @@ def import_post(form, files):
     s = db.session()
     with tempfile.TemporaryDirectory(prefix="innopoints-import-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
-        upload.save(path)
+        try:
+            upload.save(path)
+        finally:
+            upload.close()          # a large upload is spooled to a temporary file: free it now
         try:
             out = import_file(s, path, form["kind"], api_user(request), filename=name)
         except ImportRejected as exc:

@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from rules.evaluate import EvaluationError
 from rules.output import write
@@ -45,6 +45,9 @@ def register_policy(s, pv) -> PolicyVersion:
 
 def create_run(s, year, user, policy=None, budget=None, strategy=None) -> Run:
     """A queued run (committed, so that its progress can be watched)."""
+    from .models import records_table
+    if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == year)):
+        raise EvaluationError(f"{year} 年度没有企业记录 / no records for {year}")
     pv = load_policy(policy)
     if not pv.in_force(year):
         raise EvaluationError(f"政策版本 {pv.name} 不适用于 {year} 年度 / policy {pv.name} is not in force for {year}")

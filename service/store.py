@@ -122,9 +122,15 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
         if kind == "records":
             frame = load_records(path)
         elif kind == "contracts":
-            frame = load_contracts(path)
             known = set(s.scalars(select(Enterprise.credit_code)))
-            cells = contract_owner_errors(frame, known)
+            try:
+                frame = load_contracts(path)
+                cells = []
+            except InputError as exc:       # whose contracts they are is checked all the same
+                frame, cells = exc.frame, exc.cells
+                if frame is None or "credit_code" not in frame:
+                    raise
+            cells = cells + contract_owner_errors(frame, known)
             if cells:
                 raise InputError(filename, cells, frame)
         else:

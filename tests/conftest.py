@@ -141,9 +141,18 @@ class Park:
         return self.client.post(path, headers=self.h(role), **kw)
 
     def upload(self, path, kind, role="officer", name=None):
+        """POST a file to /api/imports. The environ is built here so that the encoded body
+        (spooled to a temporary file when large) is closed after the request."""
+        from werkzeug.test import EnvironBuilder
         with open(path, "rb") as f:
-            return self.client.post("/api/imports", headers=self.h(role), content_type="multipart/form-data",
-                                    data={"kind": kind, "file": (f, name or Path(path).name)})
+            builder = EnvironBuilder(path="/api/imports", method="POST", headers=self.h(role),
+                                     data={"kind": kind, "file": (f, name or Path(path).name)})
+            environ = builder.get_environ()
+            try:
+                return self.client.open(environ)
+            finally:
+                environ["wsgi.input"].close()
+                builder.close()
 
     def import_golden(self):
         for kind in ("records", "contracts"):

@@ -1,61 +1,144 @@
-"""The Flask app: the results page lists the evaluated year's enterprises by stage."""
+"""The pages (login with CSRF, results by stage from the stored run) and the ops commands
+(demo, user add, import, run, export, runs diff)."""
 import csv
+import io
+import re
+
+import openpyxl
+from click.testing import CliRunner
 
 from service import create_app
 from service.cli import cli
+from tests.conftest import GOLDEN, PASSWORD
 
 
-def test_results_page_lists_each_stage(runner, golden, tmp_path):
-    out = tmp_path / "results"
-    res = runner.invoke(cli, ["evaluate", "--records", str(golden / "records.csv"), "--contracts",
-                              str(golden / "contracts.csv"), "--year", "2022", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    client = create_app({"TESTING": True, "RESULTS_DIR": str(out)}).test_client()
-    page = client.get("/")
-    assert page.status_code == 200
-    html = page.get_data(as_text=True)
+def csrf_of(html):
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def login(client, username, password=PASSWORD):
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def test_login_needs_the_csrf_token_and_the_right_password(lite_park):
+    c = lite_park.app.test_client()
+    r = c.post("/login", data={"username": "officer", "password": PASSWORD})
+    assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
+    r = login(c, "officer", "wrong-password")
+    assert r.status_code == 401 and "用户名或密码错误" in r.get_data(as_text=True)
+    r = login(c, "officer")
+    assert r.status_code == 302
+    assert "科技局工作人员" in c.get("/").get_data(as_text=True) or c.get("/").status_code == 404
+    # the session reads the API (GET only) as that user
+    assert c.get("/api/me").get_json()["role"] == "officer"
+    # logging out needs the token too
+    assert c.post("/logout").status_code == 400
+    token = csrf_of(c.get("/login").get_data(as_text=True))
+    assert c.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert c.get("/api/me").status_code == 401
+
+
+def test_the_session_cannot_write_through_the_api(lite_park):
+    c = lite_park.app.test_client()
+    login(c, "officer")
+    # a cross-site form post riding on the cookie is not authenticated
+    assert c.post("/api/runs", json={"year": 2022}).status_code == 401
+
+
+def test_results_page_lists_each_stage_from_the_published_run(lite_park):
+    p = lite_park
+    p.import_golden()
+    run_id = p.run()
+    client = p.app.test_client()
+    assert client.get("/").status_code == 404                  # nothing published yet for the public
+    assert "尚无评价结果" in client.get("/").get_data(as_text=True)
+    p.post(f"/api/runs/{run_id}/publish", "officer")
+    html = client.get("/").get_data(as_text=True)
     for label in ("初创期", "成长期", "扩张期", "成熟期", "不纳入当年度积分管理"):
         assert label in html
-    with open(out / "scores.csv", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    scores = p.get(f"/api/runs/{run_id}/files/scores.csv", "officer").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(scores)))
     top = next(r for r in rows if r["rank_overall"] == "1")
     assert top["credit_code"] in html and top["final_score"] in html
     excluded = [r for r in rows if r["excluded"] == "true"]
     assert f"不纳入（{len(excluded)}）" in html
-    # mature firms are listed in their stage section in rank order
     mature = html.split('id="mature"')[1].split('id="excluded"')[0]
     codes = [r["credit_code"] for r in sorted((r for r in rows if r["stage"] == "mature" and r["excluded"] == "false"),
                                               key=lambda r: (int(r["rank_in_stage"]), r["credit_code"]))]
     positions = [mature.index(c) for c in codes]
     assert positions == sorted(positions)
-    # every table on the page can be downloaded as written
-    def fetch(path):
-        resp = client.get(path)
-        try:
-            return resp.status_code, resp.headers.get("Content-Disposition", ""), resp.get_data()
-        finally:
-            resp.close()
-    status, disposition, data = fetch("/export/scores.csv")
-    assert status == 200 and "attachment" in disposition and data == (out / "scores.csv").read_bytes()
-    assert fetch("/export/awards.csv")[2] == (out / "awards.csv").read_bytes()
-    assert "核定金额" in fetch("/export/awards.html")[2].decode("utf-8")
-    assert client.get("/export/manifest.json").status_code == 404
-    assert client.get("/export/..%2Fsecret").status_code == 404
+    r = client.get(f"/runs/{run_id}/export/scores.csv")
+    assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"] and r.get_data(as_text=True) == scores
+    assert "核定金额" in client.get(f"/runs/{run_id}/export/awards.html").get_data(as_text=True)
+    assert client.get(f"/runs/{run_id}/export/manifest.json").status_code == 404
+    assert client.get(f"/runs/{run_id}/export/..%2Fsecret").status_code == 404
 
 
-def test_no_results_yet_is_a_clear_404(client):
-    page = client.get("/")
-    assert page.status_code == 404
-    assert "尚无评价结果" in page.get_data(as_text=True)
+def test_api_docs_and_openapi(lite_park):
+    c = lite_park.app.test_client()
+    spec = c.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    paths = set(spec["paths"])
+    for path in ("/api/enterprises", "/api/enterprises/{code}", "/api/rankings", "/api/awards", "/api/runs",
+                 "/api/runs/{a}/diff/{b}", "/api/credit/{code}", "/api/imports", "/api/declarations", "/api/tokens"):
+        assert path in paths, path
+    assert "EnterpriseQuery" in str(spec) or "per_page" in str(spec)
+    html = c.get("/api/docs").get_data(as_text=True)
+    assert "/api/enterprises" in html and "企业列表" in html and "<script" not in html
 
 
-def test_demo_command_generates_and_evaluates(runner, tmp_path):
-    res = runner.invoke(cli, ["demo", "--out", str(tmp_path / "demo"), "--enterprises", "200", "--year", "2024"])
-    assert res.exit_code == 0, res.output
-    with open(tmp_path / "demo" / "results" / "scores.csv", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 200
-    assert {r["stage"] for r in rows} == {"startup", "growth", "expansion", "mature"}
-    with open(tmp_path / "demo" / "records.csv", encoding="utf-8") as f:
-        years = {r["year"] for r in csv.DictReader(f)}
-    assert years == {"2021", "2022", "2023", "2024"}
+def run_cli(args, env, input=None):
+    res = CliRunner().invoke(cli, args, env=env, input=input)
+    return res
+
+
+def test_ops_commands_end_to_end(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}"}
+    r = run_cli(["user", "add", "ops", "--role", "officer", "--password", "ops-password-1"], env)
+    assert r.exit_code == 0, r.output
+    r = run_cli(["user", "add", "ops", "--role", "officer", "--password", "ops-password-1"], env)
+    assert r.exit_code == 2 and "已存在" in r.output
+    bad = tmp_path / "bad.csv"
+    text = (GOLDEN / "records.csv").read_text(encoding="utf-8").replace(",2019,", ",20x9,", 1)
+    bad.write_text(text, encoding="utf-8")
+    r = run_cli(["import", str(bad), "--kind", "records", "--user", "ops"], env)
+    assert r.exit_code == 2 and "未导入任何数据" in r.output and "第2行" in r.output
+    for kind in ("records", "contracts"):
+        r = run_cli(["import", str(GOLDEN / f"{kind}.csv"), "--kind", kind, "--user", "ops"], env)
+        assert r.exit_code == 0, r.output
+    r = run_cli(["run", "--year", "2022", "--budget", "28000000", "--user", "ops"], env)
+    assert r.exit_code == 0 and "第 1 批次完成" in r.output, r.output
+    r = run_cli(["run", "--year", "2022", "--budget", "15000000", "--publish"], env)
+    assert r.exit_code == 0 and "已发布" in r.output
+    out = tmp_path / "scores.csv"
+    r = run_cli(["export", "--run", "1", "--what", "scores.csv", "--out", str(out)], env)
+    assert r.exit_code == 0
+    expected = (GOLDEN / "expected-budget-28000000-pro_rata" / "scores.csv").read_text(encoding="utf-8")
+    assert out.read_text(encoding="utf-8").splitlines() == expected.splitlines()
+    r = run_cli(["export", "--what", "awards", "--format", "xlsx", "--out", str(tmp_path / "awards.xlsx")], env)
+    assert r.exit_code == 0
+    ws = openpyxl.load_workbook(tmp_path / "awards.xlsx").active
+    assert ws.cell(1, 4).value == "奖励事项" and ws.max_row > 1
+    r = run_cli(["runs", "diff", "1", "2", "--out", str(tmp_path / "diff.csv")], env)
+    assert r.exit_code == 0 and "奖励新增 0" in r.output and "变化" in r.output
+    assert "拨付 27,999,999 → 14,999,999 元" in r.output or "→" in r.output
+    r = run_cli(["runs", "list"], env)
+    assert "已发布" in r.output.splitlines()[1]
+    r = run_cli(["run", "--year", "2030"], env)
+    assert r.exit_code == 2 and "2030" in r.output
+
+
+def test_demo_command_loads_a_database_with_a_user_per_role(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+    r = run_cli(["demo", "--out", str(tmp_path / "demo"), "--enterprises", "200", "--year", "2024"], env)
+    assert r.exit_code == 0, r.output
+    for role in ("admin", "officer", "finance", "bank", "enterprise"):
+        assert f"登录 / login  {role}" in r.output
+    app = create_app({"DATABASE_URL": env["DATABASE_URL"], "TESTING": True})
+    c = app.test_client()
+    token = c.post("/api/tokens", json={"username": "finance", "password": "finance-demo-2024"}).get_json()["token"]
+    page = c.get("/api/enterprises?per_page=1", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert page["total"] == 200 and page["year"] == 2024
+    assert c.get("/api/rankings").status_code == 200            # published for the public
+    app.extensions["db_engine"].dispose()
