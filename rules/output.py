@@ -27,7 +27,7 @@ from .records import arrow_text
 SCORE_COLUMNS = ["credit_code", "year", "stage", "excluded", "exclusion_clauses", "tech_score",
                  "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
                  "final_score", "rank_in_stage", "rank_overall"]
-PROGRAM_VERSION = "0.2.0"
+PROGRAM_VERSION = "0.3.0"
 
 
 def sha256_file(path) -> str:

@@ -203,7 +203,7 @@ class _Checker:
                                    and (f.kind == "signed" or lo >= 0)
                                    and (f.kind != "ratio" or hi <= 100)))
             if fine and f.kind in ("count", "year") and lo is not None:
-                fine = pc.all(pc.equal(pc.floor(arr), arr)).as_py() is not False
+                fine = hi <= MAX_COUNT and pc.all(pc.equal(pc.floor(arr), arr)).as_py() is not False
             if fine and lo is not None:
                 fine = not pc.any(pc.is_nan(arr)).as_py()          # a cell that says 'nan'
             if fine:
@@ -223,6 +223,7 @@ class _Checker:
                 self.flag(f.key, num < 0, "不能为负数", "must not be negative")
             if f.kind in ("count", "year"):
                 self.flag(f.key, (num >= 0) & (num != np.floor(num)), "必须是整数", "must be a whole number")
+                self.flag(f.key, num > MAX_COUNT, "数值过大", "number too large")
             if f.kind == "ratio":
                 self.flag(f.key, num > 100, "比例不能超过100", "a ratio cannot exceed 100")
         return num
@@ -322,6 +323,7 @@ def _text(arr):
     return pd.array(arr, dtype=pd.StringDtype("pyarrow"))
 
 
+MAX_COUNT = 2**31 - 1      # counts and years are stored as 32-bit integers
 KEEP_RAW = {"credit_code", "year", "registered_on", "contract_no"}   # checked again after the loop
 NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
 

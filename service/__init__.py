@@ -28,6 +28,8 @@ def create_app(test_config=None):
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.from_mapping(test_config)
+    app.json.ensure_ascii = False      # Chinese as such in every JSON answer
+    app.json.sort_keys = False         # stages and columns in their own order
     from . import api, db, pages
     db.init_app(app)
     if app.config["DB_UPGRADE"]:

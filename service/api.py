@@ -42,7 +42,48 @@ class InnoApi(Api):
     def handle_http_exception(self, error):
         if not request.path.startswith("/api"):
             return error
+        data = getattr(error, "data", None)
+        if data and "messages" in data:
+            data["errors"] = translate(data.pop("messages"))
+            data.setdefault("message", "请求参数有误，见 errors / validation failed, see errors")
         return super().handle_http_exception(error)
+
+
+MESSAGES_ZH = [
+    (r"Missing data for required field\.", "必填项缺失"),
+    (r"Not a valid integer\.", "不是有效的整数"),
+    (r"Not a valid number\.", "不是有效的数字"),
+    (r"Not a valid boolean\.", "不是有效的是/否值（true/false）"),
+    (r"Not a valid string\.", "不是有效的文本"),
+    (r"Not a valid datetime\.", "不是有效的日期时间"),
+    (r"Unknown field\.", "未知字段"),
+    (r"Field may not be null\.", "不能为空值"),
+    (r"Invalid input type\.", "输入类型无效"),
+    (r"Invalid JSON body\.", "请求体不是有效的 JSON"),
+    (r"Must be one of: (.*)\.", r"只能是：\1"),
+    (r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.", r"应在 \1 到 \2 之间"),
+    (r"Must be greater than or equal to (\S+)\.", r"应不小于 \1"),
+    (r"Must be less than or equal to (\S+)\.", r"应不大于 \1"),
+    (r"Length must be (\d+)\.", r"长度应为 \1"),
+    (r"Length must be between (\d+) and (\d+)\.", r"长度应在 \1 到 \2 之间"),
+    (r"Shorter than minimum length (\d+)\.", r"长度不能少于 \1"),
+    (r"Longer than maximum length (\d+)\.", r"长度不能超过 \1"),
+    (r"String does not match expected pattern\.", "格式不符"),
+]
+
+
+def translate(messages):
+    """marshmallow's messages as 'Chinese / English', field by field (the structure kept)."""
+    import re
+    if isinstance(messages, dict):
+        return {k: translate(v) for k, v in messages.items()}
+    if isinstance(messages, list):
+        return [translate(m) for m in messages]
+    text = str(messages)
+    for pattern, zh in MESSAGES_ZH:
+        if re.fullmatch(pattern, text):
+            return f"{re.sub(pattern, zh, text)} / {text}"
+    return text
 
 
 def init_app(app):
@@ -72,6 +113,15 @@ def init_app(app):
 def bad_cells(cells):
     return [{"row": c.row, "column": c.column, "column_zh": LABEL.get(c.column, c.column), "value": c.value,
              "reason": c.reason_zh, "reason_en": c.reason_en} for c in cells]
+
+
+def enterprise_session(code):
+    """The session, once the caller may see enterprise `code` and it exists (403/404)."""
+    own_enterprise_only(code)
+    s = db.session()
+    if s.get(Enterprise, code) is None:
+        abort(404, message=f"没有企业 {code} / no such enterprise")
+    return s
 
 
 def pick_run(args, public_ok=False) -> Run:
@@ -150,10 +200,7 @@ def enterprise_list(args):
 @ent_bp.arguments(RunSelect, location="query")
 def enterprise_score(args, code):
     """一家企业的积分：三类积分、每个指标的值与得分、中文说明的计算过程（trace）"""
-    own_enterprise_only(code)
-    s = db.session()
-    if s.get(Enterprise, code) is None:
-        abort(404, message=f"没有企业 {code} / no such enterprise")
+    s = enterprise_session(code)
     run = pick_run(args)
     d = query.score_detail(s, run, code)
     if d is None:
@@ -169,10 +216,7 @@ def enterprise_score(args, code):
 @ent_bp.arguments(FormatQuery, location="query")
 def enterprise_records(args, code):
     """一家企业各年度的记录（已审核的数据）"""
-    own_enterprise_only(code)
-    s = db.session()
-    if s.get(Enterprise, code) is None:
-        abort(404, message=f"没有企业 {code} / no such enterprise")
+    s = enterprise_session(code)
     recs = s.scalars(select(Record).where(records_table.c.credit_code == code).order_by(records_table.c.year)).all()
     rows = [record_text(r) for r in recs]
     if args["format"] != "json":
@@ -180,7 +224,7 @@ def enterprise_records(args, code):
     return jsonify({"credit_code": code, "labels": LABEL, "records": rows})
 
 
-@ent_bp.route("/enterprises/<code>/records/<int:year>", methods=["PATCH"])
+@ent_bp.route("/enterprises/<code>/records/<int(max=2147483647):year>", methods=["PATCH"])
 @require(*STAFF)
 @ent_bp.arguments(Correction)
 def record_correct(args, code, year):
@@ -202,10 +246,7 @@ def record_correct(args, code, year):
 @ent_bp.arguments(RunSelect, location="query")
 def enterprise_eligibility(args, code):
     """一家企业对每个奖励事项的资格、核定与拨付金额及依据（财政局）"""
-    own_enterprise_only(code)
-    s = db.session()
-    if s.get(Enterprise, code) is None:
-        abort(404, message=f"没有企业 {code} / no such enterprise")
+    s = enterprise_session(code)
     run = pick_run(args)
     items = query.eligibility(s, run, code)
     if args["format"] != "json":
@@ -329,7 +370,7 @@ def _run_or_404(s, run_id, done=True):
     return run
 
 
-@run_bp.route("/<int:run_id>")
+@run_bp.route("/<int(max=2147483647):run_id>")
 @require(*READERS)
 @run_bp.response(200, RunSchema)
 def run_get(run_id):
@@ -338,7 +379,7 @@ def run_get(run_id):
     return run_dict(_run_or_404(s, run_id, done=False), s)
 
 
-@run_bp.route("/<int:run_id>/manifest")
+@run_bp.route("/<int(max=2147483647):run_id>/manifest")
 @require(*READERS)
 def run_manifest(run_id):
     """批次的 manifest.json（政策哈希、输入与输出文件校验和）"""
@@ -346,7 +387,7 @@ def run_manifest(run_id):
     return jsonify(json.loads(_run_or_404(s, run_id).manifest))
 
 
-@run_bp.route("/<int:run_id>/files/<name>")
+@run_bp.route("/<int(max=2147483647):run_id>/files/<name>")
 @require(*READERS)
 def run_files(run_id, name):
     """批次的结果文件：scores.csv、awards.csv、awards.html、manifest.json（与 innopoints evaluate 写出的相同）"""
@@ -360,7 +401,7 @@ def run_files(run_id, name):
     return Response(content, mimetype=mime[name.rsplit(".", 1)[-1]])
 
 
-@run_bp.route("/<int:run_id>/publish", methods=["POST"])
+@run_bp.route("/<int(max=2147483647):run_id>/publish", methods=["POST"])
 @require(*STAFF)
 @run_bp.response(200, RunSchema)
 def run_publish(run_id):
@@ -392,7 +433,7 @@ def awards(args):
     return jsonify({"run_id": run.id, "year": run.year, "totals": query.award_totals(rows, run), "items": rows})
 
 
-@run_bp.route("/<int:a>/diff/<int:b>")
+@run_bp.route("/<int(max=2147483647):a>/diff/<int(max=2147483647):b>")
 @require(*READERS)
 @run_bp.arguments(DiffQuery, location="query")
 def run_diff(args, a, b):
@@ -522,7 +563,7 @@ class Declarations(MethodView):
         return decl_dict(d)
 
 
-@data_bp.route("/declarations/<int:decl_id>/decision", methods=["POST"])
+@data_bp.route("/declarations/<int(max=2147483647):decl_id>/decision", methods=["POST"])
 @require(*STAFF)
 @data_bp.arguments(Decision)
 @data_bp.response(200, DeclarationSchema)

@@ -83,7 +83,7 @@ EXPORTS = {"scores.csv": "text/csv; charset=utf-8", "awards.csv": "text/csv; cha
            "awards.html": "text/html; charset=utf-8"}
 
 
-@bp.route("/runs/<int:run_id>/export/<name>")
+@bp.route("/runs/<int(max=2147483647):run_id>/export/<name>")
 def export(run_id, name):
     """A run's files as written (scores, awards, the printable award list)."""
     s = db.session()

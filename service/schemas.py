@@ -25,7 +25,7 @@ class FormatQuery(Schema):
 
 
 class RunSelect(FormatQuery):
-    run = fields.Int(validate=validate.Range(min=1), metadata=_d("计算批次编号；缺省为该年度（或最新年度）的当前批次"))
+    run = fields.Int(validate=validate.Range(min=1, max=2**31 - 1), metadata=_d("计算批次编号；缺省为该年度（或最新年度）的当前批次"))
     year = fields.Int(validate=validate.Range(min=2000, max=2100), metadata=_d("评价年度"))
 
 

@@ -48,7 +48,8 @@ def test_a_rejected_declaration_changes_nothing_and_keeps_its_reason(golden_park
     ({"year": 2022, "field": "no_such_field", "value": "1"}, 422),
     ({"year": 2022, "field": "revenue"}, 422),
     ({"year": 2005, "field": "revenue", "value": "1"}, 404),
-    ({"year": 2022, "field": "env_credit_rating", "value": "优秀"}, 422)])
+    ({"year": 2022, "field": "env_credit_rating", "value": "优秀"}, 422),
+    ({"year": 2022, "field": "graduates_hired", "value": "99999999999999999999"}, 422)])
 def test_bad_declarations_are_refused_with_the_field(golden_park, body, status):
     r = golden_park.post("/api/declarations", "enterprise", json=body)
     assert r.status_code == status, r.get_json()

@@ -66,6 +66,7 @@ CASES = {
     "missing registration date": _set("registered_on", ""),
     "not a yes/no": _set("credit_blacklisted", "也许"),
     "February 30": _set("registered_on", "2010-02-30"),
+    "a count too large to store": _set("graduates_hired", "99999999999"),
 }
 
 
