@@ -23,14 +23,16 @@ run: demo
 	$(BIN)/flask --app service run --port $(PORT)
 
 # the database tests run on SQLite and on a throw-away PostgreSQL server that
-# scripts/with-postgres installs (Debian's postgresql) and starts
+# scripts/with-postgres installs (Debian's postgresql) and starts; the page tests in
+# Debian's chromium, which scripts/ensure-browser installs; screenshots: test-output/
 test: $(STAMP)
+	scripts/ensure-browser
 	$(BIN)/innopoints rules check
 	$(BIN)/innopoints rules test
-	INNOPOINTS_REQUIRE_PG=1 scripts/with-postgres $(BIN)/python -m pytest
+	INNOPOINTS_REQUIRE_PG=1 INNOPOINTS_REQUIRE_BROWSER=1 scripts/with-postgres $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_evaluate.py
 
 clean:
-	rm -rf $(VENV) instance *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) instance *.egg-info .pytest_cache .hypothesis test-output

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def create_app(test_config=None):
     """Create the app: defaults, then instance/config.py or the test config, then the parts.
     The database is upgraded to the newest migration at start (`DB_UPGRADE`, on by default)."""
-    app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"))
+    app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
     app.config.from_mapping(
         SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-change-me"),
         DATABASE_URL=None,
@@ -30,16 +31,17 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     app.json.ensure_ascii = False      # Chinese as such in every JSON answer
     app.json.sort_keys = False         # stages and columns in their own order
-    from . import api, db, pages
+    from . import api, db, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
     from flask_wtf.csrf import CSRFProtect
     csrf = CSRFProtect(app)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(workspace.bp)
     api.init_app(app)
     for name, bp in app.blueprints.items():
-        if name != "pages":          # the API authenticates with tokens, not cookies: no CSRF there
+        if name not in ("pages", "ws"):          # the API authenticates with tokens, not cookies: no CSRF there
             csrf.exempt(bp)
     register_filters(app)
     return app
@@ -47,4 +49,26 @@ def create_app(test_config=None):
 
 def register_filters(app):
     from rules.report import yuan
-    app.jinja_env.filters["yuan"] = yuan
+
+    def wan(v):
+        """Yuan as 万元 with two decimals and thousands separators."""
+        return "" if v is None else f"{v / 10000:,.2f}"
+
+    def score(v, digits=4):
+        return "—" if v is None else f"{v:.{digits}f}"
+
+    from rules.fields import RATINGS, RECORD_FIELDS, STAGES
+    kinds = {f.key: f.kind for f in RECORD_FIELDS}
+
+    def shown(text, key):
+        """A stored record value as a person reads it: 是/否, stages and ratings in Chinese."""
+        kind = kinds.get(key)
+        if kind == "bool":
+            return {"true": "是", "false": "否"}.get(text, text)
+        if kind == "stage":
+            return STAGES.get(text, text)
+        if kind == "rating":
+            return RATINGS.get(text, text)
+        return text
+
+    app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown)

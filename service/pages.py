@@ -1,14 +1,19 @@
-"""Pages (Jinja2): log in and out, and the results of the current run by stage. They read
-the same query code as the API. The role pages are the next issue."""
+"""Pages (Jinja2): log in and out, the public dashboard, the results of a run by stage and
+its files. The role pages are in `workspace.py`. Pages read the same query code as the API."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+import json
+from functools import wraps
+
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session,
+                   url_for)
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from rules.fields import STAGES
 
+from . import charts as charts_
 from . import db, query
 from .auth import authenticate
 from .models import ROLES, Run, User
@@ -41,7 +46,7 @@ def login():
         s = db.session()
         user = authenticate(s, form.username.data, form.password.data)
         if user is None:
-            flash("用户名或密码错误")
+            flash("用户名或密码错误", "error")
             return render_template("pages/login.html", form=form), 401
         session.clear()
         session["user_id"] = user.id
@@ -58,18 +63,76 @@ def logout():
     return redirect(url_for("pages.index"))
 
 
-def _visible_run(s):
-    """Staff see the newest completed run; everyone else the newest published one."""
+STAFF = ("officer", "finance", "admin")
+
+
+def page_role(*roles):
+    """Page decorator: log in first (back here after), then the role must be one of `roles`."""
+    def deco(view):
+        @wraps(view)
+        def wrapped(*a, **kw):
+            user = page_user()
+            if user is None:
+                return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+            if user.role not in roles:
+                return render_template("pages/forbidden.html"), 403
+            return view(*a, **kw)
+        return wrapped
+    return deco
+
+
+def _visible_run(s, run_id=None):
+    """Staff see any completed run (the newest by default); everyone else the newest
+    published one."""
     user = page_user()
-    staff = user is not None and user.role in ("officer", "finance", "admin")
+    staff = user is not None and user.role in STAFF
+    if run_id:
+        run = s.get(Run, run_id)
+        if run is None or run.status != "done" or not (staff or run.published_at):
+            abort(404)
+        return run
     return current_run(s, published=not staff)
 
 
 @bp.route("/")
 def index():
-    """Results by stage: ranked enterprises of each stage, then the excluded ones."""
+    """The public dashboard (公众看板): the published run's overview, distributions and
+    rankings per stage."""
     s = db.session()
     run = _visible_run(s)
+    if run is None:
+        return render_template("pages/no_results.html"), 404
+    agg = query.aggregates(s, run)
+    top = current_app.config["PUBLIC_TOP_N"]
+    ranked = query.rankings(s, run, top=top)
+    header = query.trace_header(s, run)
+    charts = {
+        "chart-stage": charts_.pie("按发展阶段", [r["label"] for r in agg["by_stage"]], [r["count"] for r in agg["by_stage"]]),
+        "chart-industry": charts_.bar("按行业", [r["key"] or "未填" for r in agg["by_industry"]],
+                                      [r["count"] for r in agg["by_industry"]], horizontal=True),
+        "chart-park": charts_.bar("按园区", [r["key"] or "未填" for r in agg["by_park"]], [r["count"] for r in agg["by_park"]]),
+        "chart-scores": charts_.histogram("最终积分分布", agg["score_histogram"]),
+    }
+    return render_template("pages/dashboard.html", run=run, agg=agg, ranked=ranked, top=top, charts=charts,
+                           document=header.get("document", ""), policy_title=_policy_title(s, run))
+
+
+def _policy_title(s, run):
+    from .models import PolicyVersion
+    pv = s.get(PolicyVersion, run.policy_id) if run.policy_id else None
+    if pv is None:
+        return run.policy_name
+    import yaml
+    meta = yaml.safe_load(json.loads(pv.files).get("policy.yaml", "{}")) or {}
+    return meta.get("title") or run.policy_name
+
+
+@bp.route("/results")
+@page_role(*STAFF)
+def results():
+    """Every enterprise of a run by stage, then the excluded ones (staff)."""
+    s = db.session()
+    run = _visible_run(s, request.args.get("run", type=int))
     if run is None:
         return render_template("pages/no_results.html"), 404
     ranked = query.rankings(s, run)
@@ -77,6 +140,11 @@ def index():
     groups = [(key, STAGES[key], ranked[key]) for key in STAGES]
     return render_template("pages/results.html", run=run, groups=groups, excluded=excluded,
                            document=query.trace_header(s, run).get("document", ""))
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    return current_app.send_static_file("favicon.svg")
 
 
 EXPORTS = {"scores.csv": "text/csv; charset=utf-8", "awards.csv": "text/csv; charset=utf-8",
@@ -87,11 +155,9 @@ EXPORTS = {"scores.csv": "text/csv; charset=utf-8", "awards.csv": "text/csv; cha
 def export(run_id, name):
     """A run's files as written (scores, awards, the printable award list)."""
     s = db.session()
-    run = s.get(Run, run_id)
-    user = page_user()
-    staff = user is not None and user.role in ("officer", "finance", "admin")
-    if name not in EXPORTS or run is None or run.status != "done" or not (staff or run.published_at):
+    if name not in EXPORTS:
         abort(404)
+    _visible_run(s, run_id)
     content = query.run_file(s, run_id, name)
     headers = {"Content-Disposition": f"attachment; filename={name}"} if name.endswith(".csv") else {}
     return Response(content, mimetype=EXPORTS[name], headers=headers)

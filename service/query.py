@@ -176,6 +176,10 @@ def score_detail(s, run, code) -> dict | None:
              document=header.get("document", ""),
              indicators=[] if r.excluded else indicator_rows(r, header),
              explanation=explain(trace, header), trace=trace)
+    peers = stage_stats(s, run, r.stage)
+    d["peers"] = {k: v for k, v in peers.items() if k != "indicators"}
+    for row in d["indicators"]:
+        row.update(peers["indicators"].get(row["clause"], {}))
     return d
 
 
@@ -198,7 +202,8 @@ def aggregates(s, run, bins=10):
                          .join(Enterprise, Enterprise.credit_code == Result.credit_code)
                          .where(Result.run_id == run.id).group_by(col).order_by(col))
         return [{"key": k or "", "count": n} for k, n in rows]
-    stage = counts(Result.stage)
+    order = list(STAGES)
+    stage = sorted(counts(Result.stage), key=lambda r: order.index(r["key"]) if r["key"] in order else len(order))
     for row in stage:
         row["label"] = STAGES.get(row["key"], row["key"])
     scores = list(s.scalars(select(Result.final_score).where(Result.run_id == run.id, Result.excluded.is_(False))))
@@ -341,3 +346,44 @@ def credit_reference(s, run, code):
 
 
 KIND_ZH = CONTRACT_KINDS
+
+
+def _median(values):
+    import numpy as np
+    v = [x for x in values if x is not None]
+    return round(float(np.median(v)), 4) if v else None
+
+
+def _top_decile(values):
+    import numpy as np
+    v = [x for x in values if x is not None]
+    return round(float(np.percentile(v, 90)), 4) if v else None
+
+
+_STATS: dict = {}
+
+
+def stage_stats(s, run, stage) -> dict:
+    """The stage's medians (category scores, final score) and, per indicator, the median and
+    the top-decile threshold (90th percentile) of values and points, over the stage's scored
+    enterprises. Runs are immutable once done, so this is kept per (run, stage)."""
+    key = (run.id, run.finished_at, stage)
+    if key in _STATS:
+        return _STATS[key]
+    rows = s.execute(select(Result.tech_score, Result.growth_score, Result.aux_score, Result.final_score,
+                            Result.indicators)
+                     .where(Result.run_id == run.id, Result.stage == stage, Result.excluded.is_(False))).all()
+    cols = list(zip(*rows)) if rows else [[]] * 5
+    ind = [json.loads(t) for t in cols[4]]
+    per = {}
+    for cid in (ind[0] if ind else {}):
+        vals = [d[cid][0] for d in ind]
+        pts = [d[cid][1] for d in ind]
+        per[cid] = {"value_median": _median(vals), "value_top_decile": _top_decile(vals),
+                    "points_median": _median(pts), "points_top_decile": _top_decile(pts)}
+    out = {"stage": stage, "count": len(rows), "tech_score": _median(cols[0]), "growth_score": _median(cols[1]),
+           "aux_score": _median(cols[2]), "final_score": _median(cols[3]), "indicators": per}
+    if len(_STATS) > 64:
+        _STATS.clear()
+    _STATS[key] = out
+    return out

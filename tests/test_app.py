@@ -46,15 +46,19 @@ def test_the_session_cannot_write_through_the_api(lite_park):
     assert c.post("/api/runs", json={"year": 2022}).status_code == 401
 
 
-def test_results_page_lists_each_stage_from_the_published_run(lite_park):
+def test_results_page_lists_each_stage_for_staff(lite_park):
     p = lite_park
     p.import_golden()
     run_id = p.run()
     client = p.app.test_client()
     assert client.get("/").status_code == 404                  # nothing published yet for the public
     assert "尚无评价结果" in client.get("/").get_data(as_text=True)
+    assert client.get(f"/runs/{run_id}/export/scores.csv").status_code == 404
     p.post(f"/api/runs/{run_id}/publish", "officer")
-    html = client.get("/").get_data(as_text=True)
+    assert "创新积分榜单" in client.get("/").get_data(as_text=True)
+    assert client.get("/results").status_code == 302            # the full results: staff only
+    login(client, "officer")
+    html = client.get("/results").get_data(as_text=True)
     for label in ("初创期", "成长期", "扩张期", "成熟期", "不纳入当年度积分管理"):
         assert label in html
     scores = p.get(f"/api/runs/{run_id}/files/scores.csv", "officer").get_data(as_text=True)
@@ -142,3 +146,38 @@ def test_demo_command_loads_a_database_with_a_user_per_role(tmp_path):
     assert page["total"] == 200 and page["year"] == 2024
     assert c.get("/api/rankings").status_code == 200            # published for the public
     app.extensions["db_engine"].dispose()
+
+
+def test_page_forms_refuse_bad_input_with_a_message(lite_park):
+    p = lite_park
+    p.import_golden()
+    run_id = p.run()
+    off = p.app.test_client()
+    login(off, "officer")
+    token = csrf_of(off.get("/login").get_data(as_text=True))
+    r = off.post("/workspace/runs", data={"csrf_token": token, "year": "2022", "budget": "-5"}, follow_redirects=True)
+    assert "非负整数" in r.get_data(as_text=True)
+    r = off.post("/workspace/runs", data={"csrf_token": token, "year": "1990"}, follow_redirects=True)
+    assert "没有企业记录" in r.get_data(as_text=True)
+    r = off.post("/workspace/runs", data={"year": "2022"})
+    assert r.status_code == 400                                 # no CSRF token
+    r = off.post("/workspace/imports", data={"csrf_token": token, "kind": "records",
+                                             "file": (io.BytesIO(b"x"), "notes.txt")})
+    assert "请选择 .csv 或 .xlsx 文件" in r.get_data(as_text=True)
+    r = off.post("/workspace/declarations", data={"csrf_token": token, "id": "999", "decision": "approve"})
+    assert r.status_code == 404
+    ent = p.app.test_client()
+    login(ent, "ent")
+    token = csrf_of(ent.get("/login").get_data(as_text=True))
+    for data, message in (({"year": "二〇二二", "field": "revenue", "value": "1"}, "年度应为整数"),
+                          ({"year": "2022", "field": "revenue", "value": "很多"}, "不是数字"),
+                          ({"year": "2005", "field": "revenue", "value": "1"}, "没有 2005 年度的记录")):
+        r = ent.post(f"/enterprises/{p.own}/declare", data={"csrf_token": token, **data}, follow_redirects=True)
+        assert message in r.get_data(as_text=True), message
+    assert ent.post(f"/enterprises/{p.other}/declare", data={"csrf_token": token, "year": "2022"}).status_code == 403
+    assert ent.get(f"/workspace/runs/{run_id}").status_code == 403
+    assert ent.get("/enterprises/NOSUCHCODE").status_code == 403
+    assert off.get("/enterprises/NOSUCHCODE").status_code == 404
+    assert off.get("/workspace/runs/99999").status_code == 404
+    assert off.get("/workspace/compare?a=1&b=99999").status_code == 404
+    assert off.get("/workspace/enterprises?page=-3&min_score=abc&sort=evil").status_code == 200

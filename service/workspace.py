@@ -1,0 +1,264 @@
+"""The role pages: the enterprise profile (画像), the officer workspace (search, records and
+trace, imports, declarations, runs, comparison) and the finance award list. Every figure
+comes from `query` (the API's own code) and every action from `store`/`runs`."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from rules.evaluate import EvaluationError
+from rules.fields import RECORD_FIELDS, STAGES
+from rules.policy import PolicyError
+
+from . import charts as charts_
+from . import db, query
+from .api import bad_cells, decl_dict, run_dict, start
+from .models import Declaration, Enterprise, Import, Record, Run, User, records_table, utcnow
+from .pages import STAFF, _visible_run, page_role, page_user
+from .runs import create_run
+from .store import (DecisionError, FieldRejected, ImportRejected, audit, declare, decide, import_file,
+                    record_text)
+
+bp = Blueprint("ws", __name__)
+OFFICERS = ("officer", "admin")
+FIELD_LABEL = {f.key: f.label for f in RECORD_FIELDS}
+DECLARABLE = [f for f in RECORD_FIELDS if f.key not in ("credit_code", "year")]
+CATEGORY = {"tech": "科技创新类", "growth": "成长经营类", "aux": "辅助类"}
+
+
+def _may_see(code):
+    user = page_user()
+    if user.role == "enterprise" and user.credit_code != code:
+        abort(403)
+
+
+@bp.route("/enterprises/<code>")
+@page_role("enterprise", *STAFF)
+def profile(code):
+    """One enterprise: score, stage, ranks, radar against the stage median, every indicator
+    against the stage median and top decile, why (in Chinese with citations), records
+    (staff), declarations and the form to declare (the enterprise)."""
+    _may_see(code)
+    s = db.session()
+    ent = s.get(Enterprise, code)
+    if ent is None:
+        abort(404)
+    run = _visible_run(s, request.args.get("run", type=int))
+    detail = query.score_detail(s, run, code) if run else None
+    charts = {}
+    if detail and not detail["excluded"]:
+        peers = detail["peers"]
+        charts["chart-radar"] = charts_.radar(
+            "三类积分与同阶段中位数", [CATEGORY[k] for k in CATEGORY],
+            [("本企业", [detail[f"{k}_score"] for k in CATEGORY]),
+             (f"{detail['stage_zh']}中位数", [peers[f"{k}_score"] for k in CATEGORY])])
+    user = page_user()
+    decls = [decl_dict(d) for d in s.scalars(select(Declaration).where(Declaration.credit_code == code)
+                                            .order_by(Declaration.id.desc()))]
+    records = []
+    if user.role in STAFF or user.credit_code == code:
+        records = [record_text(r) for r in s.scalars(select(Record).where(records_table.c.credit_code == code)
+                                                       .order_by(records_table.c.year))]
+    return render_template("pages/profile.html", ent=ent, run=run, d=detail, charts=charts, decls=decls,
+                           records=records, fields=RECORD_FIELDS, declarable=DECLARABLE, category=CATEGORY,
+                           can_declare=user.role == "enterprise")
+
+
+@bp.route("/enterprises/<code>/declare", methods=["POST"])
+@page_role("enterprise")
+def declare_page(code):
+    _may_see(code)
+    s = db.session()
+    f = request.form
+    try:
+        year = int(f.get("year", ""))
+        declare(s, page_user(), code, year, f.get("field", ""), f.get("value", ""), f.get("reason", ""))
+        s.commit()
+        flash("申报已提交，待科技局审核后计入")
+    except ValueError:
+        flash("年度应为整数", "error")
+    except LookupError as exc:
+        flash(str(exc), "error")
+    except FieldRejected as exc:
+        flash("申报值不合规：" + "；".join(c.reason_zh for c in exc.cells), "error")
+    return redirect(url_for("ws.profile", code=code) + "#declarations")
+
+
+SORT_LABELS = {"rank_overall": "全区排名", "final_score": "最终积分", "rank_in_stage": "同阶段排名", "credit_code": "信用代码",
+               "name": "企业名称", "tech_score": "科技创新类", "growth_score": "成长经营类", "aux_score": "辅助类"}
+
+
+@bp.route("/workspace/enterprises")
+@page_role(*STAFF)
+def enterprises():
+    """Search, filter, sort and page through a run's enterprises; export what is shown."""
+    s = db.session()
+    run = _visible_run(s, request.args.get("run", type=int))
+    if run is None:
+        return render_template("pages/no_results.html"), 404
+    a = request.args
+    f = {"park": a.get("park") or None, "industry": a.get("industry") or None,
+         "stage": a.get("stage") if a.get("stage") in STAGES else None,
+         "min_score": a.get("min_score", type=float), "max_score": a.get("max_score", type=float),
+         "q": (a.get("q") or "")[:100] or None}
+    sort = a.get("sort") if a.get("sort") in query.SORTS else "rank_overall"
+    order = "desc" if a.get("order") == "desc" else "asc"
+    page = max(1, min(a.get("page", 1, type=int), 1_000_000))
+    rows, total = query.enterprises(s, run, **f, sort=sort, order=order, page=page, per_page=50)
+    agg = query.aggregates(s, run)
+    keep = {k: v for k, v in {**f, "sort": sort, "order": order, "run": run.id}.items() if v not in (None, "")}
+    pages = max(1, -(-total // 50))
+    return render_template("pages/enterprises.html", run=run, rows=rows, total=total, page=page, pages=pages,
+                           f=f, sort=sort, order=order, agg=agg, sorts=SORT_LABELS, stages=STAGES,
+                           qs=lambda **kw: urlencode({**keep, **kw}), export_qs=urlencode(keep),
+                           runs=s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all())
+
+
+@bp.route("/workspace/imports", methods=["GET", "POST"])
+@page_role(*OFFICERS)
+def imports():
+    """Upload a records or contracts file; a rejected file shows every bad cell."""
+    s = db.session()
+    cells, outcome = None, None
+    if request.method == "POST":
+        upload = request.files.get("file")
+        kind = request.form.get("kind")
+        name = Path(upload.filename or "").name if upload else ""
+        suffix = Path(name).suffix.lower()
+        if kind not in ("records", "contracts"):
+            flash("请选择数据类型", "error")
+        elif not upload or suffix not in (".csv", ".xlsx", ".xlsm"):
+            flash("请选择 .csv 或 .xlsx 文件", "error")
+        else:
+            with tempfile.TemporaryDirectory(prefix="innopoints-import-") as tmp:
+                path = Path(tmp) / f"upload{suffix}"
+                upload.save(path)
+                upload.close()
+                try:
+                    outcome = import_file(s, path, kind, page_user(), filename=name)
+                    flash(f"已导入 {outcome.rows} 行（新增 {outcome.added}，替换 {outcome.replaced}）")
+                except ImportRejected as exc:
+                    cells = bad_cells(exc.cells)
+                    flash(f"文件有 {len(cells)} 处错误，未导入任何数据", "error")
+    users = dict(s.execute(select(User.id, User.username)).all())
+    history = s.scalars(select(Import).order_by(Import.id.desc()).limit(50)).all()
+    return render_template("pages/imports.html", cells=cells, history=history, users=users), (422 if cells else 200)
+
+
+@bp.route("/workspace/declarations", methods=["GET", "POST"])
+@page_role(*OFFICERS)
+def declarations():
+    """The review queue: approve (applied to the record, audited) or reject, with a reason."""
+    s = db.session()
+    if request.method == "POST":
+        d = s.get(Declaration, request.form.get("id", type=int))
+        if d is None:
+            abort(404)
+        try:
+            decide(s, page_user(), d, request.form.get("decision") == "approve", request.form.get("reason", ""))
+            s.commit()
+            flash(f"申报 #{d.id} 已{'通过' if d.status == 'approved' else '驳回'}")
+        except (DecisionError, FieldRejected) as exc:
+            s.rollback()
+            flash(str(exc), "error")
+        return redirect(url_for("ws.declarations"))
+    status = request.args.get("status", "pending")
+    q = select(Declaration).order_by(Declaration.id)
+    if status in ("pending", "approved", "rejected"):
+        q = q.where(Declaration.status == status)
+    names = dict(s.execute(select(Enterprise.credit_code, Enterprise.name)).all())
+    return render_template("pages/declarations.html", decls=[decl_dict(d) for d in s.scalars(q)], status=status,
+                           names=names)
+
+
+@bp.route("/workspace/runs", methods=["GET", "POST"])
+@page_role(*STAFF)
+def runs():
+    """Runs: start one (officers), watch it, publish it, compare two."""
+    s = db.session()
+    if request.method == "POST":
+        if page_user().role not in OFFICERS:
+            abort(403)
+        f = request.form
+        try:
+            year = int(f.get("year", ""))
+            budget = int(f["budget"]) if f.get("budget", "").strip() else None
+            if budget is not None and budget < 0:
+                raise ValueError
+            strategy = f.get("strategy") or None
+            if strategy not in (None, "pro_rata", "rank_priority"):
+                raise ValueError
+            run = create_run(s, year, page_user(), None, budget, strategy)
+        except (PolicyError, EvaluationError) as exc:      # (EvaluationError is a ValueError: first)
+            flash(str(exc), "error")
+            return redirect(url_for("ws.runs"))
+        except ValueError:
+            flash("年度、预算应为非负整数，分配方式为按比例或按排名", "error")
+            return redirect(url_for("ws.runs"))
+        start(current_app._get_current_object(), run.id)
+        return redirect(url_for("ws.run", run_id=run.id))
+    rows = [run_dict(r, s) for r in s.scalars(select(Run).order_by(Run.id.desc()))]
+    years = [y for (y,) in s.execute(select(records_table.c.year).distinct().order_by(records_table.c.year.desc()))]
+    return render_template("pages/runs.html", runs=rows, years=years)
+
+
+@bp.route("/workspace/runs/<int(max=2147483647):run_id>", methods=["GET", "POST"])
+@page_role(*STAFF)
+def run(run_id):
+    s = db.session()
+    r = s.get(Run, run_id)
+    if r is None:
+        abort(404)
+    if request.method == "POST":
+        if page_user().role not in OFFICERS or r.status != "done":
+            abort(403)
+        r.published_at = utcnow()
+        r.published_by = page_user().id
+        audit(s, page_user(), "run.publish", f"run:{r.id}", year=r.year)
+        s.commit()
+        flash(f"第 {r.id} 批次已发布")
+        return redirect(url_for("ws.run", run_id=r.id))
+    return render_template("pages/run.html", run=run_dict(r, s))
+
+
+@bp.route("/workspace/compare")
+@page_role(*STAFF)
+def compare():
+    s = db.session()
+    done = s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all()
+    a, b = request.args.get("a", type=int), request.args.get("b", type=int)
+    diff = None
+    if a and b:
+        ra, rb = s.get(Run, a), s.get(Run, b)
+        if not ra or not rb or ra.status != "done" or rb.status != "done":
+            abort(404)
+        diff = query.diff(s, ra, rb)
+    return render_template("pages/compare.html", runs=done, a=a, b=b, diff=diff, stages=STAGES)
+
+
+@bp.route("/workspace/awards")
+@page_role(*STAFF)
+def awards():
+    """The award list of a run: budget and strategy, totals per item, lines with their basis,
+    an eligibility lookup, exports and the print view."""
+    s = db.session()
+    run = _visible_run(s, request.args.get("run", type=int))
+    if run is None:
+        return render_template("pages/no_results.html"), 404
+    rows = query.award_lines(s, run)
+    totals = query.award_totals(rows, run)
+    code = (request.args.get("code") or "").strip().upper()
+    lookup = None
+    if code:
+        ent = s.get(Enterprise, code)
+        lookup = {"code": code, "name": ent.name if ent else None,
+                  "items": query.eligibility(s, run, code) if ent else []}
+    charts = {"chart-items": charts_.bar("各奖励事项拨付金额（万元）", [t["clause"] for t in totals["per_clause"]],
+                                         [round(t["granted_yuan"] / 10000, 2) for t in totals["per_clause"]], unit="万元")}
+    runs_ = s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all()
+    return render_template("pages/awards.html", run=run, rows=rows, totals=totals, lookup=lookup, charts=charts,
+                           runs=runs_)

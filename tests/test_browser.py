@@ -1,0 +1,268 @@
+"""The pages in real headless Chromium (Debian's chromium, driven by Playwright): log in as
+each role, open each page, check the figures against the API, the refusals, an import with
+bad cells, a run watched to the end, that every chart draws and nothing logs an error.
+A screenshot of every page goes to test-output/screenshots/."""
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GOLDEN, PASSWORD, Park, make_app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A server on a free port over a database with the golden park, users of every role, a
+    published run with a budget and a second run to compare."""
+    if CHROMIUM is None:
+        if os.environ.get("INNOPOINTS_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed: make test installs it (scripts/ensure-chromium)")
+        pytest.skip("no chromium")
+    from werkzeug.serving import make_server
+    tmp = tmp_path_factory.mktemp("site")
+    app = make_app(f"sqlite:///{tmp / 'site.db'}")
+    park = Park(app)
+    park.import_golden()
+    park.run_id = park.run(budget=28000000)
+    park.post(f"/api/runs/{park.run_id}/publish", "officer")
+    park.second = park.run(budget=15000000)
+    app.config["RUNS_INLINE"] = False          # runs started from the pages go to a thread
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    park.base = f"http://127.0.0.1:{server.server_port}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield park
+    server.shutdown()
+    thread.join()
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    from playwright.sync_api import sync_playwright
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    yield b
+    b.close()
+    pw.stop()
+
+
+class Tab:
+    """One browser context (its own cookies) and page; every console error is kept."""
+
+    def __init__(self, browser, site, viewport=None):
+        self.site = site
+        self.ctx = browser.new_context(viewport=viewport or {"width": 1280, "height": 900}, accept_downloads=True)
+        self.page = self.ctx.new_page()
+        self.errors = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, path, shot=None, status=200):
+        before = len(self.errors)
+        resp = self.page.goto(self.site.base + path)
+        assert resp.status == status, (path, resp.status)
+        if status != 200:       # the browser logs the refused page itself as an error: that one is expected
+            self.errors[before:] = [e for e in self.errors[before:] if f"status of {status}" not in e]
+        if shot:
+            self.page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+        return resp
+
+    def login(self, username):
+        self.open("/login")
+        self.page.fill("#username", username)
+        self.page.fill("#password", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_load_state()
+        assert "退出" in self.page.inner_text("header"), self.page.content()[:500]
+
+    def charts_drawn(self, expected):
+        state = self.page.evaluate("window.innopointsCharts")
+        assert state["failed"] == [] and state["drawn"] == expected, state
+        # every chart has a canvas with pixels on it
+        sizes = self.page.eval_on_selector_all("div.chart canvas", "cs => cs.map(c => [c.width, c.height])")
+        assert len(sizes) >= expected and all(w > 100 and h > 100 for w, h in sizes), sizes
+        series = self.page.evaluate("""Array.from(document.querySelectorAll('div.chart')).map(
+            el => echarts.getInstanceByDom(el).getOption().series[0].data.length)""")
+        assert all(n > 0 for n in series), series
+
+    def text(self, selector):
+        return self.page.inner_text(selector).strip()
+
+    def close(self):
+        assert self.errors == [], self.errors
+        self.ctx.close()
+
+
+@pytest.fixture
+def tab(browser, site):
+    tabs = []
+
+    def make(**kw):
+        t = Tab(browser, site, **kw)
+        tabs.append(t)
+        return t
+    yield make
+    for t in tabs:
+        t.close()
+
+
+def test_public_dashboard(tab, site):
+    t = tab()
+    t.open("/", shot="public-dashboard")
+    agg = site.get("/api/aggregates").get_json()
+    assert int(t.text("#n-evaluated")) == agg["enterprises"]
+    assert int(t.text("#n-excluded")) == agg["excluded"]
+    assert t.text("#mean-score") == f"{agg['mean_score']:.2f}"
+    t.charts_drawn(4)
+    ranks = site.get("/api/rankings").get_json()["stages"]
+    for stage, rows in ranks.items():
+        cells = t.page.eval_on_selector_all(f"table.ranking[data-stage={stage}] tbody tr",
+                                            "trs => trs.map(tr => tr.children[1].innerText)")
+        assert cells == [r["name"] for r in rows]
+    assert "新开〔2022〕110号" in t.text("main")
+    # readable on a phone: nothing wider than the screen but the scrolling tables
+    m = tab(viewport={"width": 375, "height": 800})
+    m.open("/", shot="public-dashboard-phone")
+    assert m.page.evaluate("document.documentElement.scrollWidth") <= 375
+    m.charts_drawn(4)
+
+
+def test_enterprise_profile_and_declaration(tab, site):
+    t = tab()
+    t.login("ent")
+    t.open(f"/enterprises/{site.own}", shot="enterprise-profile")
+    api = site.get(f"/api/enterprises/{site.own}", "enterprise").get_json()
+    assert t.text("#final-score") == f"{api['final_score']:.4f}"
+    assert int(t.text("#rank-in-stage")) == api["rank_in_stage"] and t.text("#stage") == api["stage_zh"]
+    t.charts_drawn(1)
+    rows = t.page.eval_on_selector_all("#indicators tbody tr", "trs => trs.map(tr => [tr.dataset.clause, tr.children[3].innerText, tr.children[4].innerText])")
+    assert [r[0] for r in rows] == [i["clause"] for i in api["indicators"]]
+    assert [r[1] for r in rows] == [f"{i['points']:.2f}" for i in api["indicators"]]
+    assert [r[2] for r in rows] == [f"{i['points_median']:.2f}" for i in api["indicators"]]
+    assert t.page.locator("#explanation tbody tr").count() == len(api["explanation"])
+    t.page.fill("#declare-form input[name=year]", "2022")
+    t.page.select_option("#declare-form select[name=field]", "graduates_hired")
+    t.page.fill("#declare-form input[name=value]", "12")
+    t.page.fill("#declare-form input[name=reason]", "漏报")
+    t.page.click("#declare-form button")
+    t.page.wait_for_load_state()
+    assert "申报已提交" in t.text("main") and "待审核" in t.text("#declaration-list")
+    t.page.screenshot(path=str(SHOTS / "enterprise-declared.png"), full_page=True)
+    # another enterprise's profile and the officer pages are refused
+    t.open(f"/enterprises/{site.other}", shot="enterprise-forbidden", status=403)
+    t.open("/workspace/imports", status=403)
+    t.open("/workspace/awards", status=403)
+    m = tab(viewport={"width": 375, "height": 800})
+    m.login("ent")
+    m.open(f"/enterprises/{site.own}", shot="enterprise-profile-phone")
+    assert m.page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_officer_workspace(tab, site, tmp_path):
+    t = tab()
+    t.open("/workspace/enterprises")                  # not logged in: to the login page
+    assert "/login" in t.page.url
+    t.login("officer")
+    t.open("/workspace/enterprises?stage=growth&min_score=40&sort=final_score&order=desc", shot="officer-enterprises")
+    api = site.get("/api/enterprises?stage=growth&min_score=40&sort=final_score&order=desc", "officer").get_json()
+    assert int(t.text("#total")) == api["total"]
+    shown = t.page.eval_on_selector_all("#results tbody tr", "trs => trs.map(tr => [tr.dataset.code, tr.querySelector('.final').innerText])")
+    assert shown == [[r["credit_code"], f"{r['final_score']:.4f}"] for r in api["items"]]
+    with t.page.expect_download() as dl:
+        t.page.click("text=XLSX")
+    assert dl.value.suggested_filename.endswith(".xlsx")
+    t.open(f"/enterprises/{site.other}", shot="officer-enterprise-record")
+    assert t.page.locator("#records tbody tr").count() > 50
+    # an import with bad cells shows every one
+    with open(GOLDEN / "records.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["rd_intensity"] = "150"
+    rows[3]["credit_code"] = rows[3]["credit_code"][:-1] + ("A" if rows[3]["credit_code"][-1] != "A" else "B")
+    bad = tmp_path / "bad.csv"
+    with open(bad, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    t.open("/workspace/imports")
+    t.page.set_input_files("#import-form input[type=file]", str(bad))
+    t.page.click("#import-form button")
+    t.page.wait_for_load_state()
+    t.page.screenshot(path=str(SHOTS / "officer-import-bad-cells.png"), full_page=True)
+    cells = t.page.eval_on_selector_all("#bad-cells tbody tr", "trs => trs.map(tr => [tr.children[0].innerText, tr.children[2].innerText])")
+    assert ["2", "150"] in cells and any(c[0] == "5" for c in cells)
+    assert "未导入任何数据" in t.text("main")
+    t.errors = [e for e in t.errors if "status of 422" not in e]    # the page's own status for a rejected file
+    # the declaration made by the enterprise (or a new one) is reviewed
+    d = site.post("/api/declarations", "enterprise", json={"year": 2022, "field": "standards", "value": "2",
+                                                             "reason": "补报"}).get_json()
+    t.open("/workspace/declarations", shot="officer-declarations")
+    row = t.page.locator(f"#queue tr[data-id='{d['id']}']")
+    row.locator("input[name=reason]").fill("核实")
+    row.locator("button[value=approve]").click()
+    t.page.wait_for_load_state()
+    assert site.get(f"/api/declarations?status=approved", "officer").get_json()[-1]["id"] == d["id"]
+    # start a run and watch it to the end
+    t.open("/workspace/runs", shot="officer-runs")
+    t.page.fill("#run-form input[name=budget]", "20000000")
+    t.page.click("#run-form button")
+    t.page.wait_for_selector("#status[data-status=done]", timeout=60_000)
+    t.page.screenshot(path=str(SHOTS / "officer-run-done.png"), full_page=True)
+    run_id = int(re.search(r"/runs/(\d+)", t.page.url).group(1))
+    assert site.get(f"/api/runs/{run_id}", "officer").get_json()["status"] == "done"
+    assert int(t.text("#enterprises")) == site.get(f"/api/runs/{run_id}", "officer").get_json()["enterprises"]
+    t.open(f"/workspace/compare?a={site.run_id}&b={run_id}", shot="officer-compare")
+    diff = site.get(f"/api/runs/{site.run_id}/diff/{run_id}", "officer").get_json()
+    assert t.page.locator("#diff-awards tbody tr").count() == max(1, min(500, len(diff["awards"])))
+
+
+def test_finance_award_list(tab, site):
+    t = tab()
+    t.login("finance")
+    t.open(f"/workspace/awards?run={site.run_id}", shot="finance-awards")
+    api = site.get(f"/api/awards?run={site.run_id}", "finance").get_json()
+    assert t.text("#granted-yuan") == f"{api['totals']['granted_yuan']:,}"
+    assert t.text("#budget") == f"{api['totals']['budget_yuan'] / 10000:,.2f}"
+    for item in api["totals"]["per_clause"]:
+        cells = t.page.locator(f"#per-item tr[data-clause='{item['clause']}'] td").all_inner_texts()
+        assert cells[-1] == f"{item['granted_yuan']:,}" and cells[-2] == f"{item['eligible_yuan']:,}"
+    assert t.page.locator("#award-lines tbody tr").count() == len(api["items"])
+    t.charts_drawn(1)
+    code = api["items"][0]["credit_code"]
+    t.page.fill("#lookup-form input[name=code]", code)
+    t.page.click("#lookup-form button")
+    t.page.wait_for_load_state()
+    t.page.screenshot(path=str(SHOTS / "finance-eligibility.png"), full_page=True)
+    elig = site.get(f"/api/enterprises/{code}/eligibility?run={site.run_id}", "finance").get_json()["items"]
+    shown = t.page.eval_on_selector_all("#eligibility tbody tr", "trs => trs.map(tr => tr.children[4].innerText)")
+    assert shown == [f"{i['granted_yuan']:,}" for i in elig]
+    with t.page.expect_download() as dl:
+        t.page.click("text=XLSX")
+    assert dl.value.suggested_filename == f"awards-2022-run{site.run_id}.xlsx"
+    t.open(f"/runs/{site.run_id}/export/awards.html", shot="finance-print")
+    assert "核定金额" in t.text("body")
+    t.open("/workspace/imports", status=403)
+
+
+@pytest.mark.parametrize("user, allowed, refused", [("bank", ["/"], ["/workspace/enterprises", "/results"]),
+                                                    ("admin", ["/workspace/imports", "/results"], [])])
+def test_other_roles(tab, site, user, allowed, refused):
+    t = tab()
+    t.login(user)
+    for path in allowed:
+        t.open(path, shot=f"{user}-{path.strip('/').replace('/', '-') or 'home'}")
+    for path in refused:
+        t.open(path, status=403)
+        assert "无权访问" in t.text("main")
