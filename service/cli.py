@@ -3,6 +3,7 @@ and the demo park."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -120,6 +121,96 @@ def rules_test(path, cases_dir):
 DEMO_USERS = [("admin", "admin", "系统管理员"), ("officer", "officer", "区科学技术局 张科员"),
               ("finance", "finance", "区财政局 李会计"), ("bank", "bank", "合作银行 新乡分行"),
               ("enterprise", "enterprise", None)]
+
+
+def _version_files(s, ref, default_active=False):
+    """Clause files named on the command line: a folder, 'draft:N', or a published version
+    (id or name); None means the active version when `default_active`."""
+    from service import policies
+    from service.models import PolicyDraft
+    if ref is None and default_active:
+        return policies.files_of(policies.active(s)), "当前版本"
+    if Path(ref).is_dir():
+        return policies.folder_files(ref), str(ref)
+    if str(ref).startswith("draft:") and str(ref)[6:].isdigit():
+        d = s.get(PolicyDraft, int(str(ref)[6:]))
+        if d is None:
+            _fail(f"没有草稿 {ref}")
+        return json.loads(d.files), f"草稿 {d.id}（{d.name}）"
+    row = policies.version_named(s, ref)
+    if row is None:
+        _fail(f"没有政策版本、草稿或目录 {ref} / no such version, draft or folder")
+    return policies.files_of(row), f"版本 {row.id}（{row.name}）"
+
+
+@rules_group.command("whatif")
+@click.argument("draft")
+@click.option("--year", required=True, type=int)
+@click.option("--against", default=None, help="比较的版本（编号、名称、draft:N 或目录；默认当前版本）")
+@click.option("--budget", type=click.IntRange(min=0), default=None)
+@click.option("--strategy", type=click.Choice(["pro_rata", "rank_priority"]), default=None)
+@click.option("--top", type=int, default=10, show_default=True)
+@click.option("--limit", type=int, default=20, show_default=True, help="列出的企业与奖励变化条数")
+def rules_whatif(draft, year, against, budget, strategy, top, limit):
+    """What a draft would change: the stored data of YEAR evaluated under DRAFT (a folder,
+    draft:N, or a version) and under the version it is compared with."""
+    from service import policies
+    with _session() as (_, s):
+        new_files, new_label = _version_files(s, draft)
+        old_files, old_label = _version_files(s, against, default_active=True)
+        for files, label in ((new_files, new_label), (old_files, old_label)):
+            problems = policies.check(files)
+            if problems:
+                for p in problems:
+                    click.echo(f"{p['file']}:{p['line']} [{p['clause'] or '-'}] {p['message']}", err=True)
+                _fail(f"{label} 未通过检查 / check failed")
+        with click.progressbar(length=1, label=f"测算 {year} 年度 / evaluating twice", file=sys.stderr) as bar:
+            try:
+                r = policies.whatif(s, new_files, year, old_files, budget, strategy, top)
+            except PolicyError as exc:
+                _fail(str(exc))
+            bar.update(1)
+    sm, t = r["summary"], r["totals"]
+    click.echo(f"{year}年度：{new_label} 对比 {old_label}")
+    click.echo(f"  企业变化 {sm['enterprises_changed']} 家：阶段 {sm['stage']}，排除 {sm['excluded']}，积分 {sm['score']}，"
+               f"排名 {sm['rank']}")
+    click.echo(f"  奖励：新增 {sm['awards_added']}，取消 {sm['awards_removed']}，金额变化 {sm['awards_changed']} 笔")
+    click.echo(f"  核定合计 {t['eligible_before']:,} → {t['eligible_after']:,} 元（{t['eligible_change']:+,}）；"
+               f"拨付合计 {t['granted_before']:,} → {t['granted_after']:,} 元（{t['granted_change']:+,}）"
+               + (f"；预算 {budget:,} 元，超出 {t['over_budget_after']:,} 元" if budget is not None else ""))
+    for c in [c for c in r["enterprises"] if set(c["changed"]) - {"rank"}][:limit]:
+        click.echo(f"  {c['credit_code']} {c['name']}: {','.join(c['changed'])} 积分 {c['score_a']} → {c['score_b']} "
+                   f"排名 {c['rank_a']} → {c['rank_b']}")
+    for w in r["awards"][:limit]:
+        click.echo(f"  {w['credit_code']} {w['clause']} {w['change']}: 核定 {w['eligible_a']} → {w['eligible_b']}，"
+                   f"拨付 {w['granted_a']} → {w['granted_b']}")
+    for stage, rows in r["top_after"].items():
+        before = [x["credit_code"] for x in r["top_before"][stage]]
+        after = [x["credit_code"] for x in rows]
+        if before != after:
+            click.echo(f"  {stage} 前 {top} 名变化：移出 {sorted(set(before) - set(after))}，进入 {sorted(set(after) - set(before))}")
+
+
+@rules_group.command("publish")
+@click.argument("draft")
+@click.option("--user", "username", default=None)
+def rules_publish(draft, username):
+    """Publish draft:N (its check and every case must pass); the running service switches."""
+    from service import policies
+    from service.models import PolicyDraft
+    with _session() as (_, s):
+        if not (draft.startswith("draft:") and draft[6:].isdigit()) or s.get(PolicyDraft, int(draft[6:])) is None:
+            _fail(f"没有草稿 {draft}（应写 draft:编号）")
+        try:
+            row = policies.publish(s, s.get(PolicyDraft, int(draft[6:])), _user(s, username))
+        except policies.PublishRefused as exc:
+            for p in exc.problems:
+                click.echo(f"{p['file']}:{p['line']} [{p['clause'] or '-'}] {p['message']}", err=True)
+            for f in exc.failures:
+                click.echo(f"FAIL {f['file']}: {f['case']}: {'; '.join(f['problems'])}", err=True)
+            _fail(str(exc), 1)
+        s.commit()
+        click.echo(f"已发布版本 {row.id}（{row.name}），sha256 {row.sha256[:12]}")
 
 
 @cli.command("demo")
@@ -318,7 +409,7 @@ def run_cmd(year, policy, budget, strategy, username, publish):
                                item_show_func=lambda m: m) as bar:
             def progress(pct, msg):
                 bar.update(pct - bar.pos, msg)
-            execute_run(app.extensions["db_sessions"], run.id, progress, policy=policy)
+            execute_run(app.extensions["db_sessions"], run.id, progress)
         s.expire_all()
         run = s.get(Run, run.id)
         if run.status != "done":

@@ -132,6 +132,9 @@ class Declaration(Base):
 
 
 class PolicyVersion(Base):
+    """An immutable set of clause files, found by its content hash. 'published' versions are
+    what the service uses (the newest one by default); 'external' is a folder that a run was
+    given on the command line, kept so that the run can be reproduced."""
     __tablename__ = "policy_versions"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -139,6 +142,25 @@ class PolicyVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     files: Mapped[str] = mapped_column(Text)                       # JSON: file name -> content
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="published", server_default="published")
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_policy_versions_published_by"))
+    draft_id: Mapped[int | None] = mapped_column(Integer)         # the draft it was published from
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class PolicyDraft(Base):
+    """A copy of a version being edited by policy officers; published as a new version."""
+    __tablename__ = "policy_drafts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    base_id: Mapped[int] = mapped_column(ForeignKey("policy_versions.id"))
+    files: Mapped[str] = mapped_column(Text)                       # JSON: file name -> content
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    published_version_id: Mapped[int | None] = mapped_column(ForeignKey("policy_versions.id"))
 
 
 class Run(Base):

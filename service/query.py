@@ -273,50 +273,60 @@ def eligibility(s, run, code):
 def diff(s, a: Run, b: Run, limit=None):
     """What changed from run a to run b: per enterprise (stage, exclusion, score, rank) and
     per award line (added, removed, changed)."""
-    def load(run):
-        return {r.credit_code: r for r in s.scalars(select(Result).where(Result.run_id == run.id))}
-    ra, rb = load(a), load(b)
+    def results(run):
+        return {r.credit_code: {"stage": r.stage, "excluded": r.excluded, "final_score": r.final_score,
+                                "rank_overall": r.rank_overall}
+                for r in s.scalars(select(Result).where(Result.run_id == run.id))}
+
+    def lines(run):
+        return {(x.credit_code, x.clause): {"eligible_yuan": x.eligible_yuan, "granted_yuan": x.granted_yuan,
+                                            "basis": x.basis}
+                for x in s.scalars(select(AwardLine).where(AwardLine.run_id == run.id))}
     names = dict(s.execute(select(Enterprise.credit_code, Enterprise.name)).all())
+    out = diff_rows(results(a), results(b), lines(a), lines(b), names)
+    out["summary"].update(granted_a=a.granted_yuan, granted_b=b.granted_yuan,
+                          granted_change=b.granted_yuan - a.granted_yuan,
+                          eligible_a=a.eligible_yuan, eligible_b=b.eligible_yuan)
+    if limit:
+        out["enterprises"] = out["enterprises"][:limit]
+    return {"run_a": a.id, "run_b": b.id, **out}
+
+
+def diff_rows(ra: dict, rb: dict, la: dict, lb: dict, names: dict) -> dict:
+    """Compare two evaluations given as {code: {stage, excluded, final_score, rank_overall}}
+    and {(code, clause): {eligible_yuan, granted_yuan, basis}} (runs, or what-if)."""
     changes = []
     for code in sorted(set(ra) | set(rb)):
         x, y = ra.get(code), rb.get(code)
         row = {"credit_code": code, "name": names.get(code, ""),
-               "stage_a": x.stage if x else None, "stage_b": y.stage if y else None,
-               "excluded_a": x.excluded if x else None, "excluded_b": y.excluded if y else None,
-               "score_a": x.final_score if x else None, "score_b": y.final_score if y else None,
-               "rank_a": x.rank_overall if x else None, "rank_b": y.rank_overall if y else None}
+               "stage_a": x["stage"] if x else None, "stage_b": y["stage"] if y else None,
+               "excluded_a": x["excluded"] if x else None, "excluded_b": y["excluded"] if y else None,
+               "score_a": x["final_score"] if x else None, "score_b": y["final_score"] if y else None,
+               "rank_a": x["rank_overall"] if x else None, "rank_b": y["rank_overall"] if y else None}
         row["score_change"] = (round(row["score_b"] - row["score_a"], 4)
                                if row["score_a"] is not None and row["score_b"] is not None else None)
         row["rank_change"] = (row["rank_a"] - row["rank_b"]
                               if row["rank_a"] is not None and row["rank_b"] is not None else None)
         what = [k for k, changed in (("added", x is None), ("removed", y is None),
-                                      ("stage", x and y and x.stage != y.stage),
-                                      ("excluded", x and y and x.excluded != y.excluded),
-                                      ("score", x and y and x.final_score != y.final_score),
-                                      ("rank", x and y and x.rank_overall != y.rank_overall)) if changed]
+                                      ("stage", x and y and x["stage"] != y["stage"]),
+                                      ("excluded", x and y and x["excluded"] != y["excluded"]),
+                                      ("score", x and y and x["final_score"] != y["final_score"]),
+                                      ("rank", x and y and x["rank_overall"] != y["rank_overall"])) if changed]
         if what:
             row["changed"] = what
             changes.append(row)
-
-    def lines(run):
-        return {(l.credit_code, l.clause): l for l in s.scalars(select(AwardLine).where(AwardLine.run_id == run.id))}
-    la, lb = lines(a), lines(b)
     awards = []
     for key in sorted(set(la) | set(lb)):
         x, y = la.get(key), lb.get(key)
-        kind = "added" if x is None else "removed" if y is None else (
-            "changed" if (x.eligible_yuan, x.granted_yuan, x.basis) != (y.eligible_yuan, y.granted_yuan, y.basis)
-            else None)
+        kind = "added" if x is None else "removed" if y is None else ("changed" if x != y else None)
         if kind:
             awards.append({"credit_code": key[0], "name": names.get(key[0], ""), "clause": key[1], "change": kind,
-                           "eligible_a": x.eligible_yuan if x else None, "eligible_b": y.eligible_yuan if y else None,
-                           "granted_a": x.granted_yuan if x else None, "granted_b": y.granted_yuan if y else None})
+                           "eligible_a": x["eligible_yuan"] if x else None, "eligible_b": y["eligible_yuan"] if y else None,
+                           "granted_a": x["granted_yuan"] if x else None, "granted_b": y["granted_yuan"] if y else None})
     summary = {k: sum(k in c["changed"] for c in changes) for k in ("added", "removed", "stage", "excluded", "score", "rank")}
+    summary["enterprises_changed"] = len(changes)
     summary.update({f"awards_{k}": sum(w["change"] == k for w in awards) for k in ("added", "removed", "changed")})
-    summary.update(granted_a=a.granted_yuan, granted_b=b.granted_yuan, granted_change=b.granted_yuan - a.granted_yuan,
-                   eligible_a=a.eligible_yuan, eligible_b=b.eligible_yuan)
-    return {"run_a": a.id, "run_b": b.id, "summary": summary,
-            "enterprises": changes[:limit] if limit else changes, "awards": awards}
+    return {"summary": summary, "enterprises": changes, "awards": awards}
 
 
 @lru_cache(maxsize=1)

@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 
 from rules.evaluate import EvaluationError
 from rules.output import write
-from rules.policy import PolicyError, load_policy, resolve
+from rules.policy import PolicyError, load_policy
 from rules.records import InputErrors
 
+from . import policies
 from .models import AwardLine, PolicyVersion, Result, Run, RunFile, utcnow
 from .store import audit, snapshot
 
@@ -30,17 +31,15 @@ PHASES = {"snapshot": (5, "导出已审核数据"), "evaluate": (20, "校验并�
           "store": (80, "保存结果"), "done": (100, "完成")}
 
 
-def register_policy(s, pv) -> PolicyVersion:
-    """The policy version row for a loaded clause set (found by its content hash)."""
-    row = s.scalar(select(PolicyVersion).where(PolicyVersion.sha256 == pv.digest))
-    if row is None:
-        folder = Path(pv.path) if getattr(pv, "path", None) else resolve(pv.name)
-        files = {p.name: p.read_text(encoding="utf-8") for p in sorted(Path(folder).glob("*.yaml"))}
-        row = PolicyVersion(name=pv.name, document=pv.document or "", sha256=pv.digest,
-                            files=json.dumps(files, ensure_ascii=False, sort_keys=True))
-        s.add(row)
-        s.flush()
-    return row
+def policy_version(s, policy=None) -> PolicyVersion:
+    """The version a run uses: the active one by default; a published version by id or
+    name; else a folder (or bundled name), kept as an 'external' version."""
+    if policy is None:
+        return policies.active(s)
+    row = policies.version_named(s, policy)
+    if row is not None:
+        return row
+    return policies.register_external(s, load_policy(policy))
 
 
 def create_run(s, year, user, policy=None, budget=None, strategy=None) -> Run:
@@ -48,16 +47,17 @@ def create_run(s, year, user, policy=None, budget=None, strategy=None) -> Run:
     from .models import records_table
     if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == year)):
         raise EvaluationError(f"{year} 年度没有企业记录 / no records for {year}")
-    pv = load_policy(policy)
+    row = policy_version(s, policy)
+    pv = policies.load_files(policies.files_of(row))
     if not pv.in_force(year):
         raise EvaluationError(f"政策版本 {pv.name} 不适用于 {year} 年度 / policy {pv.name} is not in force for {year}")
-    row = register_policy(s, pv)
-    run = Run(year=year, policy_id=row.id, policy_name=pv.name, policy_sha256=pv.digest, budget=budget,
+    run = Run(year=year, policy_id=row.id, policy_name=row.name, policy_sha256=pv.digest, budget=budget,
               strategy=strategy, started_by=user.id if user else None, status="queued",
               message="排队中", heartbeat=utcnow())
     s.add(run)
     s.flush()
-    audit(s, user, "run.create", f"run:{run.id}", year=year, policy=pv.name, budget=budget, strategy=strategy)
+    audit(s, user, "run.create", f"run:{run.id}", year=year, policy=row.name, policy_sha256=pv.digest,
+          budget=budget, strategy=strategy)
     s.commit()
     return run
 
@@ -69,7 +69,7 @@ def _set(s, run, **kw):
     s.commit()
 
 
-def execute_run(sessionmaker, run_id, progress=None, policy=None):
+def execute_run(sessionmaker, run_id, progress=None):
     """Evaluate a queued run and store its results; never raises for bad data or clauses:
     the run is marked failed with the reason. `progress(percent, message)` is told each phase."""
     tell = progress or (lambda pct, msg: None)
@@ -82,9 +82,9 @@ def execute_run(sessionmaker, run_id, progress=None, policy=None):
             tell(pct, msg)
 
         try:
-            pv = load_policy(policy or run.policy_name)
+            pv = policies.load_files(policies.files_of(s.get(PolicyVersion, run.policy_id)))
             if pv.digest != run.policy_sha256:
-                raise PolicyError([f"政策版本 {pv.name} 的内容已改变（哈希不同），请重新发起计算"])
+                raise PolicyError([f"政策版本 {pv.name} 的内容与发起时不同（哈希不同），请重新发起计算"])
             with tempfile.TemporaryDirectory(prefix="innopoints-run-") as tmp:
                 phase("snapshot")
                 snap = snapshot(s, tmp)

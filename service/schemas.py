@@ -197,3 +197,31 @@ class AuditQuery(FormatQuery):
     action = fields.Str(validate=validate.Length(max=64))
     page = fields.Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class DraftCreate(Schema):
+    base = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=1, max=2**31 - 1),
+                      metadata=_d("作为基础的已发布版本编号；缺省为当前版本"))
+    name = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.\-\u4e00-\u9fff]{1,100}$"),
+                      metadata=_d("草稿（及发布后版本）的名称"))
+    note = fields.Str(load_default="", validate=validate.Length(max=2000), metadata=_d("修改说明"))
+
+
+class FileUpdate(Schema):
+    content = fields.Str(required=True, validate=validate.Length(max=2_000_000), metadata=_d("条款文件全文（YAML）"))
+
+
+class ClauseChange(Schema):
+    changes = fields.Dict(keys=fields.Str(validate=validate.Length(min=1, max=200)),
+                          values=fields.Raw(allow_none=True), required=True,
+                          metadata=_d("条款内的路径 → 新值，例如 {\"effect.factor\": 0.95}"))
+    dry_run = fields.Bool(load_default=False, metadata=_d("true 只检查，不保存"))
+
+
+class WhatIf(Schema):
+    year = fields.Int(required=True, validate=validate.Range(min=2000, max=2100))
+    against = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=1, max=2**31 - 1),
+                         metadata=_d("比较的已发布版本编号；缺省为当前版本"))
+    budget = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=0, max=10**13))
+    strategy = fields.Str(load_default=None, allow_none=True, validate=STRATEGY)
+    top = fields.Int(load_default=10, validate=validate.Range(min=1, max=1000))
