@@ -31,7 +31,7 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     app.json.ensure_ascii = False      # Chinese as such in every JSON answer
     app.json.sort_keys = False         # stages and columns in their own order
-    from . import api, db, pages, workspace
+    from . import api, authoring, db, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
@@ -39,9 +39,10 @@ def create_app(test_config=None):
     csrf = CSRFProtect(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(workspace.bp)
+    app.register_blueprint(authoring.bp)
     api.init_app(app)
     for name, bp in app.blueprints.items():
-        if name not in ("pages", "ws"):          # the API authenticates with tokens, not cookies: no CSRF there
+        if name not in ("pages", "ws", "policy"):          # the API authenticates with tokens, not cookies: no CSRF there
             csrf.exempt(bp)
     register_filters(app)
     return app

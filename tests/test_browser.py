@@ -266,3 +266,38 @@ def test_other_roles(tab, site, user, allowed, refused):
     for path in refused:
         t.open(path, status=403)
         assert "无权访问" in t.text("main")
+
+
+def test_policy_authoring_checks_as_you_type(tab, site):
+    t = tab()
+    t.login("officer")
+    t.open("/workspace/policy/", shot="policy-versions")
+    t.page.fill("#new-draft input[name=name]", "browser-draft")
+    t.page.click("#new-draft button")
+    t.page.wait_for_load_state()
+    draft_url = t.page.url
+    assert "/workspace/policy/drafts/" in draft_url
+    t.page.screenshot(path=str(SHOTS / "policy-draft.png"), full_page=True)
+    assert "衰减降档系数表" in t.text("#source")          # the policy text beside the clauses
+    t.page.click("a:text-is('DEC-1a')")
+    t.page.wait_for_load_state()
+    field = t.page.locator("input[data-path='effect.factor']")
+    field.fill("1.5")
+    t.page.wait_for_selector("#live[data-state=bad]")
+    assert "超出范围" in t.text("#live-problems")
+    t.page.screenshot(path=str(SHOTS / "policy-clause-invalid.png"), full_page=True)
+    field.fill("0.95")
+    t.page.wait_for_selector("#live[data-state=ok]")
+    assert t.text("#live-problems") == ""
+    t.page.click("#clause-form button[type=submit]")
+    t.page.wait_for_load_state()
+    t.page.click("#do-whatif")
+    t.page.wait_for_load_state()
+    t.page.screenshot(path=str(SHOTS / "policy-whatif.png"), full_page=True)
+    draft_id = int(draft_url.rstrip("/").rsplit("/", 1)[1])
+    api = site.post(f"/api/policies/drafts/{draft_id}/whatif", "officer", json={"year": 2022}).get_json()
+    assert int(t.text("#wi-changed")) == api["summary"]["enterprises_changed"]
+    t.page.click("#do-publish")
+    t.page.wait_for_load_state()
+    assert "用例未通过" in t.text("main") and t.page.locator("#failures tbody tr").count() >= 1
+    assert site.get("/api/policy").get_json()["name"] == "xinxiang-2022"       # not published

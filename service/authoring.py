@@ -1,0 +1,201 @@
+"""The officers' policy pages: versions and drafts, clauses by id beside the policy text,
+a form that edits a clause's amounts, coefficients, thresholds and conditions and checks
+the draft as you type, the draft's cases, its what-if, and publishing."""
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from rules.policy import GROUP_FILES, PolicyError
+
+from . import db, policies
+from .models import PolicyDraft, PolicyVersion, records_table
+from .pages import page_role, page_user
+
+bp = Blueprint("policy", __name__, url_prefix="/workspace/policy")
+OFFICERS = ("officer", "admin")
+GROUP_ZH = {"stage": "评价对象分类（表1）", "indicators": "评价指标（表2、表6）", "negative_list": "负面清单（表3）",
+            "decay": "衰减降档系数（表4）", "bonus": "重大项目附加分（表5）", "rewards": "直接奖励（§五.四）"}
+
+
+def source_passage(files, citation, context=14):
+    """The lines of the policy text that a citation points at (表N or §…), for the side pane."""
+    text = files.get("source-zh.md", "")
+    if not text:
+        return ""
+    lines = text.splitlines()
+    m = re.search(r"表\s*(\d+)", citation or "")
+    pattern = re.compile(rf"表\s*{m.group(1)}\s*[:：]") if m else None
+    if pattern is None:
+        sec = re.search(r"§([一二三四五六七八九十]+)", citation or "")
+        pattern = re.compile(rf"^[#\s]*{sec.group(1)}、") if sec else None
+    if pattern is None:
+        return ""
+    for i, line in enumerate(lines):
+        if pattern.search(line):
+            return "\n".join(lines[i:i + context])
+    return ""
+
+
+def _clauses(files):
+    """Clauses by group, from the files as they are (a draft may not load: then what parses)."""
+    try:
+        pv = policies.load_files(files)
+        return {g: [c for c in pv.clauses if c.group == g] for g in GROUP_FILES}, None
+    except PolicyError as exc:
+        return {}, exc
+
+
+def _draft(draft_id):
+    d = db.session().get(PolicyDraft, draft_id)
+    if d is None:
+        abort(404)
+    return d
+
+
+@bp.route("/", methods=["GET", "POST"])
+@page_role(*OFFICERS)
+def index():
+    s = db.session()
+    if request.method == "POST":
+        base = s.get(PolicyVersion, request.form.get("base", type=int) or 0)
+        name = (request.form.get("name") or "").strip()
+        if base is None or base.status != "published" or not re.fullmatch(r"[A-Za-z0-9_.\-\u4e00-\u9fff]{1,100}", name):
+            flash("请选择已发布的基础版本，并填写名称（字母、数字、汉字、-_.）", "error")
+            return redirect(url_for("policy.index"))
+        d = policies.create_draft(s, base, name, page_user(), request.form.get("note", ""))
+        s.commit()
+        return redirect(url_for("policy.draft", draft_id=d.id))
+    active = policies.active(s)
+    s.commit()
+    versions = s.scalars(select(PolicyVersion).order_by(PolicyVersion.id.desc())).all()
+    drafts = s.scalars(select(PolicyDraft).order_by(PolicyDraft.id.desc())).all()
+    return render_template("policy/index.html", active=active, versions=versions, drafts=drafts)
+
+
+@bp.route("/versions/<int(max=2147483647):version_id>")
+@page_role(*OFFICERS)
+def version(version_id):
+    row = db.session().get(PolicyVersion, version_id)
+    if row is None:
+        abort(404)
+    files = policies.files_of(row)
+    groups, _ = _clauses(files)
+    return render_template("policy/clauses.html", row=row, draft=None, groups=groups, group_zh=GROUP_ZH,
+                           source=files.get("source-zh.md", ""), problems=None, failures=None, report=None, years=[])
+
+
+@bp.route("/drafts/<int(max=2147483647):draft_id>", methods=["GET", "POST"])
+@page_role(*OFFICERS)
+def draft(draft_id):
+    """A draft: its clauses beside the policy text; check, cases, what-if, publish."""
+    s = db.session()
+    d = _draft(draft_id)
+    files = json.loads(d.files)
+    problems = failures = report = None
+    action = request.form.get("action") if request.method == "POST" else None
+    if action == "check":
+        problems = policies.check(files)
+    elif action == "test":
+        problems = policies.check(files)
+        failures = [] if problems else policies.test(files)
+    elif action == "whatif":
+        problems = policies.check(files)
+        year = request.form.get("year", type=int)
+        budget = request.form.get("budget", type=int)
+        if not problems and year and s.scalar(select(func.count()).select_from(records_table)
+                                              .where(records_table.c.year == year)):
+            try:
+                report = policies.whatif(s, files, year, policies.files_of(policies.active(s)),
+                                         budget if budget is not None and budget >= 0 else None, None, 10)
+            except PolicyError as exc:
+                flash(str(exc), "error")
+        elif not problems:
+            flash("请选择有数据的评价年度", "error")
+    elif action == "publish":
+        try:
+            row = policies.publish(s, d, page_user())
+            s.commit()
+            flash(f"已发布版本 #{row.id}（{row.name}），服务已改用此版本")
+            return redirect(url_for("policy.index"))
+        except policies.PublishRefused as exc:
+            s.rollback()
+            flash(str(exc), "error")
+            problems, failures = exc.problems, exc.failures
+    groups, load_error = _clauses(files)
+    if load_error is not None and problems is None:
+        problems = policies.check(files)
+    years = [y for (y,) in s.execute(select(records_table.c.year).distinct().order_by(records_table.c.year.desc()))]
+    return render_template("policy/clauses.html", row=s.get(PolicyVersion, d.base_id), draft=d, groups=groups,
+                           group_zh=GROUP_ZH, source=files.get("source-zh.md", ""), problems=problems,
+                           failures=failures, report=report, years=years,
+                           case_files=sorted(n for n in files if n.startswith("cases/")))
+
+
+@bp.route("/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>", methods=["GET", "POST"])
+@page_role(*OFFICERS)
+def clause(draft_id, clause_id):
+    """Edit one clause's values; the page checks the draft as each value is typed."""
+    s = db.session()
+    d = _draft(draft_id)
+    files = json.loads(d.files)
+    try:
+        name, _, body = policies.clause_file(files, clause_id)
+    except KeyError:
+        abort(404)
+    if request.method == "POST":
+        changes = {k[2:]: v for k, v in request.form.items() if k.startswith("v:")}
+        try:
+            policies.set_clause(s, d, clause_id, changes, page_user())
+            s.commit()
+            problems = policies.check(json.loads(d.files))
+            flash(f"已保存 {clause_id}" + (f"；草稿仍有 {len(problems)} 个问题，发布前须解决" if problems else "；检查通过"),
+                  "error" if problems else "ok")
+            return redirect(url_for("policy.draft", draft_id=d.id))
+        except (KeyError, policies.PublishRefused) as exc:
+            flash(str(exc), "error")
+    values = policies.editable_values(files, clause_id)
+    return render_template("policy/clause.html", draft=d, clause_id=clause_id, file=name, body=body, values=values,
+                           title=body.get("title", ""), citation=body.get("citation", ""),
+                           passage=source_passage(files, body.get("citation", "")))
+
+
+@bp.route("/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>/check", methods=["POST"])
+@page_role(*OFFICERS)
+def clause_check(draft_id, clause_id):
+    """The check of the draft as it would be with the form's values (nothing saved)."""
+    d = _draft(draft_id)
+    changes = (request.get_json(silent=True) or {}).get("changes")
+    if not isinstance(changes, dict):
+        return jsonify(problems=[{"file": "", "line": 0, "clause": clause_id, "message": "请求格式不对"}]), 422
+    try:
+        files = policies.with_changes(json.loads(d.files), clause_id, {str(k): v for k, v in changes.items()})
+    except KeyError as exc:
+        return jsonify(problems=[{"file": "", "line": 0, "clause": clause_id, "message": f"未知的路径 {exc}"}]), 422
+    return jsonify(problems=policies.check(files))
+
+
+@bp.route("/drafts/<int(max=2147483647):draft_id>/files/<path:name>", methods=["GET", "POST"])
+@page_role(*OFFICERS)
+def file(draft_id, name):
+    """Edit a whole clause or case file of a draft (YAML), checked on saving."""
+    s = db.session()
+    d = _draft(draft_id)
+    files = json.loads(d.files)
+    if name not in files or not name.endswith(".yaml"):
+        abort(404)
+    if request.method == "POST":
+        try:
+            policies.set_file(s, d, name, request.form.get("content", ""), page_user())
+            s.commit()
+        except (KeyError, policies.PublishRefused) as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("policy.file", draft_id=d.id, name=name))
+        problems = policies.check(json.loads(d.files))
+        flash(f"已保存 {name}" + (f"；草稿有 {len(problems)} 个问题" if problems else "；检查通过"),
+              "error" if problems else "ok")
+        return redirect(url_for("policy.draft", draft_id=d.id))
+    return render_template("policy/file.html", draft=d, name=name, content=files[name])
