@@ -19,7 +19,6 @@ def create_app(test_config=None):
         DATABASE_URL=None,
         DB_UPGRADE=True,
         RUNS_INLINE=False,
-        PUBLIC_TOP_N=int(os.environ.get("INNOPOINTS_PUBLIC_TOP_N", "20")),
         MAX_CONTENT_LENGTH=200 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_HTTPONLY=True,

@@ -14,20 +14,21 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
 from rules.evaluate import EvaluationError
-from rules.fields import RECORD_FIELDS
+from rules.fields import RECORD_FIELDS, STAGES
 from rules.policy import PolicyError
 
-from . import db, policies, query
+from . import db, policies, query, uses
 from .auth import (UserError, api_user, authenticate, create_user, issue_token, own_enterprise_only, require,
                    role_of)
 from .exports import export_response, template_xlsx
 from .models import (ROLES, AuditEntry, CreditLookup, Declaration, Enterprise, Import, PolicyDraft, PolicyVersion,
-                     Record, Run, User, records_table, utcnow)
+                     Record, Run, SeedPoolEntry, User, records_table, utcnow)
 from .runs import create_run, current_run, effective_status, execute_run
 from .schemas import (AuditQuery, AwardQuery, Consent, Correction, DeclarationCreate, DeclarationQuery,
                       DeclarationSchema, Decision, DiffQuery, EnterprisePage, EnterpriseQuery, FormatQuery,
                       ImportFile, ImportForm, RankingQuery, RunCreate, RunSchema, RunSelect, TokenRequest,
-                      TokenResponse, UserSchema, DraftCreate, FileUpdate, ClauseChange, WhatIf)
+                      TokenResponse, UserSchema, DraftCreate, FileUpdate, ClauseChange, WhatIf, HonourCreate,
+                      YearQuery, PoolCreate, ServiceQuery)
 from .store import (DecisionError, FieldRejected, ImportRejected, audit, correct_field, declare, decide, get_record,
                     import_file, record_text)
 
@@ -92,7 +93,7 @@ def init_app(app):
     api = InnoApi(app, spec_kwargs={"info": {"description": "新乡高新区企业创新积分制（新开〔2022〕110号）政策服务"}})
     app.extensions["innopoints_api"] = api
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for bp in (auth_bp, ent_bp, run_bp, data_bp, me_bp, admin_bp, policy_bp):
+    for bp in (auth_bp, ent_bp, run_bp, data_bp, me_bp, admin_bp, policy_bp, uses_bp):
         api.register_blueprint(bp)
 
     @app.route("/api/docs")
@@ -205,6 +206,7 @@ def enterprise_score(args, code):
     d = query.score_detail(s, run, code)
     if d is None:
         abort(404, message=f"企业 {code} 不在第 {run.id} 批次（{run.year} 年度）的评价中")
+    d["services"] = uses.recommend(d)
     if args["format"] != "json":
         cols = [("clause", "条款"), ("title", "指标"), ("citation", "依据"), ("value", "指标值"), ("points", "得分")]
         return export_response(d["indicators"], cols, args["format"], f"score-{code}-{run.year}")
@@ -262,12 +264,20 @@ def enterprise_eligibility(args, code):
 def rankings(args):
     """各阶段排名（榜单）。公众只能看到已发布批次的前 N 名"""
     s = db.session()
-    run = pick_run(args, public_ok=True)
-    top = args.get("top")
-    limit = current_app.config["PUBLIC_TOP_N"]
-    if role_of(api_user(request)) not in READERS:
-        top = min(top or limit, limit)
-    data = query.rankings(s, run, args.get("stage"), top)
+    if role_of(api_user(request)) not in READERS:      # the public: the published honour lists only
+        h = uses.honours(s, args.get("year"))
+        data = {x["scope"]: [{**e, "rank_in_stage": e["rank"], "stage_zh": STAGES.get(e["stage"], "")}
+                             for e in x["entries"]] for x in h["lists"] if x["scope"] in STAGES}
+        if args.get("stage"):
+            data = {args["stage"]: data.get(args["stage"], [])}
+        run = s.get(Run, h["lists"][0]["run_id"]) if h["lists"] else None
+        if run is None:
+            abort(404, message="尚未发布榜单 / no honour list published")
+        top = None
+    else:
+        run = pick_run(args, public_ok=True)
+        top = args.get("top")
+        data = query.rankings(s, run, args.get("stage"), top)
     if args["format"] != "json":
         rows = [r for st in data.values() for r in st]
         return export_response(rows, [("stage_zh", "发展阶段"), ("rank_in_stage", "同阶段排名")] + RESULT_COLUMNS[:4]
@@ -310,7 +320,7 @@ def credit(args, code):
         abort(403, message="该企业未同意将积分提供给合作银行 / the enterprise has not consented")
     if run is None:
         abort(404, message="尚无已发布的评价结果 / no published run")
-    d = query.credit_reference(s, run, code)
+    d = uses.credit_view(s, run, code)
     if d is None:
         abort(404, message=f"企业 {code} 不在 {run.year} 年度的评价中")
     return jsonify(d)
@@ -872,3 +882,108 @@ def draft_publish(draft_id):
         _refused(exc)
     s.commit()
     return jsonify(version_dict(row)), 201
+
+
+# ---- uses of the results: seed pool, services, honour lists, the monitoring report -----------------
+uses_bp = Blueprint("uses", __name__, url_prefix="/api", description="评价结果运用：种子企业后备库、个性化服务、榜单、监测分析报告")
+
+
+@uses_bp.route("/seed-pool")
+@require(*READERS)
+@uses_bp.arguments(YearQuery, location="query")
+def seed_pool_get(args):
+    """一个年度的创新种子企业后备库：入库企业及理由，与上一年度相比的新入库和出库（及原因）"""
+    s = db.session()
+    year = args.get("year") or s.scalar(select(func.max(SeedPoolEntry.year)))
+    if year is None:
+        abort(404, message="尚未生成后备库 / no pool yet")
+    p = uses.pool(s, year)
+    if args["format"] != "json":
+        rows = [{**e, "change": "新入库" if e["new"] else "保留"} for e in p["entries"]] + \
+               [{"credit_code": x["credit_code"], "name": x["name"], "change": "出库", "reason": x["reason"]}
+                for x in p["exits"]]
+        cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("stage_zh", "发展阶段"),
+                ("rank_in_stage", "同阶段排名"), ("final_score", "最终积分"), ("change", "变化"), ("reason", "理由")]
+        return export_response(rows, cols, args["format"], f"seed-pool-{year}")
+    return jsonify(p)
+
+
+@uses_bp.route("/seed-pool", methods=["POST"])
+@require(*STAFF)
+@uses_bp.arguments(PoolCreate)
+def seed_pool_generate(args):
+    """按条款文件 rules/uses/seed_pool.yaml 用一个已完成批次生成（替换）该年度后备库"""
+    s = db.session()
+    run = _run_or_404(s, args["run"])
+    uses.generate_pool(s, run, api_user(request))
+    s.commit()
+    return jsonify(uses.pool(s, run.year)), 201
+
+
+@uses_bp.route("/services")
+@require(*STAFF)
+@uses_bp.arguments(ServiceQuery, location="query")
+def services_get(args):
+    """各企业的个性化服务推荐（按阶段、最薄弱类别和指标，见 rules/uses/services.yaml）"""
+    s = db.session()
+    run = pick_run(args)
+    rows = uses.service_list(s, run, args.get("stage"))
+    if args["format"] != "json":
+        cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("stage_zh", "发展阶段"), ("service", "推荐服务"),
+                ("reason", "推荐理由"), ("clause", "依据")]
+        return export_response(rows, cols, args["format"], f"services-{run.year}")
+    return jsonify({"run_id": run.id, "year": run.year, "items": rows})
+
+
+@uses_bp.route("/honours")
+@uses_bp.arguments(YearQuery, location="query")
+def honours_get(args):
+    """已发布的榜单（公开）"""
+    s = db.session()
+    h = uses.honours(s, args.get("year"))
+    if args["format"] != "json":
+        rows = [{"list": x["title"], **e} for x in h["lists"] for e in x["entries"]]
+        cols = [("list", "榜单"), ("rank", "名次"), ("name", "企业名称"), ("industry", "所属行业"), ("park", "所属园区"),
+                ("final_score", "最终积分")]
+        return export_response(rows, cols, args["format"], f"honours-{h['year']}")
+    return jsonify(h)
+
+
+@run_bp.route("/<int(max=2147483647):run_id>/honours", methods=["POST"])
+@require(*STAFF)
+@run_bp.arguments(HonourCreate)
+def honours_publish(args, run_id):
+    """发布一个批次的榜单（各阶段或总榜前 N 名）；公众只看到已发布的榜单"""
+    s = db.session()
+    run = _run_or_404(s, run_id)
+    h = uses.publish_honours(s, run, args["scope"], args["top_n"], api_user(request))
+    s.commit()
+    return jsonify({"id": h.id, "title": h.title, "entries": json.loads(h.entries)}), 201
+
+
+@uses_bp.route("/reports/monitoring")
+@require(*READERS)
+@uses_bp.arguments(YearQuery, location="query")
+def monitoring_get(args):
+    """年度监测分析报告的数据（format=pdf 为 PDF 文件）"""
+    s = db.session()
+    run = pick_run(args)
+    return jsonify(uses.monitoring(s, run))
+
+
+@uses_bp.route("/reports/monitoring.pdf")
+@require(*READERS)
+@uses_bp.arguments(YearQuery, location="query")
+def monitoring_pdf(args):
+    """年度监测分析报告 PDF"""
+    from flask import Response
+
+    from .report import ReportError, monitoring_pdf as make_pdf
+    s = db.session()
+    run = pick_run(args)
+    try:
+        data = make_pdf(uses.monitoring(s, run))
+    except ReportError as exc:
+        abort(503, message=str(exc))
+    return Response(data, mimetype="application/pdf",
+                    headers={"Content-Disposition": f"attachment; filename=monitoring-{run.year}.pdf"})

@@ -40,3 +40,10 @@ def radar(title, names, series, maximum=100):
     opt["radar"] = {"indicator": [{"name": n, "max": maximum} for n in names], "radius": "60%"}
     opt["series"] = [{"type": "radar", "data": [{"name": n, "value": v} for n, v in series]}]
     return opt
+
+
+def line(title, labels, values, unit="分"):
+    opt = _base(title)
+    opt.update(xAxis={"type": "category", "data": labels}, yAxis={"type": "value", "name": unit},
+               series=[{"type": "line", "data": values, "label": {"show": True}}])
+    return opt

@@ -114,6 +114,17 @@ def rules_test(path, cases_dir):
             for p in problems:
                 click.echo(f"     {p}")
     click.echo(f"{len(cases) - failed}/{len(cases)} 个用例通过 / cases passed")
+    if path is None and cases_dir is None:       # the bundled set: also the rules of the results' uses
+        from service.uses import load_use_cases, run_use_case
+        uses_cases = load_use_cases()
+        for file, rule_id, case in uses_cases:
+            problems = run_use_case(rule_id, case)
+            if problems:
+                failed += 1
+                click.echo(f"FAIL {file}: {case['name']}")
+                for p in problems:
+                    click.echo(f"     {p}")
+        click.echo(f"结果运用规则（rules/uses）：{len(uses_cases)} 个用例 / use-rule cases run")
     if failed:
         sys.exit(1)
 
@@ -258,8 +269,13 @@ def demo(out, enterprises, year, seed, keep_db):
         if run.status != "done":
             _fail(run.error, 1)
         run.published_at = utcnow()
+        from service import uses
+        for scope in uses.HONOUR_SCOPES:
+            uses.publish_honours(s, run, scope, 10, None)
+        uses.generate_pool(s, run, None)
         s.commit()
-    click.echo(f"已评价并发布 {year} 年度（第 {run.id} 批次）；数据库 {app.config['DATABASE_URL']}")
+    click.echo(f"已评价并发布 {year} 年度（第 {run.id} 批次），已发布各阶段与总榜前 10 名、生成种子企业后备库；"
+               f"数据库 {app.config['DATABASE_URL']}")
     for username, password, role in logins:
         click.echo(f"  登录 / login  {username:<10} 密码 {password:<24} 角色 {role}")
 
@@ -508,3 +524,41 @@ def runs_diff(run_a, run_b, out, limit):
         Path(out).write_bytes(csv_bytes(d["enterprises"], cols) if out.endswith(".csv")
                               else xlsx_bytes(d["enterprises"], cols))
         click.echo(f"→ {out}")
+
+
+@cli.command("report")
+@click.option("--year", type=int, default=None, help="评价年度（默认最新年度）")
+@click.option("--run", "run_id", type=int, default=None, help="计算批次（默认该年度的当前批次）")
+@click.option("--out", type=click.Path(file_okay=False), default="instance/reports", show_default=True)
+@click.option("--no-pdf", is_flag=True, help="只写 HTML")
+def report_cmd(year, run_id, out, no_pdf):
+    """The yearly monitoring report (§六.三): report-YEAR.html (printable, self-contained)
+    and report-YEAR.pdf."""
+    from service import uses
+    from service.models import Run
+    from service.report import ReportError, monitoring_pdf, render
+    from service.runs import current_run
+    app = _app()
+    with app.app_context(), app.test_request_context():
+        from service import db
+        s = db.session()
+        run = s.get(Run, run_id) if run_id else current_run(s, year)
+        if run is None or run.status != "done":
+            _fail("没有该年度已完成的计算批次 / no completed run")
+        with click.progressbar(length=3, label=f"{run.year} 年度监测分析报告", file=sys.stderr) as bar:
+            m = uses.monitoring(s, run)
+            bar.update(1)
+            out = Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            html = out / f"report-{run.year}.html"
+            html.write_text(render(m, standalone=True), encoding="utf-8")
+            bar.update(1)
+            pdf = None
+            if not no_pdf:
+                try:
+                    pdf = out / f"report-{run.year}.pdf"
+                    pdf.write_bytes(monitoring_pdf(m))
+                except ReportError as exc:
+                    _fail(str(exc))
+            bar.update(1)
+    click.echo(f"→ {html}" + (f"\n→ {pdf}" if pdf else ""))

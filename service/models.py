@@ -237,6 +237,35 @@ class AwardLine(Base):
     basis: Mapped[str] = mapped_column(Text, default="")
 
 
+class SeedPoolEntry(Base):
+    """An enterprise in the year's seed-enterprise reserve pool (创新种子企业后备库, §五.一)."""
+    __tablename__ = "seed_pool"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    credit_code: Mapped[str] = mapped_column(String(18))
+    stage: Mapped[str] = mapped_column(String(16))
+    rank_in_stage: Mapped[int] = mapped_column(Integer)
+    stage_total: Mapped[int] = mapped_column(Integer)
+    final_score: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class HonourList(Base):
+    """A published honour list (榜单, §六.二): the top N of a stage or of the zone in a run."""
+    __tablename__ = "honour_lists"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    scope: Mapped[str] = mapped_column(String(16))          # startup growth expansion mature overall
+    top_n: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    entries: Mapped[str] = mapped_column(Text)              # JSON list
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    published_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class CreditLookup(Base):
     __tablename__ = "credit_lookups"
     id: Mapped[int] = mapped_column(primary_key=True)

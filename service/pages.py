@@ -103,8 +103,8 @@ def index():
     if run is None:
         return render_template("pages/no_results.html"), 404
     agg = query.aggregates(s, run)
-    top = current_app.config["PUBLIC_TOP_N"]
-    ranked = query.rankings(s, run, top=top)
+    from . import uses
+    honours = uses.honours(s, run.year)
     header = query.trace_header(s, run)
     charts = {
         "chart-stage": charts_.pie("按发展阶段", [r["label"] for r in agg["by_stage"]], [r["count"] for r in agg["by_stage"]]),
@@ -113,7 +113,7 @@ def index():
         "chart-park": charts_.bar("按园区", [r["key"] or "未填" for r in agg["by_park"]], [r["count"] for r in agg["by_park"]]),
         "chart-scores": charts_.histogram("最终积分分布", agg["score_histogram"]),
     }
-    return render_template("pages/dashboard.html", run=run, agg=agg, ranked=ranked, top=top, charts=charts,
+    return render_template("pages/dashboard.html", run=run, agg=agg, honours=honours, charts=charts,
                            document=header.get("document", ""), policy_title=_policy_title(s, run))
 
 

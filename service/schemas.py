@@ -225,3 +225,22 @@ class WhatIf(Schema):
     budget = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=0, max=10**13))
     strategy = fields.Str(load_default=None, allow_none=True, validate=STRATEGY)
     top = fields.Int(load_default=10, validate=validate.Range(min=1, max=1000))
+
+
+class HonourCreate(Schema):
+    scope = fields.Str(required=True, validate=validate.OneOf(list(STAGES) + ["overall"]),
+                       metadata=_d("startup/growth/expansion/mature 各阶段榜，overall 总榜"))
+    top_n = fields.Int(required=True, validate=validate.Range(min=1, max=1000), metadata=_d("前 N 名"))
+
+
+class YearQuery(FormatQuery):
+    year = fields.Int(validate=validate.Range(min=2000, max=2100))
+    run = fields.Int(validate=validate.Range(min=1, max=2**31 - 1))
+
+
+class PoolCreate(Schema):
+    run = fields.Int(required=True, validate=validate.Range(min=1, max=2**31 - 1), metadata=_d("据以生成的计算批次"))
+
+
+class ServiceQuery(RunSelect):
+    stage = fields.Str(validate=STAGE)

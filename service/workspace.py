@@ -63,7 +63,16 @@ def profile(code):
     if user.role in STAFF or user.credit_code == code:
         records = [record_text(r) for r in s.scalars(select(Record).where(records_table.c.credit_code == code)
                                                        .order_by(records_table.c.year))]
+    from . import uses
+    from .models import CreditLookup
+    lookups = []
+    if user.role == "enterprise" or user.role in STAFF:
+        names = dict(s.execute(select(User.id, User.display_name)).all())
+        lookups = [{"at": c.at, "bank": names.get(c.user_id, ""), "granted": c.granted}
+                   for c in s.scalars(select(CreditLookup).where(CreditLookup.credit_code == code)
+                                      .order_by(CreditLookup.id.desc()).limit(100))]
     return render_template("pages/profile.html", ent=ent, run=run, d=detail, charts=charts, decls=decls,
+                           services=uses.recommend(detail) if detail else [], lookups=lookups,
                            records=records, fields=RECORD_FIELDS, declarable=DECLARABLE, category=CATEGORY,
                            can_declare=user.role == "enterprise")
 
@@ -262,3 +271,115 @@ def awards():
     runs_ = s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all()
     return render_template("pages/awards.html", run=run, rows=rows, totals=totals, lookup=lookup, charts=charts,
                            runs=runs_)
+
+
+@bp.route("/workspace/seed-pool", methods=["GET", "POST"])
+@page_role(*STAFF)
+def seed_pool():
+    """The seed-enterprise reserve pool of a year, its entries and exits, and (officers)
+    generating it from a run."""
+    from . import uses
+    s = db.session()
+    if request.method == "POST":
+        if page_user().role not in OFFICERS:
+            abort(403)
+        run_ = s.get(Run, request.form.get("run", type=int) or 0)
+        if run_ is None or run_.status != "done":
+            flash("请选择已完成的计算批次", "error")
+            return redirect(url_for("ws.seed_pool"))
+        uses.generate_pool(s, run_, page_user())
+        s.commit()
+        flash(f"已按第 {run_.id} 批次生成 {run_.year} 年度后备库")
+        return redirect(url_for("ws.seed_pool", year=run_.year))
+    from sqlalchemy import func
+
+    from .models import SeedPoolEntry
+    years = [y for (y,) in s.execute(select(SeedPoolEntry.year).distinct().order_by(SeedPoolEntry.year.desc()))]
+    year = request.args.get("year", type=int) or (years[0] if years else None)
+    pool = uses.pool(s, year) if year else None
+    runs_ = s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all()
+    return render_template("pages/seed_pool.html", pool=pool, years=years, runs=runs_, rule=uses.rule("seed_pool"),
+                           count=func)
+
+
+@bp.route("/workspace/services")
+@page_role(*STAFF)
+def services():
+    from . import uses
+    s = db.session()
+    run_ = _visible_run(s, request.args.get("run", type=int))
+    if run_ is None:
+        return render_template("pages/no_results.html"), 404
+    stage = request.args.get("stage") if request.args.get("stage") in STAGES else None
+    rows = uses.service_list(s, run_, stage)
+    return render_template("pages/services.html", run=run_, rows=rows, stage=stage, stages=STAGES)
+
+
+@bp.route("/workspace/runs/<int(max=2147483647):run_id>/honours", methods=["POST"])
+@page_role(*OFFICERS)
+def honours(run_id):
+    from . import uses
+    s = db.session()
+    r = s.get(Run, run_id)
+    if r is None or r.status != "done":
+        abort(404)
+    scope = request.form.get("scope")
+    top_n = request.form.get("top_n", type=int)
+    if scope not in uses.HONOUR_SCOPES or not top_n or not 1 <= top_n <= 1000:
+        flash("请选择榜单范围并填写 1–1000 的名次数", "error")
+    else:
+        h = uses.publish_honours(s, r, scope, top_n, page_user())
+        s.commit()
+        flash(f"已发布：{h.title}")
+    return redirect(url_for("ws.run", run_id=run_id))
+
+
+@bp.route("/bank", methods=["GET"])
+@page_role("bank")
+def bank():
+    """The partner bank's view: an enterprise's credit reference, with its consent, logged."""
+    from . import uses
+    from .models import CreditLookup
+    from .runs import current_run
+    s = db.session()
+    code = (request.args.get("code") or "").strip().upper()[:18]
+    ref = refused = None
+    charts = {}
+    if code:
+        ent = s.get(Enterprise, code)
+        run_ = current_run(s, published=True)
+        if ent is None:
+            refused = f"没有企业 {code}"
+        else:
+            granted = bool(ent.credit_consent) and run_ is not None
+            s.add(CreditLookup(user_id=page_user().id, credit_code=code, run_id=run_.id if run_ else None,
+                               granted=granted))
+            s.commit()
+            if not ent.credit_consent:
+                refused = "该企业未同意将积分提供给合作银行"
+            elif run_ is None:
+                refused = "尚无已发布的评价结果"
+            else:
+                ref = uses.credit_view(s, run_, code)
+                if ref is None:
+                    refused = f"企业 {code} 不在 {run_.year} 年度的评价中"
+                elif ref["trend"]:
+                    charts["chart-trend"] = charts_.line("历年最终积分", [str(t["year"]) for t in ref["trend"]],
+                                                         [t["final_score"] or 0 for t in ref["trend"]])
+    return render_template("pages/bank.html", code=code, ref=ref, refused=refused, charts=charts)
+
+
+@bp.route("/workspace/report")
+@page_role(*STAFF)
+def report():
+    """The yearly monitoring report as a printable page (PDF: /api/reports/monitoring.pdf)."""
+    from . import uses
+    from .report import render
+    s = db.session()
+    run_ = _visible_run(s, request.args.get("run", type=int))
+    if request.args.get("year", type=int):
+        from .runs import current_run
+        run_ = current_run(s, request.args.get("year", type=int))
+    if run_ is None:
+        return render_template("pages/no_results.html"), 404
+    return render(uses.monitoring(s, run_))

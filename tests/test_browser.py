@@ -36,6 +36,8 @@ def site(tmp_path_factory):
     park.import_golden()
     park.run_id = park.run(budget=28000000)
     park.post(f"/api/runs/{park.run_id}/publish", "officer")
+    for scope, n in (("overall", 10), ("startup", 5), ("growth", 5), ("expansion", 5), ("mature", 5)):
+        park.post(f"/api/runs/{park.run_id}/honours", "officer", json={"scope": scope, "top_n": n})
     park.second = park.run(budget=15000000)
     app.config["RUNS_INLINE"] = False          # runs started from the pages go to a thread
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -127,11 +129,12 @@ def test_public_dashboard(tab, site):
     assert int(t.text("#n-excluded")) == agg["excluded"]
     assert t.text("#mean-score") == f"{agg['mean_score']:.2f}"
     t.charts_drawn(4)
-    ranks = site.get("/api/rankings").get_json()["stages"]
-    for stage, rows in ranks.items():
-        cells = t.page.eval_on_selector_all(f"table.ranking[data-stage={stage}] tbody tr",
+    lists = site.get("/api/honours").get_json()["lists"]
+    assert len(lists) == 5
+    for h in lists:
+        cells = t.page.eval_on_selector_all(f"table.ranking[data-scope={h['scope']}] tbody tr",
                                             "trs => trs.map(tr => tr.children[1].innerText)")
-        assert cells == [r["name"] for r in rows]
+        assert cells == [r["name"] for r in h["entries"]]
     assert "新开〔2022〕110号" in t.text("main")
     # readable on a phone: nothing wider than the screen but the scrolling tables
     m = tab(viewport={"width": 375, "height": 800})
@@ -301,3 +304,36 @@ def test_policy_authoring_checks_as_you_type(tab, site):
     t.page.wait_for_load_state()
     assert "用例未通过" in t.text("main") and t.page.locator("#failures tbody tr").count() >= 1
     assert site.get("/api/policy").get_json()["name"] == "xinxiang-2022"       # not published
+
+
+def test_uses_pages(tab, site):
+    t = tab()
+    t.login("officer")
+    t.open("/workspace/seed-pool", shot="officer-seed-pool-empty")
+    t.page.click("#pool-form button")
+    t.page.wait_for_load_state()
+    t.page.screenshot(path=str(SHOTS / "officer-seed-pool.png"), full_page=True)
+    pool = site.get("/api/seed-pool?year=2022", "officer").get_json()
+    assert int(t.text("#pool-size")) == len(pool["entries"]) == t.page.locator("#pool tbody tr").count()
+    t.open(f"/workspace/services?run={site.run_id}&stage=growth", shot="officer-services")
+    api = site.get(f"/api/services?run={site.run_id}&stage=growth", "officer").get_json()["items"]
+    assert t.page.locator("#services tbody tr").count() == min(2000, len(api))
+    t.open(f"/workspace/report?year=2022", shot="monitoring-report")
+    m = site.get("/api/reports/monitoring?year=2022", "officer").get_json()
+    assert int(t.text("#r-enterprises")) == m["enterprises"] and int(t.text("#r-excluded")) == m["excluded"]
+    assert t.text("#r-granted") == f"{m['awards']['granted_yuan']:,}"
+    t.charts_drawn(4)
+    b = tab()
+    b.login("bank")
+    b.open(f"/bank?code={site.other}", shot="bank-refused")
+    assert "未同意" in b.text("#refused")
+    site.client.put("/api/me/consent", headers=site.h("enterprise"), json={"consent": True})
+    b.open(f"/bank?code={site.own}", shot="bank-reference")
+    ref = site.get(f"/api/credit/{site.own}", "bank").get_json()
+    assert b.text("#grade") == ref["grade"] and b.text("#band") == ref["rank_band"]
+    b.charts_drawn(1)
+    e = tab()
+    e.login("ent")
+    e.open(f"/enterprises/{site.own}", shot="enterprise-lookups")
+    assert e.page.locator("#lookups tbody tr").count() >= 2 and "已提供" in e.text("#lookups")
+    assert e.page.locator("#services tbody tr").count() >= 1

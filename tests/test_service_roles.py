@@ -23,7 +23,13 @@ def matrix(p):
                                                         "public": NO_AUTH}, FORBIDDEN),
         ("GET", f"/api/enterprises/{other}/eligibility", {"officer": OK, "finance": OK, "admin": OK,
                                                           "public": NO_AUTH}, FORBIDDEN),
-        ("GET", "/api/rankings", {}, OK),
+        ("GET", "/api/rankings", {"public": 404, "enterprise": 404, "bank": 404}, OK),
+        ("GET", "/api/honours", {}, OK),
+        ("GET", "/api/seed-pool", {"officer": 404, "finance": 404, "admin": 404, "public": NO_AUTH}, FORBIDDEN),
+        ("GET", "/api/services", {"officer": OK, "admin": OK, "public": NO_AUTH}, FORBIDDEN),
+        ("GET", "/api/reports/monitoring", {"officer": OK, "finance": OK, "admin": OK, "public": NO_AUTH}, FORBIDDEN),
+        ("POST", "/api/seed-pool", {"officer": 422, "admin": 422, "public": NO_AUTH}, FORBIDDEN),
+        ("POST", f"/api/runs/{p.run_id}/honours", {"officer": 422, "admin": 422, "public": NO_AUTH}, FORBIDDEN),
         ("GET", "/api/aggregates", {}, OK),
         ("GET", "/api/awards", {"officer": OK, "finance": OK, "admin": OK, "public": NO_AUTH}, FORBIDDEN),
         ("GET", "/api/runs", {"officer": OK, "finance": OK, "admin": OK, "public": NO_AUTH}, FORBIDDEN),
@@ -93,21 +99,30 @@ def test_an_enterprise_cannot_read_another_through_any_door(golden_park):
     assert own["credit_code"] == p.own and own["explanation"][0]["clause"] == "STAGE"
 
 
-def test_the_public_sees_published_top_n_only(golden_park):
+def test_the_public_sees_published_honour_lists_only(golden_park):
     p = golden_park
-    p.app.config["PUBLIC_TOP_N"] = 3
-    pub = p.get("/api/rankings?top=100").get_json()
-    assert all(len(rows) <= 3 for rows in pub["stages"].values())
-    assert all(r["rank_in_stage"] <= 3 for rows in pub["stages"].values() for r in rows)
-    assert len(p.get("/api/rankings?top=100", "officer").get_json()["stages"]["growth"]) > 3
-    # a newer run that is not published is not what the public sees
-    new = p.run(budget=1)
-    assert p.get("/api/rankings").get_json()["run_id"] == p.run_id
-    assert p.get(f"/api/rankings?run={new}").status_code == 404
-    assert p.get("/api/rankings", "officer").get_json()["run_id"] == new
+    assert p.get("/api/rankings").status_code == 404                 # no list published yet
+    assert p.get("/api/honours").get_json()["lists"] == []
+    r = p.post(f"/api/runs/{p.run_id}/honours", "officer", json={"scope": "growth", "top_n": 3})
+    assert r.status_code == 201 and len(r.get_json()["entries"]) == 3
+    assert p.post(f"/api/runs/{p.run_id}/honours", "public", json={"scope": "growth", "top_n": 3}).status_code == 401
+    assert p.post(f"/api/runs/{p.run_id}/honours", "finance", json={"scope": "growth", "top_n": 3}).status_code == 403
+    assert p.post(f"/api/runs/{p.run_id}/honours", "officer", json={"scope": "all", "top_n": 0}).status_code == 422
+    pub = p.get("/api/rankings").get_json()
+    assert list(pub["stages"]) == ["growth"] and [r["rank_in_stage"] for r in pub["stages"]["growth"]] == [1, 2, 3]
+    staff = p.get("/api/rankings?stage=growth&top=3", "officer").get_json()["stages"]["growth"]
+    assert [r["credit_code"] for r in staff] == [r["credit_code"] for r in pub["stages"]["growth"]]
+    p.post(f"/api/runs/{p.run_id}/honours", "officer", json={"scope": "overall", "top_n": 5})
+    lists = p.get("/api/honours").get_json()["lists"]
+    assert [x["scope"] for x in lists] == ["growth", "overall"] and [e["rank"] for e in lists[1]["entries"]] == [1, 2, 3, 4, 5]
+    entry = p.get("/api/audit?action=honours.publish", "officer").get_json()[0]
+    assert entry["detail"]["scope"] == "overall" and entry["user"] == "officer"
     agg = p.get("/api/aggregates").get_json()
     assert sum(x["count"] for x in agg["by_stage"]) == agg["enterprises"]
     assert sum(b["count"] for b in agg["score_histogram"]) == agg["enterprises"] - agg["excluded"]
+    # a newer run that is not published is not what the public's aggregates read
+    p.run(budget=1)
+    assert p.get("/api/aggregates").get_json()["run_id"] == p.run_id
 
 
 def test_tokens_and_passwords(golden_park):
