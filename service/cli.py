@@ -105,26 +105,14 @@ def rules_test(path, cases_dir):
     from rules.cases import DEFAULT_CASES, load_cases, run_case
     pv = load_policy(path)
     cases = load_cases(cases_dir or DEFAULT_CASES)
-    failed = 0
-    for case in cases:
-        problems = run_case(case, pv)
-        if problems:
-            failed += 1
-            click.echo(f"FAIL {case.file}: {case.name}")
-            for p in problems:
-                click.echo(f"     {p}")
+    failed = sum(_case_result(case.file, case.name, run_case(case, pv)) for case in cases)
     click.echo(f"{len(cases) - failed}/{len(cases)} 个用例通过 / cases passed")
     if path is None and cases_dir is None:       # the bundled set: also the rules of the results' uses
         from service.uses import load_use_cases, run_use_case
         uses_cases = load_use_cases()
-        for file, rule_id, case in uses_cases:
-            problems = run_use_case(rule_id, case)
-            if problems:
-                failed += 1
-                click.echo(f"FAIL {file}: {case['name']}")
-                for p in problems:
-                    click.echo(f"     {p}")
-        click.echo(f"结果运用规则（rules/uses）：{len(uses_cases)} 个用例 / use-rule cases run")
+        bad = sum(_case_result(file, case["name"], run_use_case(rule_id, case)) for file, rule_id, case in uses_cases)
+        failed += bad
+        click.echo(f"{len(uses_cases) - bad}/{len(uses_cases)} 个结果运用规则用例通过（rules/uses）/ use-rule cases passed")
     if failed:
         sys.exit(1)
 
@@ -222,6 +210,15 @@ def rules_publish(draft, username):
             _fail(str(exc), 1)
         s.commit()
         click.echo(f"已发布版本 {row.id}（{row.name}），sha256 {row.sha256[:12]}")
+
+
+def _case_result(file, name, problems) -> int:
+    """Print a failed case with its differences; 1 when it failed."""
+    if problems:
+        click.echo(f"FAIL {file}: {name}")
+        for p in problems:
+            click.echo(f"     {p}")
+    return 1 if problems else 0
 
 
 @cli.command("demo")
