@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select
 
 from rules.evaluate import EvaluationError
@@ -23,7 +24,7 @@ from rules.records import InputErrors
 
 from . import policies
 from .models import AwardLine, PolicyVersion, Result, Run, RunFile, utcnow
-from .store import audit, snapshot
+from .store import audit, bulk_insert, snapshot
 
 STALE_AFTER = dt.timedelta(minutes=15)
 STORED_FILES = ("scores.csv", "awards.csv", "awards.html", "manifest.json")
@@ -135,27 +136,24 @@ def _store(s, run, ev, out: Path, data_sha):
         ids = [n.split(" ")[0] for n in names[::2]]
         indicators = [json.dumps({cid: [_num(row[1 + 2 * j]), _num(row[2 + 2 * j])] for j, cid in enumerate(ids)},
                                  separators=(",", ":")) for row in reader]
+    numbers = ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
+               "final_score")
+    percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64"), 6)   # as the trace says
     results = []
-    for row, tr, ind in zip(scores, traces, indicators, strict=True):
-        t = json.loads(tr)
-        assert t["credit_code"] == row["credit_code"]
+    for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
+        if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
+            raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
         excluded = row["excluded"] == "true"
-        results.append({
-            "run_id": run.id, "credit_code": row["credit_code"], "stage": row["stage"], "excluded": excluded,
-            "exclusion_clauses": row["exclusion_clauses"],
-            **{k: _num(row[k]) for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions",
-                                         "decay_factor", "bonus", "final_score")},
-            "rank_in_stage": _int(row["rank_in_stage"]), "rank_overall": _int(row["rank_overall"]),
-            "stage_percentile": None if excluded else t["scores"]["stage_percentile"],
-            "trace": tr, "indicators": ind})
-    for i in range(0, len(results), 5000):
-        s.execute(Result.__table__.insert(), results[i:i + 5000])
+        results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"],
+                        *[_num(row[k]) for k in numbers], _int(row["rank_in_stage"]), _int(row["rank_overall"]),
+                        None if excluded else float(percentile[i]), tr, ind))
+    bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", *numbers,
+                                      "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators"],
+                results)
     awards = list(csv.DictReader(io.StringIO((out / "awards.csv").read_text(encoding="utf-8"))))
-    if awards:
-        s.execute(AwardLine.__table__.insert(), [
-            {"run_id": run.id, "credit_code": a["credit_code"], "clause": a["clause"],
-             "eligible_yuan": int(a["eligible_yuan"]), "granted_yuan": int(a["granted_yuan"]), "basis": a["basis"]}
-            for a in awards])
+    bulk_insert(s, AwardLine.__table__, ["run_id", "credit_code", "clause", "eligible_yuan", "granted_yuan", "basis"],
+                [(run.id, a["credit_code"], a["clause"], int(a["eligible_yuan"]), int(a["granted_yuan"]), a["basis"])
+                 for a in awards])
     for name in STORED_FILES:
         s.add(RunFile(run_id=run.id, name=name, content=(out / name).read_bytes()))
     s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))
@@ -163,7 +161,7 @@ def _store(s, run, ev, out: Path, data_sha):
     run.data_sha256 = data_sha
     run.manifest = (out / "manifest.json").read_text(encoding="utf-8")
     run.enterprises = len(results)
-    run.excluded = sum(r["excluded"] for r in results)
+    run.excluded = sum(r[3] for r in results)          # the excluded column
     run.award_lines = len(awards)
     run.eligible_yuan = int(b.fixed_total + b.floating_total)
     run.granted_yuan = int(b.granted_total)

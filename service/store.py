@@ -4,18 +4,17 @@ Every check is the batch command's own (`rules.records`): a file imports here ex
 `innopoints evaluate` would accept it. A file with any bad cell changes nothing."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, select, tuple_
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import bindparam, delete, select, tuple_, update
 
 from rules.fields import CONTRACT_FIELDS, LEVEL_STAGE, RECORD_FIELDS
 from rules.records import (BadCell, InputError, contract_owner_errors, load_contracts, load_records,
@@ -40,28 +39,64 @@ def sha256_bytes(data: bytes) -> str:
 
 # ---- typed frame <-> database values <-> text -------------------------------------------
 
-def _db_values(frame: pd.DataFrame) -> list[dict]:
-    """Validated records (the loader's typed frame) as rows for the records table."""
+def _db_columns(frame: pd.DataFrame) -> dict:
+    """Validated records (the loader's typed frame) as Python values per column, ready for
+    the records table (None for a missing value), converted column-wise."""
     cols = {}
-    n = len(frame)
+    stage_keys = np.array([None] + [LEVEL_STAGE[i] for i in sorted(LEVEL_STAGE)], dtype=object)
     for f in RECORD_FIELDS:
         v = frame[f.key].to_numpy()
         if f.kind in ("code", "text"):
             cols[f.key] = [str(x) for x in v]
-        elif f.kind == "rating":
+            continue
+        if f.kind == "rating":
             cols[f.key] = [x or None for x in v]
-        elif f.kind == "date":
-            d = pd.DatetimeIndex(v)
-            cols[f.key] = [None if pd.isna(x) else x.date() for x in d]
-        elif f.kind in ("year", "count"):
-            cols[f.key] = [None if math.isnan(x) else int(x) for x in v.astype("float64")]
+            continue
+        if f.kind == "date":
+            cols[f.key] = np.asarray(v, dtype="datetime64[D]").astype(object).tolist()
+            continue
+        num = np.asarray(v, dtype="float64")
+        missing = np.isnan(num)
+        out = np.full(len(num), None, dtype=object)
+        present = num[~missing]
+        if f.kind in ("year", "count"):
+            out[~missing] = present.astype(np.int64).tolist()
         elif f.kind == "bool":
-            cols[f.key] = [None if math.isnan(x) else bool(x) for x in v.astype("float64")]
+            out[~missing] = (present != 0).tolist()
         elif f.kind == "stage":
-            cols[f.key] = [None if math.isnan(x) else LEVEL_STAGE[int(x)] for x in v.astype("float64")]
+            out[~missing] = stage_keys[present.astype(np.int64)]
         else:
-            cols[f.key] = [None if math.isnan(x) else float(x) for x in v.astype("float64")]
-    return [{k: cols[k][i] for k in cols} for i in range(n)]
+            out[~missing] = present.tolist()
+        cols[f.key] = out.tolist()
+    return cols
+
+
+def _db_values(frame: pd.DataFrame) -> list[dict]:
+    cols = _db_columns(frame)
+    return [dict(zip(cols, row)) for row in zip(*cols.values())]
+
+
+def bulk_insert(s, table, columns, rows, tick=None, chunk=CHUNK):
+    """Insert many rows (tuples in `columns` order) in the session's transaction, past the
+    ORM: COPY on PostgreSQL, the driver's executemany on SQLite."""
+    conn = s.connection()
+    raw = conn.connection.dbapi_connection
+    names = ", ".join(columns)
+    postgres = conn.dialect.name == "postgresql"
+    cur = raw.cursor()
+    try:
+        for i in range(0, len(rows), chunk):
+            part = rows[i:i + chunk]
+            if postgres:
+                with cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as cp:
+                    for r in part:
+                        cp.write_row(r)
+            else:
+                cur.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", part)
+            if tick:
+                tick(len(part))
+    finally:
+        cur.close()
 
 
 def text_of(value) -> str:
@@ -161,56 +196,69 @@ def _existing_keys(s, column_pairs, keys):
 
 
 def _replace_records(s, frame, import_id, tick):
-    rows = _db_values(frame)
-    now = utcnow()
-    for r in rows:
-        r["import_id"] = import_id
-        r["updated_at"] = now
-    keys = [(r["credit_code"], r["year"]) for r in rows]
+    cols = _db_columns(frame)
+    n = len(frame)
+    cols["import_id"] = [import_id] * n
+    cols["updated_at"] = [utcnow()] * n
+    keys = list(zip(cols["credit_code"], cols["year"]))
     existing = _existing_keys(s, (records_table.c.credit_code, records_table.c.year), keys)
     # enterprises: identity from each enterprise's latest year in the file
     latest = {}
-    for r in rows:
-        if r["credit_code"] not in latest or r["year"] >= latest[r["credit_code"]]["year"]:
-            latest[r["credit_code"]] = r
-    known = set(s.scalars(select(Enterprise.credit_code).where(Enterprise.credit_code.in_(list(latest)))))
-    for code, r in latest.items():
-        ident = {k: r[k] for k in IDENTITY_KEYS}
-        if code in known:
-            ent = s.get(Enterprise, code)
-            for k, v in ident.items():
-                setattr(ent, k, v if v is not None else "")
-        else:
-            s.add(Enterprise(credit_code=code, **{k: (v if v is not None else "") for k, v in ident.items()}))
-    s.flush()
+    for i, (code, year) in enumerate(keys):
+        if code not in latest or year >= latest[code]["year"]:
+            latest[code] = {"year": year, **{k: cols[k][i] for k in IDENTITY_KEYS}}
+    known = set()
+    codes = list(latest)
+    for i in range(0, len(codes), 500):
+        known.update(s.scalars(select(Enterprise.credit_code).where(Enterprise.credit_code.in_(codes[i:i + 500]))))
+    # text columns hold "" for a missing value; the date stays None
+    ident = {code: {k: r[k] if r[k] is not None or k == "registered_on" else "" for k in IDENTITY_KEYS}
+             for code, r in latest.items()}
+    t = Enterprise.__table__
+    if known:
+        s.execute(update(t).where(t.c.credit_code == bindparam("b_code")).values(
+            **{k: bindparam(f"b_{k}") for k in IDENTITY_KEYS}),
+            [{"b_code": c, **{f"b_{k}": v for k, v in ident[c].items()}} for c in known])
+    bulk_insert(s, t, ["credit_code", *IDENTITY_KEYS, "credit_consent"],
+                [(c, *ident[c].values(), False) for c in codes if c not in known])
     for i in range(0, len(keys), 500):
         part = [k for k in keys[i:i + 500] if k in existing]
         if part:
             s.execute(delete(records_table).where(
                 tuple_(records_table.c.credit_code, records_table.c.year).in_(part)))
-    for i in range(0, len(rows), CHUNK):
-        s.execute(records_table.insert(), rows[i:i + CHUNK])
-        tick(min(CHUNK, len(rows) - i))
-    return len(rows) - len(existing), len(existing)
+    names = list(cols)
+    bulk_insert(s, records_table, names, list(zip(*cols.values())), tick)
+    return n - len(existing), len(existing)
 
 
 def _replace_contracts(s, frame, import_id, tick):
-    rows = [{"contract_no": no, "credit_code": code, "kind": kind, "amount": amount,
-             "registered_on": pd.Timestamp(d).date(), "import_id": import_id}
-            for no, code, kind, amount, d in zip(frame["contract_no"], frame["credit_code"], frame["kind"],
-                                                 frame["amount"], frame["registered_on"])]
-    nos = [r["contract_no"] for r in rows]
+    dates = np.asarray(frame["registered_on"].to_numpy(), dtype="datetime64[D]").astype(object).tolist()
+    rows = list(zip(frame["contract_no"].tolist(), frame["credit_code"].tolist(), frame["kind"].tolist(),
+                    frame["amount"].tolist(), dates, [import_id] * len(frame)))
+    nos = [r[0] for r in rows]
     existing = set()
     for i in range(0, len(nos), 500):
         existing.update(s.scalars(select(Contract.contract_no).where(Contract.contract_no.in_(nos[i:i + 500]))))
         s.execute(delete(Contract).where(Contract.contract_no.in_(nos[i:i + 500])))
-    for i in range(0, len(rows), CHUNK):
-        s.execute(Contract.__table__.insert(), rows[i:i + CHUNK])
-        tick(min(CHUNK, len(rows) - i))
+    bulk_insert(s, Contract.__table__, ["contract_no", "credit_code", "kind", "amount", "registered_on", "import_id"],
+                rows, tick)
     return len(rows) - len(existing), len(existing)
 
 
 # ---- the approved data as files: what a run reads --------------------------------------
+
+ARROW_TYPES = {"code": pa.string(), "text": pa.string(), "date": pa.date32(), "year": pa.int64(), "count": pa.int64(),
+               "amount": pa.float64(), "signed": pa.float64(), "ratio": pa.float64(), "bool": pa.bool_(),
+               "stage": pa.string(), "rating": pa.string()}
+
+
+def _write_snapshot(path, names, types, rows):
+    columns = list(zip(*rows)) if rows else [[] for _ in names]
+    table = pa.table([pa.array(list(c), type=t) for c, t in zip(columns, types)], names=names)
+    # numbers, dates and yes/no print as the loader reads them back (shortest round-trip
+    # text for floats); text is quoted; a missing value is an empty cell
+    pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))
+
 
 def snapshot(s, folder) -> dict:
     """Write every stored record and contract as import files (English keys, sorted), the
@@ -218,18 +266,11 @@ def snapshot(s, folder) -> dict:
     folder = Path(folder)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
     keys = [f.key for f in RECORD_FIELDS]
-    with open(rec_path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(keys)
-        q = select(*[records_table.c[k] for k in keys]).order_by(records_table.c.credit_code, records_table.c.year)
-        for row in s.execute(q).yield_per(CHUNK):
-            w.writerow([text_of(v) for v in row])
+    q = select(*[records_table.c[k] for k in keys]).order_by(records_table.c.credit_code, records_table.c.year)
+    _write_snapshot(rec_path, keys, [ARROW_TYPES[f.kind] for f in RECORD_FIELDS], s.execute(q).all())
     ckeys = [f.key for f in CONTRACT_FIELDS]
-    with open(con_path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(ckeys)
-        for c in s.scalars(select(Contract).order_by(Contract.contract_no)).yield_per(CHUNK):
-            w.writerow([c.contract_no, c.credit_code, c.kind, c.amount, c.registered_on.isoformat()])
+    cq = select(*[Contract.__table__.c[k] for k in ckeys]).order_by(Contract.contract_no)
+    _write_snapshot(con_path, ckeys, [pa.string()] * 4 + [pa.date32()], s.execute(cq).all())
     h = hashlib.sha256()
     for p in (rec_path, con_path):
         h.update(p.read_bytes())

@@ -216,7 +216,7 @@ def test_officer_workspace(tab, site, tmp_path):
     row.locator("input[name=reason]").fill("核实")
     row.locator("button[value=approve]").click()
     t.page.wait_for_load_state()
-    assert site.get(f"/api/declarations?status=approved", "officer").get_json()[-1]["id"] == d["id"]
+    assert site.get("/api/declarations?status=approved", "officer").get_json()[-1]["id"] == d["id"]
     # start a run and watch it to the end
     t.open("/workspace/runs", shot="officer-runs")
     t.page.fill("#run-form input[name=budget]", "20000000")
@@ -318,7 +318,7 @@ def test_uses_pages(tab, site):
     t.open(f"/workspace/services?run={site.run_id}&stage=growth", shot="officer-services")
     api = site.get(f"/api/services?run={site.run_id}&stage=growth", "officer").get_json()["items"]
     assert t.page.locator("#services tbody tr").count() == min(2000, len(api))
-    t.open(f"/workspace/report?year=2022", shot="monitoring-report")
+    t.open("/workspace/report?year=2022", shot="monitoring-report")
     m = site.get("/api/reports/monitoring?year=2022", "officer").get_json()
     assert int(t.text("#r-enterprises")) == m["enterprises"] and int(t.text("#r-excluded")) == m["excluded"]
     assert t.text("#r-granted") == f"{m['awards']['granted_yuan']:,}"
