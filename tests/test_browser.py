@@ -323,6 +323,9 @@ def test_uses_pages(tab, site):
     assert int(t.text("#r-enterprises")) == m["enterprises"] and int(t.text("#r-excluded")) == m["excluded"]
     assert t.text("#r-granted") == f"{m['awards']['granted_yuan']:,}"
     t.charts_drawn(4)
+    with t.page.expect_download() as dl:
+        t.page.click("#pdf-link")
+    assert dl.value.suggested_filename == "monitoring-2022.pdf"
     b = tab()
     b.login("bank")
     b.open(f"/bank?code={site.other}", shot="bank-refused")
