@@ -3,9 +3,7 @@ marshmallow schemas in OpenAPI 3 at /api/openapi.json and on the page /api/docs.
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
-from pathlib import Path
 
 from flask import current_app, jsonify, render_template, request
 from flask.views import MethodView
@@ -24,13 +22,14 @@ from .exports import export_response, template_xlsx
 from .models import (ROLES, AuditEntry, CreditLookup, Declaration, Enterprise, Import, PolicyDraft, PolicyVersion,
                      Record, Run, SeedPoolEntry, User, records_table, utcnow)
 from .runs import create_run, current_run, effective_status, execute_run
+from .runs import publish as publish_run
 from .schemas import (AuditQuery, AwardQuery, Consent, Correction, DeclarationCreate, DeclarationQuery,
                       DeclarationSchema, Decision, DiffQuery, EnterprisePage, EnterpriseQuery, FormatQuery,
                       ImportFile, ImportForm, RankingQuery, RunCreate, RunSchema, RunSelect, TokenRequest,
                       TokenResponse, UserSchema, DraftCreate, FileUpdate, ClauseChange, WhatIf, HonourCreate,
                       YearQuery, PoolCreate, ServiceQuery)
-from .store import (DecisionError, FieldRejected, ImportRejected, audit, correct_field, declare, decide, get_record,
-                    import_file, record_text)
+from .store import (BadUpload, DecisionError, FieldRejected, ImportRejected, audit, correct_field, declare, decide,
+                    get_record, import_upload, record_text)
 
 LABEL = {f.key: f.label for f in RECORD_FIELDS}
 STAFF = ("officer", "admin")
@@ -307,23 +306,10 @@ def aggregates(args):
 @ent_bp.arguments(RunSelect, location="query")
 def credit(args, code):
     """合作银行的信贷参考查询：积分、阶段、排名区间。须企业同意；每次查询都记录"""
-    s = db.session()
-    user = api_user(request)
-    ent = s.get(Enterprise, code)
-    if ent is None:
-        abort(404, message=f"没有企业 {code} / no such enterprise")
-    run = current_run(s, args.get("year"), published=True)
-    granted = bool(ent.credit_consent) and run is not None
-    s.add(CreditLookup(user_id=user.id, credit_code=code, run_id=run.id if run else None, granted=granted))
-    s.commit()
-    if not ent.credit_consent:
-        abort(403, message="该企业未同意将积分提供给合作银行 / the enterprise has not consented")
-    if run is None:
-        abort(404, message="尚无已发布的评价结果 / no published run")
-    d = uses.credit_view(s, run, code)
-    if d is None:
-        abort(404, message=f"企业 {code} 不在 {run.year} 年度的评价中")
-    return jsonify(d)
+    try:
+        return jsonify(uses.credit_lookup(db.session(), api_user(request), code, args.get("year")))
+    except uses.CreditRefused as exc:
+        abort(exc.status, message=str(exc))
 
 
 # ---- runs ----------------------------------------------------------------------------------------
@@ -418,9 +404,7 @@ def run_publish(run_id):
     """发布批次：公众榜单与统计、银行查询读取最新发布的批次"""
     s = db.session()
     run = _run_or_404(s, run_id)
-    run.published_at = utcnow()
-    run.published_by = api_user(request).id
-    audit(s, api_user(request), "run.publish", f"run:{run.id}", year=run.year)
+    publish_run(s, run, api_user(request))
     s.commit()
     return run_dict(run, s)
 
@@ -475,24 +459,14 @@ data_bp = Blueprint("data", __name__, url_prefix="/api", description="数据采�
 @data_bp.arguments(ImportFile, location="files")
 def import_post(form, files):
     """导入 CSV/XLSX（中文或英文表头）：任一单元格有误则不导入并列出全部错误；无误则原子替换所列企业年度"""
-    upload = files["file"]
-    name = Path(upload.filename or "upload").name
-    suffix = Path(name).suffix.lower()
-    if suffix not in (".csv", ".xlsx", ".xlsm"):
-        abort(422, message="只接受 .csv 或 .xlsx 文件", errors={"files": {"file": [f"不支持的文件类型 {suffix or '（无扩展名）'}"]}})
-    s = db.session()
-    with tempfile.TemporaryDirectory(prefix="innopoints-import-") as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        try:
-            upload.save(path)
-        finally:
-            upload.close()          # a large upload is spooled to a temporary file: free it now
-        try:
-            out = import_file(s, path, form["kind"], api_user(request), filename=name)
-        except ImportRejected as exc:
-            return jsonify(code=422, status="Unprocessable Entity", import_id=exc.import_id,
-                           message=f"文件有 {len(exc.cells)} 处错误，未导入任何数据 / nothing imported",
-                           bad_cells=bad_cells(exc.cells)), 422
+    try:
+        out = import_upload(db.session(), files["file"], form["kind"], api_user(request))
+    except BadUpload as exc:
+        abort(422, message="只接受 .csv 或 .xlsx 文件", errors={"files": {"file": [str(exc)]}})
+    except ImportRejected as exc:
+        return jsonify(code=422, status="Unprocessable Entity", import_id=exc.import_id,
+                       message=f"文件有 {len(exc.cells)} 处错误，未导入任何数据 / nothing imported",
+                       bad_cells=bad_cells(exc.cells)), 422
     return jsonify({"import_id": out.import_id, "kind": out.kind, "rows": out.rows, "added": out.added,
                     "replaced": out.replaced, "sha256": out.sha256}), 201
 

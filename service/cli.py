@@ -239,8 +239,9 @@ def demo(out, enterprises, year, seed, keep_db):
     click.echo(f"示范园区：{enterprises} 家企业，{len(records)} 条记录，{len(contracts)} 份合同 → {out}")
     app = _app_fresh(keep_db)
     from service.auth import create_user
-    from service.models import Enterprise, utcnow
+    from service.models import Enterprise
     from service.runs import create_run, execute_run
+    from service.runs import publish as publish_run
     from service.store import import_file
     with app.app_context():
         from service import db
@@ -265,7 +266,7 @@ def demo(out, enterprises, year, seed, keep_db):
         run = s.get(type(run), run.id)
         if run.status != "done":
             _fail(run.error, 1)
-        run.published_at = utcnow()
+        publish_run(s, run, None)
         from service import uses
         for scope in uses.HONOUR_SCOPES:
             uses.publish_honours(s, run, scope, 10, None)
@@ -409,9 +410,9 @@ def _rows_of(file):
 @click.option("--publish", is_flag=True, help="完成后发布（公众榜单、银行查询读取已发布批次）")
 def run_cmd(year, policy, budget, strategy, username, publish):
     """Evaluate a year over the stored, approved data and store the run."""
-    from service.models import Run, utcnow
+    from service.models import Run
     from service.runs import create_run, execute_run
-    from service.store import audit
+    from service.runs import publish as publish_run
     with _session() as (app, s):
         user = _user(s, username)
         try:
@@ -428,8 +429,7 @@ def run_cmd(year, policy, budget, strategy, username, publish):
         if run.status != "done":
             _fail(f"计算失败 / run failed:\n{run.error}", 1)
         if publish:
-            run.published_at = utcnow()
-            audit(s, user, "run.publish", f"run:{run.id}", year=year)
+            publish_run(s, run, user)
             s.commit()
         click.echo(f"第 {run.id} 批次完成：{run.enterprises} 家，排除 {run.excluded} 家，奖励 {run.award_lines} 笔，"
                    f"核定 {run.eligible_yuan:,} 元，拨付 {run.granted_yuan:,} 元；数据 sha256 {run.data_sha256[:12]}"

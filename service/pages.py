@@ -2,11 +2,20 @@
 its files. The role pages are in `workspace.py`. Pages read the same query code as the API."""
 from __future__ import annotations
 
-import json
 from functools import wraps
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session,
-                   url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -118,13 +127,10 @@ def index():
 
 
 def _policy_title(s, run):
+    from . import policies
     from .models import PolicyVersion
-    pv = s.get(PolicyVersion, run.policy_id) if run.policy_id else None
-    if pv is None:
-        return run.policy_name
-    import yaml
-    meta = yaml.safe_load(json.loads(pv.files).get("policy.yaml", "{}")) or {}
-    return meta.get("title") or run.policy_name
+    row = s.get(PolicyVersion, run.policy_id) if run.policy_id else None
+    return (policies.load_files(policies.files_of(row)).title if row else "") or run.policy_name
 
 
 @bp.route("/results")

@@ -63,6 +63,13 @@ def create_run(s, year, user, policy=None, budget=None, strategy=None) -> Run:
     return run
 
 
+def publish(s, run, user):
+    """Publish a completed run: the public pages and the banks read the newest published run."""
+    run.published_at = utcnow()
+    run.published_by = user.id if user else None
+    audit(s, user, "run.publish", f"run:{run.id}", year=run.year)
+
+
 def _set(s, run, **kw):
     for k, v in kw.items():
         setattr(run, k, v)

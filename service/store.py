@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,30 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
           added=added, replaced=replaced)
     s.commit()
     return ImportOutcome(imp.id, kind, len(frame), added, replaced, digest)
+
+
+UPLOAD_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+
+
+class BadUpload(ValueError):
+    """An uploaded file that is not CSV or XLSX (by its name)."""
+
+
+def import_upload(s, upload, kind, user) -> ImportOutcome:
+    """Import an uploaded file (a werkzeug FileStorage) as `import_file` does, under its
+    own name; raise BadUpload when it is not CSV or XLSX."""
+    name = Path(upload.filename or "upload").name
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        upload.close()
+        raise BadUpload(f"不支持的文件类型 {suffix or '（无扩展名）'}")
+    with tempfile.TemporaryDirectory(prefix="innopoints-import-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        try:
+            upload.save(path)
+        finally:
+            upload.close()          # a large upload is spooled to a temporary file: free it now
+        return import_file(s, path, kind, user, filename=name)
 
 
 def _existing_keys(s, column_pairs, keys):

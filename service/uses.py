@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from rules.fields import STAGES
 
 from . import query
-from .models import Enterprise, HonourList, Result, Run, SeedPoolEntry, utcnow
+from .models import CreditLookup, Enterprise, HonourList, Result, Run, SeedPoolEntry, utcnow
 from .runs import current_run
 from .store import audit
 
@@ -228,6 +228,33 @@ def trend(s, code) -> list:
             out.append({"year": y, "stage": r.stage, "stage_zh": STAGES.get(r.stage, r.stage), "excluded": r.excluded,
                         "final_score": r.final_score, "rank_band": query.rank_band(r.stage_percentile)})
     return out
+
+
+class CreditRefused(Exception):
+    def __init__(self, status, message):
+        self.status = status
+        super().__init__(message)
+
+
+def credit_lookup(s, user, code, year=None) -> dict:
+    """A partner bank's lookup of an enterprise (its newest published run, or `year`'s):
+    logged whether or not it is answered; refused (CreditRefused) without the enterprise's
+    consent, without a published run, or when the enterprise was not evaluated."""
+    ent = s.get(Enterprise, code)
+    if ent is None:
+        raise CreditRefused(404, f"没有企业 {code} / no such enterprise")
+    run = current_run(s, year, published=True)
+    s.add(CreditLookup(user_id=user.id, credit_code=code, run_id=run.id if run else None,
+                       granted=bool(ent.credit_consent) and run is not None))
+    s.commit()
+    if not ent.credit_consent:
+        raise CreditRefused(403, "该企业未同意将积分提供给合作银行 / the enterprise has not consented")
+    if run is None:
+        raise CreditRefused(404, "尚无已发布的评价结果 / no published run")
+    view = credit_view(s, run, code)
+    if view is None:
+        raise CreditRefused(404, f"企业 {code} 不在 {run.year} 年度的评价中")
+    return view
 
 
 def credit_view(s, run, code):

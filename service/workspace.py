@@ -3,11 +3,18 @@ trace, imports, declarations, runs, comparison) and the finance award list. Ever
 comes from `query` (the API's own code) and every action from `store`/`runs`."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from rules.evaluate import EvaluationError
@@ -17,17 +24,25 @@ from rules.policy import PolicyError
 from . import charts as charts_
 from . import db, query
 from .api import bad_cells, decl_dict, run_dict, start
-from .models import Declaration, Enterprise, Import, Record, Run, User, records_table, utcnow
+from .models import Declaration, Enterprise, Import, Record, Run, User, records_table
 from .pages import STAFF, _visible_run, page_role, page_user
 from .runs import create_run
-from .store import (DecisionError, FieldRejected, ImportRejected, audit, declare, decide, import_file,
-                    record_text)
+from .runs import publish as publish_run
+from .store import (
+    BadUpload,
+    DecisionError,
+    FieldRejected,
+    ImportRejected,
+    decide,
+    declare,
+    import_upload,
+    record_text,
+)
+from .uses import CATEGORY_ZH
 
 bp = Blueprint("ws", __name__)
 OFFICERS = ("officer", "admin")
-FIELD_LABEL = {f.key: f.label for f in RECORD_FIELDS}
 DECLARABLE = [f for f in RECORD_FIELDS if f.key not in ("credit_code", "year")]
-CATEGORY = {"tech": "科技创新类", "growth": "成长经营类", "aux": "辅助类"}
 
 
 def _may_see(code):
@@ -53,9 +68,9 @@ def profile(code):
     if detail and not detail["excluded"]:
         peers = detail["peers"]
         charts["chart-radar"] = charts_.radar(
-            "三类积分与同阶段中位数", [CATEGORY[k] for k in CATEGORY],
-            [("本企业", [detail[f"{k}_score"] for k in CATEGORY]),
-             (f"{detail['stage_zh']}中位数", [peers[f"{k}_score"] for k in CATEGORY])])
+            "三类积分与同阶段中位数", [CATEGORY_ZH[k] for k in CATEGORY_ZH],
+            [("本企业", [detail[f"{k}_score"] for k in CATEGORY_ZH]),
+             (f"{detail['stage_zh']}中位数", [peers[f"{k}_score"] for k in CATEGORY_ZH])])
     user = page_user()
     decls = [decl_dict(d) for d in s.scalars(select(Declaration).where(Declaration.credit_code == code)
                                             .order_by(Declaration.id.desc()))]
@@ -73,7 +88,7 @@ def profile(code):
                                       .order_by(CreditLookup.id.desc()).limit(100))]
     return render_template("pages/profile.html", ent=ent, run=run, d=detail, charts=charts, decls=decls,
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
-                           records=records, fields=RECORD_FIELDS, declarable=DECLARABLE, category=CATEGORY,
+                           records=records, fields=RECORD_FIELDS, declarable=DECLARABLE, category=CATEGORY_ZH,
                            can_declare=user.role == "enterprise")
 
 
@@ -136,23 +151,19 @@ def imports():
     if request.method == "POST":
         upload = request.files.get("file")
         kind = request.form.get("kind")
-        name = Path(upload.filename or "").name if upload else ""
-        suffix = Path(name).suffix.lower()
         if kind not in ("records", "contracts"):
             flash("请选择数据类型", "error")
-        elif not upload or suffix not in (".csv", ".xlsx", ".xlsm"):
-            flash("请选择 .csv 或 .xlsx 文件", "error")
         else:
-            with tempfile.TemporaryDirectory(prefix="innopoints-import-") as tmp:
-                path = Path(tmp) / f"upload{suffix}"
-                upload.save(path)
-                upload.close()
-                try:
-                    outcome = import_file(s, path, kind, page_user(), filename=name)
-                    flash(f"已导入 {outcome.rows} 行（新增 {outcome.added}，替换 {outcome.replaced}）")
-                except ImportRejected as exc:
-                    cells = bad_cells(exc.cells)
-                    flash(f"文件有 {len(cells)} 处错误，未导入任何数据", "error")
+            try:
+                if not upload:
+                    raise BadUpload("no file")
+                outcome = import_upload(s, upload, kind, page_user())
+                flash(f"已导入 {outcome.rows} 行（新增 {outcome.added}，替换 {outcome.replaced}）")
+            except BadUpload:
+                flash("请选择 .csv 或 .xlsx 文件", "error")
+            except ImportRejected as exc:
+                cells = bad_cells(exc.cells)
+                flash(f"文件有 {len(cells)} 处错误，未导入任何数据", "error")
     users = dict(s.execute(select(User.id, User.username)).all())
     history = s.scalars(select(Import).order_by(Import.id.desc()).limit(50)).all()
     return render_template("pages/imports.html", cells=cells, history=history, users=users), (422 if cells else 200)
@@ -225,9 +236,7 @@ def run(run_id):
     if request.method == "POST":
         if page_user().role not in OFFICERS or r.status != "done":
             abort(403)
-        r.published_at = utcnow()
-        r.published_by = page_user().id
-        audit(s, page_user(), "run.publish", f"run:{r.id}", year=r.year)
+        publish_run(s, r, page_user())
         s.commit()
         flash(f"第 {r.id} 批次已发布")
         return redirect(url_for("ws.run", run_id=r.id))
@@ -339,33 +348,17 @@ def honours(run_id):
 def bank():
     """The partner bank's view: an enterprise's credit reference, with its consent, logged."""
     from . import uses
-    from .models import CreditLookup
-    from .runs import current_run
-    s = db.session()
     code = (request.args.get("code") or "").strip().upper()[:18]
     ref = refused = None
     charts = {}
     if code:
-        ent = s.get(Enterprise, code)
-        run_ = current_run(s, published=True)
-        if ent is None:
-            refused = f"没有企业 {code}"
-        else:
-            granted = bool(ent.credit_consent) and run_ is not None
-            s.add(CreditLookup(user_id=page_user().id, credit_code=code, run_id=run_.id if run_ else None,
-                               granted=granted))
-            s.commit()
-            if not ent.credit_consent:
-                refused = "该企业未同意将积分提供给合作银行"
-            elif run_ is None:
-                refused = "尚无已发布的评价结果"
-            else:
-                ref = uses.credit_view(s, run_, code)
-                if ref is None:
-                    refused = f"企业 {code} 不在 {run_.year} 年度的评价中"
-                elif ref["trend"]:
-                    charts["chart-trend"] = charts_.line("历年最终积分", [str(t["year"]) for t in ref["trend"]],
-                                                         [t["final_score"] or 0 for t in ref["trend"]])
+        try:
+            ref = uses.credit_lookup(db.session(), page_user(), code)
+        except uses.CreditRefused as exc:
+            refused = str(exc)
+        if ref and ref["trend"]:
+            charts["chart-trend"] = charts_.line("历年最终积分", [str(t["year"]) for t in ref["trend"]],
+                                                 [t["final_score"] or 0 for t in ref["trend"]])
     return render_template("pages/bank.html", code=code, ref=ref, refused=refused, charts=charts)
 
 
