@@ -5,16 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from rules.evaluate import EvaluationError
