@@ -11,7 +11,7 @@ GROUP = "bonus"
 def apply(policy, year, frame, stage_level):
     """Bonus points per row, the engine decision and the per-pattern trace."""
     clauses = clause_map(policy, GROUP, year)
-    decision = engine.decide(policy, GROUP, year, facts_frame(GROUP, frame, stage_level))
+    decision = engine.decide(policy, GROUP, year, *facts_frame(policy, GROUP, frame, stage_level))
 
     def add(c, fact):
         return c.effect["add"] * multiplier(c, fact)

@@ -13,7 +13,9 @@ A case file names the clause it tests and lists cases:
 
 Each enterprise is named by a short label (`ent`); its credit code is made from the label.
 Omitted fields: park 主园区, industry 生物医药, revenue 500 (万元), registered 2019-06-01 (a
-startup in 2022), every indicator and flag missing.
+startup in 2022), is_hte_or_tech_sme 是 (so that the record is an evaluation object under
+SCOPE; write `is_hte_or_tech_sme: null` to leave it empty), every other indicator and flag
+missing.
 Records of earlier years are history (give them a `year`). `contracts`, `budget`, `strategy`
 work as in `innopoints evaluate`. `patch` changes the policy for the case only, to test the
 other readings the policy allows:
@@ -49,7 +51,7 @@ DEFAULT_CASES = Path(__file__).resolve().parents[1] / "tests" / "cases"
 NUMBERS = ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
            "final_score")
 DEFAULTS = {"name": None, "park": "主园区", "industry": "生物医药", "registered_on": "2019-06-01",
-            "revenue": 500}
+            "revenue": 500, "is_hte_or_tech_sme": True}
 CASE_KEYS = {"name", "year", "enterprises", "contracts", "expect", "budget", "strategy", "patch", "note"}
 
 
@@ -98,6 +100,8 @@ def _patched_policy(policy, patches, tmp):
         doc = yaml.safe_load(f.read_text(encoding="utf-8"))
         if "settings" in p:
             doc.setdefault("settings", {}).update(_plain(p["settings"]))
+        if "set" in p and "clause" not in p:          # a top-level key of the file (policy.yaml's history …)
+            doc.update(_plain(p["set"]))
         if "clause" in p:
             clauses = doc["clauses"]
             hit = [c for c in clauses if c["id"] == p["clause"]]
@@ -160,8 +164,9 @@ def _run(case, policy):
 
 def _fired(ev, row):
     out = set()
-    for pattern, entries in ev.traces.values():
-        out |= {e["clause"] for e in entries[pattern[row]]}
+    for group, (pattern, entries) in ev.traces.items():
+        if group != "rewards_not_paid":     # those entries say why a clause did not fire
+            out |= {e["clause"] for e in entries[pattern[row]] if e.get("in_scope", True)}
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from numbers import Real
 
 from .clauses import GROUP_FIELDS, NUM, ConditionError, compile_when
-from .fields import INDICATORS, STAGES
+from .fields import CONTRACT_KINDS, INDICATORS, RECORD_FIELDS, STAGES
 from .policy import Problem
 
 INDICATOR_KEYS = {f.key: f for f in INDICATORS}
@@ -21,19 +21,21 @@ METHODS = {
     "log_minmax": set(),
 }
 EFFECT_KEYS = {
+    "scope": {"in_scope"},
     "negative_list": {"exclude", "deduct", "per"},
     "decay": {"factor", "per"},
     "bonus": {"add", "per"},
     "rewards": {"kind", "amount", "maximum", "per", "contract_rate", "per_contract_cap",
-                "per_enterprise_cap"},
+                "per_enterprise_cap", "kinds"},
 }
 SETTINGS = {
     "stage": set(),
+    "scope": {"missing_flag", "missing_count"},
     "indicators": {"cohort_keys", "nonpositive_scores_zero"},
-    "negative_list": {"missing_flag"},
-    "decay": {"combine"},
-    "bonus": set(),
-    "rewards": {"parks", "excluded_may_receive", "strategy"},
+    "negative_list": {"missing_flag", "missing_count"},
+    "decay": {"combine", "history"},
+    "bonus": {"missing_flag", "missing_count"},
+    "rewards": {"parks", "excluded_may_receive", "strategy", "missing_flag", "missing_count"},
 }
 
 
@@ -227,7 +229,16 @@ def _check_rule(col, c, group_ids):
             col.add(c, f"未知的效果 {k!r}，可用：{', '.join(sorted(EFFECT_KEYS[group]))} / unknown effect")
     per = eff.get("per")
     if per is not None and (per not in GROUP_FIELDS[group] or GROUP_FIELDS[group][per][0] != NUM):
-        col.add(c, f"per 应为本组的数值字段，不是 {per!r} / per must name a numeric field")
+        col.add(c, f"per 应为本组的计数字段，不是 {per!r}（效果只能读取引擎模式键中按确切取值区分的字段）/ "
+                   "per must name a count field of the group: an effect may only read a field that is exact "
+                   "in the engine's pattern key")
+    known = set().union(*GROUP_FIELDS.values()) | {f.key for f in RECORD_FIELDS}
+    for k, v in eff.items():
+        if k != "per" and isinstance(v, str) and v in known:
+            col.add(c, f"效果 {k} 读取字段 {v!r}，但只有 per 读取的字段进入引擎的模式键 / effect {k} reads field "
+                       f"{v!r}, which is not part of the engine's pattern key")
+    if group == "scope" and eff != {"in_scope": True}:
+        col.add(c, "评价对象条款的效果应为 {in_scope: true} / a scope clause's effect is {in_scope: true}")
     for sid in c.body.get("supersedes") or []:
         if sid not in group_ids:
             col.add(c, f"supersedes 引用了不存在的条款 {sid!r}")
@@ -256,6 +267,10 @@ def _check_reward_effect(col, c, eff):
                 col.add(c, f"{k} 应为非负整数（元）/ must be whole yuan")
         if "amount" in eff:
             col.add(c, "合同比例奖励不能同时给出 amount")
+        kinds = eff.get("kinds")
+        if kinds is not None and (not isinstance(kinds, list) or not kinds
+                                  or any(k not in CONTRACT_KINDS for k in kinds)):
+            col.add(c, f"kinds 应为合同类别列表，取值为 {', '.join(CONTRACT_KINDS)} / kinds must list contract kinds")
         return
     amount = eff.get("amount")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:

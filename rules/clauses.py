@@ -15,10 +15,25 @@ from __future__ import annotations
 from .fields import RATINGS, STAGES
 
 BOOL, NUM, TEXT = "yes/no", "number", "text"
+# a number with a continuous range (money, ratios): the engine sees it coarsened to the
+# intervals between the constants its conditions name (engine.coarsen), so that enterprises
+# whose values no condition tells apart share one pattern
+AMOUNT = "amount"
+NUMERIC = (NUM, AMOUNT)
 
 _COMMON = {"stage": (TEXT, set(STAGES)), "park": (TEXT, None), "industry": (TEXT, None)}
 
 GROUP_FIELDS = {
+    "scope": {
+        **_COMMON,
+        "is_hte_or_tech_sme": (BOOL, None),
+        "is_champion_or_specialized": (BOOL, None),
+        "rd_expense": (AMOUNT, None),
+        "rd_intensity": (AMOUNT, None),
+        "invention_applications": (NUM, None),
+        "pct_applications": (NUM, None),
+        "invention_grants": (NUM, None),
+    },
     "negative_list": {
         **_COMMON,
         "credit_blacklisted": (BOOL, None),
@@ -47,6 +62,8 @@ GROUP_FIELDS = {
     "rewards": {
         **_COMMON,
         "excluded": (BOOL, None),
+        "in_scope": (BOOL, None),
+        "evaluation_year": (NUM, None),
         "hte_recognized_in_year": (BOOL, None),
         "tech_sme_listed": (BOOL, None),
         "tech_sme_streak": (NUM, None),
@@ -68,7 +85,7 @@ def _check_value(group, field, value):
     if kind == BOOL and not isinstance(value, bool):
         raise ConditionError(f"字段 {field} 是是/否值，条件值 {value!r} 应为 true/false / "
                              f"{field} is yes/no, {value!r} is not true/false")
-    if kind == NUM and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if kind in NUMERIC and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConditionError(f"字段 {field} 是数值，条件值 {value!r} 不是数字 / {field} is a number")
     if kind == TEXT:
         if not isinstance(value, str):
@@ -107,7 +124,7 @@ def compile_when(group, when) -> dict:
                     raise ConditionError("in 应为非空列表 / in needs a non-empty list")
                 terms.append({"$or": [{key: _check_value(group, key, v)} for v in value]})
             else:
-                if GROUP_FIELDS[group][key][0] != NUM:
+                if GROUP_FIELDS[group][key][0] not in NUMERIC:
                     raise ConditionError(f"{op} 只能用于数值字段 / {op} needs a numeric field")
                 terms.append({_DURABLE_OP[op]: {key: _check_value(group, key, value)}})
     return {"$and": terms}

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import explain
 from .clauses import condition_fields, full_when
+from .explain import effect_text, inputs_text
 
 
 def clause_map(policy, group, year):
@@ -23,15 +25,24 @@ def per_pattern(decision, clauses, value):
 
 
 def trace_entries(policy, decision, clauses, effect_of):
-    """For each pattern, the trace entries of its fired clauses: id, the inputs the condition
-    read, and the effect applied."""
+    """For each pattern, the trace entries of its fired clauses: id, title, citation, the
+    inputs the condition read (a coarsened amount as the interval it fell in), which of them
+    were not reported, the effect applied, and the sentence that says so in Chinese."""
     out = []
-    for ids, fact in zip(decision.fired, decision.facts):
+    for p, (ids, fact) in enumerate(zip(decision.fired, decision.facts)):
+        missing = set(decision.not_reported[p]) if decision.not_reported else set()
+        classes = decision.classes[p] if decision.classes else {}
         entries = []
         for cid in ids:
             c = clauses[cid]
             used = sorted(condition_fields(full_when(policy, c)) | ({c.effect["per"]} if c.effect.get("per") else set()))
-            # title and citation are in the trace header, by clause id
-            entries.append({"clause": cid, "inputs": {f: fact.get(f) for f in used}, "effect": effect_of(c, fact)})
+            inputs = {f: classes.get(f, fact.get(f)) for f in used}
+            effect = effect_of(c, fact)
+            text = f"{effect_text(effect)}（依据 {inputs_text(inputs, missing)}）"
+            e = explain.entry(c, text, inputs=inputs, effect=effect)
+            nr = sorted(missing & set(used))
+            if nr:
+                e["not_reported"] = nr
+            entries.append(e)
         out.append(entries)
     return out

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .clauses import compile_when, condition_fields, full_when
+from .clauses import AMOUNT, GROUP_FIELDS, compile_when, condition_fields, full_when
 
 BATCH = 500
 SEEN = "_seen"
@@ -73,6 +73,8 @@ class Decision:
     pattern: np.ndarray        # row -> pattern number
     facts: list                # pattern number -> the fact asserted
     fired: list                # pattern number -> clause ids fired, clause-file order
+    not_reported: list = None  # pattern number -> fields that were empty in the data (read as the default)
+    classes: list = None       # pattern number -> {coarsened field: the interval it fell in, e.g. "> 0"}
 
     def fired_mask(self, clause_id):
         hit = np.array([clause_id in f for f in self.fired], dtype=bool)
@@ -83,6 +85,57 @@ class Decision:
         return len(self.facts)
 
 
+def effect_fields(clauses) -> set:
+    """The fact fields the clauses' effects read (`per` multipliers): they must be exact in
+    the pattern key, so they are never coarsened (checks.py refuses an effect reading a
+    coarsened or unknown field)."""
+    return {c.effect["per"] for c in clauses if c.effect.get("per")}
+
+
+def thresholds(when, field) -> list:
+    """Every constant a condition compares `field` with."""
+    out = []
+    for key, spec in (when or {}).items():
+        if key in ("all", "any"):
+            for s in spec:
+                out += thresholds(s, field)
+        elif key == field:
+            if isinstance(spec, dict):
+                for op, v in spec.items():
+                    out += list(v) if op == "in" else [v]
+            else:
+                out.append(spec)
+    return out
+
+
+def coarsen(values, consts):
+    """Replace each value by a representative of its class among the constants `consts`
+    (below the first, equal to one, between two, above the last) and describe the class.
+    Every comparison with a constant gives the same answer for a value and its
+    representative, so the engine decides the same; NaN stays NaN."""
+    c = np.array(sorted(set(float(x) for x in consts)), dtype="float64")
+    v = np.asarray(values, dtype="float64")
+    if not len(c):
+        return np.where(np.isnan(v), np.nan, 0.0), np.where(np.isnan(v), None, "任意值").astype(object)
+    idx = np.searchsorted(c, v, side="left")          # first constant >= v
+    safe = np.minimum(idx, len(c) - 1)
+    equal = (idx < len(c)) & (c[safe] == v)
+    lower = np.concatenate([[c[0] - 1.0], c])          # representatives of the open intervals
+    upper = np.concatenate([c, [c[-1] + 1.0]])
+    rep = np.where(equal, v, (lower[idx] + upper[idx]) / 2)
+    rep = np.where(idx == 0, np.where(equal, v, c[0] - 1.0), rep)
+    rep = np.where(idx == len(c), c[-1] + 1.0, rep)
+    labels = [f"< {_n(c[0])}"] + [f"{_n(a)} 至 {_n(b)} 之间" for a, b in zip(c[:-1], c[1:])] + [f"> {_n(c[-1])}"]
+    desc = np.array(labels, dtype=object)[idx]
+    desc = np.where(equal, np.array([f"= {_n(x)}" for x in c], dtype=object)[safe], desc)
+    nan = np.isnan(v)
+    return np.where(nan, np.nan, rep), np.where(nan, None, desc)
+
+
+def _n(x):
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
 def ruleset(policy, group, clauses) -> dict:
     """The durable-rules ruleset of a clause group: one rule per clause plus `_seen`."""
     rules = {c.id: {"all": [{"m": compile_when(group, full_when(policy, c))}], "run": c.id} for c in clauses}
@@ -90,7 +143,7 @@ def ruleset(policy, group, clauses) -> dict:
     return {group: rules}
 
 
-def host_for(policy, year, groups=("negative_list", "decay", "bonus", "rewards")):
+def host_for(policy, year, groups=("scope", "negative_list", "decay", "bonus", "rewards")):
     """The engine host of a policy version for a year, built once and cached."""
     key = (policy.digest, year)
     with _LOCK:
@@ -134,19 +187,37 @@ def fields_of(policy, clauses):
     return sorted(out)
 
 
-def decide(policy, group, year, frame: pd.DataFrame) -> Decision:
-    """Run a clause group over every row of `frame` (columns: the fields its clauses read)."""
+def decide(policy, group, year, frame: pd.DataFrame, missing: pd.DataFrame | None = None) -> Decision:
+    """Run a clause group over every row of `frame` (columns: the fields its clauses read).
+
+    `missing` (optional, bool columns by field) marks the cells that were empty in the data
+    and were read as the group's default: they make patterns of their own, so that the
+    trace can tell "not reported" from 否/0. Continuous fields (money, ratios) are coarsened
+    to the intervals their conditions tell apart."""
     clauses = policy.clauses_for(group, year)
     fields = fields_of(policy, clauses)
     n = len(frame)
     if not fields or n == 0:
         pattern = np.zeros(n, dtype=np.int64)
         facts = [{}] if n else []
-        return Decision(pattern, facts, [[] for _ in facts])
-    sub = frame[fields]
-    pattern = sub.groupby(fields, dropna=False, sort=False).ngroup().to_numpy()
+        return Decision(pattern, facts, [[] for _ in facts], [[] for _ in facts], [{} for _ in facts])
+    sub = frame[fields].copy()
+    exact = effect_fields(clauses)
+    coarse = {}
+    for f in fields:
+        if GROUP_FIELDS[group].get(f, (None,))[0] == AMOUNT and f not in exact:
+            consts = [x for c in clauses for x in thresholds(full_when(policy, c), f)]
+            sub[f], coarse[f] = coarsen(sub[f].to_numpy(dtype="float64"), consts)
+    keys = list(fields)
+    miss_fields = [f for f in fields if missing is not None and f in missing]
+    for f in miss_fields:
+        sub[f"_missing_{f}"] = missing[f].to_numpy(dtype=bool)
+        keys.append(f"_missing_{f}")
+    pattern = sub.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
     first = np.unique(pattern, return_index=True)[1]
-    uniques = sub.iloc[first]
+    uniques = sub.iloc[first][fields]
+    not_reported = [[f for f in miss_fields if sub[f"_missing_{f}"].iat[i]] for i in first]
+    classes = [{f: coarse[f][i] for f in coarse if coarse[f][i] is not None} for i in first]
     facts = []
     for row in uniques.itertuples(index=False, name=None):
         fact = {}
@@ -164,7 +235,7 @@ def decide(policy, group, year, frame: pd.DataFrame) -> Decision:
         for cid in list(ids):
             ids -= set(supersedes.get(cid, ()))
         final.append(sorted(ids, key=order.__getitem__))
-    return Decision(pattern, facts, final)
+    return Decision(pattern, facts, final, not_reported, classes)
 
 
 def run(host, group, facts) -> list:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import bonus, decay, history, indicators, negative_list, rewards, stage
+from . import bonus, decay, history, indicators, negative_list, rewards, scope, stage
 from .fields import LEVEL_STAGE
 from .records import enterprise_codes, positions_of
 
@@ -34,6 +34,9 @@ class Evaluation:
     budget: rewards.BudgetOutcome
     traces: dict                         # group -> (pattern array, per-pattern entries)
     history_source: np.ndarray
+    history: object = None               # history.History of the year's rows
+    stage_rows: np.ndarray = None        # the STAGE row (1-based) that decided each row's stage
+    in_scope: np.ndarray = None          # SCOPE decided per row
     timings: dict = field(default_factory=dict)
     engine_patterns: dict = field(default_factory=dict)
 
@@ -69,20 +72,28 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         contracts = contracts.assign(ent=ent)
     if (records["year"].to_numpy() > year).any():     # later years are not history of Y
         records = records[records["year"] <= year].reset_index(drop=True)
-    levels = stage.classify(stage_clause, records["revenue"].to_numpy(), records["registered_on"].to_numpy(),
-                            records["year"].to_numpy())
+    ref = policy.groups["policy"].get("reference_date")
+    levels, matched = stage.classify(stage_clause, records["revenue"].to_numpy(), records["registered_on"].to_numpy(),
+                                     records["year"].to_numpy(), ref, rows=True)
     cur_mask = (records["year"] == year).to_numpy()
     if not cur_mask.any():
         raise EvaluationError(f"数据中没有 {year} 年度的记录 / no records of year {year}")
     cur = records[cur_mask].reset_index(drop=True)
     level = levels[cur_mask]
     stage_names = pd.Series(level).map(LEVEL_STAGE).to_numpy(dtype=object)
-    completed = stage.completed_years(cur["registered_on"].to_numpy(), cur["year"].to_numpy())
-    hist = history.build(records, levels, cur_mask, year)
+    completed = stage.completed_years(cur["registered_on"].to_numpy(), cur["year"].to_numpy(), ref)
+    hist = history.build(records, levels, cur_mask, year, policy.history_settings(),
+                         earlier_fields=negative_list.status_fields(policy, year))
     t["stage_history"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    sc = scope.apply(policy, year, cur, level)
     nl = negative_list.apply(policy, year, cur, level)
+    if sc.clause_ids and not sc.in_scope.all():      # SCOPE first, before any NL id (SPEC §5)
+        out = ~sc.in_scope
+        nl.exclusion_clauses = [sc.clause_ids + (";" + e if e else "") if o else e
+                                for o, e in zip(out, nl.exclusion_clauses)]
+        nl.excluded = nl.excluded | out
     dec_factor, dec_decision, dec_trace = decay.apply(policy, year, level, completed, hist)
     bon, bon_decision, bon_trace = bonus.apply(policy, year, cur, level)
     t["engine"] = time.perf_counter() - t0
@@ -131,13 +142,14 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     t["scoring"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    lines, rw_decision, rw_trace = rewards.eligible(policy, year, cur, level, nl.excluded,
+    lines, rw_decision, rw_trace = rewards.eligible(policy, year, cur, level, nl.excluded, sc.in_scope,
                                                     hist.tech_sme_streak, contracts, reported)
     outcome = rewards.allocate(lines, budget, strategy)
     t["rewards"] = time.perf_counter() - t0
 
-    traces = {"negative_list": (nl.decision.pattern, nl.trace), "decay": (dec_decision.pattern, dec_trace),
-              "bonus": (bon_decision.pattern, bon_trace), "rewards": (rw_decision.pattern, rw_trace)}
+    traces = {"scope": (sc.decision.pattern, sc.trace), "negative_list": (nl.decision.pattern, nl.trace), "decay": (dec_decision.pattern, dec_trace),
+              "bonus": (bon_decision.pattern, bon_trace), "rewards": (rw_decision.pattern, rw_trace.fired),
+              "rewards_not_paid": (rw_decision.pattern, rw_trace.not_paid)}
     patterns = {g: len(tr[1]) for g, tr in traces.items()}
     return Evaluation(year, policy, scores, ind_clauses, values, pts, sizes, lines, outcome, traces,
-                      hist.source, t, patterns)
+                      hist.source, hist, matched[cur_mask], sc.in_scope, t, patterns)

@@ -109,7 +109,7 @@ STAGE_LEVEL = {"startup": 1, "growth": 2, "expansion": 3, "mature": 4}
 LEVEL_STAGE = {v: k for k, v in STAGE_LEVEL.items()}
 RATINGS = {"honest": "诚信", "good": "良好", "warning": "警示", "bad": "不良"}
 CONTRACT_KINDS = {"transfer": "技术转让", "development": "技术开发", "consulting": "技术咨询",
-                  "service": "技术服务"}
+                  "service": "技术服务", "license": "技术许可"}
 TRUE_WORDS = {"true", "1", "yes", "是", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "否", "n", "f"}
 

@@ -1,9 +1,15 @@
 """Earlier years of each enterprise (SPEC §2.4, §2.7): stage changes, the current expansion
-run and the tech-SME listing streak.
+run and the tech-SME listing run.
 
-History comes from the enterprise's own earlier records when the data hold its Y−1 record;
-otherwise from the override fields of its year-Y record (`stage_prev1`, `stage_prev2`,
-`expansion_since`, `tech_sme_streak`). The two sources are never mixed.
+Previous stages come from the enterprise's own earlier records when the data hold its Y−1
+record; otherwise from the fields `stage_prev1`, `stage_prev2` of its year-Y record.
+
+Runs are counted back through the records (the policy's `history.runs` setting):
+- `extend` (SPEC v2): the run of consecutive years (expansion stage; `tech_sme_listed` true)
+  ending at Y; where no record exists for the year before the run starts, the year-Y fields
+  `expansion_since` / `tech_sme_streak` extend it when they reach further back. A run that
+  stops at a record showing a break is never extended.
+- `records_or_fields` (SPEC v1): the records' run when a Y−1 record exists, else the fields.
 """
 from __future__ import annotations
 
@@ -14,15 +20,21 @@ import numpy as np
 from .fields import STAGE_LEVEL
 
 EXPANSION = STAGE_LEVEL["expansion"]
+RUN_MODES = ("extend", "records_or_fields")
 
 
 @dataclass
 class History:
-    source: np.ndarray           # 'records' | 'fields' | 'none' per current row
-    prev1: np.ndarray            # stage level of Y−1 (NaN unknown)
-    prev2: np.ndarray            # stage level of Y−2 (NaN unknown)
-    expansion_since: np.ndarray  # first year of the current expansion run (NaN unknown)
-    tech_sme_streak: np.ndarray  # consecutive listed years up to Y
+    source: np.ndarray            # previous stages from 'records' | 'fields' | 'none' per current row
+    prev1: np.ndarray             # stage level of Y−1 (NaN unknown)
+    prev2: np.ndarray             # stage level of Y−2 (NaN unknown)
+    expansion_since: np.ndarray   # first year of the current expansion run (NaN unknown)
+    expansion_source: np.ndarray  # 'records' | 'expansion_since' | '' (not in expansion)
+    expansion_open: np.ndarray    # bool: no record of the year before the run, no field extends it
+    tech_sme_streak: np.ndarray   # consecutive listed years up to Y
+    streak_source: np.ndarray     # 'records' | 'tech_sme_streak' | ''
+    streak_open: np.ndarray       # bool: as expansion_open, for the listing run
+    earlier: object = None        # (field, year) -> values of earlier records per current row
 
     def level_drop(self, level):
         return self.prev1 - level
@@ -30,10 +42,20 @@ class History:
     def prev_level_drop(self):
         return self.prev2 - self.prev1
 
+    def earlier_years(self, field, rows, test) -> list:
+        """For each row index in `rows`, the earlier record years whose `field` passes `test`."""
+        out = []
+        for i in rows:
+            out.append([y for y, vals in sorted(self.earlier.get(field, {}).items()) if test(vals[i])])
+        return out
 
-def build(records, levels, cur_mask, year) -> History:
+
+def build(records, levels, cur_mask, year, settings=None, earlier_fields=()) -> History:
     """History of every current row. `levels` is the stage level of every record; records
-    are joined on their integer enterprise id (`ent`)."""
+    are joined on their integer enterprise id (`ent`). `settings` is the policy's `history`
+    mapping; `earlier_fields` are fields whose earlier-year values the trace reports."""
+    settings = settings or {}
+    mode = settings.get("runs", "extend")
     ent = records["ent"].to_numpy()
     years = records["year"].to_numpy()
     listed_all = records["tech_sme_listed"].to_numpy(dtype="float64")
@@ -47,12 +69,15 @@ def build(records, levels, cur_mask, year) -> History:
         ls = np.full(n_ent, np.nan)
         lv[ent[rows]] = levels[rows]
         ls[ent[rows]] = listed_all[rows]
-        by_year[int(y)] = {"level": lv, "listed": ls}
+        by_year[int(y)] = {"level": lv, "listed": ls, "rows": np.flatnonzero(rows)}
 
     def lookup(y, col):
         if y not in by_year:
             return np.full(len(ent_cur), np.nan)
         return by_year[y][col][ent_cur]
+
+    def has_record(y):
+        return ~np.isnan(lookup(y, "level"))
 
     level = levels[cur_mask]
     r1, r2 = lookup(year - 1, "level"), lookup(year - 2, "level")
@@ -60,33 +85,66 @@ def build(records, levels, cur_mask, year) -> History:
     f1 = cur["stage_prev1"].to_numpy(dtype="float64")
     f2 = cur["stage_prev2"].to_numpy(dtype="float64")
     since_f = cur["expansion_since"].to_numpy(dtype="float64")
-    has_fields = ~has_rec & ~(np.isnan(f1) & np.isnan(f2) & np.isnan(since_f))
+    streak_f = cur["tech_sme_streak"].to_numpy(dtype="float64")
+    has_fields = ~has_rec & ~(np.isnan(f1) & np.isnan(f2))
     source = np.where(has_rec, "records", np.where(has_fields, "fields", "none")).astype(object)
 
-    # the current expansion run, counted back through the records
-    start = np.where(has_rec & (level == EXPANSION), float(year), np.nan)
-    alive = has_rec & (level == EXPANSION)
-    back = 1
-    while alive.any() and (year - back) in by_year:
-        alive &= lookup(year - back, "level") == EXPANSION
-        start[alive] = year - back
-        back += 1
-    since = np.where(has_rec, start, np.where(level == EXPANSION, since_f, np.nan))
+    def run_back(member_now, col, test):
+        """Length of the run of records ending at Y, and whether the year before it has a record."""
+        length = member_now.astype(np.int64)
+        alive = member_now.copy()
+        back = 1
+        while alive.any():
+            prev = lookup(year - back, col)
+            alive &= test(prev)
+            length[alive] += 1
+            back += 1
+        before = year - length          # the year before the run's first year
+        before_has = np.zeros(len(length), dtype=bool)
+        for y in np.unique(before[member_now]):
+            sel = member_now & (before == y)
+            before_has[sel] = has_record(int(y))[sel]
+        return length, before_has
 
-    # tech-SME listing streak up to Y (RW-2)
+    # the current expansion run
+    in_exp = level == EXPANSION
+    exp_len, exp_before = run_back(in_exp, "level", lambda v: v == EXPANSION)
+    start = np.where(in_exp, year - exp_len + 1, np.nan).astype("float64")
+    if mode == "records_or_fields":
+        use_f = in_exp & ~has_rec
+        since = np.where(use_f, since_f, start)
+    else:
+        use_f = in_exp & ~exp_before & ~np.isnan(since_f) & (since_f < start)
+        since = np.where(use_f, since_f, start)
+    exp_src = np.where(~in_exp, "", np.where(use_f, "expansion_since", "records")).astype(object)
+    exp_open = in_exp & ~exp_before & ~use_f
+
+    # the tech-SME listing run up to Y (RW-2)
     listed_now = cur["tech_sme_listed"].to_numpy(dtype="float64") == 1
-    streak = listed_now.astype("float64")
-    alive = listed_now & has_rec
-    back = 1
-    while alive.any() and (year - back) in by_year:
-        alive &= lookup(year - back, "listed") == 1
-        streak[alive] += 1
-        back += 1
-    streak_f = cur["tech_sme_streak"].to_numpy(dtype="float64")
-    streak = np.where(~has_rec & ~np.isnan(streak_f), streak_f, streak)
+    st_len, st_before = run_back(listed_now, "listed", lambda v: v == 1)
+    streak = st_len.astype("float64")
+    if mode == "records_or_fields":
+        use_s = ~has_rec & ~np.isnan(streak_f)
+    else:
+        use_s = listed_now & ~st_before & ~np.isnan(streak_f) & (streak_f > streak)
+    streak = np.where(use_s, streak_f, streak)
+    st_src = np.where(~(listed_now | use_s), "", np.where(use_s, "tech_sme_streak", "records")).astype(object)
+    st_open = listed_now & ~st_before & ~use_s
+
+    earlier = {}
+    for f in earlier_fields:
+        if f not in records:
+            continue
+        col = records[f].to_numpy(dtype="float64")
+        per = {}
+        for y, d in by_year.items():
+            v = np.full(n_ent, np.nan)
+            v[ent[d["rows"]]] = col[d["rows"]]
+            per[y] = v[ent_cur]
+        earlier[f] = per
 
     return History(source=source,
                    prev1=np.where(has_rec, r1, f1),
-                   prev2=np.where(has_rec, r2, f2),
-                   expansion_since=since,
-                   tech_sme_streak=streak)
+                   prev2=np.where(has_rec, r2, np.where(has_fields, f2, np.nan)),
+                   expansion_since=since, expansion_source=exp_src, expansion_open=exp_open,
+                   tech_sme_streak=streak, streak_source=st_src, streak_open=st_open, earlier=earlier)

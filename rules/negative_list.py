@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import engine
-from .clauses import GROUP_FIELDS, BOOL, NUM
+from .clauses import BOOL, GROUP_FIELDS, NUMERIC, TEXT, condition_fields
 from .effects import clause_map, multiplier, per_pattern, trace_entries
 from .fields import LEVEL_STAGE
 
@@ -23,28 +23,35 @@ class NegativeList:
     trace: list                     # per pattern: fired entries
 
 
-def facts_frame(group, frame, stage_level, missing_flag=False):
-    """The fact columns a group's clauses may read, normalised for the engine: a missing
-    yes/no is `missing_flag`, a missing count 0 (not reported means it did not happen)."""
-    out = {}
+def facts_frame(policy, group, frame, stage_level):
+    """The fact columns a group's clauses may read, normalised for the engine, and which
+    cells were empty. An empty yes/no is read as the group's `missing_flag` setting, an empty
+    number as its `missing_count` (not reported: it did not happen); the trace still says
+    "未填报" for them."""
+    settings = policy.settings(group) if group in policy.groups else {}
+    missing_flag = settings.get("missing_flag", False)
+    missing_count = settings.get("missing_count", 0)
+    out, missing = {}, {}
     for key, (kind, _) in GROUP_FIELDS[group].items():
         if key == "stage":
             out[key] = pd.Series(stage_level).map(LEVEL_STAGE).to_numpy(dtype=object)
         elif key in frame:
             if kind == BOOL:
                 col = frame[key].to_numpy(dtype="float64")
-                out[key] = np.where(np.isnan(col), missing_flag, col == 1)
-            elif kind == NUM:
-                out[key] = np.nan_to_num(frame[key].to_numpy(dtype="float64"), nan=0.0)
+                missing[key] = np.isnan(col)
+                out[key] = np.where(missing[key], missing_flag, col == 1)
+            elif kind in NUMERIC:
+                col = frame[key].to_numpy(dtype="float64")
+                missing[key] = np.isnan(col)
+                out[key] = np.where(missing[key], float(missing_count), col)
             else:
                 out[key] = frame[key].array      # text stays in its arrow buffer
-    return pd.DataFrame(out, copy=False)
+    return pd.DataFrame(out, copy=False), pd.DataFrame(missing, copy=False)
 
 
 def apply(policy, year, frame, stage_level) -> NegativeList:
     clauses = clause_map(policy, GROUP, year)
-    missing_flag = policy.settings(GROUP).get("missing_flag", False)
-    decision = engine.decide(policy, GROUP, year, facts_frame(GROUP, frame, stage_level, missing_flag))
+    decision = engine.decide(policy, GROUP, year, *facts_frame(policy, GROUP, frame, stage_level))
 
     def deduction(c, fact):
         return c.effect["deduct"] * multiplier(c, fact) if "deduct" in c.effect else 0.0
@@ -56,3 +63,14 @@ def apply(policy, year, frame, stage_level) -> NegativeList:
         {"exclude": True} if c.effect.get("exclude") else {"deduct": deduction(c, fact)}))
     p = decision.pattern
     return NegativeList(excl[p], [excl_ids[i] for i in p], ded[p], decision, trace)
+
+
+def status_fields(policy, year) -> list:
+    """The fields the deduction clauses read (the NL-4/NL-5 statuses "恢复…前每个评价周期均扣分"):
+    the trace reports in which earlier years of the records the same status was reported."""
+    out = []
+    for c in clause_map(policy, GROUP, year).values():
+        if "deduct" in c.effect:
+            out += [f for f in sorted(condition_fields(c.when)) if f in GROUP_FIELDS[GROUP] and f != "stage"
+                    and GROUP_FIELDS[GROUP][f][0] != TEXT]
+    return sorted(set(out))

@@ -20,7 +20,9 @@ import yaml
 POLICIES_DIR = Path(__file__).parent / "policies"
 DEFAULT_POLICY = "xinxiang-2022"
 
-GROUP_FILES = ("stage", "indicators", "negative_list", "decay", "bonus", "rewards")
+GROUP_FILES = ("stage", "scope", "indicators", "negative_list", "decay", "bonus", "rewards")
+# a clause file a policy folder may leave out: without scope.yaml every record is evaluated
+OPTIONAL_FILES = {"scope"}
 CLAUSE_KEYS = {"id", "title", "citation", "effective", "when", "effect", "note", "supersedes",
                "rows", "key", "category", "points", "method", "params", "derive"}
 CLAUSE_REQUIRED = {"id", "title", "citation", "effective"}
@@ -106,8 +108,16 @@ class PolicyVersion:
     groups: dict            # group -> parsed file mapping (settings, categories, weights …)
     clauses: list = field(default_factory=list)
 
+    def reference_date(self, year) -> dt.date:
+        """The reference date of an evaluation year (policy.yaml `reference_date`, SPEC §2:
+        31 December)."""
+        return reference_date(year, self.groups["policy"].get("reference_date"))
+
+    def history_settings(self) -> dict:
+        return dict(self.groups["policy"].get("history") or {})
+
     def clauses_in_force(self, year):
-        on = reference_date(year)
+        on = self.reference_date(year)
         return [c for c in self.clauses if c.in_force(on)]
 
     def clauses_for(self, group, year):
@@ -124,14 +134,16 @@ class PolicyVersion:
 
     def in_force(self, year):
         meta = self.groups["policy"]
-        on = reference_date(year)
+        on = self.reference_date(year)
         return _date(meta["in_force"]["from"]) <= on and (
             meta["in_force"].get("to") is None or on <= _date(meta["in_force"]["to"]))
 
 
-def reference_date(year) -> dt.date:
-    """The reference date of an evaluation year: 31 December (SPEC §2)."""
-    return dt.date(year, 12, 31)
+def reference_date(year, setting=None) -> dt.date:
+    """The reference date of an evaluation year: the policy's `reference_date` {month, day},
+    31 December when a policy folder does not say (SPEC §2)."""
+    setting = setting or {"month": 12, "day": 31}
+    return dt.date(year, int(setting["month"]), int(setting["day"]))
 
 
 def _date(v):
@@ -160,6 +172,9 @@ def load_policy(policy=None) -> PolicyVersion:
     digest = hashlib.sha256()
     for name in ("policy",) + GROUP_FILES:
         f = path / f"{name}.yaml"
+        if not f.exists() and name in OPTIONAL_FILES:
+            docs[name] = Mapping({"group": name, "clauses": []})
+            continue
         if not f.exists():
             problems.append(Problem(f.name, 0, "", "缺少条款文件 / clause file missing"))
             continue
@@ -174,7 +189,7 @@ def load_policy(policy=None) -> PolicyVersion:
         raise PolicyError(problems)
     meta = docs["policy"]
     _check_keys(problems, "policy.yaml", meta, {"policy", "title", "document", "issued", "in_force",
-                                                 "source", "scoring", "note"}, "")
+                                                 "source", "scoring", "note", "reference_date", "history"}, "")
     pv = PolicyVersion(name=str(meta.get("policy", path.name)), title=str(meta.get("title", "")),
                        document=str(meta.get("document", "")), path=path, digest=digest.hexdigest(),
                        groups=docs)

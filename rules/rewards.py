@@ -16,9 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import engine
+from . import engine, explain
+from .clauses import condition_fields
 from .effects import clause_map, multiplier, trace_entries
 from .negative_list import facts_frame
+from .fields import CONTRACT_KINDS
 from .policy import decimal
 
 GROUP = "rewards"
@@ -54,6 +56,7 @@ class Awards:
     contracts: dict = field(default_factory=dict)   # rate clause id -> ContractTotals
     granted: np.ndarray = None
     derivation: np.ndarray = None
+    not_paid: dict = field(default_factory=dict)    # row -> entries: a rate clause that came to 0 yuan
 
     def __post_init__(self):
         n = len(self.code)
@@ -114,6 +117,17 @@ class Awards:
 
 
 @dataclass
+class RewardTrace:
+    """Per engine pattern: the trace entries of the fired reward clauses, and the entries of
+    the clauses the data touch that did not fire (with the reason)."""
+    fired: list
+    not_paid: list
+
+    def __len__(self):
+        return len(self.fired)
+
+
+@dataclass
 class BudgetOutcome:
     budget: int | None
     strategy: str
@@ -157,15 +171,22 @@ def rate_of_amounts(amounts, rate: Decimal) -> np.ndarray:
 
 @dataclass
 class ContractTotals:
-    """One year's contracts of a rate clause (RW-5), sorted by enterprise then number, with
-    each contract's reward and each enterprise's capped total."""
+    """One year's contracts for a rate clause (RW-5), sorted by enterprise then number: each
+    contract's kind and whether the clause counts it (its `kinds` list), its reward before and
+    after the per-contract cap (0 when not counted), and each enterprise's total before and
+    after the per-enterprise cap."""
     ent: np.ndarray          # enterprises with contracts, ascending
     start: np.ndarray        # their first contract (index into the sorted arrays)
     end: np.ndarray
     total: np.ndarray        # capped total per enterprise, yuan
     nos: np.ndarray
     amounts: np.ndarray
-    yuan: np.ndarray
+    yuan: np.ndarray         # reward per contract after the per-contract cap (0 when not counted)
+    kinds: np.ndarray = None
+    counted: np.ndarray = None
+    raw: np.ndarray = None            # rate × amount, half up, before the cap
+    total_before: np.ndarray = None   # per enterprise, before the per-enterprise cap
+    n_counted: np.ndarray = None      # per enterprise, contracts of a counted kind
 
     def nos_arrow(self) -> pa.Array:
         return pa.array(self.nos, pa.string())
@@ -196,8 +217,15 @@ def year_contracts(contracts, year):
     return mine if len(mine) else None
 
 
+def counted_kinds(clause) -> list | None:
+    """The contract kinds a rate clause counts (its `kinds` list; None: every kind)."""
+    kinds = clause.effect.get("kinds")
+    return None if kinds is None else list(kinds)
+
+
 def contract_totals(mine, clause) -> ContractTotals:
-    """Each contract's rate reward (half up to the yuan, capped) and each enterprise's total."""
+    """Each contract's rate reward (half up to the yuan, capped; 0 for a kind the clause does
+    not count) and each enterprise's total."""
     eff = clause.effect
     rate = decimal(eff["contract_rate"], "contract_rate")
     nos_all = pa.array(mine["contract_no"].array) if len(mine) else pa.array([], pa.string())
@@ -205,42 +233,103 @@ def contract_totals(mine, clause) -> ContractTotals:
     ent = mine["ent"].to_numpy()[order]
     nos = mine["contract_no"].to_numpy(dtype=object)[order]
     amounts = mine["amount"].to_numpy(dtype=object)[order]
-    yuan = rate_of_amounts(amounts, rate)
+    kinds = mine["kind"].to_numpy(dtype=object)[order]
+    wanted = counted_kinds(clause)
+    counted = np.ones(len(ent), dtype=bool) if wanted is None else np.isin(kinds, np.array(wanted, dtype=object))
+    raw = np.where(counted, rate_of_amounts(amounts, rate), 0)
+    yuan = raw
     if eff.get("per_contract_cap") is not None:
-        yuan = np.minimum(yuan, eff["per_contract_cap"])
+        yuan = np.minimum(raw, eff["per_contract_cap"])
     starts = np.flatnonzero(np.concatenate([[True], ent[1:] != ent[:-1]])) if len(ent) else np.zeros(0, np.int64)
     ends = np.concatenate([starts[1:], [len(ent)]]) if len(ent) else starts
-    total = np.add.reduceat(yuan, starts) if len(ent) else np.zeros(0, np.int64)
+    before = np.add.reduceat(yuan, starts) if len(ent) else np.zeros(0, np.int64)
+    n_counted = np.add.reduceat(counted.astype(np.int64), starts) if len(ent) else np.zeros(0, np.int64)
+    total = before
     if eff.get("per_enterprise_cap") is not None:
-        total = np.minimum(total, eff["per_enterprise_cap"])
-    return ContractTotals(ent[starts], starts, ends, total, nos, amounts, yuan)
+        total = np.minimum(before, eff["per_enterprise_cap"])
+    return ContractTotals(ent[starts], starts, ends, total, nos, amounts, yuan, kinds, counted, raw, before,
+                          n_counted)
 
 
-def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scores):
-    """Award lines with their eligible amounts, and the per-pattern trace.
+def kind_names(kinds) -> str:
+    return "、".join(CONTRACT_KINDS.get(k, k) for k in kinds)
+
+
+def rate_zero_reason(clause, ct, q) -> str:
+    """Why a rate clause that fired paid nothing to the enterprise at position q."""
+    a, b = ct.start[q], ct.end[q]
+    if ct.n_counted[q] == 0:
+        wanted = counted_kinds(clause)
+        return (f"当年登记的 {b - a} 项技术合同（{kind_names(sorted(set(ct.kinds[a:b])))}）均不属于本条款计奖的合同类别"
+                f"（{kind_names(wanted or [])}），不计奖")
+    return f"计奖的 {int(ct.n_counted[q])} 项合同按成交额 {float(clause.effect['contract_rate']) * 100:g}% 计算，四舍五入到元后均为0元"
+
+
+# derived facts that say nothing about whether an enterprise's data touch a reward clause
+_CONTEXT = {"evaluation_year", "excluded", "in_scope", "stage", "park", "industry"}
+
+
+def touches(clause, fact) -> bool:
+    """Whether an enterprise's data touch a reward clause: a yes/no its condition reads is
+    yes, or a count it reads is above 0 (for the trace's "why not paid")."""
+    for f in condition_fields(clause.when) - _CONTEXT:
+        v = fact.get(f)
+        if v is True or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+            return True
+    return False
+
+
+def not_paid_reason(policy, clause, fact, not_reported=()) -> str:
+    """Why a clause an enterprise's data touch did not fire for it, in Chinese."""
+    settings = policy.settings(GROUP)
+    if fact.get("in_scope") is False:
+        return "不属于评价对象（SCOPE，§三.(一)），不参加奖励"
+    if fact.get("excluded") and not settings.get("excluded_may_receive", False):
+        return "当年被负面清单排除，不纳入当年度积分管理，不予奖励"
+    parks = settings.get("parks", "all")
+    if parks != "all" and fact.get("park") not in parks:
+        return f"所在园区（{fact.get('park')}）未列入奖励试行园区（{'、'.join(parks)}）"
+    used = sorted(condition_fields(clause.when) - {"evaluation_year"})
+    return (f"不满足本条款条件：{explain.describe(clause.when)}（本企业：{explain.inputs_text({f: fact.get(f) for f in used}, not_reported)}；"
+            f"评价年度：{fact.get('evaluation_year')}）")
+
+
+def eligible(policy, year, frame, stage_level, excluded, in_scope, streak, contracts, scores):
+    """Award lines with their eligible amounts, and the per-pattern trace: the fired clauses,
+    and the clauses an enterprise's data touch that did not fire, with the reason.
 
     The engine decides which clauses each enterprise meets; amounts are then computed per
     clause for all its enterprises at once."""
     clauses = clause_map(policy, GROUP, year)
     ents = frame["ent"].to_numpy()
     mine = year_contracts(contracts, year)
-    facts = facts_frame(GROUP, frame, stage_level)
+    facts, missing = facts_frame(policy, GROUP, frame, stage_level)
     facts["excluded"] = excluded
+    facts["in_scope"] = in_scope
+    facts["evaluation_year"] = float(year)
     facts["tech_sme_streak"] = np.nan_to_num(streak, nan=0.0)
+    missing = missing.drop(columns=["tech_sme_streak"], errors="ignore")     # counted by history.py
     n_ent = int(max(ents.max(initial=0), mine["ent"].max() if mine is not None else 0)) + 1
     counts = np.bincount(mine["ent"].to_numpy(), minlength=n_ent) if mine is not None else np.zeros(n_ent, np.int64)
     facts["contracts_in_year"] = counts[ents].astype("float64")
-    decision = engine.decide(policy, GROUP, year, facts)
+    decision = engine.decide(policy, GROUP, year, facts, missing)
 
     def fixed_amount(c, fact):
         return int(c.effect["amount"]) * int(multiplier(c, fact))
 
-    trace = trace_entries(policy, decision, clauses, lambda c, fact: (
+    fired = trace_entries(policy, decision, clauses, lambda c, fact: (
         {"rate": str(c.effect["contract_rate"])} if "contract_rate" in c.effect
         else {"amount": fixed_amount(c, fact), "kind": c.effect["kind"]}))
+    not_paid = []
+    for p, (ids, fact) in enumerate(zip(decision.fired, decision.facts)):
+        nr = decision.not_reported[p] if decision.not_reported else ()
+        not_paid.append([explain.entry(c, not_paid_reason(policy, c, fact, nr), reason="condition")
+                         for cid, c in clauses.items() if cid not in ids and touches(c, fact)])
+    trace = RewardTrace(fired, not_paid)
     order = {cid: i for i, cid in enumerate(clauses)}
     parts = []                       # per clause: rows, amounts, pattern, contract position
     contracts_by_clause = {}
+    zero_lines = {}                  # row -> entries of rate clauses that fired but came to 0 yuan
     for cid, c in clauses.items():
         rows = np.flatnonzero(decision.fired_mask(cid))
         if not len(rows):
@@ -252,6 +341,8 @@ def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scor
             pos = ct.for_rows(ents[rows])
             rows, pos = rows[pos >= 0], pos[pos >= 0]
             amounts, pattern = ct.total[pos], np.full(len(rows), -1, np.int64)
+            for r, q in zip(rows[amounts <= 0].tolist(), pos[amounts <= 0].tolist()):
+                zero_lines.setdefault(r, []).append(explain.entry(c, rate_zero_reason(c, ct, q), reason="contracts"))
         else:
             pattern = decision.pattern[rows]
             per_pattern = np.array([fixed_amount(c, f) for f in decision.facts], dtype=np.int64)
@@ -262,7 +353,8 @@ def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scor
     if not parts:
         empty = np.zeros(0, np.int64)
         return Awards(np.zeros(0, object), empty, np.zeros(0, object), np.zeros(0, bool), empty,
-                      np.zeros(0), empty, empty, decision.facts, contracts_by_clause), decision, trace
+                      np.zeros(0), empty, empty, decision.facts, contracts_by_clause,
+                      not_paid=zero_lines), decision, trace
     rows = np.concatenate([p[0] for p in parts])
     corder = np.concatenate([p[1] for p in parts])
     code = frame["credit_code"].to_numpy(dtype=object)[rows] if len(rows) else np.zeros(0, object)
@@ -277,7 +369,7 @@ def eligible(policy, year, frame, stage_level, excluded, streak, contracts, scor
         score=np.asarray(scores, dtype="float64")[rows][sort],
         pattern=np.concatenate([p[3] for p in parts])[sort],
         contract_pos=np.concatenate([p[4] for p in parts])[sort],
-        facts=decision.facts, contracts=contracts_by_clause), decision, trace
+        facts=decision.facts, contracts=contracts_by_clause, not_paid=zero_lines), decision, trace
 
 
 def _tie_keys(awards, idx):
@@ -299,7 +391,7 @@ def _mul_div(e, amount, total):
     return prod // total, prod % total
 
 
-def _share(awards, idx, amount, total):
+def _share(awards, idx, amount, total, what="浮动奖励"):
     """Share `amount` among lines `idx` pro rata to their eligible amounts: floor to the
     yuan, then one yuan each by largest fractional remainder (ties: higher score, code,
     clause), so the shares add up to `amount` exactly."""
@@ -315,7 +407,8 @@ def _share(awards, idx, amount, total):
     q[order[:left]] += 1
     awards.granted[idx] = q
     e = awards.eligible[idx]
-    awards.derivation[idx] = [f"{x} × {amount} ÷ {total}，向下取整至元，余额按小数部分从大到小补足" for x in e.tolist()]
+    awards.derivation[idx] = [f"{what}按比例分配：核定 {x:,} 元 × 可分配预算 {amount:,} 元 ÷ {what}核定合计 {total:,} 元，"
+                              f"向下取整至元，余下的元按小数部分从大到小逐元补足" for x in e.tolist()]
 
 
 def allocate(awards, budget=None, strategy="pro_rata") -> BudgetOutcome:
@@ -332,11 +425,11 @@ def allocate(awards, budget=None, strategy="pro_rata") -> BudgetOutcome:
     awards.derivation = np.full(len(awards), "全额拨付（未设预算或预算充足）", dtype=object)
     if budget is not None and f_total + v_total > budget:
         if f_total > budget:
-            _share(awards, fixed, budget, f_total)
+            _share(awards, fixed, budget, f_total, "固定奖励")
             awards.granted[floating] = 0
-            awards.derivation[floating] = "固定奖励已超出预算，浮动奖励为0"
+            awards.derivation[floating] = f"固定奖励合计 {f_total:,} 元已超出预算 {budget:,} 元，预算已无剩余，浮动奖励为0"
         else:
-            awards.derivation[fixed] = "固定奖励优先全额拨付"
+            awards.derivation[fixed] = f"固定奖励优先全额拨付（预算 {budget:,} 元）"
             remaining = budget - f_total
             if strategy == "pro_rata":
                 _share(awards, floating, remaining, v_total)
@@ -346,7 +439,8 @@ def allocate(awards, budget=None, strategy="pro_rata") -> BudgetOutcome:
                 e = awards.eligible[ranked]
                 before = remaining - (np.cumsum(e) - e)          # budget left when each line's turn comes
                 awards.granted[ranked] = np.clip(before, 0, e)
-                awards.derivation[ranked] = [f"按排名先后拨付：拨付前剩余预算 {max(b, 0)} 元" for b in before.tolist()]
+                awards.derivation[ranked] = [f"按排名先后拨付：轮到本项时剩余预算 {max(b, 0):,} 元" + ("，预算已用完" if b <= 0 else "")
+                                             for b in before.tolist()]
             else:
                 raise ValueError(f"unknown strategy {strategy!r}")
     f_granted = int(awards.granted[fixed].sum())

@@ -11,11 +11,17 @@ import pandas as pd
 from .fields import STAGE_LEVEL
 
 
-def reference_dates(years) -> np.ndarray:
-    """31 December of each year (SPEC §2: the reference date of an evaluation year)."""
+def reference_dates(years, setting=None) -> np.ndarray:
+    """The reference date of each year (policy.yaml `reference_date`, by default 31 December;
+    29 February falls on 28 February in a common year)."""
+    setting = setting or {"month": 12, "day": 31}
     years = np.asarray(years, dtype=np.int64)
-    return (years - 1970).astype("datetime64[Y]").astype("datetime64[D]") + np.timedelta64(364, "D") \
-        + _is_leap(years).astype("timedelta64[D]")
+    if (int(setting["month"]), int(setting["day"])) == (12, 31):      # fast path: 1 January + 364/365 days
+        return (years - 1970).astype("datetime64[Y]").astype("datetime64[D]") + np.timedelta64(364, "D") \
+            + _is_leap(years).astype("timedelta64[D]")
+    n = len(years)
+    regs = np.full(n, np.datetime64(f"2000-{int(setting['month']):02d}-{int(setting['day']):02d}", "D"))
+    return anniversaries(regs, years - 2000)
 
 
 def _is_leap(y):
@@ -26,31 +32,38 @@ def anniversaries(registered_on, n) -> np.ndarray:
     """The n-th anniversary of each registration date; 29 February falls on 28 February in a
     year without it."""
     d = pd.DatetimeIndex(registered_on)
-    y, m, day = d.year.to_numpy() + n, d.month.to_numpy(), d.day.to_numpy()
+    y, m, day = d.year.to_numpy() + np.asarray(n), d.month.to_numpy(), d.day.to_numpy()
     day = np.where((m == 2) & (day == 29) & ~_is_leap(y), 28, day)
     out = pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": day}), errors="coerce")
     return out.to_numpy().astype("datetime64[D]")
 
 
-def completed_years(registered_on, years) -> np.ndarray:
-    """Anniversaries of registration on or before each year's reference date (31 December
-    falls after every anniversary in its own year, so it is the difference of years)."""
+def completed_years(registered_on, years, setting=None) -> np.ndarray:
+    """Anniversaries of registration on or before each year's reference date."""
     reg_year = pd.DatetimeIndex(registered_on).year.to_numpy()
-    return np.asarray(years, dtype=np.int64) - reg_year
+    years = np.asarray(years, dtype=np.int64)
+    n = years - reg_year
+    if setting is None or (int(setting["month"]), int(setting["day"])) == (12, 31):
+        return n                   # 31 December falls after every anniversary of its own year
+    late = anniversaries(registered_on, n) > reference_dates(years, setting)
+    return n - late.astype(np.int64)
 
 
-def classify(clause, revenue, registered_on, years) -> np.ndarray:
-    """Stage level (1 startup … 4 mature) of each row, by the first matching row of STAGE."""
+def classify(clause, revenue, registered_on, years, setting=None, rows=False):
+    """Stage level (1 startup … 4 mature) of each row, by the first matching row of STAGE;
+    with `rows=True` also the number (1-based) of the row that matched."""
     n = len(revenue)
     level = np.zeros(n, dtype=np.int64)
-    ref = reference_dates(years)
+    matched = np.zeros(n, dtype=np.int64)
+    ref = reference_dates(years, setting)
     undecided = np.ones(n, dtype=bool)
-    for row in clause.body["rows"]:
+    for i, row in enumerate(clause.body["rows"]):
         hit = undecided.copy()
         if "revenue_gte" in row:
             hit &= np.asarray(revenue) >= row["revenue_gte"]
         if "registered_within_years" in row:
             hit &= anniversaries(registered_on, row["registered_within_years"]) >= ref
         level[hit] = STAGE_LEVEL[row["stage"]]
+        matched[hit] = i + 1
         undecided &= ~hit
-    return level
+    return (level, matched) if rows else level

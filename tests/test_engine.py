@@ -39,10 +39,45 @@ def test_equal_inputs_share_one_engine_evaluation(policy):
 
 
 def test_missing_flags_are_false_for_the_engine(policy):
-    f = facts_frame("negative_list", frame(1, tech_sme_reevaluation_failed=np.array([1.0]),
-                                           tech_sme_out_of_scope=np.array([np.nan])), np.array([1]))
-    d = engine.decide(policy, "negative_list", 2022, f)
+    f, missing = facts_frame(policy, "negative_list", frame(1, tech_sme_reevaluation_failed=np.array([1.0]),
+                                                            tech_sme_out_of_scope=np.array([np.nan])), np.array([1]))
+    d = engine.decide(policy, "negative_list", 2022, f, missing)
     assert d.fired == [["NL-4b"]]
+    # the trace can still tell "not reported" from 否
+    assert d.not_reported == [["tech_sme_out_of_scope"]]
+
+
+def test_reported_no_and_not_reported_are_separate_patterns(policy):
+    f, missing = facts_frame(policy, "negative_list", frame(2, tech_sme_reevaluation_failed=np.array([1.0, 1.0]),
+                                                            tech_sme_out_of_scope=np.array([0.0, np.nan])),
+                             np.array([1, 1]))
+    d = engine.decide(policy, "negative_list", 2022, f, missing)
+    assert d.patterns == 2 and d.fired == [["NL-4b"], ["NL-4b"]]
+    assert d.not_reported == [[], ["tech_sme_out_of_scope"]]
+
+
+def test_continuous_amounts_are_coarsened_to_the_intervals_conditions_tell_apart(policy):
+    """SCOPE reads rd_expense (> 0): a million different amounts make two engine patterns,
+    and the engine decides the same as on the exact values."""
+    n = 1000
+    rd = np.linspace(-1, 500, n)
+    others = {k: np.zeros(n) for k in ("is_hte_or_tech_sme", "is_champion_or_specialized", "rd_intensity",
+                                        "invention_applications", "pct_applications", "invention_grants")}
+    f, missing = facts_frame(policy, "scope", frame(n, rd_expense=rd, **others), np.ones(n, dtype=int))
+    d = engine.decide(policy, "scope", 2022, f, missing)
+    assert d.patterns <= 3
+    fired = np.array([bool(d.fired[p]) for p in d.pattern])
+    assert (fired == (rd > 0)).all()
+    assert {c.get("rd_expense") for c in d.classes} <= {"< 0", "= 0", "> 0"}
+
+
+@pytest.mark.parametrize("consts", [[0], [5, 10], [1, 2, 3]])
+def test_coarsened_values_compare_like_the_exact_ones(consts):
+    v = np.array([-7, 0, 0.5, 1, 2, 2.5, 3, 4.9, 5, 7, 10, 11, 1e9])
+    rep, _ = engine.coarsen(v, consts)
+    for c in consts:
+        for op in (np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal):
+            assert (op(v, c) == op(rep, c)).all()
 
 
 def test_action_exception_is_not_swallowed():

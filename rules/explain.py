@@ -1,0 +1,174 @@
+"""Chinese wording of the trace: field labels, values, conditions and effects.
+
+The engine decides; this module only words what it decided so that a policy officer and an
+enterprise can read it. Every sentence is built from the clause files (titles, citations,
+conditions, amounts) and the enterprise's inputs, so it holds no policy number of its own.
+`explain_line` turns one trace.jsonl line into a list of entries, each naming its clause id,
+title and citation; the service's pages and `innopoints explain` show that list.
+"""
+from __future__ import annotations
+
+from .fields import CONTRACT_KINDS, RATINGS, RECORD_FIELDS, STAGES
+
+LABELS = {f.key: f.label for f in RECORD_FIELDS}
+UNITS = {f.key: f.unit for f in RECORD_FIELDS}
+KINDS = {f.key: f.kind for f in RECORD_FIELDS}
+# facts the evaluation derives from the records (SPEC §2.1, §2.4, §2.7)
+LABELS.update({
+    "stage": "发展阶段", "completed_years": "截至基准日注册满周年数", "expansion_years": "进入扩张期的年数",
+    "level_drop": "较上年降档数", "prev_level_drop": "上年较前年降档数", "excluded": "当年被排除",
+    "in_scope": "属于评价对象", "evaluation_year": "评价年度", "contracts_in_year": "当年登记的技术合同数",
+    "tech_sme_streak": "连续评价入库科技型中小企业年数", "park": "所属园区", "industry": "所属行业",
+})
+UNITS.update({"completed_years": "年", "expansion_years": "年", "level_drop": "档", "prev_level_drop": "档",
+              "contracts_in_year": "项", "tech_sme_streak": "年"})
+SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
+
+
+def label(key) -> str:
+    return LABELS.get(key, key)
+
+
+def value_text(key, v) -> str:
+    """A value as a person reads it: 是/否, stages and ratings in Chinese, numbers with units."""
+    if v is None:
+        return "未填报"
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, str):
+        return STAGES.get(v) or RATINGS.get(v) or CONTRACT_KINDS.get(v) or v
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    text = f"{v:,}" if isinstance(v, int) and key != "evaluation_year" and KINDS.get(key) != "year" else str(v)
+    unit = UNITS.get(key, "")
+    return f"{text} {unit}" if unit else text
+
+
+def _atoms(when):
+    """The comparisons of a condition, flattened: (field, op, value)."""
+    out = []
+    for key, spec in (when or {}).items():
+        if key in ("all", "any"):
+            for s in spec:
+                out += _atoms(s)
+        elif isinstance(spec, dict):
+            out += [(key, op, v) for op, v in spec.items()]
+        else:
+            out.append((key, "eq", spec))
+    return out
+
+
+def term_text(field, op, value) -> str:
+    if op == "in":
+        return f"{label(field)}为{'、'.join(value_text(field, v) for v in value)}之一"
+    if isinstance(value, bool) and op == "eq":
+        return f"{label(field)}：{value_text(field, value)}"
+    return f"{label(field)} {SYMBOLS[op]} {value_text(field, value)}"
+
+
+def term_holds(field, op, value, fact) -> bool:
+    v = fact.get(field)
+    if v is None:
+        return False
+    if op == "in":
+        return v in value
+    return {"eq": v == value, "ne": v != value, "lt": v < value, "lte": v <= value,
+            "gt": v > value, "gte": v >= value}[op]
+
+
+def describe(when) -> str:
+    """A condition in words: 条件：当年登记技术合同数 ≥ 1."""
+    parts = []
+    for key, spec in (when or {}).items():
+        if key in ("all", "any"):
+            joiner = "，且" if key == "all" else "，或"
+            inner = joiner.join(describe(s) for s in spec)
+            parts.append(f"（{inner}）" if len(spec) > 1 else inner)
+        elif isinstance(spec, dict):
+            parts += [term_text(key, op, v) for op, v in spec.items()]
+        else:
+            parts.append(term_text(key, "eq", spec))
+    return "，且".join(parts)
+
+
+def condition_report(when, fact) -> tuple[list, list]:
+    """The comparisons of a condition that hold for a fact, and those that do not."""
+    met, unmet = [], []
+    for f, op, v in _atoms(when):
+        (met if term_holds(f, op, v, fact) else unmet).append(term_text(f, op, v))
+    return met, unmet
+
+
+def inputs_text(inputs: dict, not_reported=(), classes=None) -> str:
+    """依据 …：研发费用金额 > 0；是否是高新技术企业：未填报（按否处理）."""
+    parts = []
+    for k, v in inputs.items():
+        if classes and k in classes:
+            shown = classes[k]
+        elif k in not_reported:
+            shown = f"未填报（按{value_text(k, v)}处理）"
+        else:
+            shown = value_text(k, v)
+        parts.append(f"{label(k)}：{shown}")
+    return "；".join(parts)
+
+
+def effect_text(effect: dict) -> str:
+    parts = []
+    if effect.get("exclude"):
+        parts.append("不纳入当年度积分管理（排除）")
+    if "deduct" in effect:
+        parts.append(f"扣 {_num(effect['deduct'])} 分")
+    if "factor" in effect:
+        parts.append(f"最终得分乘以 {_num(effect['factor'])}")
+    if "add" in effect:
+        parts.append(f"加 {_num(effect['add'])} 分")
+    if "amount" in effect:
+        kind = "浮动奖励，" if effect.get("kind") == "floating" else ""
+        parts.append(f"{kind}核定 {effect['amount']:,} 元")
+    if "rate" in effect:
+        parts.append(f"按每项合同成交额的 {_pct(effect['rate'])} 计奖")
+    return "，".join(parts)
+
+
+def _num(x):
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def _pct(rate):
+    return f"{float(rate) * 100:g}%"
+
+
+def entry(clause, text, **extra) -> dict:
+    """One trace entry: clause id, title, citation and the sentence."""
+    return {"clause": clause.id, "title": clause.title, "citation": clause.citation, "text": text, **extra}
+
+
+def explain_line(line: dict, header: dict | None = None) -> list[dict]:
+    """The entries of one enterprise's trace line, in the order of the evaluation. Each has
+    clause, title, citation and text (Chinese); `header` (the trace's first line) fills in a
+    title or citation an entry lacks."""
+    clauses = (header or {}).get("clauses", {})
+    out = []
+
+    def add(e):
+        if not isinstance(e, dict) or "text" not in e:
+            return
+        c = clauses.get(e.get("clause"), {})
+        out.append({"clause": e.get("clause", ""), "title": e.get("title") or c.get("title", ""),
+                    "citation": e.get("citation") or c.get("citation", ""), "text": e["text"]})
+
+    add(line.get("stage"))
+    add(line.get("scope"))
+    for h in (line.get("history") or {}).get("entries", []):
+        add(h)
+    for group in ("negative_list", "decay", "bonus"):
+        for e in line.get(group) or []:
+            add(e)
+    add((line.get("scores") or {}).get("explain"))
+    for r in line.get("rewards") or []:
+        add(r)
+    for r in line.get("rewards_not_paid") or []:
+        add(r)
+    return out
