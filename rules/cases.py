@@ -166,7 +166,7 @@ def _fired(ev, row):
     out = set()
     for group, (pattern, entries) in ev.traces.items():
         if group != "rewards_not_paid":     # those entries say why a clause did not fire
-            out |= {e["clause"] for e in entries[pattern[row]] if e.get("in_scope", True)}
+            out |= {e["clause"] for e in entries[pattern[row]] if e.get("in_scope", True) and e.get("fired", True)}
     return out
 
 

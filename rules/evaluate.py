@@ -135,7 +135,8 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         "bonus": bon, "final_score": reported,
         "rank_in_stage": rank_stage, "rank_overall": rank_all, "stage_percentile": pct,
         "name": cur["name"].array, "park": cur["park"].array, "industry": cur["industry"].array,
-        "completed_years": completed,
+        "completed_years": completed, "revenue": cur["revenue"].to_numpy(dtype="float64"),
+        "registered_on": cur["registered_on"].to_numpy(),
     })
     for col in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus"):
         scores.loc[~included, col] = np.nan

@@ -160,7 +160,8 @@ def explain_line(line: dict, header: dict | None = None) -> list[dict]:
                     "citation": e.get("citation") or c.get("citation", ""), "text": e["text"]})
 
     add(line.get("stage"))
-    add(line.get("scope"))
+    for e in line.get("scope") or []:
+        add(e)
     for h in (line.get("history") or {}).get("entries", []):
         add(h)
     for group in ("negative_list", "decay", "bonus"):

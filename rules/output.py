@@ -109,49 +109,86 @@ def _take(fragments, pattern):
 
 def trace_header(ev) -> str:
     """The first line of trace.jsonl: the policy version and every clause in force, by id."""
+    cats = ev.policy.groups["indicators"].get("categories") or {}
     return _dump({"trace": "innopoints", "year": ev.year, "policy": ev.policy.name,
                   "policy_sha256": ev.policy.digest, "document": ev.policy.document,
+                  "title": ev.policy.title,
+                  "reference_date": ev.policy.reference_date(ev.year).isoformat(),
                   "clauses": {c.id: {"title": c.title, "citation": c.citation}
                               for c in ev.policy.clauses_in_force(ev.year)},
+                  "categories": {k: {"title": v.get("title", k), "citation": v.get("citation", "")}
+                                 for k, v in cats.items()},
                   "weights_citation": ev.policy.groups["indicators"]["weights"]["citation"],
                   "indicators": "indicators.csv: each indicator's value and points per enterprise",
                   "scoring_order": ev.policy.groups["policy"]["scoring"]["order"]}) + "\n"
 
 
 _JSON_UNSAFE = re.compile(r'["\\\x00-\x1f]')
+j = pc.binary_join_element_wise
+
+
+def _s(values) -> pa.Array:
+    return pa.array(values, pa.string()) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+
+
+def _json_text(arr: pa.Array) -> pa.Array:
+    """Text values as JSON strings (quoted, escaped where needed), column-wise."""
+    arr = _s(arr)
+    if pc.any(pc.match_substring_regex(arr, _JSON_UNSAFE.pattern)).as_py():
+        return pa.array([json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
+    return j('"', arr, '"', "")
 
 
 def _json_list(ct, values: pa.Array, mask=None, quote=True) -> pa.Array:
     """Per enterprise position of `ct`, a JSON list of its contracts' values."""
     if quote:
-        if pc.any(pc.match_substring_regex(values, _JSON_UNSAFE.pattern)).as_py():
-            values = pa.array([json.dumps(v, ensure_ascii=False) for v in values.to_pylist()], pa.string())
-        else:
-            values = pc.binary_join_element_wise('"', values, '"', "")
-    return pc.binary_join_element_wise("[", ct.joined(values, ",", mask), "]", "")
+        values = _json_text(values)
+    return j("[", ct.joined(values, ",", mask), "]", "")
+
+
+def _entry_head(clause) -> str:
+    """The start of a JSON trace entry naming a clause: id, title, citation."""
+    return _dump({"clause": clause.id, "title": clause.title, "citation": clause.citation})[:-1]
+
+
+def _yuan(values) -> pa.Array:
+    return pa.array([f"{int(x):,}" for x in np.asarray(values).tolist()], pa.string())
 
 
 def _reward_fragments(ev, n) -> pa.Array:
     """The rewards part of each enterprise's trace line ('[]' when it has none), built
-    column-wise from the award table."""
+    column-wise from the award table: each line names its clause, title and citation, the
+    inputs it read (for RW-5 every contract: number, kind, amount, 1%, after the cap, whether
+    its kind counts), how the budget derived the granted amount, and says all that in Chinese."""
     aw = ev.awards
     if not len(aw):
         return pa.array(np.full(n, "[]", dtype=object), pa.string())
+    clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
+    ids = list(clauses)
+    which = pa.array(pd.Series(aw.clause).map({cid: i for i, cid in enumerate(ids)}).to_numpy())
+    heads = pa.array([_entry_head(clauses[c]) for c in ids], pa.string()).take(which)
     fact_json = pa.array([_dump(f) for f in aw.facts] + ["{}"], pa.string())
     inputs = fact_json.take(pa.array(np.where(aw.pattern >= 0, aw.pattern, len(aw.facts))))
-    contract_inputs = aw.per_contract_text(lambda ct: pc.binary_join_element_wise(
+    contract_inputs = aw.per_contract_text(lambda ct: j(
         '{"contract_no":', _json_list(ct, ct.nos_arrow()),
+        ',"kind":', _json_list(ct, pa.array(ct.kinds, pa.string())),
+        ',"counted":', _json_list(ct, pa.array(np.where(ct.counted, "true", "false")), quote=False),
         ',"amount_wan":', _json_list(ct, pa.array(ct.amounts, pa.string())),
-        ',"yuan":', _json_list(ct, pc.cast(pa.array(ct.yuan), pa.string()), quote=False), "}", ""))
+        ',"rate_yuan":', _json_list(ct, pc.cast(pa.array(ct.raw), pa.string()), quote=False),
+        ',"yuan":', _json_list(ct, pc.cast(pa.array(ct.yuan), pa.string()), quote=False),
+        ',"total_before_cap":', pc.cast(pa.array(ct.total_before), pa.string()),
+        ',"total":', pc.cast(pa.array(ct.total), pa.string()), "}", ""))
     inputs = pc.if_else(pa.array(aw.contract_pos >= 0), contract_inputs, inputs)
     basis = aw.per_contract_text(lambda ct: _json_list(ct, ct.nos_arrow(), ct.yuan >= 1), empty="[]")
-    j = pc.binary_join_element_wise
-    # derivations are this module's own sentences (digits, Chinese, × ÷): no JSON escaping needed
-    derivation = j('"', pa.array(aw.derivation, pa.string()), '"', "")
+    contract_text = aw.per_contract_text(lambda ct: _contract_sentences(ct, clauses))
+    derivation = _json_text(pa.array(aw.derivation, pa.string()))
     kind = np.where(aw.floating, "floating", "fixed")
-    lines = j('{"clause":"', pa.array(aw.clause, pa.string()), '","kind":"', pa.array(kind), '","eligible_yuan":',
+    kind_zh = pa.array(np.where(aw.floating, "浮动奖励", "固定奖励"))
+    text = _json_text(j(kind_zh, "：核定 ", _yuan(aw.eligible), " 元，拨付 ", _yuan(aw.granted), " 元。",
+                        contract_text, pa.array(aw.derivation, pa.string()), ""))
+    lines = j(heads, ',"kind":"', pa.array(kind), '","eligible_yuan":',
               pc.cast(pa.array(aw.eligible), pa.string()), ',"granted_yuan":', pc.cast(pa.array(aw.granted), pa.string()),
-              ',"basis":', basis, ',"inputs":', inputs, ',"derivation":', derivation, "}", "")
+              ',"basis":', basis, ',"inputs":', inputs, ',"derivation":', derivation, ',"text":', text, "}", "")
     # lines of one enterprise are adjacent (sorted by code): join them per enterprise
     starts = np.flatnonzero(np.concatenate([[True], aw.row[1:] != aw.row[:-1]]))
     offsets = np.concatenate([starts, [len(aw)]]).astype(np.int32)
@@ -161,28 +198,220 @@ def _reward_fragments(ev, n) -> pa.Array:
     return pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())]).take(pa.array(index))
 
 
+def _contract_sentences(ct, clauses) -> pa.Array:
+    """RW-5 in words per enterprise: how many contracts count, each one's 1% and cap, the
+    total before and after the per-enterprise cap, and the contracts whose kind does not count."""
+    from .explain import value_text
+    from .rewards import kind_names
+    c = next(iter(x for x in clauses.values() if "contract_rate" in x.effect))
+    eff = c.effect
+    rate = f"{float(eff['contract_rate']) * 100:g}%"
+    each = j(ct.nos_arrow(), "（", pa.array([value_text("kind", k) for k in ct.kinds], pa.string()), " ",
+             pa.array(ct.amounts, pa.string()), " 万元 × ", rate, " = ", _yuan(ct.raw), " 元",
+             pa.array(np.where(ct.raw > ct.yuan, f"，按每项上限 {eff.get('per_contract_cap', 0):,} 元计", ""), pa.string()),
+             "）", "")
+    counted = ct.joined(each, "；", ct.counted)
+    cap = eff.get("per_enterprise_cap")
+    capped = pa.array(np.where(ct.total < ct.total_before, f"，超过每个单位上限，按 {cap or 0:,} 元核定", ""), pa.string())
+    head = j("计奖合同 ", pc.cast(pa.array(ct.n_counted), pa.string()), " 项：", counted, "；合计 ",
+             _yuan(ct.total_before), " 元", capped, "。", "")
+    not_counted = ct.joined(each, "；", ~ct.counted)
+    kinds = kind_names(eff.get("kinds") or [])
+    tail = pc.if_else(pc.equal(not_counted, ""), "",
+                      j("不属于本条款计奖类别（", kinds, "）、不计奖的合同：", not_counted, "。", ""))
+    return j(head, tail, "")
+
+
+def _stage_fragments(ev, lo, hi) -> pa.Array:
+    """STAGE per enterprise: revenue, registration date, completed years, the row of 表1 that
+    matched, and the sentence."""
+    from .explain import value_text
+    from .fields import STAGES
+    c = ev.policy.clause("STAGE", ev.year)
+    rows = c.body["rows"]
+    ref = ev.policy.reference_date(ev.year).isoformat()
+
+    def row_text(r):
+        conds = []
+        if "revenue_gte" in r:
+            conds.append(f"营业收入 ≥ {r['revenue_gte']:,} 万元")
+        if "registered_within_years" in r:
+            conds.append(f"第{r['registered_within_years']}个注册周年日在基准日当天或之后")
+        return f"{'且'.join(conds) or '其余情形'} → {STAGES[r['stage']]}"
+    row_texts = pa.array([""] + [row_text(r) for r in rows], pa.string())
+    s = ev.scores.iloc[lo:hi]
+    matched = pa.array(ev.stage_rows[lo:hi])
+    stage = pa.array(s["stage"].to_numpy(dtype=object), pa.string())
+    stage_zh = pa.array([value_text("stage", x) for x in STAGES], pa.string()).take(
+        pa.array(pd.Series(s["stage"]).map({k: i for i, k in enumerate(STAGES)}).to_numpy()))
+    revenue = _num(s["revenue"]) if "revenue" in s else pa.array([""] * len(s))
+    reg = pc.strftime(pa.array(pd.DatetimeIndex(s["registered_on"]).to_numpy().astype("datetime64[s]")), "%Y-%m-%d")
+    years = _num(s["completed_years"])
+    text = j("营业收入 ", revenue, " 万元，注册成立日期 ", reg, "，截至基准日 ", ref, " 注册满 ", years,
+             " 周年；按表1分类第 ", pc.cast(matched, pa.string()), " 行（", row_texts.take(matched), "），为", stage_zh, "")
+    return j(_entry_head(c), ',"stage":"', stage, '","revenue_wan":', revenue, ',"registered_on":"', reg,
+             '","completed_years":', years, ',"row":', pc.cast(matched, pa.string()), ',"text":', _json_text(text), "}", "")
+
+
+def _history_fragments(ev, lo, hi) -> pa.Array:
+    """The history entries of each enterprise (SPEC §2.4): the previous stages by name and
+    where they came from (DEC-3), the expansion run's first year and its source (DEC-2), the
+    listing run (RW-2), and "history may be incomplete" where a run reaches the earliest
+    record and no field extends it. One JSON object per enterprise."""
+    from .fields import LEVEL_STAGE, STAGES
+    h = ev.history
+    y = ev.year
+    readers = _readers(ev)
+
+    def stage_name(levels):
+        return pa.array([STAGES[LEVEL_STAGE[int(v)]] if v == v else "未知" for v in levels], pa.string())
+
+    sl = slice(lo, hi)
+    source = pa.array(h.source[sl], pa.string())
+    entries = []
+    dec3 = readers.get("level_drop")
+    if dec3:
+        prev = j(f"上年（{y - 1}）阶段：", stage_name(h.prev1[sl]), f"，前年（{y - 2}）阶段：", stage_name(h.prev2[sl]), "")
+        src = pa.array(np.where(h.source[sl] == "records", "（据各年记录）",
+                                np.where(h.source[sl] == "fields", "（没有上年记录，据本年记录填报的上一年度、前两年度发展阶段）", "")))
+        none_text = f"没有 {y - 1} 年的记录，也未填报上一年度发展阶段：无法判断降档，不适用降档衰减"
+        text = pc.if_else(pc.equal(source, "none"), none_text, j(prev, src, ""))
+        entries.append(j(dec3, ',"topic":"previous_stages","source":"', source, '","text":', _json_text(text), "}", ""))
+    dec2 = readers.get("expansion_years")
+    if dec2:
+        src = h.expansion_source[sl]
+        since = pc.cast(pa.array(np.nan_to_num(h.expansion_since[sl]).astype(np.int64)), pa.string())
+        how = pa.array(np.where(src == "expansion_since", "（连续期开始前一年没有记录，据本年记录填报的“进入扩张期的首个年度”向前延伸）",
+                                "（据各年记录）"), pa.string())
+        open_ = pa.array(np.where(h.expansion_open[sl], "；该连续期延伸到最早的记录，此前没有记录，也没有填报的进入年度，历史可能不完整", ""),
+                         pa.string())
+        text = j("当前连续扩张期自 ", since, " 年起", how, "，评价年度减首个年度为 ", pc.cast(pa.array(y - np.nan_to_num(h.expansion_since[sl]).astype(np.int64)),
+                                                                      pa.string()), " 年", open_, "")
+        e = j(dec2, ',"topic":"expansion_run","source":"', pa.array(src, pa.string()), '","first_year":', since,
+              ',"may_be_incomplete":', pa.array(np.where(h.expansion_open[sl], "true", "false")), ',"text":', _json_text(text), "}", "")
+        entries.append(pc.if_else(pa.array(src != ""), e, ""))
+    rw2 = readers.get("tech_sme_streak")
+    if rw2:
+        src = h.streak_source[sl]
+        n = pc.cast(pa.array(h.tech_sme_streak[sl].astype(np.int64)), pa.string())
+        how = pa.array(np.where(src == "tech_sme_streak", "（连续期开始前一年没有记录，据本年记录填报的“连续评价入库年数”）", "（据各年记录）"),
+                       pa.string())
+        open_ = pa.array(np.where(h.streak_open[sl], "；该连续期延伸到最早的记录，此前没有记录，也没有填报的连续年数，历史可能不完整", ""),
+                         pa.string())
+        text = j("截至评价年度连续评价入库国家科技型中小企业 ", n, " 年", how, open_, "")
+        e = j(rw2, ',"topic":"listing_run","source":"', pa.array(src, pa.string()), '","years":', n,
+              ',"may_be_incomplete":', pa.array(np.where(h.streak_open[sl], "true", "false")), ',"text":', _json_text(text), "}", "")
+        entries.append(pc.if_else(pa.array(src != ""), e, ""))
+    listed = pa.array(np.full(hi - lo, "", dtype=object), pa.string())
+    for e in entries:
+        listed = pc.if_else(pc.equal(e, ""), listed, pc.if_else(pc.equal(listed, ""), e, j(listed, ",", e, "")))
+    return j('{"source":"', source, '","entries":[', listed, "]}", "")
+
+
+def _readers(ev) -> dict:
+    """For the history facts, the head of a trace entry naming the clauses that read them."""
+    from .clauses import condition_fields
+    out = {}
+    for field, group in (("level_drop", "decay"), ("expansion_years", "decay"), ("tech_sme_streak", "rewards")):
+        cs = [c for c in ev.policy.clauses_for(group, ev.year) if field in condition_fields(c.when)]
+        if cs:
+            out[field] = _dump({"clause": cs[0].id, "clauses": [c.id for c in cs], "title": cs[0].title,
+                                "citation": cs[0].citation})[:-1]
+    return out
+
+
+def _status_history(ev, lo, hi, nl_fragments) -> pa.Array:
+    """SPEC §2.3 (v2): next to each NL-4/NL-5 deduction, the earlier years of the records in
+    which the same status was reported. Built for the enterprises with a deduction only."""
+    from .explain import label
+    pat, entries = ev.traces["negative_list"]
+    ded = {p for p, es in enumerate(entries) if any("deduct" in e.get("effect", {}) for e in es)}
+    rows = [i for i in range(lo, hi) if pat[i] in ded]
+    out = nl_fragments
+    if not rows or ev.history is None or not ev.history.earlier:
+        return out
+    texts = []
+    for i in rows:
+        es = []
+        for e in entries[pat[i]]:
+            if "deduct" not in e.get("effect", {}):
+                es.append(e)
+                continue
+            e = dict(e)
+            seen = {}
+            for f, v in e.get("inputs", {}).items():
+                if f in ev.history.earlier and (v is True or (not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0)):
+                    years = ev.history.earlier_years(f, [i], lambda v: v == v and v > 0)[0]
+                    seen[f] = years
+            if seen:
+                e["reported_before"] = seen
+                e["text"] = e["text"] + "；" + "；".join(
+                    f"{label(f)}此前记录中{'已在 ' + '、'.join(map(str, ys)) + ' 年报告（恢复前每个评价周期均扣分）' if ys else '未报告'}"
+                    for f, ys in seen.items())
+            es.append(e)
+        texts.append(_dump(es))
+    mask = np.zeros(hi - lo, dtype=bool)
+    mask[np.array(rows) - lo] = True
+    return pc.replace_with_mask(out, pa.array(mask), pa.array(texts, pa.string()))
+
+
+def _scores_explain(ev, s, fs, cohort) -> pa.Array:
+    """The weighted score and the final score in words, per enterprise."""
+    cats = ev.policy.groups["indicators"].get("categories") or {}
+    title = {k: v.get("title", k) for k, v in cats.items()}
+    weights = ev.policy.groups["indicators"]["weights"]
+    stages = [k for k in weights if k != "citation"]
+    code = pd.Series(s["stage"]).map({k: i for i, k in enumerate(stages)}).fillna(0).astype(int).to_numpy()
+    w = {c: pa.array([f"{weights[st][c]:g}" for st in stages], pa.string()).take(pa.array(code)) for c in title}
+    order = "、".join({"deductions": "扣分（不低于0）", "decay": "乘衰减系数", "bonus": "加附加分"}[x]
+                     for x in ev.policy.groups["policy"]["scoring"]["order"])
+    parts = []
+    for c, col in zip(title, ("tech_score", "growth_score", "aux_score")):
+        parts += [title[c], " ", fs[col], " × ", w[c]]
+        parts.append(" + ")
+    parts = parts[:-1]
+    text = j(*parts, " = 加权得分 ", fs["weighted"], "；扣分 ", fs["deductions"], "，衰减系数 ", fs["decay_factor"],
+             "，附加分 ", fs["bonus"], f"（计算顺序：加权得分、{order}）；最终得分 ", fs["final_score"],
+             "；同阶段第 ", fs["rank_in_stage"], " 名（同阶段参评 ", cohort, " 家），全区第 ", fs["rank_overall"], " 名", "")
+    head = _dump({"clause": "IND", "title": "指标积分、类别权重与最终得分",
+                  "citation": weights.get("citation", "")})[:-1]
+    return j(head, ',"text":', _json_text(text), "}", "")
+
+
 TRACE_CHUNK = 200_000
 
 
 def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
     """One JSON object per enterprise of rows lo:hi (built column-wise): every clause that
-    fired with its inputs and effect, and every number of its scores.csv row with what it
-    was made from. `shared` holds what all chunks use (see `_trace_shared`)."""
+    fired with its title, citation, inputs, effect and a Chinese sentence, the stage and the
+    history it read, every number of its scores.csv row with what it was made from, every
+    award line and every reward clause its data touch that paid nothing, with the reason.
+    `shared` holds what all chunks use (see `_trace_shared`)."""
     shared = shared or _trace_shared(ev)
     s = ev.scores.iloc[lo:hi]
     hi = lo + len(s)
     weights = ev.policy.groups["indicators"]["weights"]
     frag = {g: text.take(pa.array(pat[lo:hi])) for g, (pat, text) in shared["fragments"].items()}
     codes = arrow_text(s["credit_code"])
-    stage = pa.array(s["stage"].to_numpy(dtype=object), type=pa.string())
     st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
     w_frag = _take([_dump(dict(weights[k])) for k in st_codes], pd.Series(s["stage"]).map(st_codes).to_numpy())
     excluded = s["excluded"].to_numpy(dtype=bool)
-    j = pc.binary_join_element_wise
-    head = j('{"credit_code":"', codes, f'","year":{ev.year},"stage":{{"clause":"STAGE","stage":"', stage,
-             '","completed_years":', _num(s["completed_years"]),
-             '},"history":"', pa.array(ev.history_source[lo:hi], type=pa.string()), '","excluded":',
-             pa.array(np.where(excluded, "true", "false")), ',"negative_list":', frag["negative_list"], "")
+    excl = pa.array(s["exclusion_clauses"].to_numpy(dtype=object), pa.string())
+    excl_json = pc.if_else(pc.equal(excl, ""), "[]", j('["', pc.replace_substring(excl, ";", '","'), '"]', ""))
+    nl = _status_history(ev, lo, hi, frag["negative_list"])
+    not_paid = frag["rewards_not_paid"]
+    if ev.awards.not_paid:
+        rows = [r for r in ev.awards.not_paid if lo <= r < hi]
+        if rows:
+            pat, entries = ev.traces["rewards_not_paid"]
+            mask = np.zeros(hi - lo, dtype=bool)
+            mask[np.array(rows) - lo] = True
+            extra = [_dump(entries[pat[r]] + ev.awards.not_paid[r]) for r in sorted(rows)]
+            not_paid = pc.replace_with_mask(not_paid, pa.array(mask), pa.array(extra, pa.string()))
+    head = j('{"credit_code":"', codes, f'","year":{ev.year},"stage":', _stage_fragments(ev, lo, hi),
+             ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, lo, hi), ',"excluded":',
+             pa.array(np.where(excluded, "true", "false")), ',"exclusion_clauses":', excl_json,
+             ',"negative_list":', nl, "")
     safe = ~excluded
     fs = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in
           ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
@@ -192,14 +421,15 @@ def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
                ',"weights":', w_frag,
                *[x for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor",
                              "bonus", "final_score", "rank_in_stage", "rank_overall", "stage_percentile")
-                 for x in (f',"{k}":', fs[k])], "}", "")
+                 for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, fs, _num(ev.cohort_sizes[lo:hi])), "}", "")
     middle = pc.if_else(pa.array(excluded), pa.scalar("", pa.string()), scored)
-    return j(head, middle, ',"rewards":', shared["rewards"].slice(lo, hi - lo), "}", "")
+    return j(head, middle, ',"rewards":', shared["rewards"].slice(lo, hi - lo),
+             ',"rewards_not_paid":', not_paid, "}", "")
 
 
 def _trace_shared(ev):
-    """What every chunk of the trace reads: each engine pattern's fired clauses as JSON, and
-    each enterprise's rewards part."""
+    """What every chunk of the trace reads: each engine pattern's entries as JSON, and each
+    enterprise's rewards part."""
     return {"fragments": {g: (pat, pa.array([_dump(e) for e in entries], pa.string()))
                           for g, (pat, entries) in ev.traces.items()},
             "rewards": _reward_fragments(ev, len(ev.scores))}

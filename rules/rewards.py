@@ -279,18 +279,19 @@ def touches(clause, fact) -> bool:
     return False
 
 
-def not_paid_reason(policy, clause, fact, not_reported=()) -> str:
-    """Why a clause an enterprise's data touch did not fire for it, in Chinese."""
+def not_paid_reason(policy, clause, fact, not_reported=()) -> tuple[str, str]:
+    """Why a clause an enterprise's data touch did not fire for it: a key (scope, excluded,
+    park, condition) and the reason in Chinese."""
     settings = policy.settings(GROUP)
     if fact.get("in_scope") is False:
-        return "不属于评价对象（SCOPE，§三.(一)），不参加奖励"
+        return "scope", "不属于评价对象（SCOPE，§三.(一)），不参加奖励"
     if fact.get("excluded") and not settings.get("excluded_may_receive", False):
-        return "当年被负面清单排除，不纳入当年度积分管理，不予奖励"
+        return "excluded", "当年被负面清单排除，不纳入当年度积分管理，不予奖励"
     parks = settings.get("parks", "all")
     if parks != "all" and fact.get("park") not in parks:
-        return f"所在园区（{fact.get('park')}）未列入奖励试行园区（{'、'.join(parks)}）"
+        return "park", f"所在园区（{fact.get('park')}）未列入奖励试行园区（{'、'.join(parks)}）"
     used = sorted(condition_fields(clause.when) - {"evaluation_year"})
-    return (f"不满足本条款条件：{explain.describe(clause.when)}（本企业：{explain.inputs_text({f: fact.get(f) for f in used}, not_reported)}；"
+    return "condition", (f"不满足本条款条件：{explain.describe(clause.when)}（本企业：{explain.inputs_text({f: fact.get(f) for f in used}, not_reported)}；"
             f"评价年度：{fact.get('evaluation_year')}）")
 
 
@@ -323,8 +324,11 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, streak, contr
     not_paid = []
     for p, (ids, fact) in enumerate(zip(decision.fired, decision.facts)):
         nr = decision.not_reported[p] if decision.not_reported else ()
-        not_paid.append([explain.entry(c, not_paid_reason(policy, c, fact, nr), reason="condition")
-                         for cid, c in clauses.items() if cid not in ids and touches(c, fact)])
+        reasons = [(c, *not_paid_reason(policy, c, fact, nr)) for cid, c in clauses.items()
+                   if cid not in ids and touches(c, fact)]
+        notes = [e for e in fired[p] if e.get("fired") is False]     # what was not reported
+        fired[p] = [e for e in fired[p] if e.get("fired") is not False]
+        not_paid.append([explain.entry(c, text, reason=key, fired=False) for c, key, text in reasons] + notes)
     trace = RewardTrace(fired, not_paid)
     order = {cid: i for i, cid in enumerate(clauses)}
     parts = []                       # per clause: rows, amounts, pattern, contract position
@@ -342,7 +346,8 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, streak, contr
             rows, pos = rows[pos >= 0], pos[pos >= 0]
             amounts, pattern = ct.total[pos], np.full(len(rows), -1, np.int64)
             for r, q in zip(rows[amounts <= 0].tolist(), pos[amounts <= 0].tolist()):
-                zero_lines.setdefault(r, []).append(explain.entry(c, rate_zero_reason(c, ct, q), reason="contracts"))
+                zero_lines.setdefault(r, []).append(explain.entry(c, rate_zero_reason(c, ct, q), reason="contracts",
+                                                                  fired=False))
         else:
             pattern = decision.pattern[rows]
             per_pattern = np.array([fixed_amount(c, f) for f in decision.facts], dtype=np.int64)

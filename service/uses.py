@@ -273,6 +273,8 @@ def _clause_counts(results, group):
     counts = {}
     for r in results:
         for e in json.loads(r.trace).get(group) or []:
+            if e.get("fired", True) is False or e.get("in_scope") is True:   # notes, and in-scope decisions
+                continue
             counts[e["clause"]] = counts.get(e["clause"], 0) + 1
     return dict(sorted(counts.items()))
 
@@ -320,7 +322,7 @@ def monitoring(s, run) -> dict:
             "mean_score": agg["mean_score"], "by_stage": by("stage"), "by_industry": by("industry"), "by_park": by("park"),
             "histogram": agg["score_histogram"],
             "negative_list": [{"clause": k, "title": header.get(k, {}).get("title", ""), "count": v}
-                              for k, v in _clause_counts(results, "negative_list").items()],
+                              for k, v in (_clause_counts(results, "scope") | _clause_counts(results, "negative_list")).items()],
             "decay": [{"clause": k, "title": header.get(k, {}).get("title", ""), "count": v}
                       for k, v in _clause_counts(results, "decay").items()],
             "bonus": [{"clause": k, "title": header.get(k, {}).get("title", ""), "count": v}

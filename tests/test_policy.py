@@ -1,6 +1,7 @@
 """Clause files: malformed ones are rejected with file, line, clause and reason; a changed
 number in a clause file changes the results with no Python edited."""
 import csv
+import json
 import re
 
 import pytest
@@ -25,7 +26,7 @@ def problems(folder):
 def test_bundled_policy_loads(policy):
     assert policy.name == "xinxiang-2022"
     ids = [c.id for c in policy.clauses]
-    assert len(ids) == len(set(ids)) == 1 + 35 + 9 + 6 + 3 + 5
+    assert len(ids) == len(set(ids)) == 1 + 1 + 35 + 9 + 6 + 3 + 5     # STAGE, SCOPE, IND, NL, DEC, BON, RW
     assert all(c.citation for c in policy.clauses)
 
 
@@ -126,7 +127,7 @@ def test_changing_the_contract_rate_and_parks_changes_awards(runner, golden, tmp
     assert set(b5) <= set(r5)
     assert all(r5[c] >= b5[c] for c in b5) and sum(r5.values()) > sum(b5.values())
     # one contract of 12.34565 万元: 1% = 1234.565 → 1235 yuan; 1.5% = 1851.8475 → 1852 yuan
-    assert (b5["914107000NDPH67LX5"], r5["914107000NDPH67LX5"]) == (1235, 1852)
+    assert (b5["91410700MLT1XLW71C"], r5["91410700MLT1XLW71C"]) == (1235, 1852)
     edit(policy_copy, "rewards", "per_enterprise_cap: 500000", "per_enterprise_cap: 300000")
     _, cap = run(runner, golden, tmp_path / "d", policy_copy)
     c5 = {r["credit_code"]: int(r["eligible_yuan"]) for r in cap if r["clause"] == "RW-5"}
@@ -143,3 +144,34 @@ def test_changing_a_bonus_amount_changes_final_scores(runner, golden, tmp_path, 
     new, _ = run(runner, golden, tmp_path / "b", policy_copy)
     diffs = [float(b["bonus"]) - float(a["bonus"]) for a, b in zip(base, new) if a["bonus"]]
     assert set(round(d, 4) for d in diffs) == {0.0, 1.0}
+
+
+def test_rw5_kinds_list_and_rw2_first_year_are_clause_settings(runner, golden, tmp_path, policy_copy):
+    """Policy v2: which contract kinds RW-5 counts and the plan's first year for RW-2 are
+    settings of their clauses: changing them in a copy of the clause files changes the
+    award list, with no Python edited."""
+    _, base = run(runner, golden, tmp_path / "a")
+    edit(policy_copy, "rewards", "kinds: [transfer, development, consulting, service]",
+         "kinds: [transfer, development, consulting, service, license]")
+    _, lic = run(runner, golden, tmp_path / "b", policy_copy)
+    with open(golden / "contracts.csv", encoding="utf-8") as f:
+        license_firms = {r["credit_code"] for r in csv.DictReader(f)
+                         if r["registered_on"].startswith("2022") and r["kind"].strip() in ("license", "技术许可")}
+    b5 = {r["credit_code"]: int(r["eligible_yuan"]) for r in base if r["clause"] == "RW-5"}
+    l5 = {r["credit_code"]: int(r["eligible_yuan"]) for r in lic if r["clause"] == "RW-5"}
+    grew = {c for c in l5 if l5[c] > b5.get(c, 0)}
+    assert grew and grew <= license_firms
+    assert all(l5[c] == b5[c] for c in b5 if c not in license_firms)
+    # RW-2: with the first year moved to 2021, runs of 4 and more in 2022 are no longer paid
+    edit(policy_copy, "rewards", "{evaluation_year: 2022, tech_sme_streak: {gte: 3}}",
+         "{evaluation_year: 2021, tech_sme_streak: {gte: 3}}")
+    _, moved = run(runner, golden, tmp_path / "c", policy_copy)
+    b2 = {r["credit_code"] for r in base if r["clause"] == "RW-2"}
+    m2 = {r["credit_code"] for r in moved if r["clause"] == "RW-2"}
+    assert m2 < b2
+    trace = [json.loads(x) for x in (tmp_path / "c" / "trace.jsonl").read_text(encoding="utf-8").splitlines()[1:]]
+    for t in trace:
+        if t["credit_code"] in b2 - m2:
+            runs = [e for e in t["history"]["entries"] if e["topic"] == "listing_run"]
+            assert runs and runs[0]["years"] > 3
+            assert any(e["clause"] == "RW-2" and e["reason"] == "condition" for e in t["rewards_not_paid"])

@@ -107,7 +107,7 @@ def test_monitoring_report_json_and_pdf(golden_park, tmp_path):
     assert m["awards"]["granted_yuan"] == awards["granted_yuan"]
     assert sum(x["count"] for x in m["by_stage"]) == m["enterprises"]
     nl = p.get("/api/enterprises?excluded=true&per_page=500", "officer").get_json()["items"]
-    excluding = sum(x["count"] for x in m["negative_list"] if x["clause"] in ("NL-1", "NL-2b", "NL-3"))
+    excluding = sum(x["count"] for x in m["negative_list"] if x["clause"] in ("SCOPE", "NL-1", "NL-2b", "NL-3"))
     assert excluding >= len(nl) > 0
     pdf = p.get("/api/reports/monitoring.pdf?year=2022", "finance")
     assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
