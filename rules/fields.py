@@ -13,10 +13,16 @@ class Field:
     kind: str          # code text date year count amount signed ratio bool stage rating
     unit: str = ""
     required: bool = False
+    help: str = ""             # what to fill in, for the template's help sheet and the declaration form
+    aliases: tuple = ()        # earlier Chinese headers still accepted on import
 
 
-def _f(key, label, kind, unit="", required=False):
-    return Field(key, label, kind, unit, required)
+def _f(key, label, kind, unit="", required=False, help="", aliases=()):
+    return Field(key, label, kind, unit, required, help, tuple(aliases))
+
+
+# SPEC §2.3 (v2): "恢复…前每个评价周期均扣分" — these fields state the status at the end of Y
+_STATUS_HELP = "填写截至评价年度12月31日的状态（不是当年发生的事件）：到年末仍未恢复的，每个评价年度都填，恢复前每个评价周期均扣分"
 
 
 IDENTITY = [
@@ -72,16 +78,22 @@ OTHER = [
     _f("credit_blacklisted", "列入经营异常名录或严重违法失信企业名单", "bool"),
     _f("env_credit_rating", "环境信用等级", "rating"),
     _f("major_safety_incident", "发生较大及以上安全生产事故或群体性事件", "bool"),
-    _f("hte_requalification_failed", "未通过高新技术企业重新认定且未恢复", "bool"),
-    _f("tech_sme_reevaluation_failed", "未通过科技型中小企业重新评价入库且未恢复", "bool"),
+    _f("hte_requalification_failed", "截至当年年末未通过高新技术企业重新认定且未恢复", "bool",
+       help=_STATUS_HELP, aliases=["未通过高新技术企业重新认定且未恢复"]),
+    _f("tech_sme_reevaluation_failed", "截至当年年末未通过科技型中小企业重新评价入库且未恢复", "bool",
+       help=_STATUS_HELP, aliases=["未通过科技型中小企业重新评价入库且未恢复"]),
     _f("tech_sme_out_of_scope", "超出科技型中小企业评价范围", "bool"),
-    _f("delisted_platforms_national", "被摘牌的国家级研发或创新平台数", "count", "个"),
-    _f("delisted_platforms_provincial", "被摘牌的省级研发或创新平台数", "count", "个"),
-    _f("delisted_platforms_municipal", "被摘牌的市级研发或创新平台数", "count", "个"),
+    _f("delisted_platforms_national", "截至当年年末被摘牌且未恢复的国家级研发或创新平台数", "count", "个",
+       help=_STATUS_HELP, aliases=["被摘牌的国家级研发或创新平台数"]),
+    _f("delisted_platforms_provincial", "截至当年年末被摘牌且未恢复的省级研发或创新平台数", "count", "个",
+       help=_STATUS_HELP, aliases=["被摘牌的省级研发或创新平台数"]),
+    _f("delisted_platforms_municipal", "截至当年年末被摘牌且未恢复的市级研发或创新平台数", "count", "个",
+       help=_STATUS_HELP, aliases=["被摘牌的市级研发或创新平台数"]),
     # 表4 history overrides (SPEC §2.4)
     _f("stage_prev1", "上一年度发展阶段", "stage"),
     _f("stage_prev2", "前两年度发展阶段", "stage"),
-    _f("expansion_since", "进入扩张期的首个年度", "year"),
+    _f("expansion_since", "进入扩张期的首个年度", "year",
+       help="当前连续扩张期的首个年度；数据中连续扩张期开始前一年没有记录时，用于向前延伸（SPEC §2.4）"),
     # 表5
     _f("major_projects_national", "承担国家重大科技项目数", "count", "个"),
     _f("major_projects_provincial", "承担省级重大科技项目数", "count", "个"),
@@ -89,7 +101,8 @@ OTHER = [
     # §五.四 rewards
     _f("hte_recognized_in_year", "当年认定（含重新认定）为高新技术企业", "bool"),
     _f("tech_sme_listed", "当年评价入库国家科技型中小企业", "bool"),
-    _f("tech_sme_streak", "连续评价入库科技型中小企业年数", "count", "年"),
+    _f("tech_sme_streak", "连续评价入库科技型中小企业年数", "count", "年",
+       help="截至评价年度的连续入库年数；数据中连续入库期开始前一年没有记录时，用于向前延伸（SPEC §2.4）"),
     _f("overseas_rd_institutions_new", "当年在境外新设研发机构或孵化器数", "count", "个"),
     _f("new_provincial_institutions", "新认定河南省中试基地、产业研究院、新型研发机构数", "count", "个"),
 ]
@@ -121,6 +134,9 @@ def by_header(fields):
         out[f.key] = f
         out[f.label] = f
         out[header_with_unit(f)] = f
+        for a in f.aliases:
+            out[a] = f
+            out[f"{a}（{f.unit}）" if f.unit else a] = f
     return out
 
 

@@ -27,7 +27,7 @@ from .records import arrow_text
 SCORE_COLUMNS = ["credit_code", "year", "stage", "excluded", "exclusion_clauses", "tech_score",
                  "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
                  "final_score", "rank_in_stage", "rank_overall"]
-PROGRAM_VERSION = "0.3.0"
+PROGRAM_VERSION = "0.4.0"
 
 
 def sha256_file(path) -> str:
@@ -355,8 +355,13 @@ def _status_history(ev, lo, hi, nl_fragments) -> pa.Array:
     return pc.replace_with_mask(out, pa.array(mask), pa.array(texts, pa.string()))
 
 
-def _scores_explain(ev, s, fs, cohort) -> pa.Array:
-    """The weighted score and the final score in words, per enterprise."""
+def _scores_explain(ev, s, cohort) -> pa.Array:
+    """The weighted score and the final score in words, per enterprise, with the decimals the
+    policy reports (policy.yaml scoring.decimals)."""
+    d = ev.policy.groups["policy"]["scoring"]["decimals"]
+    fs = {k: fixed(s[k].to_numpy(dtype="float64"), d) for k in
+          ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus", "final_score")}
+    fs.update({k: fixed(s[k].to_numpy(dtype="float64"), 0) for k in ("rank_in_stage", "rank_overall")})
     cats = ev.policy.groups["indicators"].get("categories") or {}
     title = {k: v.get("title", k) for k, v in cats.items()}
     weights = ev.policy.groups["indicators"]["weights"]
@@ -421,7 +426,7 @@ def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
                ',"weights":', w_frag,
                *[x for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor",
                              "bonus", "final_score", "rank_in_stage", "rank_overall", "stage_percentile")
-                 for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, fs, _num(ev.cohort_sizes[lo:hi])), "}", "")
+                 for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi])), "}", "")
     middle = pc.if_else(pa.array(excluded), pa.scalar("", pa.string()), scored)
     return j(head, middle, ',"rewards":', shared["rewards"].slice(lo, hi - lo),
              ',"rewards_not_paid":', not_paid, "}", "")

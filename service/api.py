@@ -150,9 +150,15 @@ def run_dict(run, s):
 
 RESULT_COLUMNS = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("park", "所属园区"), ("industry", "所属行业"),
                   ("stage_zh", "发展阶段"), ("excluded", "是否排除"), ("exclusion_clauses", "排除依据"),
-                  ("tech_score", "科技创新类积分"), ("growth_score", "成长经营类积分"), ("aux_score", "辅助类积分"),
+                  ("tech_score", "技术创新指标积分"), ("growth_score", "成长经营指标积分"), ("aux_score", "辅助指标积分"),
                   ("weighted", "加权积分"), ("deductions", "扣分"), ("decay_factor", "衰减系数"), ("bonus", "加分"),
                   ("final_score", "最终积分"), ("rank_in_stage", "同阶段排名"), ("rank_overall", "全区排名")]
+
+
+def result_columns(titles) -> list:
+    """The result export's columns, with the category titles of the run's indicators.yaml."""
+    return [(k, f"{titles[k[:-6]]}积分") if k.endswith("_score") and k[:-6] in titles else (k, label)
+            for k, label in RESULT_COLUMNS]
 
 
 # ---- tokens -----------------------------------------------------------------------------
@@ -190,7 +196,8 @@ def enterprise_list(args):
     rows, total = query.enterprises(s, run, **filters, sort=args["sort"], order=args["order"],
                                      page=args["page"], per_page=None if fmt != "json" else args["per_page"])
     if fmt != "json":
-        return export_response(rows, RESULT_COLUMNS, fmt, f"enterprises-{run.year}-run{run.id}")
+        return export_response(rows, result_columns(query.category_titles(s, run)), fmt,
+                               f"enterprises-{run.year}-run{run.id}")
     return {"run_id": run.id, "year": run.year, "total": total, "page": args["page"],
             "per_page": args["per_page"], "items": rows}
 
@@ -252,7 +259,8 @@ def enterprise_eligibility(args, code):
     items = query.eligibility(s, run, code)
     if args["format"] != "json":
         cols = [("clause", "条款"), ("title", "奖励事项"), ("eligible", "是否符合"), ("eligible_yuan", "核定金额（元）"),
-                ("granted_yuan", "拨付金额（元）"), ("basis", "依据合同")]
+                ("granted_yuan", "拨付金额（元）"), ("basis", "依据合同"), ("explanation", "计算与理由"),
+                ("citation", "政策依据")]
         return export_response(items, cols, args["format"], f"eligibility-{code}-{run.year}")
     return jsonify({"credit_code": code, "run_id": run.id, "year": run.year, "items": items})
 

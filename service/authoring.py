@@ -17,7 +17,7 @@ from .pages import page_role, page_user
 
 bp = Blueprint("policy", __name__, url_prefix="/workspace/policy")
 OFFICERS = ("officer", "admin")
-GROUP_ZH = {"stage": "评价对象分类（表1）", "indicators": "评价指标（表2、表6）", "negative_list": "负面清单（表3）",
+GROUP_ZH = {"stage": "评价对象分类（表1）", "scope": "评价对象（§三.(一)）", "indicators": "评价指标（表2、表6）", "negative_list": "负面清单（表3）",
             "decay": "衰减降档系数（表4）", "bonus": "重大项目附加分（表5）", "rewards": "直接奖励（§五.四）"}
 
 

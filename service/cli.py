@@ -74,6 +74,28 @@ def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_tra
     click.echo(f"输出目录 / written to {Path(out)}")
 
 
+@cli.command("explain")
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.argument("credit_code")
+def explain_cmd(trace, credit_code):
+    """Print one enterprise's explanation from a trace.jsonl (TRACE or an OUT folder's
+    trace.jsonl): every entry with its clause id, title, citation and sentence, in Chinese."""
+    import json
+    from rules.explain import explain_line
+    code = credit_code.strip().upper()
+    with open(trace, encoding="utf-8") as f:
+        header = json.loads(f.readline())
+        for raw in f:
+            if raw.startswith(f'{{"credit_code":"{code}"'):
+                line = json.loads(raw)
+                break
+        else:
+            _fail(f"计算过程文件中没有企业 {code} / no enterprise {code} in the trace")
+    click.echo(f"{header.get('title', '')}（{header.get('document', '')}）{header.get('year')}年度 · {code}")
+    for e in explain_line(line, header):
+        click.echo(f"[{e['clause']}] {e['title']}\n    {e['text']}\n    依据：{e['citation']}")
+
+
 @cli.group("rules")
 def rules_group():
     """Clause files: check and run their cases."""
@@ -447,7 +469,7 @@ def run_cmd(year, policy, budget, strategy, username, publish):
 def export_cmd(run_id, year, what, fmt, out):
     """Export a stored run's list (XLSX or CSV) or one of its files."""
     from service import query
-    from service.api import AWARD_COLUMNS, RESULT_COLUMNS
+    from service.api import AWARD_COLUMNS, result_columns
     from service.exports import csv_bytes, xlsx_bytes
     from service.models import Run
     from service.runs import current_run
@@ -461,7 +483,7 @@ def export_cmd(run_id, year, what, fmt, out):
             with click.progressbar(length=1, label="读取 / reading", file=sys.stderr) as bar:
                 if what == "scores":
                     rows, _ = query.enterprises(s, run, per_page=None)
-                    cols = RESULT_COLUMNS
+                    cols = result_columns(query.category_titles(s, run))
                 else:
                     rows, cols = query.award_lines(s, run), AWARD_COLUMNS
                 bar.update(1)

@@ -61,7 +61,7 @@ KIND_ZH = {"code": "18位统一社会信用代码（含校验位）", "text": "�
            "count": "非负整数", "amount": "非负数", "signed": "数（可为负）", "ratio": "0–100 的百分数",
            "bool": "是/否（true/false、1/0、yes/no）", "stage": "初创期/成长期/扩张期/成熟期（或 startup/growth/expansion/mature）",
            "rating": "诚信/良好/警示/不良（或 honest/good/warning/bad）", "money": "非负数（万元，精确小数）",
-           "contract_kind": "技术转让/技术开发/技术咨询/技术服务"}
+           "contract_kind": "技术转让/技术开发/技术咨询/技术服务/技术许可（或 transfer/development/consulting/service/license）"}
 EXAMPLE = {"code": None, "text": "示例", "date": "2018-06-01", "year": 2025, "count": 2, "amount": 1200.5,
            "signed": -3.2, "ratio": 35.5, "bool": "否", "stage": "成长期", "rating": "良好", "money": "150.25",
            "contract_kind": "技术开发"}
@@ -104,11 +104,11 @@ def template_xlsx(kind) -> bytes:
         for i, h in enumerate(headers, start=1):
             ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width = max(12, min(36, len(h) * 2))
     doc = wb.create_sheet("说明")
-    doc.append(["列名（中文）", "英文键", "单位", "格式", "必填"])
+    doc.append(["列名（中文）", "英文键", "单位", "格式", "必填", "填写口径"])
     for c in doc[1]:
         c.font = bold
     for f in fields:
-        doc.append([f.label, f.key, f.unit, KIND_ZH[f.kind], "是" if f.required else "否"])
+        doc.append([f.label, f.key, f.unit, KIND_ZH[f.kind], "是" if f.required else "否", f.help])
     doc.append([])
     doc.append(["说明：在「数据」表填写，每行一家企业一个年度；表头可用中文列名（可带单位）或英文键；"
                 "文件中任何一个单元格有误则整个文件不导入，并列出所有错误单元格。"])

@@ -9,13 +9,11 @@ from pathlib import Path
 import yaml
 from sqlalchemy import and_, func, or_, select
 
+from rules.explain import explain_line
 from rules.fields import CONTRACT_KINDS, RATINGS, RECORD_FIELDS, STAGES
 
 from .models import AwardLine, Enterprise, Result, Run, RunFile
 
-LABEL = {f.key: f.label for f in RECORD_FIELDS}
-UNIT = {f.key: f.unit for f in RECORD_FIELDS}
-LABEL.update({"completed_years": "已完整经营年数", "stage": "发展阶段"})
 SORTS = {"final_score": Result.final_score, "rank_in_stage": Result.rank_in_stage,
          "rank_overall": Result.rank_overall, "credit_code": Result.credit_code, "name": Enterprise.name,
          "tech_score": Result.tech_score, "growth_score": Result.growth_score, "aux_score": Result.aux_score}
@@ -32,6 +30,22 @@ def run_file(s, run_id, name) -> bytes | None:
 @lru_cache(maxsize=32)
 def _header(content: bytes) -> dict:
     return json.loads(content)
+
+
+@lru_cache(maxsize=1)
+def _bundled_categories() -> dict:
+    from rules.policy import load_policy
+    return {k: v.get("title", k) for k, v in (load_policy().groups["indicators"].get("categories") or {}).items()}
+
+
+def category_titles(s=None, run=None) -> dict:
+    """The category titles (技术创新指标 …) of indicators.yaml, from the run's trace header
+    (the policy version it was evaluated under), else from the bundled policy."""
+    if s is not None and run is not None:
+        cats = trace_header(s, run).get("categories")
+        if cats:
+            return {k: v.get("title", k) for k, v in cats.items()}
+    return dict(_bundled_categories())
 
 
 def trace_header(s, run) -> dict:
@@ -83,74 +97,10 @@ def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, ma
     return [result_row(r, e) for r, e in s.execute(query)], total
 
 
-def _fmt(v):
-    if isinstance(v, bool):
-        return "是" if v else "否"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if v in STAGES:
-        return STAGES[v]
-    if v in RATINGS:
-        return RATINGS[v]
-    return str(v)
-
-
-def _inputs_zh(inputs: dict) -> str:
-    return "；".join(f"{LABEL.get(k, k)}：{_fmt(v)}{UNIT.get(k, '') if isinstance(v, (int, float)) and not isinstance(v, bool) else ''}"
-                     for k, v in inputs.items())
-
-
-def _effect_zh(effect: dict) -> str:
-    parts = []
-    if effect.get("exclude"):
-        parts.append("不参与积分评价（排除）")
-    if "deduct" in effect:
-        parts.append(f"扣 {_fmt(float(effect['deduct']))} 分")
-    if "factor" in effect:
-        parts.append(f"积分乘以衰减系数 {effect['factor']}")
-    if "points" in effect:
-        parts.append(f"加 {_fmt(float(effect['points']))} 分")
-    for k, v in effect.items():
-        if k not in ("exclude", "deduct", "factor", "points"):
-            parts.append(f"{k}: {v}")
-    return "，".join(parts)
-
-
-GROUP_ZH = {"negative_list": "负面清单", "decay": "衰减", "bonus": "重大项目加分"}
-
-
 def explain(trace: dict, header: dict) -> list[dict]:
-    """The trace of one enterprise as Chinese sentences, each with its clause and citation."""
-    clauses = header.get("clauses", {})
-
-    def item(cid, text, inputs=None):
-        c = clauses.get(cid, {})
-        return {"clause": cid, "title": c.get("title", ""), "citation": c.get("citation", ""), "text": text,
-                "inputs": inputs or {}}
-
-    st = trace.get("stage", {})
-    out = [item("STAGE", f"发展阶段：{STAGES.get(st.get('stage'), st.get('stage'))}（已完整经营 {st.get('completed_years')} 年）",
-                {"completed_years": st.get("completed_years")})]
-    for group in ("negative_list", "decay", "bonus"):
-        for e in trace.get(group) or []:
-            text = f"{GROUP_ZH[group]}：{_effect_zh(e.get('effect', {}))}"
-            if e.get("inputs"):
-                text += f"（依据 {_inputs_zh(e['inputs'])}）"
-            out.append(item(e["clause"], text, e.get("inputs")))
-    sc = trace.get("scores")
-    if sc:
-        w = sc.get("weights", {})
-        out.append({"clause": "IND", "title": "指标积分与权重", "citation": header.get("weights_citation", ""),
-                    "text": (f"科技创新类 {sc['tech_score']:.4f} × {w.get('tech')} + 成长经营类 {sc['growth_score']:.4f} × "
-                             f"{w.get('growth')} + 辅助类 {sc['aux_score']:.4f} × {w.get('aux')} = {sc['weighted']:.4f}；"
-                             f"扣分 {_fmt(float(sc['deductions']))}，衰减系数 {sc['decay_factor']}，加分 "
-                             f"{_fmt(float(sc['bonus']))}，最终积分 {sc['final_score']:.4f}；同阶段第 {sc['rank_in_stage']} 名"
-                             f"（共 {sc['cohort_size']} 家参评），全区第 {sc['rank_overall']} 名"),
-                    "inputs": {}})
-    for r in trace.get("rewards") or []:
-        out.append(item(r["clause"], f"奖励：核定 {r['eligible_yuan']:,} 元，拨付 {r['granted_yuan']:,} 元。{r.get('derivation', '')}",
-                        r.get("inputs") if isinstance(r.get("inputs"), dict) else {}))
-    return out
+    """The trace of one enterprise as Chinese sentences, each with its clause, title and
+    citation (rules.explain words every trace the same way, batch or stored)."""
+    return explain_line(trace, header)
 
 
 def indicator_rows(result: Result, header: dict) -> list[dict]:
@@ -175,7 +125,7 @@ def score_detail(s, run, code) -> dict | None:
     d.update(run_id=run.id, year=run.year, policy=run.policy_name, policy_sha256=run.policy_sha256,
              document=header.get("document", ""),
              indicators=[] if r.excluded else indicator_rows(r, header),
-             explanation=explain(trace, header), trace=trace)
+             explanation=explain(trace, header), trace=trace, categories=category_titles(s, run))
     peers = stage_stats(s, run, r.stage)
     d["peers"] = {k: v for k, v in peers.items() if k != "indicators"}
     for row in d["indicators"]:
@@ -259,6 +209,12 @@ def eligibility(s, run, code):
     """Per reward item: whether the enterprise is eligible, and for what, with its basis."""
     lines = {r["clause"]: r for r in award_lines(s, run, code=code)}
     header = trace_header(s, run).get("clauses", {})
+    result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    trace = json.loads(result.trace) if result is not None else {}
+    said = {e["clause"]: e.get("text", "") for e in trace.get("rewards") or []}
+    for e in trace.get("rewards_not_paid") or []:
+        if "reason" in e:
+            said.setdefault(e["clause"], e.get("text", ""))
     items = []
     for cid, c in header.items():
         if not cid.startswith("RW-"):
@@ -266,7 +222,8 @@ def eligibility(s, run, code):
         line = lines.get(cid)
         items.append({"clause": cid, "title": c.get("title", ""), "citation": c.get("citation", ""),
                       "eligible": line is not None, "eligible_yuan": line["eligible_yuan"] if line else 0,
-                      "granted_yuan": line["granted_yuan"] if line else 0, "basis": line["basis"] if line else []})
+                      "granted_yuan": line["granted_yuan"] if line else 0, "basis": line["basis"] if line else [],
+                      "explanation": said.get(cid) or "本企业当年的数据不涉及本项奖励"})
     return items
 
 

@@ -19,7 +19,9 @@ from .runs import current_run
 from .store import audit
 
 USES = Path(__file__).resolve().parents[1] / "rules" / "uses"
-CATEGORY_ZH = {"tech": "科技创新类", "growth": "成长经营类", "aux": "辅助类"}
+def category_titles(detail=None) -> dict:
+    """Category titles from indicators.yaml (the run's policy when the detail carries them)."""
+    return (detail or {}).get("categories") or query.category_titles()
 _cache: dict = {}
 
 
@@ -35,7 +37,10 @@ def rule(name) -> dict:
 
 
 def basis(r) -> str:
-    return f"{r['id']} {r['title']}（{r['citation']}）"
+    """A use rule named with its source: the policy's citation, and where the rule is the
+    park's own (`authority`), that first."""
+    source = f"{r['authority']}；参照 {r['citation']}" if r.get("authority") else r["citation"]
+    return f"{r['id']} {r['title']}（{source}）"
 
 
 # ---- the seed-enterprise reserve pool (§五.一) ---------------------------------------------------
@@ -136,12 +141,13 @@ def recommend(detail) -> list:
     out = [{"service": x, "reason": f"{detail['stage_zh']}企业的分阶段服务", "clause": f"{r['id']} by_stage"}
            for x in r["by_stage"].get(detail["stage"], [])]
     peers = detail["peers"]
-    ratios = {k: detail[f"{k}_score"] / peers[f"{k}_score"] for k in CATEGORY_ZH
+    titles = category_titles(detail)
+    ratios = {k: detail[f"{k}_score"] / peers[f"{k}_score"] for k in titles
               if peers.get(f"{k}_score") and detail.get(f"{k}_score") is not None}
     if ratios:
         weakest = min(ratios, key=lambda k: (ratios[k], k))
         if ratios[weakest] < 1:
-            out += [{"service": x, "reason": f"{CATEGORY_ZH[weakest]}积分 {detail[f'{weakest}_score']:.2f}，低于同阶段中位数 "
+            out += [{"service": x, "reason": f"{titles[weakest]}积分 {detail[f'{weakest}_score']:.2f}，低于同阶段中位数 "
                                            f"{peers[f'{weakest}_score']:.2f}（最薄弱的类别）",
                      "clause": f"{r['id']} by_weakest_category"} for x in r["by_weakest_category"].get(weakest, [])]
     w = r["weak_indicators"]
@@ -362,8 +368,8 @@ def run_use_case(rule_id, case) -> list:
     if rule_id == "SVC":
         e, p = case["enterprise"], case["peers"]
         detail = {"excluded": False, "stage": e["stage"], "stage_zh": STAGES[e["stage"]],
-                  **{f"{k}_score": e[k] for k in CATEGORY_ZH},
-                  "peers": {f"{k}_score": p[k] for k in CATEGORY_ZH},
+                  **{f"{k}_score": e[k] for k in category_titles()},
+                  "peers": {f"{k}_score": p[k] for k in category_titles()},
                   "indicators": [{"clause": i["clause"], "title": i["title"], "points": i["points"],
                                   "points_median": i["median"]} for i in case.get("indicators", [])]}
         got = [x["service"] for x in recommend(detail)]

@@ -29,7 +29,6 @@ from .store import (
     import_upload,
     record_text,
 )
-from .uses import CATEGORY_ZH
 
 bp = Blueprint("ws", __name__)
 OFFICERS = ("officer", "admin")
@@ -58,10 +57,11 @@ def profile(code):
     charts = {}
     if detail and not detail["excluded"]:
         peers = detail["peers"]
+        titles = detail["categories"]
         charts["chart-radar"] = charts_.radar(
-            "三类积分与同阶段中位数", [CATEGORY_ZH[k] for k in CATEGORY_ZH],
-            [("本企业", [detail[f"{k}_score"] for k in CATEGORY_ZH]),
-             (f"{detail['stage_zh']}中位数", [peers[f"{k}_score"] for k in CATEGORY_ZH])])
+            "三类积分与同阶段中位数", list(titles.values()),
+            [("本企业", [detail[f"{k}_score"] for k in titles]),
+             (f"{detail['stage_zh']}中位数", [peers[f"{k}_score"] for k in titles])])
     user = page_user()
     decls = [decl_dict(d) for d in s.scalars(select(Declaration).where(Declaration.credit_code == code)
                                             .order_by(Declaration.id.desc()))]
@@ -79,7 +79,8 @@ def profile(code):
                                       .order_by(CreditLookup.id.desc()).limit(100))]
     return render_template("pages/profile.html", ent=ent, run=run, d=detail, charts=charts, decls=decls,
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
-                           records=records, fields=RECORD_FIELDS, declarable=DECLARABLE, category=CATEGORY_ZH,
+                           records=records, fields=RECORD_FIELDS, declarable=DECLARABLE,
+                           category=detail["categories"] if detail else query.category_titles(),
                            can_declare=user.role == "enterprise")
 
 
@@ -104,7 +105,7 @@ def declare_page(code):
 
 
 SORT_LABELS = {"rank_overall": "全区排名", "final_score": "最终积分", "rank_in_stage": "同阶段排名", "credit_code": "信用代码",
-               "name": "企业名称", "tech_score": "科技创新类", "growth_score": "成长经营类", "aux_score": "辅助类"}
+               "name": "企业名称"}
 
 
 @bp.route("/workspace/enterprises")
@@ -128,7 +129,8 @@ def enterprises():
     keep = {k: v for k, v in {**f, "sort": sort, "order": order, "run": run.id}.items() if v not in (None, "")}
     pages = max(1, -(-total // 50))
     return render_template("pages/enterprises.html", run=run, rows=rows, total=total, page=page, pages=pages,
-                           f=f, sort=sort, order=order, agg=agg, sorts=SORT_LABELS, stages=STAGES,
+                           f=f, sort=sort, order=order, agg=agg, stages=STAGES, category=query.category_titles(s, run),
+                           sorts={**SORT_LABELS, **{f"{k}_score": v for k, v in query.category_titles(s, run).items()}},
                            qs=lambda **kw: urlencode({**keep, **kw}), export_qs=urlencode(keep),
                            runs=s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all())
 

@@ -116,11 +116,13 @@ class Park:
         from service.auth import create_user, issue_token
         self.app = app
         self.client = app.test_client()
+        import csv
         with open(GOLDEN / "records.csv", encoding="utf-8") as f:
-            import csv
             codes = sorted({r["credit_code"] for r in csv.DictReader(f)})
+        with open(GOLDEN / "expected-no-budget" / "scores.csv", encoding="utf-8") as f:
+            scored = sorted(r["credit_code"] for r in csv.DictReader(f) if r["excluded"] == "false")
         self.codes = codes
-        self.own, self.other = codes[0], codes[1]
+        self.own, self.other = scored[0], scored[1]        # two enterprises that are scored in 2022
         self.tokens = {}
         with app.app_context():
             s = db.session()
