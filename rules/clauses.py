@@ -15,9 +15,9 @@ from __future__ import annotations
 from .fields import RATINGS, STAGES
 
 BOOL, NUM, TEXT = "yes/no", "number", "text"
-# a number with a continuous range (money, ratios): the engine sees it coarsened to the
-# intervals between the constants its conditions name (engine.coarsen), so that enterprises
-# whose values no condition tells apart share one pattern
+# a number with a wide range (money, ratios, SCOPE's counts): the engine sees it coarsened to
+# the intervals between the constants its conditions name (engine.coarsen), so that
+# enterprises whose values no condition tells apart share one pattern
 AMOUNT = "amount"
 NUMERIC = (NUM, AMOUNT)
 
@@ -30,9 +30,9 @@ GROUP_FIELDS = {
         "is_champion_or_specialized": (BOOL, None),
         "rd_expense": (AMOUNT, None),
         "rd_intensity": (AMOUNT, None),
-        "invention_applications": (NUM, None),
-        "pct_applications": (NUM, None),
-        "invention_grants": (NUM, None),
+        "invention_applications": (AMOUNT, None),
+        "pct_applications": (AMOUNT, None),
+        "invention_grants": (AMOUNT, None),
     },
     "negative_list": {
         **_COMMON,

@@ -48,9 +48,8 @@ def trace_entries(policy, decision, clauses, effect_of):
         readers = [c for c in unfired if missing & condition_fields(c.when)]
         if readers:
             fields = sorted(missing & set().union(*(condition_fields(c.when) for c in readers)))
-            text = (f"未填报、按默认值处理的数据：{inputs_text({f: fact.get(f) for f in fields}, set(fields))}；"
-                    f"据此 {'、'.join(c.id for c in readers)} 不适用")
-            entries.append(explain.entry(readers[0], text, clauses=[c.id for c in readers], fired=False,
-                                         not_reported=fields, inputs={f: fact.get(f) for f in fields}, effect={}))
+            shown = "、".join(f"{explain.label(f)}（按{explain.value_text(f, fact.get(f))}）" for f in fields)
+            text = f"未填报：{shown}"
+            entries.append(explain.entry(readers[0], text, fired=False, not_reported=fields, effect={}))
         out.append(entries)
     return out

@@ -302,6 +302,7 @@ def _history_fragments(ev, lo, hi) -> pa.Array:
         e = j(rw2, ',"topic":"listing_run","source":"', pa.array(src, pa.string()), '","years":', n,
               ',"may_be_incomplete":', pa.array(np.where(h.streak_open[sl], "true", "false")), ',"text":', _json_text(text), "}", "")
         entries.append(pc.if_else(pa.array(src != ""), e, ""))
+    entries += _status_entries(ev, lo, hi)
     listed = pa.array(np.full(hi - lo, "", dtype=object), pa.string())
     for e in entries:
         listed = pc.if_else(pc.equal(e, ""), listed, pc.if_else(pc.equal(listed, ""), e, j(listed, ",", e, "")))
@@ -315,44 +316,54 @@ def _readers(ev) -> dict:
     for field, group in (("level_drop", "decay"), ("expansion_years", "decay"), ("tech_sme_streak", "rewards")):
         cs = [c for c in ev.policy.clauses_for(group, ev.year) if field in condition_fields(c.when)]
         if cs:
-            out[field] = _dump({"clause": cs[0].id, "clauses": [c.id for c in cs], "title": cs[0].title,
-                                "citation": cs[0].citation})[:-1]
+            out[field] = _dump({"clause": cs[0].id, "title": cs[0].title, "citation": cs[0].citation})[:-1]
     return out
 
 
-def _status_history(ev, lo, hi, nl_fragments) -> pa.Array:
-    """SPEC §2.3 (v2): next to each NL-4/NL-5 deduction, the earlier years of the records in
-    which the same status was reported. Built for the enterprises with a deduction only."""
+def _positive_fields(when) -> list:
+    """The fields a condition requires to be yes or above 0 (the statuses of NL-4/NL-5)."""
+    out = []
+    for key, spec in (when or {}).items():
+        if key in ("all", "any"):
+            for x in spec:
+                out += _positive_fields(x)
+        elif spec is True or (isinstance(spec, dict) and any(
+                op in ("gte", "gt") and not isinstance(v, bool) and v >= 0 for op, v in spec.items())):
+            out.append(key)
+    return out
+
+
+def _status_entries(ev, lo, hi) -> list:
+    """SPEC §2.3 (v2): next to each NL deduction, the earlier years of the records in which
+    the same status was reported, as history entries (column-wise; '' where none)."""
     from .explain import label
+    h = ev.history
+    if h is None or not h.earlier:
+        return []
     pat, entries = ev.traces["negative_list"]
-    ded = {p for p, es in enumerate(entries) if any("deduct" in e.get("effect", {}) for e in es)}
-    rows = [i for i in range(lo, hi) if pat[i] in ded]
-    out = nl_fragments
-    if not rows or ev.history is None or not ev.history.earlier:
-        return out
-    texts = []
-    for i in rows:
-        es = []
-        for e in entries[pat[i]]:
-            if "deduct" not in e.get("effect", {}):
-                es.append(e)
-                continue
-            e = dict(e)
-            seen = {}
-            for f, v in e.get("inputs", {}).items():
-                if f in ev.history.earlier and (v is True or (not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0)):
-                    years = ev.history.earlier_years(f, [i], lambda v: v == v and v > 0)[0]
-                    seen[f] = years
-            if seen:
-                e["reported_before"] = seen
-                e["text"] = e["text"] + "；" + "；".join(
-                    f"{label(f)}此前记录中{'已在 ' + '、'.join(map(str, ys)) + ' 年报告（恢复前每个评价周期均扣分）' if ys else '未报告'}"
-                    for f, ys in seen.items())
-            es.append(e)
-        texts.append(_dump(es))
-    mask = np.zeros(hi - lo, dtype=bool)
-    mask[np.array(rows) - lo] = True
-    return pc.replace_with_mask(out, pa.array(mask), pa.array(texts, pa.string()))
+    out = []
+    for c in ev.policy.clauses_for("negative_list", ev.year):
+        if "deduct" not in c.effect:
+            continue
+        fields = [f for f in _positive_fields(c.when) if f in h.earlier]
+        if not fields:
+            continue
+        fired_p = np.array([any(e["clause"] == c.id and e.get("fired", True) for e in es) for es in entries], dtype=bool)
+        rows = fired_p[pat[lo:hi]] if len(fired_p) else np.zeros(hi - lo, dtype=bool)
+        if not rows.any():
+            continue
+        texts = []
+        for f in fields:
+            years = [pa.array(np.where(np.nan_to_num(v[lo:hi]) > 0, f"{y}、", ""), pa.string())
+                     for y, v in sorted(h.earlier[f].items())]
+            joined = pc.utf8_rtrim(j(*years, ""), "、") if years else \
+                pa.array(np.full(hi - lo, "", dtype=object), pa.string())
+            texts.append(pc.if_else(pc.equal(joined, ""), f"{label(f)}：此前各年记录中未报告",
+                                    j(f"{label(f)}：此前已在 ", joined, " 年的记录中报告（恢复前每个评价周期均扣分）", "")))
+        text = j(*texts, "；") if len(texts) > 1 else texts[0]
+        e = j(_entry_head(c), ',"topic":"status_reported_before","text":', _json_text(text), "}", "")
+        out.append(pc.if_else(pa.array(rows), e, ""))
+    return out
 
 
 def _scores_explain(ev, s, cohort) -> pa.Array:
@@ -403,7 +414,6 @@ def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
     excluded = s["excluded"].to_numpy(dtype=bool)
     excl = pa.array(s["exclusion_clauses"].to_numpy(dtype=object), pa.string())
     excl_json = pc.if_else(pc.equal(excl, ""), "[]", j('["', pc.replace_substring(excl, ";", '","'), '"]', ""))
-    nl = _status_history(ev, lo, hi, frag["negative_list"])
     not_paid = frag["rewards_not_paid"]
     if ev.awards.not_paid:
         rows = [r for r in ev.awards.not_paid if lo <= r < hi]
@@ -413,23 +423,26 @@ def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
             mask[np.array(rows) - lo] = True
             extra = [_dump(entries[pat[r]] + ev.awards.not_paid[r]) for r in sorted(rows)]
             not_paid = pc.replace_with_mask(not_paid, pa.array(mask), pa.array(extra, pa.string()))
-    head = j('{"credit_code":"', codes, f'","year":{ev.year},"stage":', _stage_fragments(ev, lo, hi),
-             ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, lo, hi), ',"excluded":',
-             pa.array(np.where(excluded, "true", "false")), ',"exclusion_clauses":', excl_json,
-             ',"negative_list":', nl, "")
     safe = ~excluded
     fs = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in
           ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
            "final_score", "stage_percentile", "rank_in_stage", "rank_overall")}
-    scored = j(',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
-               ',"scores":{"indicators":"indicators.csv","cohort_size":', _num(ev.cohort_sizes[lo:hi]),
-               ',"weights":', w_frag,
-               *[x for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor",
-                             "bonus", "final_score", "rank_in_stage", "rank_overall", "stage_percentile")
-                 for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi])), "}", "")
-    middle = pc.if_else(pa.array(excluded), pa.scalar("", pa.string()), scored)
-    return j(head, middle, ',"rewards":', shared["rewards"].slice(lo, hi - lo),
-             ',"rewards_not_paid":', not_paid, "}", "")
+    scored = [',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
+              ',"scores":{"indicators":"indicators.csv","cohort_size":', _num(ev.cohort_sizes[lo:hi]), ',"weights":', w_frag,
+              *[x for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor",
+                            "bonus", "final_score", "rank_in_stage", "rank_overall", "stage_percentile")
+                for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi])), "}"]
+    # an excluded enterprise has no score part: every piece of it is empty on its row
+    gone = pa.array(excluded)
+    blank = pa.scalar("", pa.string())
+    scored = [pc.if_else(gone, blank, pa.array(np.full(hi - lo, x, dtype=object), pa.string()) if isinstance(x, str) else x)
+              for x in scored]
+    # the whole line in one join: each piece is copied once
+    return j('{"credit_code":"', codes, f'","year":{ev.year},"stage":', _stage_fragments(ev, lo, hi),
+             ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, lo, hi), ',"excluded":',
+             pa.array(np.where(excluded, "true", "false")), ',"exclusion_clauses":', excl_json,
+             ',"negative_list":', frag["negative_list"], *scored,
+             ',"rewards":', shared["rewards"].slice(lo, hi - lo), ',"rewards_not_paid":', not_paid, "}", "")
 
 
 def _trace_shared(ev):

@@ -51,7 +51,9 @@ def apply(policy, year, frame, stage_level) -> Scope:
                 note = f"（未填报：{'、'.join(explain.label(f) for f in missing_fields)}，按否/0处理）" \
                     if missing_fields else ""
                 text = f"不属于评价对象，不参加评分、排名和奖励：以下条件均不满足 —— {'；'.join(unmet)}{note}"
-            entries.append(explain.entry(c, text, in_scope=cid in ids, met=met, not_met=unmet,
-                                         not_reported=sorted(nr)))
+            if cid in ids:       # in scope: the sentence says which conditions were met
+                entries.append(explain.entry(c, text, in_scope=True))
+            else:
+                entries.append(explain.entry(c, text, in_scope=False, not_met=unmet, not_reported=sorted(nr)))
         trace.append(entries)
     return Scope(inside[decision.pattern], ";".join(clauses), decision, trace)
