@@ -265,7 +265,7 @@ def test_history_sources_and_incomplete_runs_are_explained(runner, golden, tmp_p
     topics = {}
     for t in traces.values():
         for e in t["history"]["entries"]:
-            topics.setdefault((e["topic"], e["source"]), []).append(e)
+            topics.setdefault((e["topic"], e.get("source")), []).append(e)
     # the golden example holds runs extended by the fields and runs that reach the earliest record
     assert ("expansion_run", "expansion_since") in topics and ("listing_run", "tech_sme_streak") in topics
     assert any(e["may_be_incomplete"] and "历史可能不完整" in e["text"] for es in topics.values() for e in es
@@ -274,3 +274,34 @@ def test_history_sources_and_incomplete_runs_are_explained(runner, golden, tmp_p
         assert "进入扩张期的首个年度" in e["text"] and e["clause"] == "DEC-2a"
     for e in topics.get(("previous_stages", "records"), []):
         assert "阶段：" in e["text"] and any(name in e["text"] for name in ("初创期", "成长期", "扩张期", "成熟期"))
+
+
+def test_nl_statuses_reported_before_are_shown_next_to_the_deduction(runner, golden, tmp_path):
+    """SPEC §2.3 (v2): beside each NL-4/NL-5 deduction, the earlier years of the records in
+    which the same status was reported."""
+    header, traces, records, contracts, awards = _golden_run(runner, golden, tmp_path / "out", [])
+    import csv
+    with open(golden / "records.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    status_field = {"NL-4a": "hte_requalification_failed", "NL-4b": "tech_sme_reevaluation_failed",
+                    "NL-5a": "delisted_platforms_national", "NL-5b": "delisted_platforms_provincial",
+                    "NL-5c": "delisted_platforms_municipal"}
+
+    def reported(v):
+        v = v.strip().lower()
+        return v in YES or (v.replace(".", "").isdigit() and float(v) > 0)
+    seen = 0
+    for code, t in traces.items():
+        for e in t["negative_list"]:
+            if e.get("fired", True) and e["clause"] in status_field:
+                before = sorted(r["year"] for r in rows if r["credit_code"] == code and r["year"] < "2022"
+                                and reported(r[status_field[e["clause"]]]))
+                status = [h for h in t["history"]["entries"] if h.get("topic") == "status_reported_before"
+                          and h["clause"] == e["clause"]]
+                assert status, code
+                if before:
+                    assert "、".join(before) in status[0]["text"]
+                    seen += 1
+                else:
+                    assert "未报告" in status[0]["text"]
+    assert seen
