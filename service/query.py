@@ -315,6 +315,30 @@ def credit_reference(s, run, code):
 KIND_ZH = CONTRACT_KINDS
 
 
+def contracts_of(s, run, code) -> list[dict]:
+    """An enterprise's technical contracts registered in the run's year, with their kind in
+    Chinese and what RW-5 made of each (from the run's trace: counted or not, its 1%)."""
+    from .models import Contract
+    result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    trace = json.loads(result.trace) if result is not None else {}
+    per = {}
+    for line in trace.get("rewards") or []:
+        inp = line.get("inputs") or {}
+        for i, no in enumerate(inp.get("contract_no") or []):
+            per[no] = {"counted": inp["counted"][i], "yuan": inp["yuan"][i]}
+    reasons = [e["text"] for e in trace.get("rewards_not_paid") or [] if e.get("reason") == "contracts"]
+    out = []
+    for c in s.scalars(select(Contract).where(Contract.credit_code == code).order_by(Contract.contract_no)):
+        if c.registered_on.year != run.year:
+            continue
+        p = per.get(c.contract_no)
+        note = ("计奖 {:,} 元".format(p["yuan"]) if p and p["counted"] else "不属于计奖的合同类别，不计奖"
+                if p else (reasons[0] if reasons else "本企业当年未获得合同奖励"))
+        out.append({"contract_no": c.contract_no, "kind": c.kind, "kind_zh": KIND_ZH.get(c.kind, c.kind),
+                    "amount_wan": c.amount, "registered_on": c.registered_on.isoformat(), "rw5": note})
+    return out
+
+
 def _median(values):
     import numpy as np
     v = [x for x in values if x is not None]

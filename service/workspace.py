@@ -77,7 +77,9 @@ def profile(code):
         lookups = [{"at": c.at, "bank": names.get(c.user_id, ""), "granted": c.granted}
                    for c in s.scalars(select(CreditLookup).where(CreditLookup.credit_code == code)
                                       .order_by(CreditLookup.id.desc()).limit(100))]
+    contracts = query.contracts_of(s, run, code) if run and (user.role in STAFF or user.credit_code == code) else []
     return render_template("pages/profile.html", ent=ent, run=run, d=detail, charts=charts, decls=decls,
+                           contracts=contracts,
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
                            records=records, fields=RECORD_FIELDS, declarable=DECLARABLE,
                            category=detail["categories"] if detail else query.category_titles(),
