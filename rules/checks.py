@@ -9,6 +9,7 @@ from numbers import Real
 
 from .clauses import GROUP_FIELDS, NUM, ConditionError, compile_when
 from .fields import CONTRACT_KINDS, INDICATORS, RECORD_FIELDS, STAGES
+from .history import RUN_MODES
 from .policy import Problem
 
 INDICATOR_KEYS = {f.key: f for f in INDICATORS}
@@ -92,6 +93,19 @@ def _check_settings(col, pv):
     if not _num(scoring.get("floor_after_deductions", 0)):
         _file_problem(col, "policy.yaml", getattr(scoring, "line", 0), "floor_after_deductions 应为数字")
     meta = pv.groups["policy"]
+    runs = (meta.get("history") or {}).get("runs", "extend")
+    if runs not in RUN_MODES or set(meta.get("history") or {}) - {"runs"}:
+        _file_problem(col, "policy.yaml", getattr(meta, "line", 0),
+                      f"history.runs 应为 {' 或 '.join(RUN_MODES)} / history.runs must be one of {', '.join(RUN_MODES)}")
+    ref = meta.get("reference_date")
+    if ref is not None:
+        try:
+            import datetime as _dt
+            _dt.date(2023, int(ref["month"]), int(ref["day"]))
+            assert set(ref) == {"month", "day"}
+        except (TypeError, KeyError, ValueError, AssertionError):
+            _file_problem(col, "policy.yaml", getattr(meta, "line", 0),
+                          "reference_date 应为 {month: 月, day: 日}，且是平年中存在的日期 / reference_date must be a valid {month, day}")
     if not isinstance(meta.get("in_force"), dict) or "from" not in meta["in_force"]:
         _file_problem(col, "policy.yaml", getattr(meta, "line", 0), "缺少 in_force.from / in_force.from missing")
     ind = pv.settings("indicators")

@@ -52,6 +52,17 @@ def test_bundled_policy_loads(policy):
     ("decay", "    title: 成长期企业注册满14年以上", "    title: 成长期企业注册满14年以上\n    title: 重复", r"decay\.yaml:\d+ .*duplicate key 'title'"),
     ("stage", "      - {stage: growth}\n", "      - {stage: decline}\n", r"\[STAGE\] 第4行的 stage 应为"),
     ("rewards", "strategy: pro_rata", "strategy: lottery", r"rewards\.yaml .*strategy 应为 pro_rata 或 rank_priority"),
+    # policy v2: an effect may only read a field that is exact in the engine's pattern key
+    ("negative_list", "effect: {deduct: 5}", "effect: {deduct: 5, per: env_credit_rating}",
+     r"\[NL-2a\] per 应为本组的计数字段.*pattern key"),
+    ("rewards", "effect: {kind: floating, amount: 100000, maximum: 100000}\n",
+     "effect: {kind: floating, amount: 100000, maximum: 100000, per: in_scope}\n", r"\[RW-1\] per 应为本组的计数字段"),
+    ("rewards", "kinds: [transfer, development, consulting, service]", "kinds: [transfer, barter]",
+     r"\[RW-5\] kinds 应为合同类别列表"),
+    ("scope", "effect: {in_scope: true}", "effect: {in_scope: true, deduct: 3}", r"\[SCOPE\] 未知的效果 'deduct'"),
+    ("policy", "history: {runs: extend}", "history: {runs: sometimes}", r"policy\.yaml:\d+ \[-\] history\.runs 应为"),
+    ("policy", "reference_date: {month: 12, day: 31}", "reference_date: {month: 2, day: 30}",
+     r"policy\.yaml:\d+ \[-\] reference_date"),
 ])
 def test_malformed_clause_file_is_rejected(policy_copy, name, old, new, expected):
     edit(policy_copy, name, old, new)
