@@ -30,7 +30,7 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     app.json.ensure_ascii = False      # Chinese as such in every JSON answer
     app.json.sort_keys = False         # stages and columns in their own order
-    from . import api, authoring, db, pages, workspace
+    from . import access, api, authoring, db, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
@@ -43,6 +43,7 @@ def create_app(test_config=None):
     for name, bp in app.blueprints.items():
         if name not in ("pages", "ws", "policy"):          # the API authenticates with tokens, not cookies: no CSRF there
             csrf.exempt(bp)
+    access.init_app(app)
     register_filters(app)
     return app
 

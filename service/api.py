@@ -16,6 +16,7 @@ from rules.fields import RECORD_FIELDS, STAGES
 from rules.policy import PolicyError
 
 from . import db, policies, query, uses
+from .access import public
 from .auth import (UserError, api_user, authenticate, create_user, issue_token, own_enterprise_only, require,
                    role_of)
 from .exports import export_response, template_xlsx
@@ -96,6 +97,7 @@ def init_app(app):
         api.register_blueprint(bp)
 
     @app.route("/api/docs")
+    @public
     def api_docs():
         return render_template("pages/api_docs.html", spec=api.spec.to_dict())
 
@@ -160,6 +162,7 @@ auth_bp = Blueprint("auth", __name__, url_prefix="/api", description="登录与�
 
 
 @auth_bp.route("/tokens", methods=["POST"])
+@public
 @auth_bp.arguments(TokenRequest)
 @auth_bp.response(201, TokenResponse)
 def token_create(args):
@@ -490,6 +493,7 @@ def import_list(args):
 
 
 @data_bp.route("/templates/<kind>.xlsx")
+@public
 def import_template(kind):
     """导入模板（XLSX）：中文表头与单位、示例行、填写说明"""
     from flask import Response
@@ -690,6 +694,7 @@ def version_dict(row, with_files=False):
 
 
 @policy_bp.route("/policy")
+@public
 def policy_active():
     """当前生效的政策版本及其全部条款（公开）"""
     s = db.session()
@@ -895,7 +900,7 @@ def seed_pool_generate(args):
 
 
 @uses_bp.route("/services")
-@require(*STAFF)
+@require(*READERS)
 @uses_bp.arguments(ServiceQuery, location="query")
 def services_get(args):
     """各企业的个性化服务推荐（按阶段、最薄弱类别和指标，见 rules/uses/services.yaml）"""
@@ -910,6 +915,7 @@ def services_get(args):
 
 
 @uses_bp.route("/honours")
+@public
 @uses_bp.arguments(YearQuery, location="query")
 def honours_get(args):
     """已发布的榜单（公开）"""

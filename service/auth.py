@@ -15,6 +15,7 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import db
+from .access import declare
 from .models import ROLES, ApiToken, User
 from .store import audit
 
@@ -110,7 +111,7 @@ def require(*roles):
                     abort(401, message="请先登录（Bearer 令牌） / authentication required")
                 abort(403, message=f"角色「{ROLES[role]}」无权访问 / role {role} may not use this")
             return view(*a, **kw)
-        return wrapped
+        return declare(wrapped, roles)
     return deco
 
 

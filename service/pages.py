@@ -14,6 +14,7 @@ from rules.fields import STAGES
 
 from . import charts as charts_
 from . import db, query
+from .access import declare, public
 from .auth import authenticate
 from .models import ROLES, Run, User
 from .runs import current_run
@@ -38,6 +39,7 @@ def _inject():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     """Session login for the pages (the form carries a CSRF token)."""
     form = LoginForm()
@@ -57,6 +59,7 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
+@public
 def logout():
     session.clear()
     return redirect(url_for("pages.index"))
@@ -65,18 +68,20 @@ def logout():
 STAFF = ("officer", "finance", "admin")
 
 
-def page_role(*roles):
-    """Page decorator: log in first (back here after), then the role must be one of `roles`."""
+def page_role(*roles, write=None):
+    """Page decorator: log in first (back here after), then the role must be one of `roles`
+    (of `write`, when given, for a POST)."""
     def deco(view):
         @wraps(view)
         def wrapped(*a, **kw):
             user = page_user()
             if user is None:
                 return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
-            if user.role not in roles:
+            allowed = roles if write is None or request.method in ("GET", "HEAD", "OPTIONS") else write
+            if user.role not in allowed:
                 return render_template("pages/forbidden.html"), 403
             return view(*a, **kw)
-        return wrapped
+        return declare(wrapped, roles, write)
     return deco
 
 
@@ -94,6 +99,7 @@ def _visible_run(s, run_id=None):
 
 
 @bp.route("/")
+@public
 def index():
     """The public dashboard (公众看板): the published run's overview, distributions and
     rankings per stage."""
@@ -139,6 +145,7 @@ def results():
 
 
 @bp.route("/favicon.ico")
+@public
 def favicon():
     return current_app.send_static_file("favicon.svg")
 
@@ -148,6 +155,7 @@ EXPORTS = {"scores.csv": "text/csv; charset=utf-8", "awards.csv": "text/csv; cha
 
 
 @bp.route("/runs/<int(max=2147483647):run_id>/export/<name>")
+@page_role(*STAFF)
 def export(run_id, name):
     """A run's files as written (scores, awards, the printable award list)."""
     s = db.session()

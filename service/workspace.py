@@ -166,7 +166,7 @@ def declarations():
     """The review queue: approve (applied to the record, audited) or reject, with a reason."""
     s = db.session()
     if request.method == "POST":
-        d = s.get(Declaration, request.form.get("id", type=int))
+        d = s.get(Declaration, request.form.get("id", type=int) or 0)
         if d is None:
             abort(404)
         try:
@@ -187,7 +187,7 @@ def declarations():
 
 
 @bp.route("/workspace/runs", methods=["GET", "POST"])
-@page_role(*STAFF)
+@page_role(*STAFF, write=OFFICERS)
 def runs():
     """Runs: start one (officers), watch it, publish it, compare two."""
     s = db.session()
@@ -218,7 +218,7 @@ def runs():
 
 
 @bp.route("/workspace/runs/<int(max=2147483647):run_id>", methods=["GET", "POST"])
-@page_role(*STAFF)
+@page_role(*STAFF, write=OFFICERS)
 def run(run_id):
     s = db.session()
     r = s.get(Run, run_id)
@@ -274,7 +274,7 @@ def awards():
 
 
 @bp.route("/workspace/seed-pool", methods=["GET", "POST"])
-@page_role(*STAFF)
+@page_role(*STAFF, write=OFFICERS)
 def seed_pool():
     """The seed-enterprise reserve pool of a year, its entries and exits, and (officers)
     generating it from a run."""

@@ -26,7 +26,7 @@ def matrix(p):
         ("GET", "/api/rankings", {"public": 404, "enterprise": 404, "bank": 404}, OK),
         ("GET", "/api/honours", {}, OK),
         ("GET", "/api/seed-pool", {"officer": 404, "finance": 404, "admin": 404, "public": NO_AUTH}, FORBIDDEN),
-        ("GET", "/api/services", {"officer": OK, "admin": OK, "public": NO_AUTH}, FORBIDDEN),
+        ("GET", "/api/services", {"officer": OK, "finance": OK, "admin": OK, "public": NO_AUTH}, FORBIDDEN),
         ("GET", "/api/reports/monitoring", {"officer": OK, "finance": OK, "admin": OK, "public": NO_AUTH}, FORBIDDEN),
         ("POST", "/api/seed-pool", {"officer": 422, "admin": 422, "public": NO_AUTH}, FORBIDDEN),
         ("POST", f"/api/runs/{p.run_id}/honours", {"officer": 422, "admin": 422, "public": NO_AUTH}, FORBIDDEN),
