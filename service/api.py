@@ -17,8 +17,8 @@ from rules.policy import PolicyError
 
 from . import db, policies, query, uses
 from .access import public
-from .auth import (UserError, api_user, authenticate, create_user, issue_token, own_enterprise_only, require,
-                   role_of)
+from .auth import (TooManyAttempts, UserError, api_user, create_user, disable_user, issue_token, login,
+                   own_enterprise_only, require, revoke_access, role_of)
 from .exports import export_response, template_xlsx
 from .models import (ROLES, AuditEntry, CreditLookup, Declaration, Enterprise, Import, PolicyDraft, PolicyVersion,
                      Record, Run, SeedPoolEntry, User, records_table, utcnow)
@@ -168,7 +168,11 @@ auth_bp = Blueprint("auth", __name__, url_prefix="/api", description="登录与�
 def token_create(args):
     """用户名和密码换取 API 令牌"""
     s = db.session()
-    user = authenticate(s, args["username"], args["password"])
+    try:
+        user = login(s, args["username"], args["password"], request.remote_addr)
+    except TooManyAttempts as exc:
+        abort(429, message=f"登录失败次数过多，请 {exc.retry_after} 秒后再试 / too many failed logins, retry later",
+              headers={"Retry-After": str(exc.retry_after)})
     if user is None:
         abort(401, message="用户名或密码错误 / wrong username or password")
     token = issue_token(s, user, args["label"])
@@ -645,6 +649,37 @@ class Users(MethodView):
             abort(422, message=str(exc), errors={"json": {"user": [str(exc)]}})
         s.commit()
         return user
+
+
+def _user_or_404(s, user_id):
+    user = s.get(User, user_id)
+    if user is None:
+        abort(404, message=f"没有用户 {user_id} / no such user")
+    return user
+
+
+@admin_bp.route("/users/<int(max=2147483647):user_id>/disable", methods=["POST"])
+@require("admin")
+@admin_bp.response(200, UserSchema)
+def user_disable(user_id):
+    """停用用户：不能再登录，其页面会话与全部令牌在下一次请求时失效"""
+    s = db.session()
+    user = _user_or_404(s, user_id)
+    disable_user(s, user, api_user(request))
+    s.commit()
+    return user
+
+
+@admin_bp.route("/users/<int(max=2147483647):user_id>/revoke", methods=["POST"])
+@require("admin")
+@admin_bp.response(200, UserSchema)
+def user_revoke(user_id):
+    """撤销用户的全部令牌并结束其全部页面会话（用户仍可重新登录）"""
+    s = db.session()
+    user = _user_or_404(s, user_id)
+    revoke_access(s, user, api_user(request))
+    s.commit()
+    return user
 
 
 @admin_bp.route("/audit")

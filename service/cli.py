@@ -348,7 +348,7 @@ def user_group():
 @click.option("--role", required=True, type=click.Choice(["enterprise", "officer", "finance", "bank", "admin"]))
 @click.option("--enterprise", "credit_code", default=None, help="企业用户的统一社会信用代码")
 @click.option("--name", "display_name", default="", help="显示名称")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="至少8个字符")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="至少10个字符，混合字母、数字或符号")
 def user_add(username, role, credit_code, display_name, password):
     """Create a user (the password is stored hashed)."""
     from service.auth import UserError, create_user
@@ -371,6 +371,28 @@ def user_token(username, label):
         token = issue_token(s, _user(s, username), label)
         s.commit()
     click.echo(token)
+
+
+@user_group.command("disable")
+@click.argument("username")
+def user_disable(username):
+    """Disable a user: no more logins; its page sessions and API tokens stop at the next request."""
+    from service.auth import disable_user
+    with _session() as (_, s):
+        n = disable_user(s, _user(s, username))
+        s.commit()
+    click.echo(f"已停用用户 {username}，撤销令牌 {n} 个，页面会话已全部失效")
+
+
+@user_group.command("revoke")
+@click.argument("username")
+def user_revoke(username):
+    """Revoke all of a user's API tokens and end its page sessions (it may log in again)."""
+    from service.auth import revoke_access
+    with _session() as (_, s):
+        n = revoke_access(s, _user(s, username))
+        s.commit()
+    click.echo(f"已撤销用户 {username} 的令牌 {n} 个，页面会话已全部失效")
 
 
 @cli.command("import")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session,
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -15,8 +17,9 @@ from rules.fields import STAGES
 from . import charts as charts_
 from . import db, query
 from .access import declare, public
-from .auth import authenticate
-from .models import ROLES, Run, User
+from .auth import TooManyAttempts, end_sessions, session_user, start_session
+from .auth import login as checked_login
+from .models import ROLES, Run
 from .runs import current_run
 from .store import audit
 
@@ -29,8 +32,24 @@ class LoginForm(FlaskForm):
 
 
 def page_user():
-    uid = session.get("user_id")
-    return db.session().get(User, uid) if uid else None
+    """The logged-in user of the page session (None when the session has ended: the user
+    was disabled, its access revoked, it logged out elsewhere, or the login is too old)."""
+    if "page_user" not in g:
+        g.page_user = session_user(db.session()) if session.get("user_id") else None
+    return g.page_user
+
+
+def local_target(target) -> str | None:
+    """`target` if it is a path on this site (`/…`), else None: no scheme, no host, no
+    `//host` or `/\\host` (browsers read a backslash as a slash), no control characters."""
+    if not target or not target.startswith("/") or len(target) > 2000:
+        return None
+    if target.startswith("//") or "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 @bp.app_context_processor
@@ -45,22 +64,32 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         s = db.session()
-        user = authenticate(s, form.username.data, form.password.data)
+        try:
+            user = checked_login(s, form.username.data, form.password.data, request.remote_addr)
+        except TooManyAttempts as exc:
+            flash(f"登录失败次数过多，请 {exc.retry_after} 秒后再试", "error")
+            return (render_template("pages/login.html", form=form), 429,
+                    {"Retry-After": str(exc.retry_after)})
         if user is None:
             flash("用户名或密码错误", "error")
             return render_template("pages/login.html", form=form), 401
-        session.clear()
-        session["user_id"] = user.id
+        start_session(user)
         audit(s, user, "login", user.username)
         s.commit()
-        target = request.args.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.index"))
+        return redirect(local_target(request.args.get("next", "")) or url_for("pages.index"))
     return render_template("pages/login.html", form=form), (400 if request.method == "POST" else 200)
 
 
 @bp.route("/logout", methods=["POST"])
 @public
 def logout():
+    """Log out: this user's page sessions end everywhere (a copy of the cookie is refused)."""
+    user = page_user()
+    if user is not None:
+        s = db.session()
+        end_sessions(s, user)
+        audit(s, user, "logout", user.username)
+        s.commit()
     session.clear()
     return redirect(url_for("pages.index"))
 

@@ -334,6 +334,37 @@ def honours(run_id):
     return redirect(url_for("ws.run", run_id=run_id))
 
 
+@bp.route("/workspace/users", methods=["GET", "POST"])
+@page_role("admin")
+def users():
+    """The administrator's list of users: disable one, or revoke its tokens and sessions."""
+    from sqlalchemy import func
+
+    from .auth import disable_user, revoke_access
+    from .models import ApiToken
+    s = db.session()
+    if request.method == "POST":
+        u = s.get(User, request.form.get("id", type=int) or 0)
+        action = request.form.get("action")
+        if u is None or action not in ("disable", "revoke"):
+            flash("请选择用户和操作", "error")
+        elif action == "disable":
+            if u.id == page_user().id:
+                flash("不能停用自己", "error")
+            else:
+                disable_user(s, u, page_user())
+                s.commit()
+                flash(f"已停用用户 {u.username}，其会话与令牌已失效")
+        else:
+            n = revoke_access(s, u, page_user())
+            s.commit()
+            flash(f"已撤销用户 {u.username} 的 {n} 个令牌并结束其全部会话")
+        return redirect(url_for("ws.users"))
+    tokens = dict(s.execute(select(ApiToken.user_id, func.count()).where(ApiToken.revoked.is_(False))
+                            .group_by(ApiToken.user_id)).all())
+    return render_template("pages/users.html", users=s.scalars(select(User).order_by(User.id)).all(), tokens=tokens)
+
+
 @bp.route("/bank", methods=["GET"])
 @page_role("bank")
 def bank():

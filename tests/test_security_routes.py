@@ -31,6 +31,7 @@ EXPECTED = {
     ("GET", "ws.seed_pool"): READERS, ("POST", "ws.seed_pool"): OFFICERS, ("POST", "ws.honours"): OFFICERS,
     ("GET", "ws.declarations"): OFFICERS, ("POST", "ws.declarations"): OFFICERS,
     ("GET", "ws.imports"): OFFICERS, ("POST", "ws.imports"): OFFICERS,
+    ("GET", "ws.users"): {A}, ("POST", "ws.users"): {A},
     ("GET", "policy.index"): OFFICERS, ("POST", "policy.index"): OFFICERS, ("GET", "policy.version"): OFFICERS,
     ("GET", "policy.draft"): OFFICERS, ("POST", "policy.draft"): OFFICERS,
     ("GET", "policy.clause"): OFFICERS, ("POST", "policy.clause"): OFFICERS, ("POST", "policy.clause_check"): OFFICERS,
@@ -48,6 +49,7 @@ EXPECTED = {
     ("POST", "data.declaration_decide"): OFFICERS,
     ("GET", "me.me"): ANY - {"public"}, ("PUT", "me.consent"): {E}, ("GET", "me.credit_lookups"): {E},
     ("GET", "admin.Users"): {A}, ("POST", "admin.Users"): {A}, ("GET", "admin.audit_log"): OFFICERS,
+    ("POST", "admin.user_disable"): {A}, ("POST", "admin.user_revoke"): {A},
     ("GET", "policies.policy_list"): OFFICERS, ("GET", "policies.policy_version_get"): OFFICERS,
     ("POST", "policies.draft_create"): OFFICERS, ("GET", "policies.draft_get"): OFFICERS,
     ("PUT", "policies.draft_file_put"): OFFICERS, ("PATCH", "policies.draft_clause_patch"): OFFICERS,
@@ -86,8 +88,10 @@ def walk_park(sqlite_url):
     assert p.client.put("/api/me/consent", headers=p.h("enterprise"), json={"consent": True}).status_code == 200
     with app.app_context():
         from service import db
-        from service.models import User
-        p.user_id = db.session().query(User).filter_by(username="finance").one().id
+        from service.auth import create_user
+        s = db.session()
+        p.user_id = create_user(s, "walk-victim", PASSWORD, "officer").id    # disabled and revoked by the walk
+        s.commit()
     yield p
     app.extensions["db_engine"].dispose()
 
