@@ -126,11 +126,12 @@ def enterprise_session(code):
     return s
 
 
-def pick_run(args, public_ok=False) -> Run:
+def pick_run(args) -> Run:
     """The run a query reads: `run` by id, else the current run of `year` (or the newest).
-    The public reads published runs only."""
+    Only staff (officers, finance, admins) read runs that are not published: the public,
+    enterprises and banks read published runs only, whatever they ask for."""
     s = db.session()
-    public = role_of(api_user(request)) in ("public", "enterprise", "bank") and public_ok
+    public = role_of(api_user(request)) not in READERS
     if args.get("run"):
         run = s.get(Run, args["run"])
         if run is None or run.status != "done" or (public and run.published_at is None):
@@ -281,7 +282,7 @@ def rankings(args):
             abort(404, message="尚未发布榜单 / no honour list published")
         top = None
     else:
-        run = pick_run(args, public_ok=True)
+        run = pick_run(args)
         top = args.get("top")
         data = query.rankings(s, run, args.get("stage"), top)
     if args["format"] != "json":
@@ -297,7 +298,7 @@ def rankings(args):
 def aggregates(args):
     """全区统计：参评企业数、按阶段/行业/园区分布、积分分布"""
     s = db.session()
-    run = pick_run(args, public_ok=True)
+    run = pick_run(args)
     data = query.aggregates(s, run)
     if args["format"] != "json":
         rows = ([{"dimension": "发展阶段", "key": r["label"], "count": r["count"]} for r in data["by_stage"]]
