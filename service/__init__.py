@@ -70,6 +70,8 @@ def create_app(test_config=None, instance_path=None):
         LOGIN_FAILURE_WINDOW=300,           # failed logins are counted over this many seconds,
         LOGIN_MAX_FAILURES_PER_USER=5,      # ... refused (429) past this many for one username
         LOGIN_MAX_FAILURES_PER_ADDRESS=20,  # ... or this many from one client address
+        RUN_HEARTBEAT_SECONDS=5,            # a running run stamps its heartbeat this often (seconds)
+        RUN_STALE_SECONDS=60,               # ... and is failed when it has not for this long (seconds)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
@@ -84,6 +86,7 @@ def create_app(test_config=None, instance_path=None):
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
+        fail_stale_runs(app)
     from flask_wtf.csrf import CSRFProtect
     csrf = CSRFProtect(app)
     app.register_blueprint(pages.bp)
@@ -96,6 +99,14 @@ def create_app(test_config=None, instance_path=None):
     access.init_app(app)
     register_filters(app)
     return app
+
+
+def fail_stale_runs(app):
+    """At start-up: a run left queued or running by a process that died is failed, with the reason."""
+    from . import db
+    from .runs import fail_stale
+    with db.new_session(app) as s:
+        fail_stale(s, app.config["RUN_STALE_SECONDS"])
 
 
 def register_filters(app):

@@ -22,7 +22,7 @@ from .auth import (TooManyAttempts, UserError, api_user, create_user, disable_us
 from .exports import export_response, template_xlsx
 from .models import (ROLES, AuditEntry, CreditLookup, Declaration, Enterprise, Import, PolicyDraft, PolicyVersion,
                      Record, Run, SeedPoolEntry, User, records_table, utcnow)
-from .runs import create_run, current_run, effective_status, execute_run
+from .runs import create_run, current_run, effective_status, execute_run, fail_stale
 from .runs import publish as publish_run
 from .schemas import (AuditQuery, AwardQuery, Consent, Correction, DeclarationCreate, DeclarationQuery,
                       DeclarationSchema, Decision, DiffQuery, EnterprisePage, EnterpriseQuery, FormatQuery,
@@ -145,7 +145,7 @@ def pick_run(args) -> Run:
 
 def run_dict(run, s):
     d = {k: getattr(run, k) for k in RunSchema().fields if k != "current"}
-    d["status"] = effective_status(run)
+    d["status"] = effective_status(run, limit=current_app.config["RUN_STALE_SECONDS"])
     cur = current_run(s, run.year)
     d["current"] = cur is not None and cur.id == run.id
     return d
@@ -332,6 +332,7 @@ class Runs(MethodView):
     def get(self, args):
         """全部计算批次（最新在前）"""
         s = db.session()
+        reap_stale_runs(s)
         runs = [run_dict(r, s) for r in s.scalars(select(Run).order_by(Run.id.desc()))]
         if args["format"] != "json":
             cols = [("id", "批次"), ("year", "年度"), ("status", "状态"), ("policy_name", "政策版本"),
@@ -361,10 +362,17 @@ class Runs(MethodView):
 def start(app, run_id):
     """Run in this request (tests, `RUNS_INLINE`) or on a thread of its own."""
     maker = app.extensions["db_sessions"]
+    every = app.config["RUN_HEARTBEAT_SECONDS"]
     if app.config.get("RUNS_INLINE"):
-        execute_run(maker, run_id)
+        execute_run(maker, run_id, heartbeat_every=every)
     else:
-        threading.Thread(target=execute_run, args=(maker, run_id), daemon=True, name=f"run-{run_id}").start()
+        threading.Thread(target=execute_run, args=(maker, run_id), kwargs={"heartbeat_every": every}, daemon=True,
+                         name=f"run-{run_id}").start()
+
+
+def reap_stale_runs(s):
+    """Fail the runs whose worker stopped (no heartbeat for RUN_STALE_SECONDS), before they are read."""
+    fail_stale(s, current_app.config["RUN_STALE_SECONDS"])
 
 
 def _run_or_404(s, run_id, done=True):
@@ -380,6 +388,7 @@ def _run_or_404(s, run_id, done=True):
 def run_get(run_id):
     """一个批次：状态、进度、政策哈希、数据校验和、合计"""
     s = db.session()
+    reap_stale_runs(s)
     return run_dict(_run_or_404(s, run_id, done=False), s)
 
 

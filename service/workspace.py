@@ -14,7 +14,7 @@ from rules.policy import PolicyError
 
 from . import charts as charts_
 from . import db, query
-from .api import bad_cells, decl_dict, run_dict, start
+from .api import bad_cells, decl_dict, reap_stale_runs, run_dict, start
 from .models import Declaration, Enterprise, Import, Record, Run, User, records_table
 from .pages import STAFF, _visible_run, page_role, page_user
 from .runs import create_run
@@ -212,6 +212,7 @@ def runs():
             return redirect(url_for("ws.runs"))
         start(current_app._get_current_object(), run.id)
         return redirect(url_for("ws.run", run_id=run.id))
+    reap_stale_runs(s)
     rows = [run_dict(r, s) for r in s.scalars(select(Run).order_by(Run.id.desc()))]
     years = [y for (y,) in s.execute(select(records_table.c.year).distinct().order_by(records_table.c.year.desc()))]
     return render_template("pages/runs.html", runs=rows, years=years)
@@ -221,6 +222,7 @@ def runs():
 @page_role(*STAFF, write=OFFICERS)
 def run(run_id):
     s = db.session()
+    reap_stale_runs(s)
     r = s.get(Run, run_id)
     if r is None:
         abort(404)
