@@ -72,6 +72,11 @@ def create_app(test_config=None, instance_path=None):
         LOGIN_MAX_FAILURES_PER_ADDRESS=20,  # ... or this many from one client address
         RUN_HEARTBEAT_SECONDS=5,            # a running run stamps its heartbeat this often (seconds)
         RUN_STALE_SECONDS=60,               # ... and is failed when it has not for this long (seconds)
+        IMPORT_MAX_EXPANDED_BYTES=256 * 2**20,  # an upload may expand to this much (XLSX unzipped, CSV)
+        IMPORT_MAX_RATIO=100,               # XLSX: largest compression ratio of a part (zip bombs)
+        IMPORT_MAX_CELLS=100_000_000,       # rows × columns of an upload
+        IMPORT_MAX_MEMBERS=1000,            # XLSX: parts in the zip
+        IMPORT_SHOWN_BAD_CELLS=1000,        # bad cells listed in an answer (the total is always given)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )

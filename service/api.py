@@ -112,9 +112,12 @@ def init_app(app):
         return "服务器内部错误 / internal error", 500
 
 
-def bad_cells(cells):
+def bad_cells(cells, limit=None):
+    """The bad cells as the answers list them: the first `limit` (IMPORT_SHOWN_BAD_CELLS)."""
+    if limit is None:
+        limit = current_app.config["IMPORT_SHOWN_BAD_CELLS"]
     return [{"row": c.row, "column": c.column, "column_zh": LABEL.get(c.column, c.column), "value": c.value,
-             "reason": c.reason_zh, "reason_en": c.reason_en} for c in cells]
+             "reason": c.reason_zh, "reason_en": c.reason_en} for c in cells[:limit]]
 
 
 def enterprise_session(code):
@@ -481,9 +484,12 @@ def import_post(form, files):
     except BadUpload as exc:
         abort(422, message="只接受 .csv 或 .xlsx 文件", errors={"files": {"file": [str(exc)]}})
     except ImportRejected as exc:
+        shown = bad_cells(exc.cells)
+        more = f"（列出前 {len(shown)} 处）" if len(shown) < len(exc.cells) else ""
         return jsonify(code=422, status="Unprocessable Entity", import_id=exc.import_id,
-                       message=f"文件有 {len(exc.cells)} 处错误，未导入任何数据 / nothing imported",
-                       bad_cells=bad_cells(exc.cells)), 422
+                       message=f"文件有 {len(exc.cells)} 处错误{more}，未导入任何数据 / nothing imported",
+                       bad_cells_total=len(exc.cells), bad_cells_truncated=len(shown) < len(exc.cells),
+                       bad_cells=shown), 422
     return jsonify({"import_id": out.import_id, "kind": out.kind, "rows": out.rows, "added": out.added,
                     "replaced": out.replaced, "sha256": out.sha256}), 201
 

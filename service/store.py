@@ -34,6 +34,14 @@ def audit(s, user: User | None, action: str, target: str = "", **detail):
                      detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)))
 
 
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -147,14 +155,93 @@ def _reject(s, kind, filename, digest, user, cells):
     raise ImportRejected(imp.id, cells)
 
 
-def import_file(s, path, kind: str, user: User | None, filename: str | None = None, progress=None) -> ImportOutcome:
+@dataclass
+class UploadLimits:
+    """What an uploaded file may expand to before it is parsed (config IMPORT_MAX_*)."""
+    expanded_bytes: int = 256 * 2**20     # XLSX: all members uncompressed; CSV: the file
+    ratio: float = 100.0                  # XLSX: uncompressed / compressed, per member of 1 MB or more
+    cells: int = 100_000_000              # rows × columns
+    members: int = 1000                   # XLSX: files in the zip
+
+
+def _too_big(reason_zh, reason_en):
+    return InputError("upload", [BadCell(0, "", "", reason_zh, reason_en)])
+
+
+def check_bounds(path: Path, limits: UploadLimits):
+    """Refuse (InputError) a file that would expand past `limits`, before any parser reads
+    it: an XLSX by its zip directory (sizes, ratios, the sheets' declared dimensions; zipfile
+    never inflates a member past its declared size), a CSV by size and rows × columns."""
+    mb = 2**20
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        import re
+        import zipfile
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError):
+            return                             # not a zip: the reader says it cannot read it
+        with zf:
+            infos = zf.infolist()
+            if len(infos) > limits.members:
+                raise _too_big(f"Excel 文件包含 {len(infos)} 个部件，超过上限 {limits.members}",
+                               f"the XLSX has {len(infos)} parts, more than {limits.members}")
+            total = sum(i.file_size for i in infos)
+            if total > limits.expanded_bytes:
+                raise _too_big(f"Excel 文件解压后 {total // mb} MB，超过上限 {limits.expanded_bytes // mb} MB",
+                               f"the XLSX expands to {total // mb} MB, over {limits.expanded_bytes // mb} MB")
+            for i in infos:
+                if i.file_size >= mb and i.file_size > limits.ratio * max(i.compress_size, 1):
+                    raise _too_big(f"Excel 文件的部件 {i.filename} 压缩比异常（{i.file_size // max(i.compress_size, 1)}:1），"
+                                   f"疑为压缩炸弹，拒绝读取",
+                                   f"part {i.filename} is compressed {i.file_size // max(i.compress_size, 1)}:1: "
+                                   f"refused as a zip bomb")
+            for i in infos:
+                if i.filename.startswith("xl/worksheets/") and i.filename.endswith(".xml"):
+                    with zf.open(i) as f:
+                        head = f.read(4096).decode("utf-8", "replace")
+                    m = re.search(r'<(?:\w+:)?dimension ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"', head)
+                    if m and m.group(3):
+                        cols = _column_number(m.group(3)) - _column_number(m.group(1)) + 1
+                        rows = int(m.group(4)) - int(m.group(2)) + 1
+                        if rows * cols > limits.cells:
+                            raise _too_big(f"工作表 {rows} 行 × {cols} 列，超过上限 {limits.cells:,} 个单元格",
+                                           f"the sheet is {rows} rows × {cols} columns, over {limits.cells:,} cells")
+        return
+    size = path.stat().st_size
+    if size > limits.expanded_bytes:
+        raise _too_big(f"文件 {size // mb} MB，超过上限 {limits.expanded_bytes // mb} MB",
+                       f"the file is {size // mb} MB, over {limits.expanded_bytes // mb} MB")
+    import csv
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = next(csv.reader([f.readline()]), [])
+    lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            lines += chunk.count(b"\n")
+    if lines * max(len(header), 1) > limits.cells:
+        raise _too_big(f"文件 {lines} 行 × {len(header)} 列，超过上限 {limits.cells:,} 个单元格",
+                       f"the file is {lines} rows × {len(header)} columns, over {limits.cells:,} cells")
+
+
+def _column_number(letters):
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def import_file(s, path, kind: str, user: User | None, filename: str | None = None, progress=None,
+                limits: UploadLimits | None = None) -> ImportOutcome:
     """Validate a records or contracts file and, when every cell is good, replace what it
-    names in one transaction. A rejected file is recorded as such, with its bad-cell count."""
+    names in one transaction. A rejected file is recorded as such, with its bad-cell count.
+    With `limits` (uploads), a file that would expand past them is refused before parsing."""
     path = Path(path)
     filename = filename or path.name
-    digest = sha256_bytes(path.read_bytes())
+    digest = sha256_file(path)
     tick = progress or (lambda n: None)
     try:
+        if limits is not None:
+            check_bounds(path, limits)
         if kind == "records":
             frame = load_records(path)
         elif kind == "contracts":
@@ -171,6 +258,8 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
                 raise InputError(filename, cells, frame)
         else:
             raise ValueError(f"unknown import kind {kind!r}")
+        if len(frame) == 0:
+            raise InputError(filename, [BadCell(2, "", "", "文件只有表头，没有数据行", "the file has a header but no rows")])
     except InputError as exc:
         _reject(s, kind, filename, digest, user, exc.cells)
     imp = Import(kind=kind, filename=filename, sha256=digest, user_id=user.id if user else None,
@@ -209,7 +298,14 @@ def import_upload(s, upload, kind, user) -> ImportOutcome:
             upload.save(path)
         finally:
             upload.close()          # a large upload is spooled to a temporary file: free it now
-        return import_file(s, path, kind, user, filename=name)
+        return import_file(s, path, kind, user, filename=name, limits=upload_limits())
+
+
+def upload_limits() -> UploadLimits:
+    from flask import current_app
+    c = current_app.config
+    return UploadLimits(c["IMPORT_MAX_EXPANDED_BYTES"], c["IMPORT_MAX_RATIO"], c["IMPORT_MAX_CELLS"],
+                        c["IMPORT_MAX_MEMBERS"])
 
 
 def _existing_keys(s, column_pairs, keys):

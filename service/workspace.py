@@ -154,7 +154,8 @@ def imports():
                 flash("请选择 .csv 或 .xlsx 文件", "error")
             except ImportRejected as exc:
                 cells = bad_cells(exc.cells)
-                flash(f"文件有 {len(cells)} 处错误，未导入任何数据", "error")
+                more = f"，下表列出前 {len(cells)} 处" if len(cells) < len(exc.cells) else ""
+                flash(f"文件有 {len(exc.cells)} 处错误{more}，未导入任何数据", "error")
     users = dict(s.execute(select(User.id, User.username)).all())
     history = s.scalars(select(Import).order_by(Import.id.desc()).limit(50)).all()
     return render_template("pages/imports.html", cells=cells, history=history, users=users), (422 if cells else 200)
