@@ -6,7 +6,8 @@ roles is refused for everyone (deny by default, `init_app`), and the test that w
 map fails on it (tests/test_security_routes.py)."""
 from __future__ import annotations
 
-from flask import abort, current_app, request
+from flask import abort, current_app, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 
 ATTR = "_innopoints_roles"
 ANYONE = "public"
@@ -63,7 +64,37 @@ def undeclared(app) -> list[str]:
     return out
 
 
+# scripts and styles from the site only (no inline script; inline style attributes are
+# allowed for the progress bar and the chart library's tooltips); no framing
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+
+
+def security_headers(response):
+    h = response.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure:
+        h.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is `Secure` whenever the request came over HTTPS (and always
+    when SESSION_COOKIE_SECURE is set), so that it never travels in clear text once served
+    over HTTPS, while `make run` on http://127.0.0.1 still works."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+
 def init_app(app):
+    app.session_interface = SessionInterface()
+    app.after_request(security_headers)
+
     @app.before_request
     def _deny_undeclared():
         if request.endpoint is None or request.method == "OPTIONS":

@@ -98,7 +98,7 @@ def walk_park(sqlite_url):
 
 def args_for(p, rule):
     values = {"code": p.own, "run_id": p.run_id, "a": p.run_id, "b": p.run_id, "decl_id": p.decl_id,
-              "draft_id": p.draft_id, "version_id": p.version_id, "clause_id": "T2-1", "year": 2022,
+              "draft_id": p.draft_id, "version_id": p.version_id, "clause_id": "IND-1.1", "year": 2022,
               "kind": "records", "filename": "favicon.svg", "user_id": p.user_id}
     if rule.endpoint == "pages.export":
         values["name"] = "scores.csv"
