@@ -987,7 +987,10 @@ def honours_publish(args, run_id):
     """发布一个批次的榜单（各阶段或总榜前 N 名）；公众只看到已发布的榜单"""
     s = db.session()
     run = _run_or_404(s, run_id)
-    h = uses.publish_honours(s, run, args["scope"], args["top_n"], api_user(request))
+    try:
+        h = uses.publish_honours(s, run, args["scope"], args["top_n"], api_user(request))
+    except uses.RunNotPublished as exc:
+        abort(409, message=str(exc))
     s.commit()
     return jsonify({"id": h.id, "title": h.title, "entries": json.loads(h.entries)}), 201
 

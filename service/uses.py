@@ -170,7 +170,15 @@ def service_list(s, run, stage=None):
 HONOUR_SCOPES = list(STAGES) + ["overall"]
 
 
+class RunNotPublished(Exception):
+    pass
+
+
 def publish_honours(s, run, scope, top_n, user) -> HonourList:
+    """Publish the top `top_n` of a stage (or overall) of a published run: an honour list is
+    public, so it may not show a run that is not."""
+    if run.published_at is None:
+        raise RunNotPublished(f"第 {run.id} 批次尚未发布：请先发布该批次，再发布其榜单 / publish run {run.id} first")
     if scope == "overall":
         rows, _ = query.enterprises(s, run, excluded=False, sort="rank_overall", per_page=None)
         rows = [x for x in rows if x["rank_overall"] is not None and x["rank_overall"] <= top_n]

@@ -331,9 +331,12 @@ def honours(run_id):
     if scope not in uses.HONOUR_SCOPES or not top_n or not 1 <= top_n <= 1000:
         flash("请选择榜单范围并填写 1–1000 的名次数", "error")
     else:
-        h = uses.publish_honours(s, r, scope, top_n, page_user())
-        s.commit()
-        flash(f"已发布：{h.title}")
+        try:
+            h = uses.publish_honours(s, r, scope, top_n, page_user())
+            s.commit()
+            flash(f"已发布：{h.title}")
+        except uses.RunNotPublished:
+            flash(f"第 {r.id} 批次尚未发布：请先发布该批次，再发布其榜单", "error")
     return redirect(url_for("ws.run", run_id=run_id))
 
 

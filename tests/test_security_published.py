@@ -27,3 +27,14 @@ def test_an_enterprise_cannot_read_an_unpublished_run(golden_park):
         r = p.get(f"/api/enterprises/{own}?run={unpublished}", role)
         assert r.status_code == 200 and r.get_json()["run_id"] == unpublished, role
     assert p.get(f"/api/enterprises/{own}", "finance").get_json()["run_id"] == unpublished
+
+
+def test_no_honour_list_from_an_unpublished_run(golden_park):
+    p = golden_park
+    unpublished = p.run(budget=15000000)
+    r = p.post(f"/api/runs/{unpublished}/honours", "officer", json={"scope": "overall", "top_n": 5})
+    assert r.status_code == 409 and "尚未发布" in r.get_json()["message"]
+    assert p.get("/api/honours").get_json()["lists"] == []
+    r = p.post(f"/api/runs/{p.run_id}/honours", "officer", json={"scope": "overall", "top_n": 5})
+    assert r.status_code == 201
+    assert {x["run_id"] for x in p.get("/api/honours").get_json()["lists"]} == {p.run_id}
