@@ -489,7 +489,7 @@ def import_post(form, files):
         return jsonify(code=422, status="Unprocessable Entity", import_id=exc.import_id,
                        message=f"文件有 {len(exc.cells)} 处错误{more}，未导入任何数据 / nothing imported",
                        bad_cells_total=len(exc.cells), bad_cells_truncated=len(shown) < len(exc.cells),
-                       bad_cells=shown), 422
+                       bad_cells_file=f"/api/imports/{exc.import_id}/bad-cells.csv", bad_cells=shown), 422
     return jsonify({"import_id": out.import_id, "kind": out.kind, "rows": out.rows, "added": out.added,
                     "replaced": out.replaced, "sha256": out.sha256}), 201
 
@@ -510,6 +510,28 @@ def import_list(args):
                 ("sha256", "文件校验和")]
         return export_response(rows, cols, args["format"], "imports")
     return jsonify(rows)
+
+
+@data_bp.route("/imports/<int(max=2147483647):import_id>/bad-cells.csv")
+@require(*STAFF)
+def import_bad_cells(import_id):
+    """被拒绝导入文件的全部错误单元格（CSV；答复中只列出前 1,000 处）"""
+    import zlib
+
+    from flask import Response
+    s = db.session()
+    imp = s.get(Import, import_id)
+    data = imp.bad_cells_csv if imp is not None else None
+    if data is None:
+        abort(404, message=f"导入 {import_id} 没有错误单元格清单 / no bad-cell list for import {import_id}")
+
+    def inflate(chunk=1 << 20):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        for i in range(0, len(data), chunk):
+            yield d.decompress(data[i:i + chunk])
+        yield d.flush()
+    return Response(inflate(), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=import-{import_id}-bad-cells.csv"})
 
 
 @data_bp.route("/templates/<kind>.xlsx")

@@ -114,6 +114,7 @@ class Import(Base):
     added: Mapped[int] = mapped_column(Integer, default=0)
     replaced: Mapped[int] = mapped_column(Integer, default=0)
     bad_cells: Mapped[int] = mapped_column(Integer, default=0)
+    bad_cells_csv: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)   # gzip: every bad cell
 
 
 class Declaration(Base):

@@ -144,10 +144,34 @@ class ImportRejected(Exception):
         super().__init__(f"{len(cells)} bad cell(s)")
 
 
+BAD_CELL_COLUMNS = [("row", "行"), ("column", "列"), ("value", "值"), ("reason_zh", "原因"), ("reason_en", "reason")]
+
+
+def bad_cells_gzip(cells) -> bytes:
+    """Every bad cell as a gzip-compressed CSV (UTF-8 with BOM, cells neutralised as in every
+    export: the values come from the uploaded file)."""
+    import csv
+    import gzip
+    import io
+
+    from .exports import neutralise
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6) as gz:
+        text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
+        w = csv.writer(text, lineterminator="\r\n")
+        text.write("\ufeff")
+        w.writerow([label for _, label in BAD_CELL_COLUMNS])
+        for c in cells:
+            w.writerow([c.row, neutralise(str(c.column)), neutralise(str(c.value)), c.reason_zh, c.reason_en])
+        text.flush()
+        text.detach()
+    return buf.getvalue()
+
+
 def _reject(s, kind, filename, digest, user, cells):
     s.rollback()
     imp = Import(kind=kind, filename=filename, sha256=digest, user_id=user.id if user else None,
-                 status="rejected", bad_cells=len(cells))
+                 status="rejected", bad_cells=len(cells), bad_cells_csv=bad_cells_gzip(cells))
     s.add(imp)
     s.flush()
     audit(s, user, "import.rejected", f"{kind}:{filename}", sha256=digest, bad_cells=len(cells))

@@ -138,7 +138,7 @@ def enterprises():
 def imports():
     """Upload a records or contracts file; a rejected file shows every bad cell."""
     s = db.session()
-    cells, outcome = None, None
+    cells, outcome, rejected = None, None, None
     if request.method == "POST":
         upload = request.files.get("file")
         kind = request.form.get("kind")
@@ -154,11 +154,13 @@ def imports():
                 flash("请选择 .csv 或 .xlsx 文件", "error")
             except ImportRejected as exc:
                 cells = bad_cells(exc.cells)
+                rejected = {"id": exc.import_id, "total": len(exc.cells)}
                 more = f"，下表列出前 {len(cells)} 处" if len(cells) < len(exc.cells) else ""
                 flash(f"文件有 {len(exc.cells)} 处错误{more}，未导入任何数据", "error")
     users = dict(s.execute(select(User.id, User.username)).all())
     history = s.scalars(select(Import).order_by(Import.id.desc()).limit(50)).all()
-    return render_template("pages/imports.html", cells=cells, history=history, users=users), (422 if cells else 200)
+    return (render_template("pages/imports.html", cells=cells, rejected=rejected, history=history, users=users),
+            422 if cells else 200)
 
 
 @bp.route("/workspace/declarations", methods=["GET", "POST"])

@@ -45,6 +45,7 @@ EXPECTED = {
     ("GET", "runs.run_manifest"): READERS, ("GET", "runs.run_files"): READERS, ("GET", "runs.run_diff"): READERS,
     ("POST", "runs.run_publish"): OFFICERS, ("POST", "runs.honours_publish"): OFFICERS,
     ("POST", "data.import_post"): OFFICERS, ("GET", "data.import_list"): OFFICERS,
+    ("GET", "data.import_bad_cells"): OFFICERS,
     ("GET", "data.Declarations"): OFFICERS | {E}, ("POST", "data.Declarations"): {E},
     ("POST", "data.declaration_decide"): OFFICERS,
     ("GET", "me.me"): ANY - {"public"}, ("PUT", "me.consent"): {E}, ("GET", "me.credit_lookups"): {E},
@@ -99,7 +100,8 @@ def walk_park(sqlite_url):
 def args_for(p, rule):
     values = {"code": p.own, "run_id": p.run_id, "a": p.run_id, "b": p.run_id, "decl_id": p.decl_id,
               "draft_id": p.draft_id, "version_id": p.version_id, "clause_id": "IND-1.1", "year": 2022,
-              "kind": "records", "filename": "favicon.svg", "user_id": p.user_id}
+              "kind": "records", "filename": "favicon.svg", "user_id": p.user_id,
+              "import_id": 1}
     if rule.endpoint == "pages.export":
         values["name"] = "scores.csv"
     elif rule.endpoint == "runs.run_files":

@@ -75,6 +75,11 @@ def test_a_large_csv_of_bad_rows_gets_a_capped_answer(lite_park, tmp_path):
     assert len(body["bad_cells"]) == 1000 and body["bad_cells_total"] >= 40000 and body["bad_cells_truncated"]
     assert str(body["bad_cells_total"]) in body["message"]
     assert len(r.data) < 1_000_000 and elapsed < 60, (len(r.data), elapsed)
+    # the whole list is a file to download
+    f = p.get(body["bad_cells_file"], "officer")
+    lines = f.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert f.status_code == 200 and len(lines) == body["bad_cells_total"] + 1 and lines[0].startswith("行,列")
+    assert p.get(body["bad_cells_file"], "finance").status_code == 403
     # a CSV over the rows × columns bound is refused before it is parsed
     p.app.config["IMPORT_MAX_CELLS"] = 10_000
     r = p.upload(path, "records")

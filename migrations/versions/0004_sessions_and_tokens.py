@@ -1,4 +1,5 @@
-"""a per-user session generation: disabling, revoking and logging out end cookie sessions
+"""a per-user session generation (disabling, revoking and logging out end cookie sessions);
+the full bad-cell list of a rejected import
 
 Revision ID: 0004_security
 Revises: 0003
@@ -22,9 +23,13 @@ def upgrade() -> None:
     """Upgrade schema."""
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('session_gen', sa.Integer(), nullable=False, server_default='0'))
+    with op.batch_alter_table('imports', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('bad_cells_csv', sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    with op.batch_alter_table('imports', schema=None) as batch_op:
+        batch_op.drop_column('bad_cells_csv')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('session_gen')
