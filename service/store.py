@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import bindparam, delete, select, tuple_, update
 
 from rules.fields import CONTRACT_FIELDS, LEVEL_STAGE, RECORD_FIELDS
-from rules.records import (BadCell, InputError, contract_owner_errors, load_contracts, load_records,
+from rules.records import (DATA_SHEET, BadCell, InputError, contract_owner_errors, load_contracts, load_records,
                            records_from_table, table_from_rows)
 
 from .models import AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, records_table, utcnow
@@ -230,6 +230,12 @@ def check_bounds(path: Path, limits: UploadLimits):
                         if rows * cols > limits.cells:
                             raise _too_big(f"工作表 {rows} 行 × {cols} 列，超过上限 {limits.cells:,} 个单元格",
                                            f"the sheet is {rows} rows × {cols} columns, over {limits.cells:,} cells")
+            merged = _merged_header(zf)
+            if merged:
+                raise InputError("upload", [BadCell(1, merged, "", f"表头（第1行）有合并单元格 {merged}：请取消合并，"
+                                                    f"每列一个列名后再导入",
+                                                    f"the header row has merged cells {merged}: unmerge them, "
+                                                    f"one column name per column")])
         return
     size = path.stat().st_size
     if size > limits.expanded_bytes:
@@ -245,6 +251,45 @@ def check_bounds(path: Path, limits: UploadLimits):
     if lines * max(len(header), 1) > limits.cells:
         raise _too_big(f"文件 {lines} 行 × {len(header)} 列，超过上限 {limits.cells:,} 个单元格",
                        f"the file is {lines} rows × {len(header)} columns, over {limits.cells:,} cells")
+
+
+def _data_sheet(zf) -> str | None:
+    """The zip path of the sheet an import reads: 数据 (the template's), else the first."""
+    import posixpath
+    import xml.etree.ElementTree as ET
+    try:
+        book = ET.fromstring(zf.read("xl/workbook.xml"))
+        rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ET.ParseError):
+        return None
+    rid = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+    sheets = [(s.get("name"), s.get(rid)) for s in book.iter() if s.tag.endswith("}sheet")]
+    if not sheets:
+        return None
+    name, ref = next((x for x in sheets if x[0] == DATA_SHEET), sheets[0])
+    target = next((r.get("Target") for r in rels.iter() if r.get("Id") == ref), None)
+    if not target:
+        return None
+    return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+
+
+def _merged_header(zf) -> str:
+    """The first merged range that touches the header row of the data sheet ('' if none);
+    openpyxl would read it as one name and empty ones, which says nothing to the user."""
+    import re
+    sheet = _data_sheet(zf)
+    if sheet is None or sheet not in zf.namelist():
+        return ""
+    pattern = re.compile(rb'<(?:\w+:)?mergeCell ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
+    tail = b""
+    with zf.open(sheet) as f:
+        while chunk := f.read(1 << 20):
+            data = tail + chunk
+            for m in pattern.finditer(data):
+                if int(m.group(2)) <= 1 <= int(m.group(4)):
+                    return m.group(0).split(b'"')[1].decode("ascii")
+            tail = data[-200:]
+    return ""
 
 
 def _column_number(letters):

@@ -110,3 +110,22 @@ def test_the_import_page_shows_the_total_and_the_first_cells(lite_park, tmp_path
                                            "file": (io.BytesIO(path.read_bytes()), "bad.csv")})
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and "下表列出前 5 处" in html
+
+
+def test_merged_header_cells_get_a_message_that_says_so(lite_park, tmp_path):
+    import openpyxl
+    p = lite_park
+    header = (GOLDEN / "records.csv").read_text(encoding="utf-8").splitlines()[:2]
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "数据"
+    ws.append(header[0].split(","))
+    ws.append(header[1].split(","))
+    ws.merge_cells("B1:C1")
+    wb.create_sheet("说明").merge_cells("A1:D1")
+    path = tmp_path / "merged.xlsx"
+    wb.save(path)
+    r = p.upload(path, "records")
+    assert r.status_code == 422
+    cell = r.get_json()["bad_cells"][0]
+    assert "合并单元格 B1:C1" in cell["reason"] and cell["row"] == 1
