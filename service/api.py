@@ -554,11 +554,11 @@ def decl_dict(d: Declaration):
 
 @data_bp.route("/declarations")
 class Declarations(MethodView):
-    @require("enterprise", *STAFF)
+    @require("enterprise", *READERS)
     @data_bp.arguments(DeclarationQuery, location="query")
     @data_bp.response(200, DeclarationSchema(many=True))
     def get(self, args):
-        """自主申报列表：企业看本企业的，工作人员看全部（审核队列：status=pending）"""
+        """自主申报列表：企业看本企业的，工作人员与财政局看全部（审核队列：status=pending）"""
         s = db.session()
         user = api_user(request)
         q = select(Declaration).order_by(Declaration.id)

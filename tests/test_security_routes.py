@@ -46,7 +46,7 @@ EXPECTED = {
     ("POST", "runs.run_publish"): OFFICERS, ("POST", "runs.honours_publish"): OFFICERS,
     ("POST", "data.import_post"): OFFICERS, ("GET", "data.import_list"): OFFICERS,
     ("GET", "data.import_bad_cells"): OFFICERS,
-    ("GET", "data.Declarations"): OFFICERS | {E}, ("POST", "data.Declarations"): {E},
+    ("GET", "data.Declarations"): READERS | {E}, ("POST", "data.Declarations"): {E},
     ("POST", "data.declaration_decide"): OFFICERS,
     ("GET", "me.me"): ANY - {"public"}, ("PUT", "me.consent"): {E}, ("GET", "me.credit_lookups"): {E},
     ("GET", "admin.Users"): {A}, ("POST", "admin.Users"): {A}, ("GET", "admin.audit_log"): OFFICERS,
