@@ -77,6 +77,8 @@ def create_app(test_config=None, instance_path=None):
         IMPORT_MAX_CELLS=100_000_000,       # rows × columns of an upload
         IMPORT_MAX_MEMBERS=1000,            # XLSX: parts in the zip
         IMPORT_SHOWN_BAD_CELLS=1000,        # bad cells listed in an answer (the total is always given)
+        IMPORT_SLICE_ABOVE_BYTES=16 * 2**20,  # a CSV upload this large is checked in slices first,
+        IMPORT_SLICE_ROWS=50_000,           # ... of this many rows (memory bounded for a file of bad rows)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )

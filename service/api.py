@@ -485,10 +485,10 @@ def import_post(form, files):
         abort(422, message="只接受 .csv 或 .xlsx 文件", errors={"files": {"file": [str(exc)]}})
     except ImportRejected as exc:
         shown = bad_cells(exc.cells)
-        more = f"（列出前 {len(shown)} 处）" if len(shown) < len(exc.cells) else ""
+        more = f"（列出前 {len(shown)} 处）" if len(shown) < exc.total else ""
         return jsonify(code=422, status="Unprocessable Entity", import_id=exc.import_id,
-                       message=f"文件有 {len(exc.cells)} 处错误{more}，未导入任何数据 / nothing imported",
-                       bad_cells_total=len(exc.cells), bad_cells_truncated=len(shown) < len(exc.cells),
+                       message=f"文件有 {exc.total} 处错误{more}，未导入任何数据 / nothing imported",
+                       bad_cells_total=exc.total, bad_cells_truncated=len(shown) < exc.total,
                        bad_cells_file=f"/api/imports/{exc.import_id}/bad-cells.csv", bad_cells=shown), 422
     return jsonify({"import_id": out.import_id, "kind": out.kind, "rows": out.rows, "added": out.added,
                     "replaced": out.replaced, "sha256": out.sha256}), 201

@@ -441,7 +441,9 @@ def import_cmd(file, kind, username):
         except ImportRejected as exc:
             for c in exc.cells:
                 click.echo(f"  {c}", err=True)
-            _fail(f"{len(exc.cells)} 处错误，未导入任何数据 / nothing imported")
+            if exc.total > len(exc.cells):
+                click.echo(f"  … 另有 {exc.total - len(exc.cells)} 处 / {exc.total - len(exc.cells)} more", err=True)
+            _fail(f"{exc.total} 处错误，未导入任何数据 / nothing imported")
     click.echo(f"已导入 {out.rows} 行（新增 {out.added}，替换 {out.replaced}）；导入编号 {out.import_id}，"
                f"sha256 {out.sha256[:12]}")
 

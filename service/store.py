@@ -138,45 +138,68 @@ class ImportOutcome:
 
 
 class ImportRejected(Exception):
-    def __init__(self, import_id, cells):
+    """A rejected file: `cells` are its bad cells (for a large file, the first ones only),
+    `total` how many there are in all."""
+
+    def __init__(self, import_id, cells, total=None):
         self.import_id = import_id
         self.cells = cells
-        super().__init__(f"{len(cells)} bad cell(s)")
+        self.total = len(cells) if total is None else total
+        super().__init__(f"{self.total} bad cell(s)")
 
 
 BAD_CELL_COLUMNS = [("row", "行"), ("column", "列"), ("value", "值"), ("reason_zh", "原因"), ("reason_en", "reason")]
 
 
+class BadCellFile:
+    """Bad cells written as they come to a gzip-compressed CSV (UTF-8 with BOM, cells
+    neutralised as in every export: the values come from the uploaded file)."""
+
+    def __init__(self):
+        import csv
+        import gzip
+        import io
+        self.buf = io.BytesIO()
+        self.gz = gzip.GzipFile(fileobj=self.buf, mode="wb", compresslevel=6)
+        self.text = io.TextIOWrapper(self.gz, encoding="utf-8", newline="")
+        self.writer = csv.writer(self.text, lineterminator="\r\n")
+        self.text.write("\ufeff")
+        self.writer.writerow([label for _, label in BAD_CELL_COLUMNS])
+
+    def add(self, c, offset=0):
+        self.add_all([c], offset)
+
+    def add_all(self, cells, offset=0):
+        from .exports import FORMULA_START, neutralise
+
+        def safe(v):
+            v = str(v)
+            return neutralise(v) if v.startswith(FORMULA_START) else v
+        self.writer.writerows([c.row + offset, safe(c.column), safe(c.value), c.reason_zh, c.reason_en] for c in cells)
+
+    def close(self) -> bytes:
+        self.text.flush()
+        self.text.detach()
+        self.gz.close()
+        return self.buf.getvalue()
+
+
 def bad_cells_gzip(cells) -> bytes:
-    """Every bad cell as a gzip-compressed CSV (UTF-8 with BOM, cells neutralised as in every
-    export: the values come from the uploaded file)."""
-    import csv
-    import gzip
-    import io
-
-    from .exports import neutralise
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6) as gz:
-        text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
-        w = csv.writer(text, lineterminator="\r\n")
-        text.write("\ufeff")
-        w.writerow([label for _, label in BAD_CELL_COLUMNS])
-        for c in cells:
-            w.writerow([c.row, neutralise(str(c.column)), neutralise(str(c.value)), c.reason_zh, c.reason_en])
-        text.flush()
-        text.detach()
-    return buf.getvalue()
+    f = BadCellFile()
+    f.add_all(cells)
+    return f.close()
 
 
-def _reject(s, kind, filename, digest, user, cells):
+def _reject(s, kind, filename, digest, user, cells, total=None, gz=None):
     s.rollback()
+    total = len(cells) if total is None else total
     imp = Import(kind=kind, filename=filename, sha256=digest, user_id=user.id if user else None,
-                 status="rejected", bad_cells=len(cells), bad_cells_csv=bad_cells_gzip(cells))
+                 status="rejected", bad_cells=total, bad_cells_csv=gz if gz is not None else bad_cells_gzip(cells))
     s.add(imp)
     s.flush()
-    audit(s, user, "import.rejected", f"{kind}:{filename}", sha256=digest, bad_cells=len(cells))
+    audit(s, user, "import.rejected", f"{kind}:{filename}", sha256=digest, bad_cells=total)
     s.commit()
-    raise ImportRejected(imp.id, cells)
+    raise ImportRejected(imp.id, cells, total)
 
 
 @dataclass
@@ -186,6 +209,9 @@ class UploadLimits:
     ratio: float = 100.0                  # XLSX: uncompressed / compressed, per member of 1 MB or more
     cells: int = 100_000_000              # rows × columns
     members: int = 1000                   # XLSX: files in the zip
+    slice_above_bytes: int = 16 * 2**20   # CSV: checked in slices first when at least this large
+    slice_rows: int = 50_000              # ... of this many rows
+    keep_cells: int = 1000                # ... keeping this many bad cells (all are counted)
 
 
 def _too_big(reason_zh, reason_en):
@@ -292,6 +318,60 @@ def _merged_header(zf) -> str:
     return ""
 
 
+def prevalidate_csv(path: Path, kind, limits: UploadLimits):
+    """A large CSV upload checked in slices of `limits.slice_rows` rows first, so that a file
+    of bad rows is rejected with bounded memory: the first `limits.keep_cells` bad cells are
+    kept, all of them are counted and written to the downloadable list as they come.
+    Returns (kept, total, gzip list) when a slice has bad cells, None otherwise (then the
+    whole file is checked as one, which also finds what spans slices, such as duplicates)."""
+    import dataclasses
+    if path.suffix.lower() != ".csv" or path.stat().st_size < limits.slice_above_bytes:
+        return None
+    loader = load_records if kind == "records" else load_contracts
+    kept, total, out = [], 0, None
+    try:
+        with open(path, "rb") as f, tempfile.TemporaryDirectory(prefix="innopoints-slice-") as tmp:
+            header = f.readline()
+            if not header.strip():
+                return None
+            part, offset, more = Path(tmp) / "slice.csv", 0, True
+            while more:
+                n = 0
+                with open(part, "wb") as w:         # the raw lines: a record goes on while a quote is open
+                    w.write(header)
+                    while n < limits.slice_rows:
+                        line = f.readline()
+                        if not line:
+                            more = False
+                            break
+                        if not line.strip(b"\r\n"):
+                            continue                 # blank lines are not records
+                        w.write(line)
+                        odd = line.count(b'"') % 2
+                        while odd and (line := f.readline()):
+                            w.write(line)
+                            odd ^= line.count(b'"') % 2
+                        n += 1
+                if not n:
+                    break
+                try:
+                    loader(part)
+                except InputError as exc:
+                    if any(c.row <= 1 for c in exc.cells):
+                        return None                # the header or the file itself: the whole-file check says it
+                    out = out or BadCellFile()
+                    out.add_all(exc.cells, offset)
+                    total += len(exc.cells)
+                    kept += [dataclasses.replace(c, row=c.row + offset)
+                             for c in exc.cells[:max(0, limits.keep_cells - len(kept))]]
+                offset += n
+    except Exception:                              # noqa: BLE001 - undecodable, unreadable: the whole-file
+        return None                                # check reports it as such
+    if not total:
+        return None
+    return kept, total, out.close()
+
+
 def _column_number(letters):
     n = 0
     for ch in letters:
@@ -311,6 +391,10 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
     try:
         if limits is not None:
             check_bounds(path, limits)
+            pre = prevalidate_csv(path, kind, limits) if kind in ("records", "contracts") else None
+            if pre is not None:
+                kept, total, gz = pre
+                _reject(s, kind, filename, digest, user, kept, total, gz)
         if kind == "records":
             frame = load_records(path)
         elif kind == "contracts":
@@ -374,7 +458,8 @@ def upload_limits() -> UploadLimits:
     from flask import current_app
     c = current_app.config
     return UploadLimits(c["IMPORT_MAX_EXPANDED_BYTES"], c["IMPORT_MAX_RATIO"], c["IMPORT_MAX_CELLS"],
-                        c["IMPORT_MAX_MEMBERS"])
+                        c["IMPORT_MAX_MEMBERS"], c["IMPORT_SLICE_ABOVE_BYTES"], c["IMPORT_SLICE_ROWS"],
+                        c["IMPORT_SHOWN_BAD_CELLS"])
 
 
 def _existing_keys(s, column_pairs, keys):

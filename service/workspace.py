@@ -154,9 +154,9 @@ def imports():
                 flash("请选择 .csv 或 .xlsx 文件", "error")
             except ImportRejected as exc:
                 cells = bad_cells(exc.cells)
-                rejected = {"id": exc.import_id, "total": len(exc.cells)}
-                more = f"，下表列出前 {len(cells)} 处" if len(cells) < len(exc.cells) else ""
-                flash(f"文件有 {len(exc.cells)} 处错误{more}，未导入任何数据", "error")
+                rejected = {"id": exc.import_id, "total": exc.total}
+                more = f"，下表列出前 {len(cells)} 处" if len(cells) < exc.total else ""
+                flash(f"文件有 {exc.total} 处错误{more}，未导入任何数据", "error")
     users = dict(s.execute(select(User.id, User.username)).all())
     history = s.scalars(select(Import).order_by(Import.id.desc()).limit(50)).all()
     return (render_template("pages/imports.html", cells=cells, rejected=rejected, history=history, users=users),

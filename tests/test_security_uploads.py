@@ -53,23 +53,36 @@ def test_a_sheet_declaring_too_many_cells_is_refused(lite_park, tmp_path):
     assert r.status_code == 422 and "单元格" in r.get_json()["bad_cells"][0]["reason"]
 
 
-def test_a_large_csv_of_bad_rows_gets_a_capped_answer(lite_park, tmp_path):
-    p = lite_park
+def bad_rows_csv(path, n, every=1):
     with open(GOLDEN / "records.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     header = list(rows[0])
-    path = tmp_path / "bad.csv"
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
-        for i in range(20000):
+        for i in range(n):
             r = dict(rows[i % len(rows)])
-            r["year"] = "20x9"
-            r["revenue"] = "lots"
+            r["year"] = str(2000 + i)                  # no duplicate enterprise-years
+            if i % every == 0:
+                r["year"] = "20x9"
+                r["revenue"] = "lots"
+            if i % 997 == 5:
+                r["name"] = "多行\n名称"              # a quoted field across lines
             w.writerow([r[h] for h in header])
+    return path
+
+
+def test_a_large_csv_of_bad_rows_gets_a_capped_answer(lite_park, tmp_path):
+    p = lite_park
+    p.app.config.update(IMPORT_SLICE_ABOVE_BYTES=0, IMPORT_SLICE_ROWS=5000)   # checked in slices
+    path = bad_rows_csv(tmp_path / "bad.csv", 20000)
+    tracemalloc.start()
     t = time.perf_counter()
     r = p.upload(path, "records")
     elapsed = time.perf_counter() - t
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
     body = r.get_json()
     assert r.status_code == 422
     assert len(body["bad_cells"]) == 1000 and body["bad_cells_total"] >= 40000 and body["bad_cells_truncated"]
@@ -129,3 +142,34 @@ def test_merged_header_cells_get_a_message_that_says_so(lite_park, tmp_path):
     assert r.status_code == 422
     cell = r.get_json()["bad_cells"][0]
     assert "合并单元格 B1:C1" in cell["reason"] and cell["row"] == 1
+
+
+def test_the_sliced_check_finds_the_same_cells_as_the_whole_file(lite_park, tmp_path):
+    """The same bad cells, with the same row numbers, whether the file is checked in slices
+    (large uploads) or as one."""
+    from service.demo import generate, write_csv
+    p = lite_park
+    records, _ = generate(2000, 2024, history=3)
+    good = tmp_path / "good.csv"
+    write_csv(records, good)
+    with open(good, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    bad = [i for i in range(len(rows)) if i % 700 == 3]
+    for i in bad:
+        rows[i]["revenue"] = "lots"
+    for i in range(5, len(rows), 997):
+        rows[i]["name"] = "多行\n名称"                  # a quoted field across lines
+    path = tmp_path / "some-bad.csv"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    lists = []
+    for above, n in ((2**40, 50_000), (0, 1000)):
+        p.app.config.update(IMPORT_SLICE_ABOVE_BYTES=above, IMPORT_SLICE_ROWS=n)
+        r = p.upload(path, "records")
+        body = r.get_json()
+        assert r.status_code == 422 and body["bad_cells_total"] == len(bad), body["message"]
+        lists.append((body["bad_cells"], p.get(body["bad_cells_file"], "officer").get_data(as_text=True)))
+    assert lists[0] == lists[1]
+    assert [c["row"] for c in lists[0][0]] == [i + 2 for i in bad]
