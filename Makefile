@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install demo bench clean
+.PHONY: run test install demo reset-demo bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "durable-rules needs CPython 3.11 or 3.12"'
@@ -16,8 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# the demo park goes into an empty database only: stored data is never deleted implicitly
 demo: $(STAMP)
 	$(BIN)/innopoints demo --out instance/demo
+
+# deletes instance/innopoints.db (every import, run, user and the audit log), then the demo park
+reset-demo: $(STAMP)
+	$(BIN)/innopoints demo --fresh --out instance/demo
 
 run: demo
 	$(BIN)/flask --app service run --port $(PORT)

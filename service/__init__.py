@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from flask import Flask
@@ -9,18 +10,75 @@ from flask import Flask
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def create_app(test_config=None):
+# the constant that signed every session before issue 13: never accepted as a key again
+OLD_DEFAULT_KEYS = ("dev-only-change-me",)
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def secret_key(app) -> str:
+    """The key that signs sessions and CSRF tokens: `SECRET_KEY` (environment or config),
+    else one made for this instance and kept in instance/secret_key (mode 0600)."""
+    key = app.config.get("SECRET_KEY") or os.environ.get("SECRET_KEY")
+    if key:
+        if key in OLD_DEFAULT_KEYS or len(key) < 16 and not app.config.get("TESTING"):
+            raise ConfigurationError("SECRET_KEY 过短或为公开的默认值，拒绝启动 / SECRET_KEY is too short or a "
+                                     "published default: refusing to start")
+        return key
+    path = Path(app.instance_path) / "secret_key"
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:              # another process made it first: use theirs
+        return _read_key(path)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    return key
+
+
+def _read_key(path) -> str:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigurationError(f"{path} 的权限为 {oct(mode)}，应为 0600 / {path} must not be readable by others")
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < 32:
+        raise ConfigurationError(f"{path} 中的密钥过短 / the key in {path} is too short")
+    return key
+
+
+def create_app(test_config=None, instance_path=None):
     """Create the app: defaults, then instance/config.py or the test config, then the parts.
     The database is upgraded to the newest migration at start (`DB_UPGRADE`, on by default)."""
     app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"))
+                static_folder=str(ROOT / "static"), instance_path=instance_path)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        SECRET_KEY=None,
         DATABASE_URL=None,
         DB_UPGRADE=True,
         RUNS_INLINE=False,
         MAX_CONTENT_LENGTH=200 * 1024 * 1024,
-        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_TIME_LIMIT=12 * 3600,      # a form's CSRF token expires (seconds)
+        SESSION_LIFETIME=12 * 3600,         # a page login lasts this long (seconds)
+        TOKEN_LIFETIME=30 * 24 * 3600,      # an API token expires this long after it is issued (seconds)
+        LOGIN_FAILURE_WINDOW=300,           # failed logins are counted over this many seconds,
+        LOGIN_MAX_FAILURES_PER_USER=5,      # ... refused (429) past this many for one username
+        LOGIN_MAX_FAILURES_PER_ADDRESS=20,  # ... or this many from one client address
+        RUN_HEARTBEAT_SECONDS=5,            # a running run stamps its heartbeat this often (seconds)
+        RUN_STALE_SECONDS=60,               # ... and is failed when it has not for this long (seconds)
+        IMPORT_MAX_EXPANDED_BYTES=256 * 2**20,  # an upload may expand to this much (XLSX unzipped, CSV)
+        IMPORT_MAX_RATIO=100,               # XLSX: largest compression ratio of a part (zip bombs)
+        IMPORT_MAX_CELLS=100_000_000,       # rows × columns of an upload
+        IMPORT_MAX_MEMBERS=1000,            # XLSX: parts in the zip
+        IMPORT_SHOWN_BAD_CELLS=1000,        # bad cells listed in an answer (the total is always given)
+        IMPORT_SLICE_ABOVE_BYTES=16 * 2**20,  # a CSV upload this large is checked in slices first,
+        IMPORT_SLICE_ROWS=50_000,           # ... of this many rows (memory bounded for a file of bad rows)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
@@ -28,12 +86,14 @@ def create_app(test_config=None):
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.from_mapping(test_config)
+    app.config["SECRET_KEY"] = secret_key(app)
     app.json.ensure_ascii = False      # Chinese as such in every JSON answer
     app.json.sort_keys = False         # stages and columns in their own order
-    from . import api, authoring, db, pages, workspace
+    from . import access, api, authoring, db, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
+        fail_stale_runs(app)
     from flask_wtf.csrf import CSRFProtect
     csrf = CSRFProtect(app)
     app.register_blueprint(pages.bp)
@@ -43,8 +103,17 @@ def create_app(test_config=None):
     for name, bp in app.blueprints.items():
         if name not in ("pages", "ws", "policy"):          # the API authenticates with tokens, not cookies: no CSRF there
             csrf.exempt(bp)
+    access.init_app(app)
     register_filters(app)
     return app
+
+
+def fail_stale_runs(app):
+    """At start-up: a run left queued or running by a process that died is failed, with the reason."""
+    from . import db
+    from .runs import fail_stale
+    with db.new_session(app) as s:
+        fail_stale(s, app.config["RUN_STALE_SECONDS"])
 
 
 def register_filters(app):

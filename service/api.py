@@ -16,12 +16,13 @@ from rules.fields import RECORD_FIELDS, STAGES
 from rules.policy import PolicyError
 
 from . import db, policies, query, uses
-from .auth import (UserError, api_user, authenticate, create_user, issue_token, own_enterprise_only, require,
-                   role_of)
+from .access import public
+from .auth import (TooManyAttempts, UserError, api_user, create_user, disable_user, issue_token, login,
+                   own_enterprise_only, require, revoke_access, role_of)
 from .exports import export_response, template_xlsx
 from .models import (ROLES, AuditEntry, CreditLookup, Declaration, Enterprise, Import, PolicyDraft, PolicyVersion,
                      Record, Run, SeedPoolEntry, User, records_table, utcnow)
-from .runs import create_run, current_run, effective_status, execute_run
+from .runs import create_run, current_run, effective_status, execute_run, fail_stale
 from .runs import publish as publish_run
 from .schemas import (AuditQuery, AwardQuery, Consent, Correction, DeclarationCreate, DeclarationQuery,
                       DeclarationSchema, Decision, DiffQuery, EnterprisePage, EnterpriseQuery, FormatQuery,
@@ -96,6 +97,7 @@ def init_app(app):
         api.register_blueprint(bp)
 
     @app.route("/api/docs")
+    @public
     def api_docs():
         return render_template("pages/api_docs.html", spec=api.spec.to_dict())
 
@@ -110,9 +112,12 @@ def init_app(app):
         return "服务器内部错误 / internal error", 500
 
 
-def bad_cells(cells):
+def bad_cells(cells, limit=None):
+    """The bad cells as the answers list them: the first `limit` (IMPORT_SHOWN_BAD_CELLS)."""
+    if limit is None:
+        limit = current_app.config["IMPORT_SHOWN_BAD_CELLS"]
     return [{"row": c.row, "column": c.column, "column_zh": LABEL.get(c.column, c.column), "value": c.value,
-             "reason": c.reason_zh, "reason_en": c.reason_en} for c in cells]
+             "reason": c.reason_zh, "reason_en": c.reason_en} for c in cells[:limit]]
 
 
 def enterprise_session(code):
@@ -124,11 +129,12 @@ def enterprise_session(code):
     return s
 
 
-def pick_run(args, public_ok=False) -> Run:
+def pick_run(args) -> Run:
     """The run a query reads: `run` by id, else the current run of `year` (or the newest).
-    The public reads published runs only."""
+    Only staff (officers, finance, admins) read runs that are not published: the public,
+    enterprises and banks read published runs only, whatever they ask for."""
     s = db.session()
-    public = role_of(api_user(request)) in ("public", "enterprise", "bank") and public_ok
+    public = role_of(api_user(request)) not in READERS
     if args.get("run"):
         run = s.get(Run, args["run"])
         if run is None or run.status != "done" or (public and run.published_at is None):
@@ -142,7 +148,7 @@ def pick_run(args, public_ok=False) -> Run:
 
 def run_dict(run, s):
     d = {k: getattr(run, k) for k in RunSchema().fields if k != "current"}
-    d["status"] = effective_status(run)
+    d["status"] = effective_status(run, limit=current_app.config["RUN_STALE_SECONDS"])
     cur = current_run(s, run.year)
     d["current"] = cur is not None and cur.id == run.id
     return d
@@ -166,12 +172,17 @@ auth_bp = Blueprint("auth", __name__, url_prefix="/api", description="登录与�
 
 
 @auth_bp.route("/tokens", methods=["POST"])
+@public
 @auth_bp.arguments(TokenRequest)
 @auth_bp.response(201, TokenResponse)
 def token_create(args):
     """用户名和密码换取 API 令牌"""
     s = db.session()
-    user = authenticate(s, args["username"], args["password"])
+    try:
+        user = login(s, args["username"], args["password"], request.remote_addr)
+    except TooManyAttempts as exc:
+        abort(429, message=f"登录失败次数过多，请 {exc.retry_after} 秒后再试 / too many failed logins, retry later",
+              headers={"Retry-After": str(exc.retry_after)})
     if user is None:
         abort(401, message="用户名或密码错误 / wrong username or password")
     token = issue_token(s, user, args["label"])
@@ -282,7 +293,7 @@ def rankings(args):
             abort(404, message="尚未发布榜单 / no honour list published")
         top = None
     else:
-        run = pick_run(args, public_ok=True)
+        run = pick_run(args)
         top = args.get("top")
         data = query.rankings(s, run, args.get("stage"), top)
     if args["format"] != "json":
@@ -298,7 +309,7 @@ def rankings(args):
 def aggregates(args):
     """全区统计：参评企业数、按阶段/行业/园区分布、积分分布"""
     s = db.session()
-    run = pick_run(args, public_ok=True)
+    run = pick_run(args)
     data = query.aggregates(s, run)
     if args["format"] != "json":
         rows = ([{"dimension": "发展阶段", "key": r["label"], "count": r["count"]} for r in data["by_stage"]]
@@ -332,6 +343,7 @@ class Runs(MethodView):
     def get(self, args):
         """全部计算批次（最新在前）"""
         s = db.session()
+        reap_stale_runs(s)
         runs = [run_dict(r, s) for r in s.scalars(select(Run).order_by(Run.id.desc()))]
         if args["format"] != "json":
             cols = [("id", "批次"), ("year", "年度"), ("status", "状态"), ("policy_name", "政策版本"),
@@ -361,10 +373,17 @@ class Runs(MethodView):
 def start(app, run_id):
     """Run in this request (tests, `RUNS_INLINE`) or on a thread of its own."""
     maker = app.extensions["db_sessions"]
+    every = app.config["RUN_HEARTBEAT_SECONDS"]
     if app.config.get("RUNS_INLINE"):
-        execute_run(maker, run_id)
+        execute_run(maker, run_id, heartbeat_every=every)
     else:
-        threading.Thread(target=execute_run, args=(maker, run_id), daemon=True, name=f"run-{run_id}").start()
+        threading.Thread(target=execute_run, args=(maker, run_id), kwargs={"heartbeat_every": every}, daemon=True,
+                         name=f"run-{run_id}").start()
+
+
+def reap_stale_runs(s):
+    """Fail the runs whose worker stopped (no heartbeat for RUN_STALE_SECONDS), before they are read."""
+    fail_stale(s, current_app.config["RUN_STALE_SECONDS"])
 
 
 def _run_or_404(s, run_id, done=True):
@@ -380,6 +399,7 @@ def _run_or_404(s, run_id, done=True):
 def run_get(run_id):
     """一个批次：状态、进度、政策哈希、数据校验和、合计"""
     s = db.session()
+    reap_stale_runs(s)
     return run_dict(_run_or_404(s, run_id, done=False), s)
 
 
@@ -472,9 +492,12 @@ def import_post(form, files):
     except BadUpload as exc:
         abort(422, message="只接受 .csv 或 .xlsx 文件", errors={"files": {"file": [str(exc)]}})
     except ImportRejected as exc:
+        shown = bad_cells(exc.cells)
+        more = f"（列出前 {len(shown)} 处）" if len(shown) < exc.total else ""
         return jsonify(code=422, status="Unprocessable Entity", import_id=exc.import_id,
-                       message=f"文件有 {len(exc.cells)} 处错误，未导入任何数据 / nothing imported",
-                       bad_cells=bad_cells(exc.cells)), 422
+                       message=f"文件有 {exc.total} 处错误{more}，未导入任何数据 / nothing imported",
+                       bad_cells_total=exc.total, bad_cells_truncated=len(shown) < exc.total,
+                       bad_cells_file=f"/api/imports/{exc.import_id}/bad-cells.csv", bad_cells=shown), 422
     return jsonify({"import_id": out.import_id, "kind": out.kind, "rows": out.rows, "added": out.added,
                     "replaced": out.replaced, "sha256": out.sha256}), 201
 
@@ -497,7 +520,30 @@ def import_list(args):
     return jsonify(rows)
 
 
+@data_bp.route("/imports/<int(max=2147483647):import_id>/bad-cells.csv")
+@require(*STAFF)
+def import_bad_cells(import_id):
+    """被拒绝导入文件的全部错误单元格（CSV；答复中只列出前 1,000 处）"""
+    import zlib
+
+    from flask import Response
+    s = db.session()
+    imp = s.get(Import, import_id)
+    data = imp.bad_cells_csv if imp is not None else None
+    if data is None:
+        abort(404, message=f"导入 {import_id} 没有错误单元格清单 / no bad-cell list for import {import_id}")
+
+    def inflate(chunk=1 << 20):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        for i in range(0, len(data), chunk):
+            yield d.decompress(data[i:i + chunk])
+        yield d.flush()
+    return Response(inflate(), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=import-{import_id}-bad-cells.csv"})
+
+
 @data_bp.route("/templates/<kind>.xlsx")
+@public
 def import_template(kind):
     """导入模板（XLSX）：中文表头与单位、示例行、填写说明"""
     from flask import Response
@@ -516,11 +562,11 @@ def decl_dict(d: Declaration):
 
 @data_bp.route("/declarations")
 class Declarations(MethodView):
-    @require("enterprise", *STAFF)
+    @require("enterprise", *READERS)
     @data_bp.arguments(DeclarationQuery, location="query")
     @data_bp.response(200, DeclarationSchema(many=True))
     def get(self, args):
-        """自主申报列表：企业看本企业的，工作人员看全部（审核队列：status=pending）"""
+        """自主申报列表：企业看本企业的，工作人员与财政局看全部（审核队列：status=pending）"""
         s = db.session()
         user = api_user(request)
         q = select(Declaration).order_by(Declaration.id)
@@ -651,6 +697,37 @@ class Users(MethodView):
         return user
 
 
+def _user_or_404(s, user_id):
+    user = s.get(User, user_id)
+    if user is None:
+        abort(404, message=f"没有用户 {user_id} / no such user")
+    return user
+
+
+@admin_bp.route("/users/<int(max=2147483647):user_id>/disable", methods=["POST"])
+@require("admin")
+@admin_bp.response(200, UserSchema)
+def user_disable(user_id):
+    """停用用户：不能再登录，其页面会话与全部令牌在下一次请求时失效"""
+    s = db.session()
+    user = _user_or_404(s, user_id)
+    disable_user(s, user, api_user(request))
+    s.commit()
+    return user
+
+
+@admin_bp.route("/users/<int(max=2147483647):user_id>/revoke", methods=["POST"])
+@require("admin")
+@admin_bp.response(200, UserSchema)
+def user_revoke(user_id):
+    """撤销用户的全部令牌并结束其全部页面会话（用户仍可重新登录）"""
+    s = db.session()
+    user = _user_or_404(s, user_id)
+    revoke_access(s, user, api_user(request))
+    s.commit()
+    return user
+
+
 @admin_bp.route("/audit")
 @require(*STAFF)
 @admin_bp.arguments(AuditQuery, location="query")
@@ -698,6 +775,7 @@ def version_dict(row, with_files=False):
 
 
 @policy_bp.route("/policy")
+@public
 def policy_active():
     """当前生效的政策版本及其全部条款（公开）"""
     s = db.session()
@@ -903,7 +981,7 @@ def seed_pool_generate(args):
 
 
 @uses_bp.route("/services")
-@require(*STAFF)
+@require(*READERS)
 @uses_bp.arguments(ServiceQuery, location="query")
 def services_get(args):
     """各企业的个性化服务推荐（按阶段、最薄弱类别和指标，见 rules/uses/services.yaml）"""
@@ -918,6 +996,7 @@ def services_get(args):
 
 
 @uses_bp.route("/honours")
+@public
 @uses_bp.arguments(YearQuery, location="query")
 def honours_get(args):
     """已发布的榜单（公开）"""
@@ -938,7 +1017,10 @@ def honours_publish(args, run_id):
     """发布一个批次的榜单（各阶段或总榜前 N 名）；公众只看到已发布的榜单"""
     s = db.session()
     run = _run_or_404(s, run_id)
-    h = uses.publish_honours(s, run, args["scope"], args["top_n"], api_user(request))
+    try:
+        h = uses.publish_honours(s, run, args["scope"], args["top_n"], api_user(request))
+    except uses.RunNotPublished as exc:
+        abort(409, message=str(exc))
     s.commit()
     return jsonify({"id": h.id, "title": h.title, "entries": json.loads(h.entries)}), 201
 

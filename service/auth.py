@@ -5,17 +5,22 @@ Pages use a session login (a form with a CSRF token); the API uses bearer tokens
 is the public."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
+import unicodedata
 from functools import wraps
 
-from flask import g, session as web_session
+from flask import current_app, g, session as web_session
 from flask_smorest import abort
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import db
-from .models import ROLES, ApiToken, User
+from .access import declare
+from .models import ROLES, ApiToken, User, utcnow
 from .store import audit
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -28,10 +33,8 @@ class UserError(ValueError):
 def create_user(s, username, password, role, credit_code=None, display_name="", by=None) -> User:
     if role not in ROLES or role == "public":
         raise UserError(f"未知角色 {role!r}；可选：{', '.join(r for r in ROLES if r != 'public')}")
-    if not username or len(username) > 80:
-        raise UserError("用户名不能为空，且不超过80个字符")
-    if len(password or "") < 8:
-        raise UserError("密码至少8个字符")
+    check_username(username)
+    check_password(password, username)
     if role == "enterprise" and not credit_code:
         raise UserError("企业用户须指定统一社会信用代码")
     if s.scalar(select(User).where(User.username == username)):
@@ -44,11 +47,169 @@ def create_user(s, username, password, role, credit_code=None, display_name="", 
     return user
 
 
+MIN_PASSWORD = 10
+COMMON_PASSWORDS = {"password", "password1", "password123", "passw0rd", "1234567890", "12345678910", "qwertyuiop",
+                    "0123456789", "abcdefghij", "iloveyou12", "admin12345", "administrator", "welcome123",
+                    "changeme123", "letmein123", "qwerty12345", "1q2w3e4r5t", "abc1234567", "aa12345678"}
+
+
+def check_username(username):
+    """A username is 1–80 visible characters: no control or format characters, no blanks
+    around it (they would make two names that look the same)."""
+    if not username or len(username) > 80:
+        raise UserError("用户名不能为空，且不超过80个字符")
+    if username != username.strip() or any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in username):
+        raise UserError("用户名不能含控制字符、换行或首尾空白")
+
+
+def check_password(password, username=""):
+    """The minimum policy for a new password: 10 characters or more, not only one kind of
+    character, not a well-known password and not the username."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"密码至少{MIN_PASSWORD}个字符")
+    if len(set(password)) < 4 or password.isdigit() or password.isalpha():
+        raise UserError("密码过于简单：请混合字母、数字或符号")
+    if password.lower() in COMMON_PASSWORDS or password.lower() == (username or "").lower():
+        raise UserError("密码过于常见或与用户名相同")
+
+
+# the hash that an unknown username is checked against, so that it takes as long as a known one
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(s, username, password) -> User | None:
-    user = s.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or not check_password_hash(user.password_hash, password or ""):
+    """The user whose password this is, or None. An unknown username costs the same hash
+    as a known one (no timing difference tells which usernames exist)."""
+    user = s.scalar(select(User).where(User.username == username)) if username else None
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or not user.active:
         return None
     return user
+
+
+# ---- throttling of failed logins ----------------------------------------------------------------
+
+class Throttle:
+    """Failed logins per username and per client address in a sliding window, in this
+    process (the service runs as one process; a restart forgets them). After `limit`
+    failures the key is refused until the oldest failure leaves the window."""
+
+    def __init__(self):
+        self.failures = {}
+        self.lock = threading.Lock()
+
+    def _recent(self, key, window, now):
+        times = [t for t in self.failures.get(key, ()) if now - t < window]
+        if times:
+            self.failures[key] = times
+        else:
+            self.failures.pop(key, None)
+        return times
+
+    def retry_after(self, keys_limits, window) -> int:
+        """Seconds to wait, 0 when every key is below its limit."""
+        now = time.monotonic()
+        wait = 0
+        with self.lock:
+            for key, limit in keys_limits:
+                times = self._recent(key, window, now)
+                if len(times) >= limit:
+                    wait = max(wait, int(window - (now - times[-limit])) + 1)
+        return wait
+
+    def fail(self, keys):
+        now = time.monotonic()
+        with self.lock:
+            if len(self.failures) > 100_000:           # bounded: forget the idle keys
+                for k in list(self.failures):
+                    self._recent(k, 3600, now)
+            for key in keys:
+                self.failures.setdefault(key, []).append(now)
+
+    def clear(self, key):
+        with self.lock:
+            self.failures.pop(key, None)
+
+
+def _throttle(app) -> Throttle:
+    return app.extensions.setdefault("innopoints_login_throttle", Throttle())
+
+
+class TooManyAttempts(Exception):
+    def __init__(self, retry_after):
+        self.retry_after = retry_after
+        super().__init__(f"retry after {retry_after}s")
+
+
+def login(s, username, password, address) -> User | None:
+    """`authenticate`, throttled: raise TooManyAttempts (with the seconds to wait) when the
+    username or the address has failed too often lately; a failure counts against both."""
+    app = current_app
+    cfg = app.config
+    keys = [(f"user:{(username or '').lower()}", cfg["LOGIN_MAX_FAILURES_PER_USER"]),
+            (f"addr:{address or '?'}", cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"])]
+    throttle = _throttle(app)
+    wait = throttle.retry_after(keys, cfg["LOGIN_FAILURE_WINDOW"])
+    if wait:
+        raise TooManyAttempts(wait)
+    user = authenticate(s, username, password)
+    if user is None:
+        throttle.fail([k for k, _ in keys])
+        return None
+    throttle.clear(keys[0][0])
+    return user
+
+
+# ---- page sessions ------------------------------------------------------------------------------
+
+def start_session(user):
+    """Log `user` in on this browser: the cookie carries the user's session generation and
+    the time of login."""
+    web_session.clear()
+    web_session["user_id"] = user.id
+    web_session["gen"] = user.session_gen
+    web_session["at"] = int(time.time())
+
+
+def session_user(s) -> User | None:
+    """The user of the page session, if it is still good: the user is active, its session
+    generation has not moved on (disable, revoke, logout) and the login is not too old."""
+    uid = web_session.get("user_id")
+    if not uid:
+        return None
+    user = s.get(User, uid)
+    at = web_session.get("at")
+    lifetime = current_app.config["SESSION_LIFETIME"]
+    if (user is None or not user.active or web_session.get("gen") != user.session_gen
+            or not isinstance(at, int) or time.time() - at > lifetime):
+        web_session.clear()
+        return None
+    return user
+
+
+def end_sessions(s, user):
+    """Every page session of `user` ends at its next request."""
+    user.session_gen = (user.session_gen or 0) + 1
+
+
+def revoke_access(s, user, by=None, action="user.revoke"):
+    """End every page session and revoke every API token of `user`."""
+    end_sessions(s, user)
+    n = 0
+    for tok in s.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))):
+        tok.revoked = True
+        n += 1
+    audit(s, by, action, user.username, tokens_revoked=n)
+    return n
+
+
+def disable_user(s, user, by=None):
+    """The user can no longer log in; its sessions and tokens stop at the next request."""
+    user.active = False
+    return revoke_access(s, user, by, action="user.disable")
 
 
 def _digest(token: str) -> str:
@@ -64,8 +225,13 @@ def issue_token(s, user, label="") -> str:
 
 
 def user_from_token(s, token) -> User | None:
+    """The token's user, unless the token is revoked or older than `TOKEN_LIFETIME`
+    (seconds), or the user is disabled."""
     row = s.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token), ApiToken.revoked.is_(False)))
     if row is None or not row.user.active:
+        return None
+    lifetime = current_app.config["TOKEN_LIFETIME"]
+    if lifetime and utcnow() - row.created_at > dt.timedelta(seconds=lifetime):
         return None
     return row.user
 
@@ -84,11 +250,9 @@ def api_user(request) -> User | None:
             abort(401, message="Authorization 头应为 'Bearer <令牌>' / expected a bearer token")
         user = user_from_token(s, token.strip())
         if user is None:
-            abort(401, message="令牌无效或已撤销 / invalid or revoked token")
+            abort(401, message="令牌无效、已过期或已撤销 / invalid, expired or revoked token")
     elif request.method in SAFE_METHODS and web_session.get("user_id"):
-        user = s.get(User, web_session["user_id"])
-        if user is not None and not user.active:
-            user = None
+        user = session_user(s)
     g.api_user = user
     return user
 
@@ -110,7 +274,7 @@ def require(*roles):
                     abort(401, message="请先登录（Bearer 令牌） / authentication required")
                 abort(403, message=f"角色「{ROLES[role]}」无权访问 / role {role} may not use this")
             return view(*a, **kw)
-        return wrapped
+        return declare(wrapped, roles)
     return deco
 
 

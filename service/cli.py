@@ -248,10 +248,25 @@ def _case_result(file, name, problems) -> int:
 @click.option("--enterprises", type=int, default=1500, show_default=True)
 @click.option("--year", type=int, default=2025, show_default=True)
 @click.option("--seed", type=int, default=2022, show_default=True)
-@click.option("--keep-db", is_flag=True, help="不重建 SQLite 数据库（默认重建 instance/innopoints.db）")
-def demo(out, enterprises, year, seed, keep_db):
-    """The demo park: four years of synthetic records, imported into a fresh database with one
-    user per role; the last year evaluated and published."""
+@click.option("--fresh", is_flag=True,
+              help="先删除 SQLite 数据库（全部导入、批次、用户与审计日志）再生成示范数据 / delete the database first")
+def demo(out, enterprises, year, seed, fresh):
+    """The demo park: four years of synthetic records, imported with one user per role; the
+    last year evaluated and published. Only into an empty database: a database with any
+    user, import or run is left as it is (nothing stored is ever deleted implicitly);
+    `--fresh` (make reset-demo) deletes the SQLite database first, on purpose."""
+    if fresh:
+        _delete_sqlite_database()
+    from service import create_app
+    app = create_app()
+    with app.app_context():
+        from service import db
+        held = _stored(db.session())
+    if held:
+        click.echo(f"数据库已有数据（{held}），未写入示范数据，原有数据保持不变；"
+                   f"如需删除全部数据重新开始：make reset-demo（innopoints demo --fresh）。"
+                   f"示范用户的初始密码为「用户名-demo-{year}」。")
+        return
     from service.demo import generate, write_csv
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +274,6 @@ def demo(out, enterprises, year, seed, keep_db):
     write_csv(records, out / "records.csv")
     write_csv(contracts, out / "contracts.csv")
     click.echo(f"示范园区：{enterprises} 家企业，{len(records)} 条记录，{len(contracts)} 份合同 → {out}")
-    app = _app_fresh(keep_db)
     from service.auth import create_user
     from service.models import Enterprise
     from service.runs import create_run, execute_run
@@ -298,17 +312,33 @@ def demo(out, enterprises, year, seed, keep_db):
                f"数据库 {app.config['DATABASE_URL']}")
     for username, password, role in logins:
         click.echo(f"  登录 / login  {username:<10} 密码 {password:<24} 角色 {role}")
+    app.extensions["db_engine"].dispose()
 
 
-def _app_fresh(keep_db):
+def _stored(s) -> str:
+    """What the database holds that the demo must not touch ('' when it is empty)."""
+    from sqlalchemy import func, select
+
+    from service.models import Import, Run, User, records_table
+    counts = [(s.scalar(select(func.count()).select_from(User)), "个用户"),
+              (s.scalar(select(func.count()).select_from(Import)), "次导入"),
+              (s.scalar(select(func.count()).select_from(records_table)), "条记录"),
+              (s.scalar(select(func.count()).select_from(Run)), "个计算批次")]
+    return "，".join(f"{n} {what}" for n, what in counts if n)
+
+
+def _delete_sqlite_database():
+    """Delete the configured SQLite database (asked for with --fresh); a server database
+    (PostgreSQL) is never dropped by this command."""
     from service import create_app
-    if not keep_db and not os.environ.get("DATABASE_URL"):
-        probe = create_app({"DB_UPGRADE": False})
-        url = probe.config["DATABASE_URL"]
-        path = Path(url.removeprefix("sqlite:///"))
-        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            p.unlink(missing_ok=True)
-    return create_app()
+    url = create_app({"DB_UPGRADE": False}).config["DATABASE_URL"]
+    if not url.startswith("sqlite:///"):
+        _fail("--fresh 只删除 SQLite 数据库；服务器数据库（如 PostgreSQL）请由管理员自行清空 / "
+              "--fresh deletes SQLite databases only")
+    path = Path(url.removeprefix("sqlite:///"))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        p.unlink(missing_ok=True)
+    click.echo(f"已删除数据库 {path}")
 
 
 def _exists(s, username):
@@ -370,7 +400,7 @@ def user_group():
 @click.option("--role", required=True, type=click.Choice(["enterprise", "officer", "finance", "bank", "admin"]))
 @click.option("--enterprise", "credit_code", default=None, help="企业用户的统一社会信用代码")
 @click.option("--name", "display_name", default="", help="显示名称")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="至少8个字符")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="至少10个字符，混合字母、数字或符号")
 def user_add(username, role, credit_code, display_name, password):
     """Create a user (the password is stored hashed)."""
     from service.auth import UserError, create_user
@@ -395,6 +425,28 @@ def user_token(username, label):
     click.echo(token)
 
 
+@user_group.command("disable")
+@click.argument("username")
+def user_disable(username):
+    """Disable a user: no more logins; its page sessions and API tokens stop at the next request."""
+    from service.auth import disable_user
+    with _session() as (_, s):
+        n = disable_user(s, _user(s, username))
+        s.commit()
+    click.echo(f"已停用用户 {username}，撤销令牌 {n} 个，页面会话已全部失效")
+
+
+@user_group.command("revoke")
+@click.argument("username")
+def user_revoke(username):
+    """Revoke all of a user's API tokens and end its page sessions (it may log in again)."""
+    from service.auth import revoke_access
+    with _session() as (_, s):
+        n = revoke_access(s, _user(s, username))
+        s.commit()
+    click.echo(f"已撤销用户 {username} 的令牌 {n} 个，页面会话已全部失效")
+
+
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--kind", type=click.Choice(["records", "contracts"]), required=True)
@@ -411,7 +463,9 @@ def import_cmd(file, kind, username):
         except ImportRejected as exc:
             for c in exc.cells:
                 click.echo(f"  {c}", err=True)
-            _fail(f"{len(exc.cells)} 处错误，未导入任何数据 / nothing imported")
+            if exc.total > len(exc.cells):
+                click.echo(f"  … 另有 {exc.total - len(exc.cells)} 处 / {exc.total - len(exc.cells)} more", err=True)
+            _fail(f"{exc.total} 处错误，未导入任何数据 / nothing imported")
     click.echo(f"已导入 {out.rows} 行（新增 {out.added}，替换 {out.replaced}）；导入编号 {out.import_id}，"
                f"sha256 {out.sha256[:12]}")
 

@@ -3,8 +3,22 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from flask import Response
+
+
+# a cell that a spreadsheet would take as a formula (OWASP, CSV injection): = + - @, tab, CR
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def neutralise(text: str) -> str:
+    """Text that a spreadsheet shows as typed: a leading single quote before a cell that
+    starts like a formula (a plain number such as -3.2 is left as it is)."""
+    if text.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _cell(v):
@@ -13,10 +27,10 @@ def _cell(v):
     if isinstance(v, bool):
         return "是" if v else "否"
     if isinstance(v, (list, tuple)):
-        return ";".join(str(x) for x in v)
-    if isinstance(v, dict):
-        return "；".join(f"{k}: {x}" for k, x in v.items())
-    return v
+        v = ";".join(str(x) for x in v)
+    elif isinstance(v, dict):
+        v = "；".join(f"{k}: {x}" for k, x in v.items())
+    return neutralise(v) if isinstance(v, str) else v
 
 
 def csv_bytes(rows, columns) -> bytes:
@@ -38,13 +52,23 @@ def xlsx_bytes(rows, columns, sheet="数据") -> bytes:
     for c in ws[1]:
         c.font = Font(bold=True)
     for r in rows:
-        ws.append([_cell(r.get(k)) for k, _ in columns])
+        ws.append([_xlsx_cell(ws, _cell(r.get(k))) for k, _ in columns])
     ws.freeze_panes = "A2"
     for i, (_, label) in enumerate(columns, start=1):
         ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width = max(10, min(40, 2 * len(label) + 2))
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def _xlsx_cell(ws, v):
+    """Text as a text cell (never a formula), without the characters XML cannot carry."""
+    if not isinstance(v, str):
+        return v
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+    c = Cell(ws, value=ILLEGAL_CHARACTERS_RE.sub("", v))
+    c.data_type = "s"
+    return c
 
 
 MIME = {"csv": "text/csv; charset=utf-8",

@@ -85,6 +85,9 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # a page session carries the generation it was made in; disabling the user, revoking
+    # its access or logging out moves the generation on, so every older cookie is refused
+    session_gen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -111,6 +114,7 @@ class Import(Base):
     added: Mapped[int] = mapped_column(Integer, default=0)
     replaced: Mapped[int] = mapped_column(Integer, default=0)
     bad_cells: Mapped[int] = mapped_column(Integer, default=0)
+    bad_cells_csv: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)   # gzip: every bad cell
 
 
 class Declaration(Base):

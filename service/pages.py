@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session,
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -14,8 +16,10 @@ from rules.fields import STAGES
 
 from . import charts as charts_
 from . import db, query
-from .auth import authenticate
-from .models import ROLES, Run, User
+from .access import declare, public
+from .auth import TooManyAttempts, end_sessions, session_user, start_session
+from .auth import login as checked_login
+from .models import ROLES, Run
 from .runs import current_run
 from .store import audit
 
@@ -28,8 +32,24 @@ class LoginForm(FlaskForm):
 
 
 def page_user():
-    uid = session.get("user_id")
-    return db.session().get(User, uid) if uid else None
+    """The logged-in user of the page session (None when the session has ended: the user
+    was disabled, its access revoked, it logged out elsewhere, or the login is too old)."""
+    if "page_user" not in g:
+        g.page_user = session_user(db.session()) if session.get("user_id") else None
+    return g.page_user
+
+
+def local_target(target) -> str | None:
+    """`target` if it is a path on this site (`/…`), else None: no scheme, no host, no
+    `//host` or `/\\host` (browsers read a backslash as a slash), no control characters."""
+    if not target or not target.startswith("/") or len(target) > 2000:
+        return None
+    if target.startswith("//") or "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 @bp.app_context_processor
@@ -38,26 +58,38 @@ def _inject():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     """Session login for the pages (the form carries a CSRF token)."""
     form = LoginForm()
     if form.validate_on_submit():
         s = db.session()
-        user = authenticate(s, form.username.data, form.password.data)
+        try:
+            user = checked_login(s, form.username.data, form.password.data, request.remote_addr)
+        except TooManyAttempts as exc:
+            flash(f"登录失败次数过多，请 {exc.retry_after} 秒后再试", "error")
+            return (render_template("pages/login.html", form=form), 429,
+                    {"Retry-After": str(exc.retry_after)})
         if user is None:
             flash("用户名或密码错误", "error")
             return render_template("pages/login.html", form=form), 401
-        session.clear()
-        session["user_id"] = user.id
+        start_session(user)
         audit(s, user, "login", user.username)
         s.commit()
-        target = request.args.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.index"))
+        return redirect(local_target(request.args.get("next", "")) or url_for("pages.index"))
     return render_template("pages/login.html", form=form), (400 if request.method == "POST" else 200)
 
 
 @bp.route("/logout", methods=["POST"])
+@public
 def logout():
+    """Log out: this user's page sessions end everywhere (a copy of the cookie is refused)."""
+    user = page_user()
+    if user is not None:
+        s = db.session()
+        end_sessions(s, user)
+        audit(s, user, "logout", user.username)
+        s.commit()
     session.clear()
     return redirect(url_for("pages.index"))
 
@@ -65,18 +97,20 @@ def logout():
 STAFF = ("officer", "finance", "admin")
 
 
-def page_role(*roles):
-    """Page decorator: log in first (back here after), then the role must be one of `roles`."""
+def page_role(*roles, write=None):
+    """Page decorator: log in first (back here after), then the role must be one of `roles`
+    (of `write`, when given, for a POST)."""
     def deco(view):
         @wraps(view)
         def wrapped(*a, **kw):
             user = page_user()
             if user is None:
                 return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
-            if user.role not in roles:
+            allowed = roles if write is None or request.method in ("GET", "HEAD", "OPTIONS") else write
+            if user.role not in allowed:
                 return render_template("pages/forbidden.html"), 403
             return view(*a, **kw)
-        return wrapped
+        return declare(wrapped, roles, write)
     return deco
 
 
@@ -94,6 +128,7 @@ def _visible_run(s, run_id=None):
 
 
 @bp.route("/")
+@public
 def index():
     """The public dashboard (公众看板): the published run's overview, distributions and
     rankings per stage."""
@@ -139,6 +174,7 @@ def results():
 
 
 @bp.route("/favicon.ico")
+@public
 def favicon():
     return current_app.send_static_file("favicon.svg")
 
@@ -148,6 +184,7 @@ EXPORTS = {"scores.csv": "text/csv; charset=utf-8", "awards.csv": "text/csv; cha
 
 
 @bp.route("/runs/<int(max=2147483647):run_id>/export/<name>")
+@page_role(*STAFF)
 def export(run_id, name):
     """A run's files as written (scores, awards, the printable award list)."""
     s = db.session()

@@ -83,8 +83,9 @@ def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, ma
     if excluded is not None:
         conds.append(Result.excluded.is_(excluded))
     if q:
-        like = f"%{q}%"
-        conds.append(or_(Enterprise.name.like(like), Result.credit_code.like(like.upper())))
+        # % and _ are searched for as such, not as wildcards
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(or_(Enterprise.name.like(like, escape="\\"), Result.credit_code.like(like.upper(), escape="\\")))
     if conds:
         base = base.where(and_(*conds))
     total = s.scalar(select(func.count()).select_from(base.subquery()))

@@ -11,11 +11,12 @@ import datetime as dt
 import io
 import json
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from rules.evaluate import EvaluationError
 from rules.output import write
@@ -26,7 +27,8 @@ from . import policies
 from .models import AwardLine, PolicyVersion, Result, Run, RunFile, utcnow
 from .store import audit, bulk_insert, snapshot
 
-STALE_AFTER = dt.timedelta(minutes=15)
+HEARTBEAT_EVERY = 5.0       # seconds between a running run's signs of life (RUN_HEARTBEAT_SECONDS)
+STALE_AFTER = 60.0          # seconds without one after which the run is failed (RUN_STALE_SECONDS)
 STORED_FILES = ("scores.csv", "awards.csv", "awards.html", "manifest.json")
 PHASES = {"snapshot": (5, "导出已审核数据"), "evaluate": (20, "校验并评价"), "write": (60, "生成结果文件"),
           "store": (80, "保存结果"), "done": (100, "完成")}
@@ -77,9 +79,68 @@ def _set(s, run, **kw):
     s.commit()
 
 
-def execute_run(sessionmaker, run_id, progress=None):
+class Heartbeat:
+    """A thread that stamps the run's heartbeat every `every` seconds, on a connection of its
+    own, while the run works (the evaluation itself may take minutes without a phase change).
+    When the process dies the stamps stop, and `fail_stale` fails the run soon after."""
+
+    def __init__(self, sessionmaker, run_id, every):
+        self.sessionmaker, self.run_id, self.every = sessionmaker, run_id, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name=f"run-{run_id}-heartbeat")
+
+    def _beat(self):
+        while not self.stop.wait(self.every):
+            try:
+                with self.sessionmaker() as s:
+                    s.execute(update(Run).where(Run.id == self.run_id, Run.status.in_(("queued", "running")))
+                              .values(heartbeat=utcnow()))
+                    s.commit()
+            except Exception:            # a busy database: the next beat tries again
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def stale_reason(limit) -> str:
+    return (f"计算进程已停止：超过 {int(limit)} 秒没有心跳（进程被终止或服务重启），本批次未保存任何结果，请重新发起 / "
+            f"the worker stopped: no heartbeat for {int(limit)} s (killed or restarted); nothing was kept")
+
+
+def fail_stale(s, limit=STALE_AFTER, now=None) -> list[int]:
+    """Mark failed, with the reason, every queued or running run whose heartbeat is older
+    than `limit` seconds (its worker is gone). Called when runs are read and at start-up."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=limit)
+    ids = list(s.scalars(select(Run.id).where(Run.status.in_(("queued", "running")),
+                                              (Run.heartbeat.is_(None)) | (Run.heartbeat < cutoff))))
+    if not ids:
+        return []
+    reason = stale_reason(limit)
+    for run_id in ids:
+        s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")),
+                                    (Run.heartbeat.is_(None)) | (Run.heartbeat < cutoff))
+                  .values(status="failed", message="失败", error=reason, finished_at=now))
+        audit(s, None, "run.failed", f"run:{run_id}", reason="no heartbeat", limit_seconds=limit)
+    s.commit()
+    return ids
+
+
+def execute_run(sessionmaker, run_id, progress=None, heartbeat_every=HEARTBEAT_EVERY):
     """Evaluate a queued run and store its results; never raises for bad data or clauses:
-    the run is marked failed with the reason. `progress(percent, message)` is told each phase."""
+    the run is marked failed with the reason. `progress(percent, message)` is told each phase;
+    the run's heartbeat is stamped every `heartbeat_every` seconds meanwhile."""
+    with Heartbeat(sessionmaker, run_id, heartbeat_every):
+        return _execute(sessionmaker, run_id, progress)
+
+
+def _execute(sessionmaker, run_id, progress=None):
     tell = progress or (lambda pct, msg: None)
     with sessionmaker() as s:
         run = s.get(Run, run_id)
@@ -179,10 +240,11 @@ def _store(s, run, ev, out: Path, data_sha):
     s.commit()
 
 
-def effective_status(run: Run, now=None) -> str:
-    """A run still 'running' without a sign of life for a while was killed: it counts as failed."""
+def effective_status(run: Run, now=None, limit=STALE_AFTER) -> str:
+    """A run still 'running' without a sign of life for `limit` seconds was killed: it
+    counts as failed (and `fail_stale` records it so)."""
     now = now or utcnow()
-    if run.status in ("queued", "running") and run.heartbeat and now - run.heartbeat > STALE_AFTER:
+    if run.status in ("queued", "running") and run.heartbeat and (now - run.heartbeat).total_seconds() > limit:
         return "failed"
     return run.status
 

@@ -68,7 +68,7 @@ class TokenResponse(Schema):
 class UserSchema(Schema):
     id = fields.Int(dump_only=True)
     username = fields.Str(required=True, validate=validate.Length(min=1, max=80))
-    password = fields.Str(required=True, load_only=True, validate=validate.Length(min=8, max=200))
+    password = fields.Str(required=True, load_only=True, validate=validate.Length(min=10, max=200))
     role = fields.Str(required=True, validate=validate.OneOf([r for r in ROLES if r != "public"]))
     credit_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(equal=18))
     display_name = fields.Str(load_default="", validate=validate.Length(max=200))

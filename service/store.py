@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import bindparam, delete, select, tuple_, update
 
 from rules.fields import CONTRACT_FIELDS, LEVEL_STAGE, RECORD_FIELDS
-from rules.records import (BadCell, InputError, contract_owner_errors, load_contracts, load_records,
+from rules.records import (DATA_SHEET, BadCell, InputError, contract_owner_errors, load_contracts, load_records,
                            records_from_table, table_from_rows)
 
 from .models import AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, records_table, utcnow
@@ -32,6 +32,14 @@ def audit(s, user: User | None, action: str, target: str = "", **detail):
     s.add(AuditEntry(user_id=user.id if user else None, username=user.username if user else "system",
                      action=action, target=target,
                      detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)))
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -130,31 +138,263 @@ class ImportOutcome:
 
 
 class ImportRejected(Exception):
-    def __init__(self, import_id, cells):
+    """A rejected file: `cells` are its bad cells (for a large file, the first ones only),
+    `total` how many there are in all."""
+
+    def __init__(self, import_id, cells, total=None):
         self.import_id = import_id
         self.cells = cells
-        super().__init__(f"{len(cells)} bad cell(s)")
+        self.total = len(cells) if total is None else total
+        super().__init__(f"{self.total} bad cell(s)")
 
 
-def _reject(s, kind, filename, digest, user, cells):
+BAD_CELL_COLUMNS = [("row", "行"), ("column", "列"), ("value", "值"), ("reason_zh", "原因"), ("reason_en", "reason")]
+
+
+class BadCellFile:
+    """Bad cells written as they come to a gzip-compressed CSV (UTF-8 with BOM, cells
+    neutralised as in every export: the values come from the uploaded file)."""
+
+    def __init__(self):
+        import csv
+        import gzip
+        import io
+        self.buf = io.BytesIO()
+        self.gz = gzip.GzipFile(fileobj=self.buf, mode="wb", compresslevel=6)
+        self.text = io.TextIOWrapper(self.gz, encoding="utf-8", newline="")
+        self.writer = csv.writer(self.text, lineterminator="\r\n")
+        self.text.write("\ufeff")
+        self.writer.writerow([label for _, label in BAD_CELL_COLUMNS])
+
+    def add(self, c, offset=0):
+        self.add_all([c], offset)
+
+    def add_all(self, cells, offset=0):
+        from .exports import FORMULA_START, neutralise
+
+        def safe(v):
+            v = str(v)
+            return neutralise(v) if v.startswith(FORMULA_START) else v
+        self.writer.writerows([c.row + offset, safe(c.column), safe(c.value), c.reason_zh, c.reason_en] for c in cells)
+
+    def close(self) -> bytes:
+        self.text.flush()
+        self.text.detach()
+        self.gz.close()
+        return self.buf.getvalue()
+
+
+def bad_cells_gzip(cells) -> bytes:
+    f = BadCellFile()
+    f.add_all(cells)
+    return f.close()
+
+
+def _reject(s, kind, filename, digest, user, cells, total=None, gz=None):
     s.rollback()
+    total = len(cells) if total is None else total
     imp = Import(kind=kind, filename=filename, sha256=digest, user_id=user.id if user else None,
-                 status="rejected", bad_cells=len(cells))
+                 status="rejected", bad_cells=total, bad_cells_csv=gz if gz is not None else bad_cells_gzip(cells))
     s.add(imp)
     s.flush()
-    audit(s, user, "import.rejected", f"{kind}:{filename}", sha256=digest, bad_cells=len(cells))
+    audit(s, user, "import.rejected", f"{kind}:{filename}", sha256=digest, bad_cells=total)
     s.commit()
-    raise ImportRejected(imp.id, cells)
+    raise ImportRejected(imp.id, cells, total)
 
 
-def import_file(s, path, kind: str, user: User | None, filename: str | None = None, progress=None) -> ImportOutcome:
+@dataclass
+class UploadLimits:
+    """What an uploaded file may expand to before it is parsed (config IMPORT_MAX_*)."""
+    expanded_bytes: int = 256 * 2**20     # XLSX: all members uncompressed; CSV: the file
+    ratio: float = 100.0                  # XLSX: uncompressed / compressed, per member of 1 MB or more
+    cells: int = 100_000_000              # rows × columns
+    members: int = 1000                   # XLSX: files in the zip
+    slice_above_bytes: int = 16 * 2**20   # CSV: checked in slices first when at least this large
+    slice_rows: int = 50_000              # ... of this many rows
+    keep_cells: int = 1000                # ... keeping this many bad cells (all are counted)
+
+
+def _too_big(reason_zh, reason_en):
+    return InputError("upload", [BadCell(0, "", "", reason_zh, reason_en)])
+
+
+def check_bounds(path: Path, limits: UploadLimits):
+    """Refuse (InputError) a file that would expand past `limits`, before any parser reads
+    it: an XLSX by its zip directory (sizes, ratios, the sheets' declared dimensions; zipfile
+    never inflates a member past its declared size), a CSV by size and rows × columns."""
+    mb = 2**20
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        import re
+        import zipfile
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError):
+            return                             # not a zip: the reader says it cannot read it
+        with zf:
+            infos = zf.infolist()
+            if len(infos) > limits.members:
+                raise _too_big(f"Excel 文件包含 {len(infos)} 个部件，超过上限 {limits.members}",
+                               f"the XLSX has {len(infos)} parts, more than {limits.members}")
+            total = sum(i.file_size for i in infos)
+            if total > limits.expanded_bytes:
+                raise _too_big(f"Excel 文件解压后 {total // mb} MB，超过上限 {limits.expanded_bytes // mb} MB",
+                               f"the XLSX expands to {total // mb} MB, over {limits.expanded_bytes // mb} MB")
+            for i in infos:
+                if i.file_size >= mb and i.file_size > limits.ratio * max(i.compress_size, 1):
+                    raise _too_big(f"Excel 文件的部件 {i.filename} 压缩比异常（{i.file_size // max(i.compress_size, 1)}:1），"
+                                   f"疑为压缩炸弹，拒绝读取",
+                                   f"part {i.filename} is compressed {i.file_size // max(i.compress_size, 1)}:1: "
+                                   f"refused as a zip bomb")
+            for i in infos:
+                if i.filename.startswith("xl/worksheets/") and i.filename.endswith(".xml"):
+                    with zf.open(i) as f:
+                        head = f.read(4096).decode("utf-8", "replace")
+                    m = re.search(r'<(?:\w+:)?dimension ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"', head)
+                    if m and m.group(3):
+                        cols = _column_number(m.group(3)) - _column_number(m.group(1)) + 1
+                        rows = int(m.group(4)) - int(m.group(2)) + 1
+                        if rows * cols > limits.cells:
+                            raise _too_big(f"工作表 {rows} 行 × {cols} 列，超过上限 {limits.cells:,} 个单元格",
+                                           f"the sheet is {rows} rows × {cols} columns, over {limits.cells:,} cells")
+            merged = _merged_header(zf)
+            if merged:
+                raise InputError("upload", [BadCell(1, merged, "", f"表头（第1行）有合并单元格 {merged}：请取消合并，"
+                                                    f"每列一个列名后再导入",
+                                                    f"the header row has merged cells {merged}: unmerge them, "
+                                                    f"one column name per column")])
+        return
+    size = path.stat().st_size
+    if size > limits.expanded_bytes:
+        raise _too_big(f"文件 {size // mb} MB，超过上限 {limits.expanded_bytes // mb} MB",
+                       f"the file is {size // mb} MB, over {limits.expanded_bytes // mb} MB")
+    import csv
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = next(csv.reader([f.readline()]), [])
+    lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            lines += chunk.count(b"\n")
+    if lines * max(len(header), 1) > limits.cells:
+        raise _too_big(f"文件 {lines} 行 × {len(header)} 列，超过上限 {limits.cells:,} 个单元格",
+                       f"the file is {lines} rows × {len(header)} columns, over {limits.cells:,} cells")
+
+
+def _data_sheet(zf) -> str | None:
+    """The zip path of the sheet an import reads: 数据 (the template's), else the first."""
+    import posixpath
+    import xml.etree.ElementTree as ET
+    try:
+        book = ET.fromstring(zf.read("xl/workbook.xml"))
+        rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ET.ParseError):
+        return None
+    rid = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+    sheets = [(s.get("name"), s.get(rid)) for s in book.iter() if s.tag.endswith("}sheet")]
+    if not sheets:
+        return None
+    name, ref = next((x for x in sheets if x[0] == DATA_SHEET), sheets[0])
+    target = next((r.get("Target") for r in rels.iter() if r.get("Id") == ref), None)
+    if not target:
+        return None
+    return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+
+
+def _merged_header(zf) -> str:
+    """The first merged range that touches the header row of the data sheet ('' if none);
+    openpyxl would read it as one name and empty ones, which says nothing to the user."""
+    import re
+    sheet = _data_sheet(zf)
+    if sheet is None or sheet not in zf.namelist():
+        return ""
+    pattern = re.compile(rb'<(?:\w+:)?mergeCell ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
+    tail = b""
+    with zf.open(sheet) as f:
+        while chunk := f.read(1 << 20):
+            data = tail + chunk
+            for m in pattern.finditer(data):
+                if int(m.group(2)) <= 1 <= int(m.group(4)):
+                    return m.group(0).split(b'"')[1].decode("ascii")
+            tail = data[-200:]
+    return ""
+
+
+def prevalidate_csv(path: Path, kind, limits: UploadLimits):
+    """A large CSV upload checked in slices of `limits.slice_rows` rows first, so that a file
+    of bad rows is rejected with bounded memory: the first `limits.keep_cells` bad cells are
+    kept, all of them are counted and written to the downloadable list as they come.
+    Returns (kept, total, gzip list) when a slice has bad cells, None otherwise (then the
+    whole file is checked as one, which also finds what spans slices, such as duplicates)."""
+    import dataclasses
+    if path.suffix.lower() != ".csv" or path.stat().st_size < limits.slice_above_bytes:
+        return None
+    loader = load_records if kind == "records" else load_contracts
+    kept, total, out = [], 0, None
+    try:
+        with open(path, "rb") as f, tempfile.TemporaryDirectory(prefix="innopoints-slice-") as tmp:
+            header = f.readline()
+            if not header.strip():
+                return None
+            part, offset, more = Path(tmp) / "slice.csv", 0, True
+            while more:
+                n = 0
+                with open(part, "wb") as w:         # the raw lines: a record goes on while a quote is open
+                    w.write(header)
+                    while n < limits.slice_rows:
+                        line = f.readline()
+                        if not line:
+                            more = False
+                            break
+                        if not line.strip(b"\r\n"):
+                            continue                 # blank lines are not records
+                        w.write(line)
+                        odd = line.count(b'"') % 2
+                        while odd and (line := f.readline()):
+                            w.write(line)
+                            odd ^= line.count(b'"') % 2
+                        n += 1
+                if not n:
+                    break
+                try:
+                    loader(part)
+                except InputError as exc:
+                    if any(c.row <= 1 for c in exc.cells):
+                        return None                # the header or the file itself: the whole-file check says it
+                    out = out or BadCellFile()
+                    out.add_all(exc.cells, offset)
+                    total += len(exc.cells)
+                    kept += [dataclasses.replace(c, row=c.row + offset)
+                             for c in exc.cells[:max(0, limits.keep_cells - len(kept))]]
+                offset += n
+    except Exception:                              # noqa: BLE001 - undecodable, unreadable: the whole-file
+        return None                                # check reports it as such
+    if not total:
+        return None
+    return kept, total, out.close()
+
+
+def _column_number(letters):
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def import_file(s, path, kind: str, user: User | None, filename: str | None = None, progress=None,
+                limits: UploadLimits | None = None) -> ImportOutcome:
     """Validate a records or contracts file and, when every cell is good, replace what it
-    names in one transaction. A rejected file is recorded as such, with its bad-cell count."""
+    names in one transaction. A rejected file is recorded as such, with its bad-cell count.
+    With `limits` (uploads), a file that would expand past them is refused before parsing."""
     path = Path(path)
     filename = filename or path.name
-    digest = sha256_bytes(path.read_bytes())
+    digest = sha256_file(path)
     tick = progress or (lambda n: None)
     try:
+        if limits is not None:
+            check_bounds(path, limits)
+            pre = prevalidate_csv(path, kind, limits) if kind in ("records", "contracts") else None
+            if pre is not None:
+                kept, total, gz = pre
+                _reject(s, kind, filename, digest, user, kept, total, gz)
         if kind == "records":
             frame = load_records(path)
         elif kind == "contracts":
@@ -171,6 +411,8 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
                 raise InputError(filename, cells, frame)
         else:
             raise ValueError(f"unknown import kind {kind!r}")
+        if len(frame) == 0:
+            raise InputError(filename, [BadCell(2, "", "", "文件只有表头，没有数据行", "the file has a header but no rows")])
     except InputError as exc:
         _reject(s, kind, filename, digest, user, exc.cells)
     imp = Import(kind=kind, filename=filename, sha256=digest, user_id=user.id if user else None,
@@ -209,7 +451,15 @@ def import_upload(s, upload, kind, user) -> ImportOutcome:
             upload.save(path)
         finally:
             upload.close()          # a large upload is spooled to a temporary file: free it now
-        return import_file(s, path, kind, user, filename=name)
+        return import_file(s, path, kind, user, filename=name, limits=upload_limits())
+
+
+def upload_limits() -> UploadLimits:
+    from flask import current_app
+    c = current_app.config
+    return UploadLimits(c["IMPORT_MAX_EXPANDED_BYTES"], c["IMPORT_MAX_RATIO"], c["IMPORT_MAX_CELLS"],
+                        c["IMPORT_MAX_MEMBERS"], c["IMPORT_SLICE_ABOVE_BYTES"], c["IMPORT_SLICE_ROWS"],
+                        c["IMPORT_SHOWN_BAD_CELLS"])
 
 
 def _existing_keys(s, column_pairs, keys):

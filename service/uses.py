@@ -176,7 +176,15 @@ def service_list(s, run, stage=None):
 HONOUR_SCOPES = list(STAGES) + ["overall"]
 
 
+class RunNotPublished(Exception):
+    pass
+
+
 def publish_honours(s, run, scope, top_n, user) -> HonourList:
+    """Publish the top `top_n` of a stage (or overall) of a published run: an honour list is
+    public, so it may not show a run that is not."""
+    if run.published_at is None:
+        raise RunNotPublished(f"第 {run.id} 批次尚未发布：请先发布该批次，再发布其榜单 / publish run {run.id} first")
     if scope == "overall":
         rows, _ = query.enterprises(s, run, excluded=False, sort="rank_overall", per_page=None)
         rows = [x for x in rows if x["rank_overall"] is not None and x["rank_overall"] <= top_n]
@@ -242,24 +250,23 @@ class CreditRefused(Exception):
         super().__init__(message)
 
 
+NO_CREDIT_REFERENCE = ("没有可提供的信贷参考（企业不存在、未同意提供或尚无已发布的评价结果） / no credit reference "
+                       "available (no such enterprise, no consent, or no published result)")
+
+
 def credit_lookup(s, user, code, year=None) -> dict:
     """A partner bank's lookup of an enterprise (its newest published run, or `year`'s):
-    logged whether or not it is answered; refused (CreditRefused) without the enterprise's
-    consent, without a published run, or when the enterprise was not evaluated."""
+    logged whether or not it is answered. Refused (CreditRefused) without the enterprise's
+    consent, without a published run, when the enterprise was not evaluated or does not
+    exist, always with the same answer: a bank cannot tell which enterprises exist or which
+    have declined."""
     ent = s.get(Enterprise, code)
-    if ent is None:
-        raise CreditRefused(404, f"没有企业 {code} / no such enterprise")
     run = current_run(s, year, published=True)
-    s.add(CreditLookup(user_id=user.id, credit_code=code, run_id=run.id if run else None,
-                       granted=bool(ent.credit_consent) and run is not None))
+    view = credit_view(s, run, code) if ent is not None and ent.credit_consent and run is not None else None
+    s.add(CreditLookup(user_id=user.id, credit_code=code, run_id=run.id if run else None, granted=view is not None))
     s.commit()
-    if not ent.credit_consent:
-        raise CreditRefused(403, "该企业未同意将积分提供给合作银行 / the enterprise has not consented")
-    if run is None:
-        raise CreditRefused(404, "尚无已发布的评价结果 / no published run")
-    view = credit_view(s, run, code)
     if view is None:
-        raise CreditRefused(404, f"企业 {code} 不在 {run.year} 年度的评价中")
+        raise CreditRefused(404, NO_CREDIT_REFERENCE)
     return view
 
 

@@ -14,7 +14,7 @@ from rules.policy import PolicyError
 
 from . import charts as charts_
 from . import db, query
-from .api import bad_cells, decl_dict, run_dict, start
+from .api import bad_cells, decl_dict, reap_stale_runs, run_dict, start
 from .models import Declaration, Enterprise, Import, Record, Run, User, records_table
 from .pages import STAFF, _visible_run, page_role, page_user
 from .runs import create_run
@@ -142,7 +142,7 @@ def enterprises():
 def imports():
     """Upload a records or contracts file; a rejected file shows every bad cell."""
     s = db.session()
-    cells, outcome = None, None
+    cells, outcome, rejected = None, None, None
     if request.method == "POST":
         upload = request.files.get("file")
         kind = request.form.get("kind")
@@ -158,10 +158,13 @@ def imports():
                 flash("请选择 .csv 或 .xlsx 文件", "error")
             except ImportRejected as exc:
                 cells = bad_cells(exc.cells)
-                flash(f"文件有 {len(cells)} 处错误，未导入任何数据", "error")
+                rejected = {"id": exc.import_id, "total": exc.total}
+                more = f"，下表列出前 {len(cells)} 处" if len(cells) < exc.total else ""
+                flash(f"文件有 {exc.total} 处错误{more}，未导入任何数据", "error")
     users = dict(s.execute(select(User.id, User.username)).all())
     history = s.scalars(select(Import).order_by(Import.id.desc()).limit(50)).all()
-    return render_template("pages/imports.html", cells=cells, history=history, users=users), (422 if cells else 200)
+    return (render_template("pages/imports.html", cells=cells, rejected=rejected, history=history, users=users),
+            422 if cells else 200)
 
 
 @bp.route("/workspace/declarations", methods=["GET", "POST"])
@@ -170,7 +173,7 @@ def declarations():
     """The review queue: approve (applied to the record, audited) or reject, with a reason."""
     s = db.session()
     if request.method == "POST":
-        d = s.get(Declaration, request.form.get("id", type=int))
+        d = s.get(Declaration, request.form.get("id", type=int) or 0)
         if d is None:
             abort(404)
         try:
@@ -191,7 +194,7 @@ def declarations():
 
 
 @bp.route("/workspace/runs", methods=["GET", "POST"])
-@page_role(*STAFF)
+@page_role(*STAFF, write=OFFICERS)
 def runs():
     """Runs: start one (officers), watch it, publish it, compare two."""
     s = db.session()
@@ -216,15 +219,17 @@ def runs():
             return redirect(url_for("ws.runs"))
         start(current_app._get_current_object(), run.id)
         return redirect(url_for("ws.run", run_id=run.id))
+    reap_stale_runs(s)
     rows = [run_dict(r, s) for r in s.scalars(select(Run).order_by(Run.id.desc()))]
     years = [y for (y,) in s.execute(select(records_table.c.year).distinct().order_by(records_table.c.year.desc()))]
     return render_template("pages/runs.html", runs=rows, years=years)
 
 
 @bp.route("/workspace/runs/<int(max=2147483647):run_id>", methods=["GET", "POST"])
-@page_role(*STAFF)
+@page_role(*STAFF, write=OFFICERS)
 def run(run_id):
     s = db.session()
+    reap_stale_runs(s)
     r = s.get(Run, run_id)
     if r is None:
         abort(404)
@@ -278,7 +283,7 @@ def awards():
 
 
 @bp.route("/workspace/seed-pool", methods=["GET", "POST"])
-@page_role(*STAFF)
+@page_role(*STAFF, write=OFFICERS)
 def seed_pool():
     """The seed-enterprise reserve pool of a year, its entries and exits, and (officers)
     generating it from a run."""
@@ -332,10 +337,44 @@ def honours(run_id):
     if scope not in uses.HONOUR_SCOPES or not top_n or not 1 <= top_n <= 1000:
         flash("请选择榜单范围并填写 1–1000 的名次数", "error")
     else:
-        h = uses.publish_honours(s, r, scope, top_n, page_user())
-        s.commit()
-        flash(f"已发布：{h.title}")
+        try:
+            h = uses.publish_honours(s, r, scope, top_n, page_user())
+            s.commit()
+            flash(f"已发布：{h.title}")
+        except uses.RunNotPublished:
+            flash(f"第 {r.id} 批次尚未发布：请先发布该批次，再发布其榜单", "error")
     return redirect(url_for("ws.run", run_id=run_id))
+
+
+@bp.route("/workspace/users", methods=["GET", "POST"])
+@page_role("admin")
+def users():
+    """The administrator's list of users: disable one, or revoke its tokens and sessions."""
+    from sqlalchemy import func
+
+    from .auth import disable_user, revoke_access
+    from .models import ApiToken
+    s = db.session()
+    if request.method == "POST":
+        u = s.get(User, request.form.get("id", type=int) or 0)
+        action = request.form.get("action")
+        if u is None or action not in ("disable", "revoke"):
+            flash("请选择用户和操作", "error")
+        elif action == "disable":
+            if u.id == page_user().id:
+                flash("不能停用自己", "error")
+            else:
+                disable_user(s, u, page_user())
+                s.commit()
+                flash(f"已停用用户 {u.username}，其会话与令牌已失效")
+        else:
+            n = revoke_access(s, u, page_user())
+            s.commit()
+            flash(f"已撤销用户 {u.username} 的 {n} 个令牌并结束其全部会话")
+        return redirect(url_for("ws.users"))
+    tokens = dict(s.execute(select(ApiToken.user_id, func.count()).where(ApiToken.revoked.is_(False))
+                            .group_by(ApiToken.user_id)).all())
+    return render_template("pages/users.html", users=s.scalars(select(User).order_by(User.id)).all(), tokens=tokens)
 
 
 @bp.route("/bank", methods=["GET"])

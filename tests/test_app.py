@@ -53,7 +53,7 @@ def test_results_page_lists_each_stage_for_staff(lite_park):
     client = p.app.test_client()
     assert client.get("/").status_code == 404                  # nothing published yet for the public
     assert "尚无评价结果" in client.get("/").get_data(as_text=True)
-    assert client.get(f"/runs/{run_id}/export/scores.csv").status_code == 404
+    assert client.get(f"/runs/{run_id}/export/scores.csv").status_code == 302     # staff only: log in first
     p.post(f"/api/runs/{run_id}/publish", "officer")
     assert "创新积分榜单" in client.get("/").get_data(as_text=True)
     assert client.get("/results").status_code == 302            # the full results: staff only

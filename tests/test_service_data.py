@@ -75,20 +75,20 @@ def test_officer_corrections_are_checked_and_audited(golden_park):
 def test_bank_lookups_need_consent_and_are_logged(golden_park):
     p = golden_park
     r = p.get(f"/api/credit/{p.own}", "bank")
-    assert r.status_code == 403 and "未同意" in r.get_json()["message"]
+    assert r.status_code == 404 and "未同意" in r.get_json()["message"]     # the same answer as no such enterprise
     assert p.client.put("/api/me/consent", headers=p.h("enterprise"), json={"consent": True}).status_code == 200
     ref = p.get(f"/api/credit/{p.own}", "bank").get_json()
     score = p.get(f"/api/enterprises/{p.own}", "officer").get_json()
     assert ref["final_score"] == score["final_score"] and ref["stage"] == score["stage"]
     assert ref["rank_band"].startswith("同阶段") and "rank_in_stage" not in ref
     assert "CREDIT-BAND" in ref["basis"]
-    assert p.get(f"/api/credit/{p.other}", "bank").status_code == 403     # the other has not consented
+    assert p.get(f"/api/credit/{p.other}", "bank").status_code == 404     # the other has not consented
     log = p.get("/api/me/credit-lookups", "enterprise").get_json()
     assert [x["granted"] for x in log] == [True, False]
     assert log[0]["bank"] == "bank 显示名"
     # withdrawing consent stops lookups
     p.client.put("/api/me/consent", headers=p.h("enterprise"), json={"consent": False})
-    assert p.get(f"/api/credit/{p.own}", "bank").status_code == 403
+    assert p.get(f"/api/credit/{p.own}", "bank").status_code == 404
     assert len(p.get("/api/me/credit-lookups", "enterprise").get_json()) == 3
 
 
