@@ -394,7 +394,7 @@ def _scores_explain(ev, s, cohort) -> pa.Array:
     return j(head, ',"text":', _json_text(text), "}", "")
 
 
-TRACE_CHUNK = 200_000
+TRACE_CHUNK = 50_000       # a line is a few KB of Chinese text: 50k lines keep a chunk near 250 MB
 
 
 def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
