@@ -397,7 +397,7 @@ def _scores_explain(ev, s, cohort) -> pa.Array:
 TRACE_CHUNK = 50_000       # a line is a few KB of Chinese text: 50k lines keep a chunk near 250 MB
 
 
-def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
+def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
     """One JSON object per enterprise of rows lo:hi (built column-wise): every clause that
     fired with its title, citation, inputs, effect and a Chinese sentence, the stage and the
     history it read, every number of its scores.csv row with what it was made from, every
@@ -442,7 +442,7 @@ def trace_array(ev, lo=0, hi=None, shared=None) -> pa.Array:
              ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, lo, hi), ',"excluded":',
              pa.array(np.where(excluded, "true", "false")), ',"exclusion_clauses":', excl_json,
              ',"negative_list":', frag["negative_list"], *scored,
-             ',"rewards":', shared["rewards"].slice(lo, hi - lo), ',"rewards_not_paid":', not_paid, "}", "")
+             ',"rewards":', shared["rewards"].slice(lo, hi - lo), ',"rewards_not_paid":', not_paid, end, "")
 
 
 def _trace_shared(ev):
@@ -460,7 +460,7 @@ def write_trace(ev, path):
     with open(path, "wb") as f:
         f.write(trace_header(ev).encode("utf-8"))
         for lo in range(0, len(ev.scores), TRACE_CHUNK):
-            arr = pc.binary_join_element_wise(trace_array(ev, lo, lo + TRACE_CHUNK, shared), "\n", "")
+            arr = trace_array(ev, lo, lo + TRACE_CHUNK, shared, end="}\n")
             f.write(_string_bytes(arr))
 
 
