@@ -44,12 +44,16 @@ def trace_entries(policy, decision, clauses, effect_of):
             if nr:
                 e["not_reported"] = nr
             entries.append(e)
-        unfired = [c for cid, c in clauses.items() if cid not in ids]
-        readers = [c for c in unfired if missing & condition_fields(c.when)]
-        if readers:
-            fields = sorted(missing & set().union(*(condition_fields(c.when) for c in readers)))
-            shown = "、".join(f"{explain.label(f)}（按{explain.value_text(f, fact.get(f))}）" for f in fields)
-            text = f"未填报：{shown}"
-            entries.append(explain.entry(readers[0], text, fired=False, not_reported=fields, effect={}))
+        # a clause that did not fire and read an empty cell: say so, once per field, on the
+        # first clause that reads it ("not reported" is not 否/0)
+        told = set()
+        for cid, c in clauses.items():
+            fields = sorted((missing & condition_fields(c.when)) - told)
+            if cid in ids or not fields:
+                continue
+            told |= set(fields)
+            shown = "、".join(f"{explain.label(f)}（按{explain.value_text(f, fact.get(f))}处理）" for f in fields)
+            entries.append(explain.entry(c, f"未填报：{shown}；本条款不适用", fired=False, not_reported=fields,
+                                         effect={}))
         out.append(entries)
     return out
