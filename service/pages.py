@@ -3,7 +3,6 @@ its files. The role pages are in `workspace.py`. Pages read the same query code 
 from __future__ import annotations
 
 from functools import wraps
-
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session,
