@@ -2,6 +2,8 @@
 run a query reads, the result columns and the run helpers."""
 from __future__ import annotations
 
+import datetime as dt
+from http import HTTPStatus
 import threading
 
 from flask import current_app, request
@@ -17,6 +19,29 @@ from ..schemas import RunSchema
 
 
 LABEL = {f.key: f.label for f in RECORD_FIELDS}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FILE_CONTENT = {"text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}
+
+
+def answers(bp, schema=None, status=200, files=False, content=None, description=None):
+    """Document an answer without changing it: `schema` for its JSON body (the view returns a
+    Response, which flask-smorest passes as it is), `files` for the CSV and XLSX exports
+    (format=csv/xlsx), `content` for other media types."""
+    extra = {**(FILE_CONTENT if files else {}), **(content or {})}
+    if not extra:
+        return bp.alt_response(status, schema=schema, success=True, description=description)
+    media = {"application/json": {"schema": schema}} if schema is not None else {}
+    doc = {"description": description or HTTPStatus(status).phrase, "content": {**media, **extra}}
+    return bp.doc(responses={str(status): doc})
+
+
+def iso(when):
+    """A stored (naive, UTC) time as ISO 8601 with its time zone; None stays None."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.isoformat()
 STAFF = ("officer", "admin")
 READERS = ("officer", "finance", "admin")
 
@@ -31,7 +56,10 @@ class InnoApi(Api):
         if data and "messages" in data:
             data["errors"] = translate(data.pop("messages"))
             data.setdefault("message", "请求参数有误，见 errors / validation failed, see errors")
-        return super().handle_http_exception(error)
+        payload, code, headers = super().handle_http_exception(error)
+        if getattr(error, "valid_methods", None):          # 405: the methods the URL takes (RFC 9110)
+            headers = {**headers, "Allow": ", ".join(error.valid_methods)}
+        return payload, code, headers
 
 
 MESSAGES_ZH = [

@@ -12,10 +12,12 @@ from .. import db, query, uses
 from ..auth import api_user, require, role_of
 from ..exports import export_response
 from ..models import Record, Run, records_table
-from ..schemas import (AwardQuery, Correction, EnterprisePage, EnterpriseQuery, FormatQuery, RankingQuery,
-                       RunSelect)
+from ..schemas import (Aggregates, AwardQuery, Awards, Correction, CorrectionDone, CreditView, Eligibility,
+                       EnterprisePage, EnterpriseQuery, FormatQuery, RankingQuery, Rankings, Records,
+                       RunSelect, RunYear, Score)
 from ..store import FieldRejected, correct_field, get_record, record_text
-from .common import LABEL, READERS, RESULT_COLUMNS, STAFF, enterprise_session, pick_run, result_columns
+from .common import (LABEL, READERS, RESULT_COLUMNS, STAFF, answers, enterprise_session, pick_run,
+                     result_columns)
 
 
 # ---- enterprises, scores, rankings ----------------------------------------------------------
@@ -24,6 +26,7 @@ ent_bp = Blueprint("enterprises", __name__, url_prefix="/api", description="企�
 
 @ent_bp.route("/enterprises")
 @require(*READERS)
+@answers(ent_bp, EnterprisePage, files=True)
 @ent_bp.arguments(EnterpriseQuery, location="query")
 @ent_bp.response(200, EnterprisePage)
 def enterprise_list(args):
@@ -43,6 +46,7 @@ def enterprise_list(args):
 
 @ent_bp.route("/enterprises/<code>")
 @require("enterprise", *READERS)
+@answers(ent_bp, Score, files=True)
 @ent_bp.arguments(RunSelect, location="query")
 def enterprise_score(args, code):
     """一家企业的积分：三类积分、每个指标的值与得分、中文说明的计算过程（trace）"""
@@ -60,6 +64,7 @@ def enterprise_score(args, code):
 
 @ent_bp.route("/enterprises/<code>/records")
 @require("enterprise", *READERS)
+@answers(ent_bp, Records, files=True)
 @ent_bp.arguments(FormatQuery, location="query")
 def enterprise_records(args, code):
     """一家企业各年度的记录（已审核的数据）"""
@@ -73,6 +78,7 @@ def enterprise_records(args, code):
 
 @ent_bp.route("/enterprises/<code>/records/<int(max=2147483647):year>", methods=["PATCH"])
 @require(*STAFF)
+@answers(ent_bp, CorrectionDone)
 @ent_bp.arguments(Correction)
 def record_correct(args, code, year):
     """工作人员更正一个字段（校验规则与导入相同；记入审计日志）"""
@@ -90,6 +96,7 @@ def record_correct(args, code, year):
 
 @ent_bp.route("/enterprises/<code>/eligibility")
 @require("enterprise", *READERS)
+@answers(ent_bp, Eligibility, files=True)
 @ent_bp.arguments(RunSelect, location="query")
 def enterprise_eligibility(args, code):
     """一家企业对每个奖励事项的资格、核定与拨付金额及依据（财政局）"""
@@ -106,6 +113,7 @@ def enterprise_eligibility(args, code):
 
 @ent_bp.route("/rankings")
 @require("public", "enterprise", "bank", *READERS)
+@answers(ent_bp, Rankings, files=True)
 @ent_bp.arguments(RankingQuery, location="query")
 def rankings(args):
     """各阶段排名（榜单）。公众只能看到已发布批次的前 N 名"""
@@ -133,6 +141,7 @@ def rankings(args):
 
 @ent_bp.route("/aggregates")
 @require("public", "enterprise", "bank", *READERS)
+@answers(ent_bp, Aggregates, files=True)
 @ent_bp.arguments(RunSelect, location="query")
 def aggregates(args):
     """全区统计：参评企业数、按阶段/行业/园区分布、积分分布"""
@@ -150,7 +159,8 @@ def aggregates(args):
 
 @ent_bp.route("/credit/<code>")
 @require("bank")
-@ent_bp.arguments(RunSelect, location="query")
+@answers(ent_bp, CreditView)
+@ent_bp.arguments(RunYear, location="query")
 def credit(args, code):
     """合作银行的信贷参考查询：积分、阶段、排名区间。须企业同意；每次查询都记录"""
     try:
@@ -166,6 +176,7 @@ AWARD_COLUMNS = [("credit_code", "统一社会信用代码"), ("name", "企业�
 
 @ent_bp.route("/awards")
 @require(*READERS)
+@answers(ent_bp, Awards, files=True)
 @ent_bp.arguments(AwardQuery, location="query")
 def awards(args):
     """奖励名单：每家企业每个奖励事项的核定与拨付金额、依据，及各事项合计与预算"""

@@ -11,10 +11,10 @@ from ..access import public
 from ..auth import api_user, own_enterprise_only, require
 from ..exports import export_response, template_xlsx
 from ..models import Declaration, Import, User
-from ..schemas import (DeclarationCreate, DeclarationQuery, DeclarationSchema, Decision, FormatQuery,
-                       ImportFile, ImportForm)
+from ..schemas import (Decision, DeclarationCreate, DeclarationQuery, DeclarationSchema, FormatQuery,
+                       ImportDone, ImportFile, ImportForm, ImportRejectedAnswer, ImportRow)
 from ..store import BadUpload, DecisionError, FieldRejected, ImportRejected, declare, decide, import_upload
-from .common import LABEL, READERS, STAFF, bad_cells
+from .common import FILE_CONTENT, LABEL, READERS, STAFF, XLSX, answers, bad_cells, iso
 
 
 # ---- data: imports, templates, declarations ------------------------------------------------------
@@ -23,6 +23,8 @@ data_bp = Blueprint("data", __name__, url_prefix="/api", description="数据采�
 
 @data_bp.route("/imports", methods=["POST"])
 @require(*STAFF)
+@answers(data_bp, ImportDone, 201)
+@answers(data_bp, ImportRejectedAnswer, 422, description="文件有错误，未导入 / rejected")
 @data_bp.arguments(ImportForm, location="form")
 @data_bp.arguments(ImportFile, location="files")
 def import_post(form, files):
@@ -44,13 +46,14 @@ def import_post(form, files):
 
 @data_bp.route("/imports")
 @require(*STAFF)
+@answers(data_bp, ImportRow(many=True), files=True)
 @data_bp.arguments(FormatQuery, location="query")
 def import_list(args):
     """导入记录：谁、何时、文件校验和、行数"""
     s = db.session()
     users = dict(s.execute(select(User.id, User.username)).all())
     rows = [{"id": i.id, "kind": i.kind, "filename": i.filename, "sha256": i.sha256, "user": users.get(i.user_id, ""),
-             "at": i.at.isoformat(), "status": i.status, "rows": i.rows, "added": i.added, "replaced": i.replaced,
+             "at": iso(i.at), "status": i.status, "rows": i.rows, "added": i.added, "replaced": i.replaced,
              "bad_cells": i.bad_cells} for i in s.scalars(select(Import).order_by(Import.id.desc()))]
     if args["format"] != "json":
         cols = [("id", "编号"), ("kind", "类型"), ("filename", "文件"), ("user", "导入人"), ("at", "时间"),
@@ -62,6 +65,7 @@ def import_list(args):
 
 @data_bp.route("/imports/<int(max=2147483647):import_id>/bad-cells.csv")
 @require(*STAFF)
+@answers(data_bp, content={"text/csv": FILE_CONTENT["text/csv"]}, description="全部错误单元格（CSV）")
 def import_bad_cells(import_id):
     """被拒绝导入文件的全部错误单元格（CSV；答复中只列出前 1,000 处）"""
     import zlib
@@ -78,12 +82,13 @@ def import_bad_cells(import_id):
         for i in range(0, len(data), chunk):
             yield d.decompress(data[i:i + chunk])
         yield d.flush()
-    return Response(inflate(), mimetype="text/csv; charset=utf-8",
+    return Response(inflate(), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename=import-{import_id}-bad-cells.csv"})
 
 
 @data_bp.route("/templates/<kind>.xlsx")
 @public
+@answers(data_bp, content={XLSX: FILE_CONTENT[XLSX]}, description="导入模板（XLSX）")
 def import_template(kind):
     """导入模板（XLSX）：中文表头与单位、示例行、填写说明"""
     from flask import Response
@@ -103,6 +108,7 @@ def decl_dict(d: Declaration):
 @data_bp.route("/declarations")
 class Declarations(MethodView):
     @require("enterprise", *READERS)
+    @answers(data_bp, DeclarationSchema(many=True), files=True)
     @data_bp.arguments(DeclarationQuery, location="query")
     @data_bp.response(200, DeclarationSchema(many=True))
     def get(self, args):

@@ -13,8 +13,9 @@ from .. import db, policies
 from ..access import public
 from ..auth import api_user, require
 from ..models import PolicyDraft, PolicyVersion, records_table
-from ..schemas import ClauseChange, DraftCreate, FileUpdate, WhatIf
-from .common import STAFF
+from ..schemas import (ClauseChange, Draft, DraftChecked, DraftCreate, FileUpdate, PolicyActive, PolicyList,
+                       PolicyVersionAnswer, Report, WhatIf)
+from .common import STAFF, answers, iso
 
 
 # ---- policy versions: drafts, check, test, what-if, publish ---------------------------------------
@@ -38,7 +39,7 @@ def _plain(v):
 
 def version_dict(row, with_files=False):
     d = {"id": row.id, "name": row.name, "document": row.document, "sha256": row.sha256, "status": row.status,
-         "published_at": row.published_at.isoformat() if row.published_at else None, "note": row.note}
+         "published_at": iso(row.published_at), "note": row.note}
     if with_files:
         d["files"] = policies.files_of(row)
     return d
@@ -46,6 +47,7 @@ def version_dict(row, with_files=False):
 
 @policy_bp.route("/policy")
 @public
+@answers(policy_bp, PolicyActive)
 def policy_active():
     """当前生效的政策版本及其全部条款（公开）"""
     s = db.session()
@@ -57,6 +59,7 @@ def policy_active():
 
 @policy_bp.route("/policies")
 @require(*STAFF)
+@answers(policy_bp, PolicyList)
 def policy_list():
     """全部政策版本与草稿"""
     s = db.session()
@@ -69,6 +72,7 @@ def policy_list():
 
 @policy_bp.route("/policies/versions/<int(max=2147483647):version_id>")
 @require(*STAFF)
+@answers(policy_bp, PolicyVersionAnswer)
 def policy_version_get(version_id):
     """一个版本的全部条款文件"""
     row = db.session().get(PolicyVersion, version_id)
@@ -78,7 +82,7 @@ def policy_version_get(version_id):
 
 
 def draft_dict(d, with_files=False):
-    out = {"id": d.id, "name": d.name, "base": d.base_id, "note": d.note, "updated_at": d.updated_at.isoformat(),
+    out = {"id": d.id, "name": d.name, "base": d.base_id, "note": d.note, "updated_at": iso(d.updated_at),
            "published_version": d.published_version_id}
     if with_files:
         out["files"] = json.loads(d.files)
@@ -94,6 +98,7 @@ def _draft_or_404(draft_id):
 
 @policy_bp.route("/policies/drafts", methods=["POST"])
 @require(*STAFF)
+@answers(policy_bp, Draft, 201)
 @policy_bp.arguments(DraftCreate)
 def draft_create(args):
     """以一个已发布版本为基础新建草稿"""
@@ -108,6 +113,7 @@ def draft_create(args):
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>")
 @require(*STAFF)
+@answers(policy_bp, Draft)
 def draft_get(draft_id):
     """草稿的全部条款文件"""
     return jsonify(draft_dict(_draft_or_404(draft_id), with_files=True))
@@ -119,6 +125,7 @@ def _refused(exc):
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/files/<path:name>", methods=["PUT"])
 @require(*STAFF)
+@answers(policy_bp, DraftChecked)
 @policy_bp.arguments(FileUpdate)
 def draft_file_put(args, draft_id, name):
     """替换草稿中的一个条款文件或用例文件（cases/…）；返回检查结果（有问题也保存，发布前须全部解决）"""
@@ -136,6 +143,7 @@ def draft_file_put(args, draft_id, name):
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>", methods=["PATCH"])
 @require(*STAFF)
+@answers(policy_bp, DraftChecked)
 @policy_bp.arguments(ClauseChange)
 def draft_clause_patch(args, draft_id, clause_id):
     """修改草稿中一条条款的金额、系数、阈值或条件；dry_run=true 只检查"""
@@ -157,6 +165,7 @@ def draft_clause_patch(args, draft_id, clause_id):
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/check", methods=["POST"])
 @require(*STAFF)
+@answers(policy_bp, DraftChecked)
 def draft_check(draft_id):
     """检查草稿：结构、编号、依据、取值范围、生效日期、字段，并编译进规则引擎"""
     problems = policies.check(json.loads(_draft_or_404(draft_id).files))
@@ -165,6 +174,7 @@ def draft_check(draft_id):
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/test", methods=["POST"])
 @require(*STAFF)
+@answers(policy_bp, DraftChecked)
 def draft_test(draft_id):
     """对草稿运行全部条款用例"""
     files = json.loads(_draft_or_404(draft_id).files)
@@ -177,6 +187,7 @@ def draft_test(draft_id):
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/whatif", methods=["POST"])
 @require(*STAFF)
+@answers(policy_bp, Report)
 @policy_bp.arguments(WhatIf)
 def draft_whatif(args, draft_id):
     """模拟测算：用库中该年度数据分别按草稿和比较版本计算，列出阶段、排除、积分、排名、榜单和奖励的变化"""
@@ -201,6 +212,7 @@ def draft_whatif(args, draft_id):
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/publish", methods=["POST"])
 @require(*STAFF)
+@answers(policy_bp, PolicyVersionAnswer, 201)
 def draft_publish(draft_id):
     """发布草稿：检查与用例全部通过才发布；记录发布人、时间、各条款文件的差异与哈希；运行中的服务随即改用新版本"""
     s = db.session()

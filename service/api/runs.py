@@ -17,8 +17,12 @@ from ..exports import export_response
 from ..models import Run
 from ..runs import create_run
 from ..runs import publish as publish_run
-from ..schemas import DiffQuery, FormatQuery, HonourCreate, RunCreate, RunSchema
-from .common import READERS, STAFF, run_or_404, reap_stale_runs, run_dict, start
+from ..schemas import Diff, DiffQuery, FormatQuery, Honour, HonourCreate, Manifest, RunCreate, RunSchema
+from .common import FILE_CONTENT, READERS, STAFF, answers, reap_stale_runs, run_dict, run_or_404, start
+
+
+RUN_FILE_CONTENT = {"text/csv": FILE_CONTENT["text/csv"], "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}}}
 
 
 # ---- runs ----------------------------------------------------------------------------------------
@@ -28,6 +32,7 @@ run_bp = Blueprint("runs", __name__, url_prefix="/api/runs", description="积分
 @run_bp.route("")
 class Runs(MethodView):
     @require(*READERS)
+    @answers(run_bp, RunSchema(many=True), files=True)
     @run_bp.arguments(FormatQuery, location="query")
     @run_bp.response(200, RunSchema(many=True))
     def get(self, args):
@@ -72,6 +77,7 @@ def run_get(run_id):
 
 @run_bp.route("/<int(max=2147483647):run_id>/manifest")
 @require(*READERS)
+@answers(run_bp, Manifest)
 def run_manifest(run_id):
     """批次的 manifest.json（政策哈希、输入与输出文件校验和）"""
     s = db.session()
@@ -80,6 +86,7 @@ def run_manifest(run_id):
 
 @run_bp.route("/<int(max=2147483647):run_id>/files/<name>")
 @require(*READERS)
+@answers(run_bp, content=RUN_FILE_CONTENT, description="scores.csv、awards.csv、awards.html 或 manifest.json")
 def run_files(run_id, name):
     """批次的结果文件：scores.csv、awards.csv、awards.html、manifest.json（与 innopoints evaluate 写出的相同）"""
     from flask import Response
@@ -89,7 +96,7 @@ def run_files(run_id, name):
     if content is None:
         abort(404, message=f"没有文件 {name}")
     mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
-    return Response(content, mimetype=mime[name.rsplit(".", 1)[-1]])
+    return Response(content, content_type=mime[name.rsplit(".", 1)[-1]])
 
 
 @run_bp.route("/<int(max=2147483647):run_id>/publish", methods=["POST"])
@@ -106,6 +113,7 @@ def run_publish(run_id):
 
 @run_bp.route("/<int(max=2147483647):a>/diff/<int(max=2147483647):b>")
 @require(*READERS)
+@answers(run_bp, Diff, files=True)
 @run_bp.arguments(DiffQuery, location="query")
 def run_diff(args, a, b):
     """两个批次的比较：阶段、排除、积分、排名的变化，奖励的新增、取消与变化"""
@@ -128,6 +136,7 @@ def run_diff(args, a, b):
 
 @run_bp.route("/<int(max=2147483647):run_id>/honours", methods=["POST"])
 @require(*STAFF)
+@answers(run_bp, Honour, 201)
 @run_bp.arguments(HonourCreate)
 def honours_publish(args, run_id):
     """发布一个批次的榜单（各阶段或总榜前 N 名）；公众只看到已发布的榜单"""

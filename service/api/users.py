@@ -14,9 +14,10 @@ from ..auth import (TooManyAttempts, UserError, api_user, create_user, disable_u
                     require, revoke_access)
 from ..exports import export_response
 from ..models import ROLES, AuditEntry, CreditLookup, Enterprise, User, utcnow
-from ..schemas import AuditQuery, Consent, FormatQuery, TokenRequest, TokenResponse, UserSchema
+from ..schemas import (AuditQuery, AuditRow, Consent, ConsentDone, CreditLookupRow, FormatQuery, Me,
+                       TokenRequest, TokenResponse, UserSchema)
 from ..store import audit
-from .common import STAFF
+from .common import STAFF, answers, iso
 
 
 # ---- tokens -----------------------------------------------------------------------------
@@ -48,6 +49,7 @@ me_bp = Blueprint("me", __name__, url_prefix="/api/me", description="当前用�
 
 @me_bp.route("")
 @require("enterprise", "bank", "officer", "finance", "admin")
+@answers(me_bp, Me)
 def me():
     """当前用户与角色"""
     s = db.session()
@@ -61,6 +63,7 @@ def me():
 
 @me_bp.route("/consent", methods=["PUT"])
 @require("enterprise")
+@answers(me_bp, ConsentDone)
 @me_bp.arguments(Consent)
 def consent(args):
     """企业同意或撤回：合作银行可查询本企业积分作为授信参考"""
@@ -78,6 +81,7 @@ def consent(args):
 
 @me_bp.route("/credit-lookups")
 @require("enterprise")
+@answers(me_bp, CreditLookupRow(many=True), files=True)
 @me_bp.arguments(FormatQuery, location="query")
 def credit_lookups(args):
     """本企业被合作银行查询的记录"""
@@ -85,7 +89,7 @@ def credit_lookups(args):
     user = api_user(request)
     q = select(CreditLookup, User).join(User, User.id == CreditLookup.user_id) \
         .where(CreditLookup.credit_code == user.credit_code).order_by(CreditLookup.id.desc())
-    rows = [{"at": c.at.isoformat(), "bank": u.display_name or u.username, "granted": c.granted, "run_id": c.run_id}
+    rows = [{"at": iso(c.at), "bank": u.display_name or u.username, "granted": c.granted, "run_id": c.run_id}
             for c, u in s.execute(q)]
     if args["format"] != "json":
         return export_response(rows, [("at", "时间"), ("bank", "银行"), ("granted", "是否提供")], args["format"],
@@ -153,6 +157,7 @@ def user_revoke(user_id):
 
 @admin_bp.route("/audit")
 @require(*STAFF)
+@answers(admin_bp, AuditRow(many=True), files=True)
 @admin_bp.arguments(AuditQuery, location="query")
 def audit_log(args):
     """审计日志（只能读取，不能修改或删除）"""
@@ -162,7 +167,7 @@ def audit_log(args):
         q = q.where(AuditEntry.action == args["action"])
     if args["format"] == "json":
         q = q.offset((args["page"] - 1) * args["per_page"]).limit(args["per_page"])
-    rows = [{"id": a.id, "at": a.at.isoformat(), "user": a.username, "action": a.action, "target": a.target,
+    rows = [{"id": a.id, "at": iso(a.at), "user": a.username, "action": a.action, "target": a.target,
              "detail": json.loads(a.detail)} for a in s.scalars(q)]
     if args["format"] != "json":
         return export_response(rows, [("id", "编号"), ("at", "时间"), ("user", "用户"), ("action", "操作"),

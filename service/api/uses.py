@@ -10,8 +10,8 @@ from ..access import public
 from ..auth import api_user, require
 from ..exports import export_response
 from ..models import SeedPoolEntry
-from ..schemas import PoolCreate, ServiceQuery, YearQuery
-from .common import READERS, STAFF, run_or_404, pick_run
+from ..schemas import Honours, Monitoring, PoolCreate, RunYear, SeedPool, ServiceQuery, Services, YearQuery
+from .common import READERS, STAFF, answers, pick_run, run_or_404
 
 
 # ---- uses of the results: seed pool, services, honour lists, the monitoring report -----------------
@@ -20,6 +20,7 @@ uses_bp = Blueprint("uses", __name__, url_prefix="/api", description="评价结�
 
 @uses_bp.route("/seed-pool")
 @require(*READERS)
+@answers(uses_bp, SeedPool, files=True)
 @uses_bp.arguments(YearQuery, location="query")
 def seed_pool_get(args):
     """一个年度的创新种子企业后备库：入库企业及理由，与上一年度相比的新入库和出库（及原因）"""
@@ -40,6 +41,7 @@ def seed_pool_get(args):
 
 @uses_bp.route("/seed-pool", methods=["POST"])
 @require(*STAFF)
+@answers(uses_bp, SeedPool, 201)
 @uses_bp.arguments(PoolCreate)
 def seed_pool_generate(args):
     """按条款文件 rules/uses/seed_pool.yaml 用一个已完成批次生成（替换）该年度后备库"""
@@ -52,6 +54,7 @@ def seed_pool_generate(args):
 
 @uses_bp.route("/services")
 @require(*READERS)
+@answers(uses_bp, Services, files=True)
 @uses_bp.arguments(ServiceQuery, location="query")
 def services_get(args):
     """各企业的个性化服务推荐（按阶段、最薄弱类别和指标，见 rules/uses/services.yaml）"""
@@ -67,6 +70,7 @@ def services_get(args):
 
 @uses_bp.route("/honours")
 @public
+@answers(uses_bp, Honours, files=True)
 @uses_bp.arguments(YearQuery, location="query")
 def honours_get(args):
     """已发布的榜单（公开）"""
@@ -82,7 +86,8 @@ def honours_get(args):
 
 @uses_bp.route("/reports/monitoring")
 @require(*READERS)
-@uses_bp.arguments(YearQuery, location="query")
+@answers(uses_bp, Monitoring)
+@uses_bp.arguments(RunYear, location="query")
 def monitoring_get(args):
     """年度监测分析报告的数据（format=pdf 为 PDF 文件）"""
     s = db.session()
@@ -92,7 +97,8 @@ def monitoring_get(args):
 
 @uses_bp.route("/reports/monitoring.pdf")
 @require(*READERS)
-@uses_bp.arguments(YearQuery, location="query")
+@answers(uses_bp, content={"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, description="监测分析报告（PDF）")
+@uses_bp.arguments(RunYear, location="query")
 def monitoring_pdf(args):
     """年度监测分析报告 PDF"""
     from flask import Response
