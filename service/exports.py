@@ -77,7 +77,7 @@ MIME = {"csv": "text/csv; charset=utf-8",
 
 def export_response(rows, columns, fmt, name) -> Response:
     data = csv_bytes(rows, columns) if fmt == "csv" else xlsx_bytes(rows, columns)
-    return Response(data, mimetype=MIME[fmt],
+    return Response(data, content_type=MIME[fmt],
                     headers={"Content-Disposition": f"attachment; filename={name}.{fmt}"})
 
 

@@ -192,4 +192,4 @@ def export(run_id, name):
     _visible_run(s, run_id)
     content = query.run_file(s, run_id, name)
     headers = {"Content-Disposition": f"attachment; filename={name}"} if name.endswith(".csv") else {}
-    return Response(content, mimetype=EXPORTS[name], headers=headers)
+    return Response(content, content_type=EXPORTS[name], headers=headers)

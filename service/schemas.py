@@ -2,7 +2,9 @@
 as the OpenAPI page shows them."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import datetime as dt
+
+from marshmallow import INCLUDE, Schema, fields, validate
 from flask_smorest.fields import Upload
 
 from rules.fields import RECORD_FIELDS, STAGES
@@ -18,6 +20,15 @@ CHANGEABLE = [f.key for f in RECORD_FIELDS if f.key not in ("credit_code", "year
 
 def _d(text):
     return {"description": text}
+
+
+class UTCDateTime(fields.DateTime):
+    """A stored (naive, UTC) time with its time zone: `2025-03-01T08:00:00+00:00`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class FormatQuery(Schema):
@@ -97,9 +108,9 @@ class RunSchema(Schema):
     data_sha256 = fields.Str()
     budget = fields.Int(allow_none=True)
     strategy = fields.Str(allow_none=True)
-    created_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
-    published_at = fields.DateTime(allow_none=True)
+    created_at = UTCDateTime()
+    finished_at = UTCDateTime(allow_none=True)
+    published_at = UTCDateTime(allow_none=True)
     enterprises = fields.Int()
     excluded = fields.Int()
     award_lines = fields.Int()
@@ -161,8 +172,8 @@ class DeclarationSchema(Schema):
     previous = fields.Str(allow_none=True)
     reason = fields.Str()
     status = fields.Str()
-    submitted_at = fields.DateTime()
-    decided_at = fields.DateTime(allow_none=True)
+    submitted_at = UTCDateTime()
+    decided_at = UTCDateTime(allow_none=True)
     decision_reason = fields.Str()
 
 
@@ -242,5 +253,70 @@ class PoolCreate(Schema):
     run = fields.Int(required=True, validate=validate.Range(min=1, max=2**31 - 1), metadata=_d("据以生成的计算批次"))
 
 
+class RunYear(Schema):
+    """The run a JSON-only answer reads (no `format`: it has no CSV or XLSX form)."""
+    run = fields.Int(validate=validate.Range(min=1, max=2**31 - 1), metadata=_d("计算批次编号；缺省为该年度（或最新年度）的当前批次"))
+    year = fields.Int(validate=validate.Range(min=2000, max=2100), metadata=_d("评价年度"))
+
+
 class ServiceQuery(RunSelect):
     stage = fields.Str(validate=STAGE)
+
+
+# ---- response documents: the JSON answers as OpenAPI shows them ------------------------------------
+# Their main keys typed; nested parts as objects. `unknown = INCLUDE` documents them as open
+# (additionalProperties), so that a new key in an answer does not contradict the document.
+
+class Answer(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+def answer(schema_name, **fields_):
+    """A response schema named `name` with the given fields (documentation only)."""
+    return type(schema_name, (Answer,), dict(fields_))
+
+
+OBJ = fields.Dict
+LIST = fields.List(fields.Dict())
+Score = answer("Score", credit_code=fields.Str(), name=fields.Str(), stage=fields.Str(), final_score=fields.Float(allow_none=True),
+               indicators=LIST, explanation=fields.List(fields.Raw()), services=LIST)
+Records = answer("Records", credit_code=fields.Str(), labels=OBJ(), records=LIST)
+CorrectionDone = answer("CorrectionDone", credit_code=fields.Str(), year=fields.Int(), field=fields.Str(),
+                        old=fields.Raw(allow_none=True), new=fields.Raw(allow_none=True))
+Eligibility = answer("Eligibility", credit_code=fields.Str(), run_id=fields.Int(), year=fields.Int(), items=LIST)
+Rankings = answer("Rankings", run_id=fields.Int(), year=fields.Int(), top=fields.Int(allow_none=True), stages=OBJ())
+Aggregates = answer("Aggregates", enterprises=fields.Int(), by_stage=LIST, by_industry=LIST, by_park=LIST)
+CreditView = answer("CreditView", credit_code=fields.Str())
+Awards = answer("Awards", run_id=fields.Int(), year=fields.Int(), totals=OBJ(), items=LIST)
+Manifest = answer("Manifest")
+Diff = answer("Diff", enterprises=LIST, awards=LIST)
+Honour = answer("Honour", id=fields.Int(), title=fields.Str(), entries=LIST)
+ImportDone = answer("ImportDone", import_id=fields.Int(), kind=fields.Str(), rows=fields.Int(), added=fields.Int(),
+                    replaced=fields.Int(), sha256=fields.Str())
+ImportRejectedAnswer = answer("ImportRejected", code=fields.Int(), status=fields.Str(), message=fields.Str(),
+                              import_id=fields.Int(allow_none=True), bad_cells_total=fields.Int(),
+                              bad_cells_truncated=fields.Bool(), bad_cells_file=fields.Str(), bad_cells=LIST,
+                              errors=OBJ())
+ImportRow = answer("ImportRow", id=fields.Int(), kind=fields.Str(), filename=fields.Str(), sha256=fields.Str(),
+                   user=fields.Str(), at=fields.Str(), status=fields.Str(), rows=fields.Int(allow_none=True))
+Me = answer("Me", username=fields.Str(), role=fields.Str(), role_zh=fields.Str(), credit_code=fields.Str(allow_none=True),
+            credit_consent=fields.Bool())
+ConsentDone = answer("ConsentDone", credit_code=fields.Str(), credit_consent=fields.Bool())
+CreditLookupRow = answer("CreditLookupRow", at=fields.Str(), bank=fields.Str(), granted=fields.Bool(),
+                         run_id=fields.Int(allow_none=True))
+AuditRow = answer("AuditRow", id=fields.Int(), at=fields.Str(), user=fields.Str(allow_none=True), action=fields.Str(),
+                  target=fields.Str(allow_none=True), detail=fields.Raw())
+PolicyActive = answer("PolicyActive", id=fields.Int(), name=fields.Str(), status=fields.Str(), title=fields.Str(),
+                      clauses=LIST)
+PolicyList = answer("PolicyList", active=fields.Int(), versions=LIST, drafts=LIST)
+PolicyVersionAnswer = answer("PolicyVersion", id=fields.Int(), name=fields.Str(), status=fields.Str(),
+                             published_at=fields.Str(allow_none=True))
+Draft = answer("Draft", id=fields.Int(), name=fields.Str(), base=fields.Int(allow_none=True),
+               updated_at=fields.Str(), published_version=fields.Int(allow_none=True))
+DraftChecked = answer("DraftChecked", draft=fields.Int(), problems=fields.List(fields.Raw()))
+Report = answer("Report")
+SeedPool = answer("SeedPool", year=fields.Int(), run_id=fields.Int(allow_none=True), entries=LIST, exits=LIST)
+Services = answer("Services", run_id=fields.Int(allow_none=True), year=fields.Int(), items=LIST)
+Honours = answer("Honours", year=fields.Int(allow_none=True), lists=LIST)
+Monitoring = answer("Monitoring", year=fields.Int(), run_id=fields.Int(allow_none=True))

@@ -1,0 +1,150 @@
+"""Runs: start, list, read, publish, result files, compare, publish honour lists (blueprint `runs`)."""
+from __future__ import annotations
+
+import json
+
+from flask import current_app, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import select
+
+from rules.evaluate import EvaluationError
+from rules.policy import PolicyError
+
+from .. import db, query, uses
+from ..auth import api_user, require
+from ..exports import export_response
+from ..models import Run
+from ..runs import create_run
+from ..runs import publish as publish_run
+from ..schemas import Diff, DiffQuery, FormatQuery, Honour, HonourCreate, Manifest, RunCreate, RunSchema
+from .common import FILE_CONTENT, READERS, STAFF, answers, reap_stale_runs, run_dict, run_or_404, start
+
+
+RUN_FILE_CONTENT = {"text/csv": FILE_CONTENT["text/csv"], "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}}}
+
+
+# ---- runs ----------------------------------------------------------------------------------------
+run_bp = Blueprint("runs", __name__, url_prefix="/api/runs", description="积分计算批次、结果文件、批次比较")
+
+
+@run_bp.route("")
+class Runs(MethodView):
+    @require(*READERS)
+    @answers(run_bp, RunSchema(many=True), files=True)
+    @run_bp.arguments(FormatQuery, location="query")
+    @run_bp.response(200, RunSchema(many=True))
+    def get(self, args):
+        """全部计算批次（最新在前）"""
+        s = db.session()
+        reap_stale_runs(s)
+        runs = [run_dict(r, s) for r in s.scalars(select(Run).order_by(Run.id.desc()))]
+        if args["format"] != "json":
+            cols = [("id", "批次"), ("year", "年度"), ("status", "状态"), ("policy_name", "政策版本"),
+                    ("budget", "预算（元）"), ("strategy", "分配方式"), ("enterprises", "参评企业"),
+                    ("excluded", "排除"), ("granted_yuan", "拨付合计（元）"), ("data_sha256", "数据校验和"),
+                    ("policy_sha256", "政策哈希"), ("created_at", "发起时间"), ("finished_at", "完成时间")]
+            return export_response(runs, cols, args["format"], "runs")
+        return runs
+
+    @require(*STAFF)
+    @run_bp.arguments(RunCreate)
+    @run_bp.response(202, RunSchema)
+    def post(self, args):
+        """发起一次计算（读已审核数据；完成前上一批次仍为当前批次）"""
+        s = db.session()
+        try:
+            run = create_run(s, args["year"], api_user(request), args["policy"], args["budget"], args["strategy"])
+        except PolicyError as exc:
+            abort(422, message=str(exc), errors={"json": {"policy": [str(exc)]}})
+        except EvaluationError as exc:
+            abort(422, message=str(exc), errors={"json": {"year": [str(exc)]}})
+        start(current_app._get_current_object(), run.id)
+        s.expire_all()
+        return run_dict(s.get(Run, run.id), s)
+
+
+@run_bp.route("/<int(max=2147483647):run_id>")
+@require(*READERS)
+@run_bp.response(200, RunSchema)
+def run_get(run_id):
+    """一个批次：状态、进度、政策哈希、数据校验和、合计"""
+    s = db.session()
+    reap_stale_runs(s)
+    return run_dict(run_or_404(s, run_id, done=False), s)
+
+
+@run_bp.route("/<int(max=2147483647):run_id>/manifest")
+@require(*READERS)
+@answers(run_bp, Manifest)
+def run_manifest(run_id):
+    """批次的 manifest.json（政策哈希、输入与输出文件校验和）"""
+    s = db.session()
+    return jsonify(json.loads(run_or_404(s, run_id).manifest))
+
+
+@run_bp.route("/<int(max=2147483647):run_id>/files/<name>")
+@require(*READERS)
+@answers(run_bp, content=RUN_FILE_CONTENT, description="scores.csv、awards.csv、awards.html 或 manifest.json")
+def run_files(run_id, name):
+    """批次的结果文件：scores.csv、awards.csv、awards.html、manifest.json（与 innopoints evaluate 写出的相同）"""
+    from flask import Response
+    s = db.session()
+    run_or_404(s, run_id)
+    content = query.run_file(s, run_id, name) if name != "trace_header.json" else None
+    if content is None:
+        abort(404, message=f"没有文件 {name}")
+    mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
+    return Response(content, content_type=mime[name.rsplit(".", 1)[-1]])
+
+
+@run_bp.route("/<int(max=2147483647):run_id>/publish", methods=["POST"])
+@require(*STAFF)
+@run_bp.response(200, RunSchema)
+def run_publish(run_id):
+    """发布批次：公众榜单与统计、银行查询读取最新发布的批次"""
+    s = db.session()
+    run = run_or_404(s, run_id)
+    publish_run(s, run, api_user(request))
+    s.commit()
+    return run_dict(run, s)
+
+
+@run_bp.route("/<int(max=2147483647):a>/diff/<int(max=2147483647):b>")
+@require(*READERS)
+@answers(run_bp, Diff, files=True)
+@run_bp.arguments(DiffQuery, location="query")
+def run_diff(args, a, b):
+    """两个批次的比较：阶段、排除、积分、排名的变化，奖励的新增、取消与变化"""
+    s = db.session()
+    d = query.diff(s, run_or_404(s, a), run_or_404(s, b))
+    if args["format"] != "json":
+        if args["part"] == "awards":
+            cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("clause", "条款"), ("change", "变化"),
+                    ("eligible_a", f"批次{a}核定（元）"), ("eligible_b", f"批次{b}核定（元）"),
+                    ("granted_a", f"批次{a}拨付（元）"), ("granted_b", f"批次{b}拨付（元）")]
+            return export_response(d["awards"], cols, args["format"], f"diff-{a}-{b}-awards")
+        cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("changed", "变化"),
+                ("stage_a", f"批次{a}阶段"), ("stage_b", f"批次{b}阶段"), ("excluded_a", f"批次{a}排除"),
+                ("excluded_b", f"批次{b}排除"), ("score_a", f"批次{a}积分"), ("score_b", f"批次{b}积分"),
+                ("score_change", "积分变化"), ("rank_a", f"批次{a}全区排名"), ("rank_b", f"批次{b}全区排名"),
+                ("rank_change", "名次上升")]
+        return export_response(d["enterprises"], cols, args["format"], f"diff-{a}-{b}")
+    return jsonify(d)
+
+
+@run_bp.route("/<int(max=2147483647):run_id>/honours", methods=["POST"])
+@require(*STAFF)
+@answers(run_bp, Honour, 201)
+@run_bp.arguments(HonourCreate)
+def honours_publish(args, run_id):
+    """发布一个批次的榜单（各阶段或总榜前 N 名）；公众只看到已发布的榜单"""
+    s = db.session()
+    run = run_or_404(s, run_id)
+    try:
+        h = uses.publish_honours(s, run, args["scope"], args["top_n"], api_user(request))
+    except uses.RunNotPublished as exc:
+        abort(409, message=str(exc))
+    s.commit()
+    return jsonify({"id": h.id, "title": h.title, "entries": json.loads(h.entries)}), 201
