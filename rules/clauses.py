@@ -130,31 +130,23 @@ def compile_when(group, when) -> dict:
     return {"$and": terms}
 
 
-def condition_fields(when) -> set:
-    """The fields a `when` reads."""
-    out = set()
+def atoms(when) -> list:
+    """The comparisons of a `when`, flattened: (field, op, value); `in` keeps its list."""
+    out = []
     for key, spec in (when or {}).items():
         if key in ("all", "any"):
             for s in spec:
-                out |= condition_fields(s)
+                out += atoms(s)
+        elif isinstance(spec, dict):
+            out += [(key, op, v) for op, v in spec.items()]
         else:
-            out.add(key)
+            out.append((key, "eq", spec))
     return out
 
 
-def describe(when) -> str:
-    """A one-line reading of a condition, for traces and officer pages."""
-    parts = []
-    for key, spec in when.items():
-        if key in ("all", "any"):
-            joiner = " 且 " if key == "all" else " 或 "
-            parts.append("(" + joiner.join(describe(s) for s in spec) + ")")
-        elif isinstance(spec, dict):
-            sym = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "in": "∈"}
-            parts.append(" 且 ".join(f"{key} {sym[op]} {v}" for op, v in spec.items()))
-        else:
-            parts.append(f"{key} = {spec}")
-    return " 且 ".join(parts)
+def condition_fields(when) -> set:
+    """The fields a `when` reads."""
+    return {f for f, _, _ in atoms(when)}
 
 
 def guard(policy, group):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .clauses import AMOUNT, GROUP_FIELDS, compile_when, condition_fields, full_when
+from .clauses import AMOUNT, GROUP_FIELDS, atoms, compile_when, condition_fields, full_when
 
 BATCH = 500
 SEEN = "_seen"
@@ -94,18 +94,7 @@ def effect_fields(clauses) -> set:
 
 def thresholds(when, field) -> list:
     """Every constant a condition compares `field` with."""
-    out = []
-    for key, spec in (when or {}).items():
-        if key in ("all", "any"):
-            for s in spec:
-                out += thresholds(s, field)
-        elif key == field:
-            if isinstance(spec, dict):
-                for op, v in spec.items():
-                    out += list(v) if op == "in" else [v]
-            else:
-                out.append(spec)
-    return out
+    return [x for f, op, v in atoms(when) if f == field for x in (v if op == "in" else [v])]
 
 
 def coarsen(values, consts):

@@ -33,10 +33,8 @@ class Evaluation:
     awards: list
     budget: rewards.BudgetOutcome
     traces: dict                         # group -> (pattern array, per-pattern entries)
-    history_source: np.ndarray
     history: object = None               # history.History of the year's rows
     stage_rows: np.ndarray = None        # the STAGE row (1-based) that decided each row's stage
-    in_scope: np.ndarray = None          # SCOPE decided per row
     timings: dict = field(default_factory=dict)
     engine_patterns: dict = field(default_factory=dict)
 
@@ -153,4 +151,4 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
               "rewards_not_paid": (rw_decision.pattern, rw_trace.not_paid)}
     patterns = {g: len(tr[1]) for g, tr in traces.items()}
     return Evaluation(year, policy, scores, ind_clauses, values, pts, sizes, lines, outcome, traces,
-                      hist.source, hist, matched[cur_mask], sc.in_scope, t, patterns)
+                      hist, matched[cur_mask], t, patterns)

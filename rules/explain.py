@@ -8,6 +8,7 @@ title and citation; the service's pages and `innopoints explain` show that list.
 """
 from __future__ import annotations
 
+from .clauses import atoms
 from .fields import CONTRACT_KINDS, RATINGS, RECORD_FIELDS, STAGES
 
 LABELS = {f.key: f.label for f in RECORD_FIELDS}
@@ -42,20 +43,6 @@ def value_text(key, v) -> str:
     text = f"{v:,}" if isinstance(v, int) and key != "evaluation_year" and KINDS.get(key) != "year" else str(v)
     unit = UNITS.get(key, "")
     return f"{text} {unit}" if unit else text
-
-
-def _atoms(when):
-    """The comparisons of a condition, flattened: (field, op, value)."""
-    out = []
-    for key, spec in (when or {}).items():
-        if key in ("all", "any"):
-            for s in spec:
-                out += _atoms(s)
-        elif isinstance(spec, dict):
-            out += [(key, op, v) for op, v in spec.items()]
-        else:
-            out.append((key, "eq", spec))
-    return out
 
 
 def term_text(field, op, value) -> str:
@@ -94,18 +81,16 @@ def describe(when) -> str:
 def condition_report(when, fact) -> tuple[list, list]:
     """The comparisons of a condition that hold for a fact, and those that do not."""
     met, unmet = [], []
-    for f, op, v in _atoms(when):
+    for f, op, v in atoms(when):
         (met if term_holds(f, op, v, fact) else unmet).append(term_text(f, op, v))
     return met, unmet
 
 
-def inputs_text(inputs: dict, not_reported=(), classes=None) -> str:
-    """依据 …：研发费用金额 > 0；是否是高新技术企业：未填报（按否处理）."""
+def inputs_text(inputs: dict, not_reported=()) -> str:
+    """依据 …：研发费用金额：> 0；是否是高新技术企业：未填报（按否处理）."""
     parts = []
     for k, v in inputs.items():
-        if classes and k in classes:
-            shown = classes[k]
-        elif k in not_reported:
+        if k in not_reported:
             shown = f"未填报（按{value_text(k, v)}处理）"
         else:
             shown = value_text(k, v)

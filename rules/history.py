@@ -34,20 +34,13 @@ class History:
     tech_sme_streak: np.ndarray   # consecutive listed years up to Y
     streak_source: np.ndarray     # 'records' | 'tech_sme_streak' | ''
     streak_open: np.ndarray       # bool: as expansion_open, for the listing run
-    earlier: object = None        # (field, year) -> values of earlier records per current row
+    earlier: dict = None          # field -> {earlier year: its values, per current row}
 
     def level_drop(self, level):
         return self.prev1 - level
 
     def prev_level_drop(self):
         return self.prev2 - self.prev1
-
-    def earlier_years(self, field, rows, test) -> list:
-        """For each row index in `rows`, the earlier record years whose `field` passes `test`."""
-        out = []
-        for i in rows:
-            out.append([y for y, vals in sorted(self.earlier.get(field, {}).items()) if test(vals[i])])
-        return out
 
 
 def build(records, levels, cur_mask, year, settings=None, earlier_fields=()) -> History:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import engine
-from .clauses import BOOL, GROUP_FIELDS, NUMERIC, TEXT, condition_fields
+from .clauses import BOOL, GROUP_FIELDS, NUMERIC, atoms
 from .effects import clause_map, multiplier, per_pattern, trace_entries
 from .fields import LEVEL_STAGE
 
@@ -65,12 +65,16 @@ def apply(policy, year, frame, stage_level) -> NegativeList:
     return NegativeList(excl[p], [excl_ids[i] for i in p], ded[p], decision, trace)
 
 
+def clause_statuses(clause) -> list:
+    """The statuses a deduction clause requires to be yes or above 0 (NL-4/NL-5: "恢复…前每个
+    评价周期均扣分"); an exemption such as `tech_sme_out_of_scope: false` is not one."""
+    if "deduct" not in clause.effect:
+        return []
+    return sorted({f for f, op, v in atoms(clause.when)
+                   if (op == "eq" and v is True) or (op in ("gt", "gte") and not isinstance(v, bool) and v >= 0)})
+
+
 def status_fields(policy, year) -> list:
-    """The fields the deduction clauses read (the NL-4/NL-5 statuses "恢复…前每个评价周期均扣分"):
-    the trace reports in which earlier years of the records the same status was reported."""
-    out = []
-    for c in clause_map(policy, GROUP, year).values():
-        if "deduct" in c.effect:
-            out += [f for f in sorted(condition_fields(c.when)) if f in GROUP_FIELDS[GROUP] and f != "stage"
-                    and GROUP_FIELDS[GROUP][f][0] != TEXT]
-    return sorted(set(out))
+    """Every status the deduction clauses require: the trace reports in which earlier years
+    of the records the same status was reported."""
+    return sorted({f for c in clause_map(policy, GROUP, year).values() for f in clause_statuses(c)})

@@ -320,32 +320,18 @@ def _readers(ev) -> dict:
     return out
 
 
-def _positive_fields(when) -> list:
-    """The fields a condition requires to be yes or above 0 (the statuses of NL-4/NL-5)."""
-    out = []
-    for key, spec in (when or {}).items():
-        if key in ("all", "any"):
-            for x in spec:
-                out += _positive_fields(x)
-        elif spec is True or (isinstance(spec, dict) and any(
-                op in ("gte", "gt") and not isinstance(v, bool) and v >= 0 for op, v in spec.items())):
-            out.append(key)
-    return out
-
-
 def _status_entries(ev, lo, hi) -> list:
     """SPEC §2.3 (v2): next to each NL deduction, the earlier years of the records in which
     the same status was reported, as history entries (column-wise; '' where none)."""
     from .explain import label
+    from .negative_list import clause_statuses
     h = ev.history
     if h is None or not h.earlier:
         return []
     pat, entries = ev.traces["negative_list"]
     out = []
     for c in ev.policy.clauses_for("negative_list", ev.year):
-        if "deduct" not in c.effect:
-            continue
-        fields = [f for f in _positive_fields(c.when) if f in h.earlier]
+        fields = [f for f in clause_statuses(c) if f in h.earlier]
         if not fields:
             continue
         fired_p = np.array([any(e["clause"] == c.id and e.get("fired", True) for e in es) for es in entries], dtype=bool)

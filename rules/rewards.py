@@ -123,9 +123,6 @@ class RewardTrace:
     fired: list
     not_paid: list
 
-    def __len__(self):
-        return len(self.fired)
-
 
 @dataclass
 class BudgetOutcome:

@@ -37,23 +37,15 @@ def apply(policy, year, frame, stage_level) -> Scope:
     inside = np.array([bool(ids) for ids in decision.fired], dtype=bool)
     trace = []
     for p, (ids, fact) in enumerate(zip(decision.fired, decision.facts)):
-        classes = decision.classes[p] if decision.classes else {}
-        shown = {**fact, **classes}
-        nr = set(decision.not_reported[p]) if decision.not_reported else set()
+        nr = sorted(decision.not_reported[p]) if decision.not_reported else []
         entries = []
         for cid, c in clauses.items():
-            when = full_when(policy, c)
-            met, unmet = explain.condition_report(when, fact)
-            if cid in ids:
-                text = f"属于评价对象：满足 {'；'.join(met)}"
-            else:
-                missing_fields = sorted(nr & {f for f in shown})
-                note = f"（未填报：{'、'.join(explain.label(f) for f in missing_fields)}，按否/0处理）" \
-                    if missing_fields else ""
-                text = f"不属于评价对象，不参加评分、排名和奖励：以下条件均不满足 —— {'；'.join(unmet)}{note}"
+            met, unmet = explain.condition_report(full_when(policy, c), fact)
             if cid in ids:       # in scope: the sentence says which conditions were met
-                entries.append(explain.entry(c, text, in_scope=True))
-            else:
-                entries.append(explain.entry(c, text, in_scope=False, not_met=unmet, not_reported=sorted(nr)))
+                entries.append(explain.entry(c, f"属于评价对象：满足 {'；'.join(met)}", in_scope=True))
+                continue
+            note = f"（未填报：{'、'.join(explain.label(f) for f in nr)}，按否/0处理）" if nr else ""
+            text = f"不属于评价对象，不参加评分、排名和奖励：以下条件均不满足 —— {'；'.join(unmet)}{note}"
+            entries.append(explain.entry(c, text, in_scope=False, not_met=unmet, not_reported=nr))
         trace.append(entries)
     return Scope(inside[decision.pattern], ";".join(clauses), decision, trace)

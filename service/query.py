@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import and_, func, or_, select
 
 from rules.explain import explain_line
-from rules.fields import CONTRACT_KINDS, RATINGS, RECORD_FIELDS, STAGES
+from rules.fields import CONTRACT_KINDS, STAGES
 
 from .models import AwardLine, Enterprise, Result, Run, RunFile
 
@@ -98,12 +98,6 @@ def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, ma
     return [result_row(r, e) for r, e in s.execute(query)], total
 
 
-def explain(trace: dict, header: dict) -> list[dict]:
-    """The trace of one enterprise as Chinese sentences, each with its clause, title and
-    citation (rules.explain words every trace the same way, batch or stored)."""
-    return explain_line(trace, header)
-
-
 def indicator_rows(result: Result, header: dict) -> list[dict]:
     clauses = header.get("clauses", {})
     rows = []
@@ -126,7 +120,7 @@ def score_detail(s, run, code) -> dict | None:
     d.update(run_id=run.id, year=run.year, policy=run.policy_name, policy_sha256=run.policy_sha256,
              document=header.get("document", ""),
              indicators=[] if r.excluded else indicator_rows(r, header),
-             explanation=explain(trace, header), trace=trace, categories=category_titles(s, run))
+             explanation=explain_line(trace, header), trace=trace, categories=category_titles(s, run))
     peers = stage_stats(s, run, r.stage)
     d["peers"] = {k: v for k, v in peers.items() if k != "indicators"}
     for row in d["indicators"]:
