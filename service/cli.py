@@ -33,7 +33,7 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     say = progress or (lambda msg: None)
     pv = load_policy(policy)
     say("读取并校验企业记录与技术合同 / reading records and contracts")
-    recs, cons = load_inputs(records, contracts)
+    recs, cons = load_inputs(records, contracts, data=pv.data)
     say(f"评价 {year} 年度 / evaluating {year}")
     return evaluate(recs, year, pv, cons, budget, strategy)
 
