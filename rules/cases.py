@@ -70,10 +70,15 @@ def code_for(label: str) -> str:
     return credit_code_with_check("91410700" + body)
 
 
+def load_defaults(folder) -> dict:
+    """The folder's defaults.yaml (`records:` and `contracts:` values omitted by the cases)."""
+    d = Path(folder) / DEFAULTS_FILE
+    return (yaml.load(d.read_text(encoding="utf-8"), Loader=_Loader) or {}) if d.exists() else {}
+
+
 def load_cases(folder) -> list:
     out = []
-    d = Path(folder) / DEFAULTS_FILE
-    defaults = (yaml.load(d.read_text(encoding="utf-8"), Loader=_Loader) or {}) if d.exists() else {}
+    defaults = load_defaults(folder)
     for f in sorted(Path(folder).glob("*.yaml")):
         if f.name == DEFAULTS_FILE:
             continue

@@ -124,8 +124,10 @@ def trace_header(ev) -> str:
                   "policy_sha256": ev.policy.digest, "document": ev.policy.document,
                   "title": ev.policy.title,
                   "reference_date": ev.policy.reference_date(ev.year).isoformat(),
-                  "clauses": {c.id: {"title": c.title, "citation": c.citation}
+                  "clauses": {c.id: {"title": c.title, "citation": c.citation,
+                                     **({"category": c.body["category"]} if c.group == "indicators" else {})}
                               for c in ev.policy.clauses_in_force(ev.year)},
+                  "stages": dict(ev.policy.data.stages),
                   "categories": {k: {"title": v.get("title", k), "citation": v.get("citation", "")}
                                  for k, v in cats.items()},
                   "weights_citation": ev.policy.groups["indicators"]["weights"]["citation"],

@@ -126,18 +126,19 @@ def register_filters(app):
     def score(v, digits=4):
         return "—" if v is None else f"{v:.{digits}f}"
 
-    from rules.fields import RATINGS, RECORD_FIELDS, STAGES
-    kinds = {f.key: f.kind for f in RECORD_FIELDS}
-
     def shown(text, key):
-        """A stored record value as a person reads it: 是/否, stages and ratings in Chinese."""
-        kind = kinds.get(key)
+        """A stored record value as a person reads it: 是/否, stages and choices in Chinese (the
+        policy in force's data dictionary)."""
+        from . import shape
+        data = shape.data()
+        f = data.field(key)
+        kind = f.kind if f else None
         if kind == "bool":
             return {"true": "是", "false": "否"}.get(text, text)
         if kind == "stage":
-            return STAGES.get(text, text)
-        if kind == "rating":
-            return RATINGS.get(text, text)
+            return data.stages.get(text, text)
+        if kind == "choice":
+            return f.value_names.get(text, text)
         return text
 
     app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown)

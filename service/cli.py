@@ -304,7 +304,7 @@ def demo(out, enterprises, year, seed, fresh):
             _fail(run.error, 1)
         publish_run(s, run, None)
         from service import uses
-        for scope in uses.HONOUR_SCOPES:
+        for scope in uses.honour_scopes():
             uses.publish_honours(s, run, scope, 10, None)
         uses.generate_pool(s, run, None)
         s.commit()

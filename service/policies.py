@@ -173,7 +173,7 @@ def _yaml():
 
 
 def _parse_value(text):
-    """A form value as YAML reads it: 0.95 → float, 3 → int, true → bool, growth → str."""
+    """A form value as YAML reads it: 0.95 → float, 3 → int, true → bool, other text → str."""
     import yaml
     if not isinstance(text, str):
         return text
@@ -332,9 +332,12 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
         if not pv.in_force(year):
             raise PolicyError([f"政策版本 {pv.name} 不适用于 {year} 年度"])
     with tempfile.TemporaryDirectory(prefix="innopoints-whatif-") as tmp:
-        snap = snapshot(s, tmp)
-        recs, cons = load_inputs(snap["records"], snap["contracts"])
-    evs = [evaluate(recs, year, pv, cons, budget, strategy) for pv in (old, new)]
+        evs = []
+        for i, pv in enumerate((old, new)):     # each version reads the stored data through its own dictionary
+            Path(tmp, str(i)).mkdir()
+            snap = snapshot(s, Path(tmp, str(i)), pv.data)
+            recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data)
+            evs.append(evaluate(recs, year, pv, cons, budget, strategy))
 
     def rows(ev):
         sc = scores_table(ev).to_pylist()
@@ -355,7 +358,7 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
 
     def tops(res):
         out = {}
-        for stage in ("startup", "growth", "expansion", "mature"):
+        for stage in dict.fromkeys(list(old.data.stages) + list(new.data.stages)):
             ranked = sorted((r["rank_in_stage"], c) for c, r in res.items()
                             if r["stage"] == stage and not r["excluded"] and r["rank_in_stage"] <= top)
             out[stage] = [{"rank": k, "credit_code": c, "name": names.get(c, ""), "final_score": res[c]["final_score"]}

@@ -183,6 +183,6 @@ def test_rw5_kinds_list_and_rw2_first_year_are_clause_settings(runner, golden, t
     trace = [json.loads(x) for x in (tmp_path / "c" / "trace.jsonl").read_text(encoding="utf-8").splitlines()[1:]]
     for t in trace:
         if t["credit_code"] in b2 - m2:
-            runs = [e for e in t["history"]["entries"] if e["topic"] == "listing_run"]
+            runs = [e for e in t["history"]["entries"] if e.get("run") == "tech_sme_streak"]
             assert runs and runs[0]["years"] > 3
             assert any(e["clause"] == "RW-2" and e["reason"] == "condition" for e in t["rewards_not_paid"])
