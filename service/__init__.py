@@ -142,3 +142,14 @@ def register_filters(app):
         return text
 
     app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown)
+
+    def stage_names():
+        """Stage key -> Chinese name of the policy in force (templates: stage_names())."""
+        from . import shape
+        return shape.stages()
+
+    def stage_name(key):
+        return stage_names().get(key, key)
+
+    app.jinja_env.globals.update(stage_names=stage_names, stage_name=stage_name)
+    app.jinja_env.filters["stage_name"] = stage_name

@@ -168,6 +168,7 @@ def results():
     excluded, _ = query.enterprises(s, run, excluded=True, sort="credit_code", per_page=None)
     groups = [(key, name, ranked[key]) for key, name in query.stage_names(s, run).items()]
     return render_template("pages/results.html", run=run, groups=groups, excluded=excluded,
+                           categories=query.category_titles(s, run),
                            document=query.trace_header(s, run).get("document", ""))
 
 

@@ -52,3 +52,32 @@ def record_fields(s=None) -> list:
 
 def field_labels(s=None) -> dict:
     return {f.key: f.label for f in record_fields(s)}
+
+
+def import_dictionary(s=None):
+    """The dictionary an import is checked against: the policy in force's, plus the fields
+    that open drafts declare and it does not (each checked by its draft's declaration), so
+    that the data of a field being added to the policy can be imported and what-if tested
+    before the draft is published."""
+    import copy
+
+    from sqlalchemy import select
+
+    from . import policies
+    from .models import PolicyDraft
+    s = s or session()
+    base = data(s)
+    extra = {}
+    for d in s.scalars(select(PolicyDraft).where(PolicyDraft.published_version_id.is_(None))):
+        try:
+            pv = policies.load_files(policies.files_of(d))
+        except Exception:  # noqa: BLE001 - a draft that does not load declares nothing yet
+            continue
+        for f in pv.data.fields:
+            if base.field(f.key) is None and f.key not in extra:
+                extra[f.key] = f
+    if not extra:
+        return base
+    out = copy.copy(base)
+    out.fields = list(base.fields) + list(extra.values())
+    return out

@@ -410,7 +410,7 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
             if pre is not None:
                 kept, total, gz = pre
                 _reject(s, kind, filename, digest, user, kept, total, gz)
-        data = shape.data(s)
+        data = shape.import_dictionary(s)
         if kind == "records":
             frame = load_records(path, data=data)
         elif kind == "contracts":
