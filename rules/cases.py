@@ -44,11 +44,12 @@ from pathlib import Path
 
 import yaml
 
+from . import assets
 from .evaluate import evaluate
 from .policy import _Loader, load_policy
 from .records import CODE_CHARS, credit_code_with_check, enterprise_codes, load_contracts, load_records
 
-DEFAULT_CASES = Path(__file__).resolve().parents[1] / "tests" / "cases"
+DEFAULT_CASES = assets.path("tests/cases")
 NUMBERS = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
 DEFAULTS = {"name": None, "park": "主园区", "industry": "生物医药", "registered_on": "2019-06-01"}
 DEFAULTS_FILE = "defaults.yaml"

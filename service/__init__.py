@@ -7,7 +7,6 @@ from pathlib import Path
 
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # the constant that signed every session before issue 13: never accepted as a key again
@@ -56,8 +55,9 @@ def _read_key(path) -> str:
 def create_app(test_config=None, instance_path=None):
     """Create the app: defaults, then instance/config.py or the test config, then the parts.
     The database is upgraded to the newest migration at start (`DB_UPGRADE`, on by default)."""
-    app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"), instance_path=instance_path)
+    from rules import assets
+    app = Flask(__name__, instance_relative_config=True, template_folder=str(assets.path("templates")),
+                static_folder=str(assets.path("static")), instance_path=instance_path)
     app.config.from_mapping(
         SECRET_KEY=None,
         DATABASE_URL=None,

@@ -12,6 +12,8 @@ import yaml
 from sqlalchemy import delete, select
 
 
+from rules import assets
+
 from . import query, shape
 from .models import CreditLookup, Enterprise, HonourList, Result, Run, SeedPoolEntry, utcnow
 from .runs import current_run
@@ -346,7 +348,7 @@ def monitoring(s, run) -> dict:
 
 # ---- case files of these rules (tests/cases-uses), as for the policy's clauses -------------------------
 
-CASES = Path(__file__).resolve().parents[1] / "tests" / "cases-uses"
+CASES = assets.path("tests/cases-uses")
 
 
 def load_use_cases(folder=None):
