@@ -370,24 +370,40 @@ _STATS: dict = {}
 def stage_stats(s, run, stage) -> dict:
     """The stage's medians (category scores, final score) and, per indicator, the median and
     the top-decile threshold (90th percentile) of values and points, over the stage's scored
-    enterprises. Runs are immutable once done, so this is kept per (run, stage)."""
+    enterprises: computed once when the run is stored (its file stage_stats.json), else here
+    for a run stored before that file existed. Runs are immutable once done, so either is kept
+    per (run, stage)."""
     key = (run.id, run.finished_at, stage)
     if key in _STATS:
         return _STATS[key]
+    stored = run_file(s, run.id, "stage_stats.json")
+    if stored is not None:
+        out = json.loads(stored).get(stage) or {"stage": stage, "count": 0, "final_score": None, "indicators": {}}
+        _STATS[key] = out
+        return out
+    return _computed_stage_stats(s, run, stage, key)
+
+
+def stats_of(stage, cat_scores, finals, indicators) -> dict:
+    """The figures of `stage_stats` from the stage's scored rows: category scores (dicts),
+    final scores and indicator [value, points] maps."""
+    per = {}
+    for cid in (indicators[0] if indicators else {}):
+        vals = [d[cid][0] for d in indicators]
+        pts = [d[cid][1] for d in indicators]
+        per[cid] = {"value_median": _median(vals), "value_top_decile": _top_decile(vals),
+                    "points_median": _median(pts), "points_top_decile": _top_decile(pts)}
+    out = {"stage": stage, "count": len(finals), "final_score": _median(finals), "indicators": per}
+    for k in (cat_scores[0] if cat_scores else {}):
+        out[f"{k}_score"] = _median([c.get(k) for c in cat_scores])
+    return out
+
+
+def _computed_stage_stats(s, run, stage, key) -> dict:
     rows = s.execute(select(Result.category_scores, Result.final_score, Result.indicators)
                      .where(Result.run_id == run.id, Result.stage == stage, Result.excluded.is_(False))).all()
     cols = list(zip(*rows)) if rows else [[]] * 3
-    cats = [as_dict(t) for t in cols[0]]
-    ind = [json.loads(t) for t in cols[2]]
-    per = {}
-    for cid in (ind[0] if ind else {}):
-        vals = [d[cid][0] for d in ind]
-        pts = [d[cid][1] for d in ind]
-        per[cid] = {"value_median": _median(vals), "value_top_decile": _top_decile(vals),
-                    "points_median": _median(pts), "points_top_decile": _top_decile(pts)}
-    out = {"stage": stage, "count": len(rows), "final_score": _median(cols[1]), "indicators": per}
-    for k in (cats[0] if cats else {}):
-        out[f"{k}_score"] = _median([c.get(k) for c in cats])
+    out = stats_of(stage, [as_dict(t) for t in cols[0]], list(cols[1]), [json.loads(t) for t in cols[2]])
     if len(_STATS) > 64:
         _STATS.clear()
     _STATS[key] = out

@@ -219,6 +219,16 @@ def _store(s, run, ev, out: Path, data_sha):
     bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
                                       "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators"],
                 results)
+    # the stage figures every profile shows (medians, top deciles), computed once here
+    from .query import stats_of
+    by_stage = {}
+    for row, res in zip(scores, results):
+        if not res[3]:
+            by_stage.setdefault(row["stage"], []).append(res)
+    stats = {st: stats_of(st, [json.loads(r[5]) for r in rs], [r[-6] for r in rs], [json.loads(r[-1]) for r in rs])
+             for st, rs in by_stage.items()}
+    s.add(RunFile(run_id=run.id, name="stage_stats.json",
+                  content=json.dumps(stats, ensure_ascii=False, separators=(",", ":")).encode("utf-8")))
     awards = list(csv.DictReader(io.StringIO((out / "awards.csv").read_text(encoding="utf-8"))))
     bulk_insert(s, AwardLine.__table__, ["run_id", "credit_code", "clause", "eligible_yuan", "granted_yuan", "basis"],
                 [(run.id, a["credit_code"], a["clause"], int(a["eligible_yuan"]), int(a["granted_yuan"]), a["basis"])
