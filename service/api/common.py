@@ -120,6 +120,23 @@ def enterprise_session(code):
     return s
 
 
+def check_keys(s, run, stage=None, sort=None, scope=None):
+    """A stage, sort or honour-list scope must be one the run's policy version declares (its
+    stages and categories are the package's, so the schema can only bound their form): 422."""
+    from .. import query
+    stages = query.stage_names(s, run)
+    errors = {}
+    if stage is not None and stage not in stages:
+        errors["stage"] = [f"没有发展阶段 {stage}，可用：{'、'.join(stages)} / unknown stage"]
+    if scope is not None and scope != "overall" and scope not in stages:
+        errors["scope"] = [f"没有榜单范围 {scope}，可用：overall、{'、'.join(stages)} / unknown scope"]
+    if sort is not None and sort not in query.SORTS and not (
+            sort.endswith("_score") and sort[:-6] in query.category_titles(s, run)):
+        errors["sort"] = [f"不能按 {sort} 排序 / unknown sort key"]
+    if errors:
+        abort(422, message="查询参数有误 / bad query", errors={"query": errors})
+
+
 def pick_run(args) -> Run:
     """The run a query reads: `run` by id, else the current run of `year` (or the newest).
     Only staff (officers, finance, admins) read runs that are not published: the public,

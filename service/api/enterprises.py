@@ -15,7 +15,7 @@ from ..schemas import (Aggregates, AwardQuery, Awards, Correction, CorrectionDon
                        EnterprisePage, EnterpriseQuery, FormatQuery, RankingQuery, Rankings, Records,
                        RunSelect, RunYear, Score)
 from ..store import FieldRejected, correct_field, get_record, record_text
-from .common import (READERS, RESULT_COLUMNS, STAFF, answers, enterprise_session, pick_run,
+from .common import (READERS, check_keys, RESULT_COLUMNS, STAFF, answers, enterprise_session, pick_run,
                      result_columns)
 
 
@@ -33,6 +33,7 @@ def enterprise_list(args):
     s = db.session()
     run = pick_run(args)
     fmt = args["format"]
+    check_keys(s, run, stage=args.get("stage"), sort=args["sort"])
     filters = {k: args.get(k) for k in ("park", "industry", "stage", "min_score", "max_score", "q", "excluded")}
     rows, total = query.enterprises(s, run, **filters, sort=args["sort"], order=args["order"],
                                      page=args["page"], per_page=None if fmt != "json" else args["per_page"])
@@ -131,6 +132,7 @@ def rankings(args):
         top = None
     else:
         run = pick_run(args)
+        check_keys(s, run, stage=args.get("stage"))
         top = args.get("top")
         data = query.rankings(s, run, args.get("stage"), top)
     if args["format"] != "json":

@@ -18,7 +18,7 @@ from ..models import Run
 from ..runs import create_run
 from ..runs import publish as publish_run
 from ..schemas import Diff, DiffQuery, FormatQuery, Honour, HonourCreate, Manifest, RunCreate, RunSchema
-from .common import FILE_CONTENT, READERS, STAFF, answers, reap_stale_runs, run_dict, run_or_404, start
+from .common import FILE_CONTENT, READERS, STAFF, answers, check_keys, reap_stale_runs, run_dict, run_or_404, start
 
 
 RUN_FILE_CONTENT = {"text/csv": FILE_CONTENT["text/csv"], "text/html": {"schema": {"type": "string"}},
@@ -142,6 +142,7 @@ def honours_publish(args, run_id):
     """发布一个批次的榜单（各阶段或总榜前 N 名）；公众只看到已发布的榜单"""
     s = db.session()
     run = run_or_404(s, run_id)
+    check_keys(s, run, scope=args["scope"])
     try:
         h = uses.publish_honours(s, run, args["scope"], args["top_n"], api_user(request))
     except uses.RunNotPublished as exc:

@@ -11,7 +11,7 @@ from ..auth import api_user, require
 from ..exports import export_response
 from ..models import SeedPoolEntry
 from ..schemas import Honours, Monitoring, PoolCreate, RunYear, SeedPool, ServiceQuery, Services, YearQuery
-from .common import READERS, STAFF, answers, pick_run, run_or_404
+from .common import READERS, STAFF, answers, check_keys, pick_run, run_or_404
 
 
 # ---- uses of the results: seed pool, services, honour lists, the monitoring report -----------------
@@ -60,6 +60,7 @@ def services_get(args):
     """各企业的个性化服务推荐（按阶段、最薄弱类别和指标，见 rules/uses/services.yaml）"""
     s = db.session()
     run = pick_run(args)
+    check_keys(s, run, stage=args.get("stage"))
     rows = uses.service_list(s, run, args.get("stage"))
     if args["format"] != "json":
         cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("stage_zh", "发展阶段"), ("service", "推荐服务"),
