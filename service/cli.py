@@ -123,10 +123,12 @@ def rules_check(path, year):
 @click.argument("path", required=False)
 @click.option("--cases", "cases_dir", type=click.Path(exists=True), default=None, help="条款用例目录")
 def rules_test(path, cases_dir):
-    """Run the clause case files against a clause set."""
+    """Run the clause case files against a clause set: the --cases folder, else the package's
+    own cases/ folder when it has one, else tests/cases."""
     from rules.cases import DEFAULT_CASES, load_cases, run_case
     pv = load_policy(path)
-    cases = load_cases(cases_dir or DEFAULT_CASES)
+    own = pv.path / "cases"
+    cases = load_cases(cases_dir or (own if path is not None and own.is_dir() else DEFAULT_CASES))
     failed = sum(_case_result(case.file, case.name, run_case(case, pv)) for case in cases)
     click.echo(f"{len(cases) - failed}/{len(cases)} 个用例通过 / cases passed")
     if path is None and cases_dir is None:       # the bundled set: also the rules of the results' uses
