@@ -214,6 +214,25 @@ def rules_whatif(draft, year, against, budget, strategy, top, limit):
             click.echo(f"  {stage} 前 {top} 名变化：移出 {sorted(set(before) - set(after))}，进入 {sorted(set(after) - set(before))}")
 
 
+@rules_group.command("draft")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", required=True, help="草稿名称")
+@click.option("--note", default="", help="修改说明")
+@click.option("--user", "username", default=None)
+def rules_draft(folder, name, note, username):
+    """Make a draft of the service from a policy folder (a new zone's package): its clause
+    files, data dictionary, sample.yaml and cases/; then whatif and publish it."""
+    from service import policies
+    with _session() as (_, s):
+        d = policies.draft_from_folder(s, folder, name, _user(s, username), note)
+        s.commit()
+        problems = policies.check(json.loads(d.files))
+        for p in problems:
+            click.echo(f"{p['file']}:{p['line']} [{p['clause'] or '-'}] {p['message']}", err=True)
+        click.echo(f"已建草稿 draft:{d.id}（{d.name}），{'检查通过' if not problems else f'{len(problems)} 个问题'}；"
+                   f"发布：innopoints rules publish draft:{d.id}")
+
+
 @rules_group.command("publish")
 @click.argument("draft")
 @click.option("--user", "username", default=None)

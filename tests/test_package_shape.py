@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import datetime as dt
 import io
 import json
 import re
@@ -108,23 +107,25 @@ def test_make_sample_data_is_reproducible(tmp_path):
 
 # ---- (c) through the service: publish, import, run, API and profile page ---------------------------
 
-def _publish_example(app):
-    """Make the example package the newest published version, as a publish would."""
+def _publish_example(p):
+    """Make the example package the version in force as a new zone would: a draft from the
+    folder (innopoints rules draft), then publish through the API (check and its cases)."""
     from service import db, policies
-    from service.models import utcnow
-    with app.app_context():
+    with p.app.app_context():
         s = db.session()
-        policies.active(s)                      # the bundled version first, as in any new store
-        row = policies.register_external(s, load_policy(EXAMPLE))
-        row.status, row.published_at = "published", utcnow() + dt.timedelta(seconds=1)
+        d = policies.draft_from_folder(s, EXAMPLE, "example-five-stage", None, "新园区政策包")
         s.commit()
-        assert policies.active(s).id == row.id
+        draft_id = d.id
+    r = p.post(f"/api/policies/drafts/{draft_id}/publish", "officer")
+    assert r.status_code == 201, r.get_json()
+    with p.app.app_context():
+        assert policies.active(db.session()).name == "example-five-stage"
 
 
 def test_example_through_the_service(park, example):
     from tests.test_app import login
     p = park
-    _publish_example(p.app)
+    _publish_example(p)
     shape = p.get("/api/policy/shape", "officer")
     assert shape.status_code == 200
     assert example.data.stages["seed_stage"] in shape.get_data(as_text=True)
@@ -288,3 +289,15 @@ def test_the_scan_finds_a_name(tmp_path):
                  'a = {"startup": 1}\nb = row["rd_expense"]\nc = d.get("tech")\n', encoding="utf-8")
     got = {v for _, v in _literals(f) + _subscript_keys(f)}
     assert {"startup", "rd_expense", "tech"} <= got and "expansion in a docstring" not in got
+
+
+def test_rules_draft_command_makes_a_draft_of_a_folder(tmp_path):
+    from click.testing import CliRunner
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    run = CliRunner()
+    r = run.invoke(cli, ["rules", "draft", str(EXAMPLE), "--name", "new-zone"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "draft:1" in r.output and "检查通过" in r.output
+    r = run.invoke(cli, ["rules", "publish", "draft:1"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "已发布版本" in r.output
