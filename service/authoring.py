@@ -199,3 +199,16 @@ def file(draft_id, name):
               "error" if problems else "ok")
         return redirect(url_for("policy.draft", draft_id=d.id))
     return render_template("policy/file.html", draft=d, name=name, content=files[name])
+
+
+@bp.route("/guide")
+@page_role(*OFFICERS)
+def guide():
+    """The guide for policy staff (docs/policy-guide.md): how to build a new zone's package."""
+    from .docs import guide as read_guide
+    page = read_guide("policy-guide")
+    if page is None:
+        abort(404)
+    title, html = page
+    return render_template("policy/guide.html", title=title, html=html)
+

@@ -301,3 +301,33 @@ def test_rules_draft_command_makes_a_draft_of_a_folder(tmp_path):
     r = run.invoke(cli, ["rules", "publish", "draft:1"], env=env)
     assert r.exit_code == 0, r.output
     assert "已发布版本" in r.output
+
+
+# ---- the guide for policy staff -----------------------------------------------------------------------
+
+def test_the_guide_covers_every_file_and_is_linked(lite_park):
+    from tests.test_app import login
+    text = (ROOT / "docs" / "policy-guide.md").read_text(encoding="utf-8")
+    for name in ("data.yaml", "policy.yaml", "stage.yaml", "scope.yaml", "indicators.yaml", "negative_list.yaml",
+                 "decay.yaml", "bonus.yaml", "rewards.yaml", "sample.yaml", "cases/", "defaults.yaml",
+                 "innopoints rules check", "innopoints rules test", "whatif", "publish", "example-five-stage"):
+        assert name in text, name
+    assert "docs/policy-guide.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+    client = lite_park.app.test_client()
+    assert client.get("/workspace/policy/guide").status_code == 302          # log in first
+    login(client, "officer")
+    index = client.get("/workspace/policy/").get_data(as_text=True)
+    assert "/workspace/policy/guide" in index
+    page = client.get("/workspace/policy/guide")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<h1>如何为新的园区建立政策包</h1>" in html and "<table>" in html and "<pre><code>" in html
+    assert "<script" not in html.split("<article", 1)[1].split("</article>", 1)[0]
+
+
+def test_markdown_escapes_everything():
+    from service.docs import markdown_html
+    html = str(markdown_html("# T <b>\n\n段落 `x<y` **粗** [链接](javascript:alert(1)) [好](/a)\n\n| a | b |\n|---|---|\n| <i> | 2 |\n"))
+    assert "<b>" not in html and "<i>" not in html and "&lt;b&gt;" in html
+    assert "<code>x&lt;y</code>" in html and "<strong>粗</strong>" in html
+    assert 'href="javascript' not in html and '<a href="/a">好</a>' in html

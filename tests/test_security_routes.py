@@ -20,7 +20,7 @@ EXPECTED = {
     ("GET", "static"): ANY, ("GET", "pages.favicon"): ANY, ("GET", "pages.index"): ANY,
     ("GET", "pages.login"): ANY, ("POST", "pages.login"): ANY, ("POST", "pages.logout"): ANY,
     ("GET", "api_docs"): ANY, ("GET", "api-docs.openapi_json"): ANY, ("POST", "auth.token_create"): ANY,
-    ("GET", "policies.policy_active"): ANY, ("GET", "uses.honours_get"): ANY, ("GET", "data.import_template"): ANY,
+    ("GET", "policies.policy_active"): ANY, ("GET", "policies.policy_shape"): ANY, ("GET", "uses.honours_get"): ANY, ("GET", "data.import_template"): ANY,
     ("GET", "enterprises.aggregates"): ANY, ("GET", "enterprises.rankings"): ANY,
     # pages
     ("GET", "pages.results"): READERS, ("GET", "pages.export"): READERS,
@@ -36,6 +36,7 @@ EXPECTED = {
     ("GET", "policy.draft"): OFFICERS, ("POST", "policy.draft"): OFFICERS,
     ("GET", "policy.clause"): OFFICERS, ("POST", "policy.clause"): OFFICERS, ("POST", "policy.clause_check"): OFFICERS,
     ("GET", "policy.file"): OFFICERS, ("POST", "policy.file"): OFFICERS,
+    ("GET", "policy.guide"): OFFICERS,
     # API
     ("GET", "enterprises.enterprise_list"): READERS, ("GET", "enterprises.enterprise_score"): READERS | {E},
     ("GET", "enterprises.enterprise_records"): READERS | {E}, ("GET", "enterprises.enterprise_eligibility"): READERS | {E},
