@@ -30,6 +30,13 @@ def _inline(text) -> str:
     return "".join(out)
 
 
+def _join(a, b) -> str:
+    """Two wrapped lines of one paragraph: a space between Latin words, none beside Chinese."""
+    if not a or not b:
+        return a + b
+    return a + ("" if not a[-1].isascii() or not b[0].isascii() else " ") + b
+
+
 def _cells(line):
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
@@ -40,7 +47,10 @@ def markdown_html(text: str) -> Markup:
 
     def flush():
         if para:
-            html.append(f"<p>{_inline(' '.join(para))}</p>")
+            joined = ""
+            for part in para:
+                joined = _join(joined, part)
+            html.append(f"<p>{_inline(joined)}</p>")
             para.clear()
         if items:
             tag = items[0][0]
@@ -83,7 +93,7 @@ def markdown_html(text: str) -> Markup:
             flush()
         elif items and line.startswith("   "):
             kind, t = items[-1]
-            items[-1] = (kind, t + " " + line.strip())
+            items[-1] = (kind, _join(t, line.strip()))
         else:
             if items:
                 flush()
