@@ -122,7 +122,7 @@ def _publish_example(p):
         assert policies.active(db.session()).name == "example-five-stage"
 
 
-def test_example_through_the_service(park, example):
+def test_example_through_the_service(park, example, tmp_path):
     from tests.test_app import login
     p = park
     _publish_example(p)
@@ -155,6 +155,26 @@ def test_example_through_the_service(park, example):
         assert cat["title"] in html
     for cat in load_policy().categories().values():          # nothing of the 新乡 package is shown
         assert cat["title"] not in html
+    run_page = client.get(f"/workspace/runs/{run_id}").get_data(as_text=True)    # honour lists per stage
+    for key, name in example.data.stages.items():
+        assert f'<option value="{key}">{name}</option>' in run_page
+    assert client.get("/workspace/seed-pool").status_code == 200
+    # a what-if of a revised example on the draft page: captions by the package's stage names
+    from service import db, policies
+    revised = tmp_path / "revised"
+    shutil.copytree(EXAMPLE, revised)
+    dec = revised / "decay.yaml"
+    dec.write_text(dec.read_text(encoding="utf-8").replace("factor: 0.85", "factor: 0.8"), encoding="utf-8")
+    with p.app.app_context():
+        s = db.session()
+        draft_id = policies.draft_from_folder(s, revised, "revised", None).id
+        s.commit()
+    url = f"/workspace/policy/drafts/{draft_id}"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
+    r = client.post(url, data={"csrf_token": token, "action": "whatif", "year": str(year)})
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert all(f"<caption>{name}</caption>" in html for name in example.data.stages.values())
 
 
 # ---- (d) a renamed copy of the 新乡 package gives the same results ---------------------------------
