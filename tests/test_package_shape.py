@@ -351,3 +351,16 @@ def test_markdown_escapes_everything():
     assert "<b>" not in html and "<i>" not in html and "&lt;b&gt;" in html
     assert "<code>x&lt;y</code>" in html and "<strong>粗</strong>" in html
     assert 'href="javascript' not in html and '<a href="/a">好</a>' in html
+
+
+def test_templates_and_scripts_name_no_policy_name():
+    """The pages follow the package too: no template or script quotes a package's name."""
+    names = _package_names()
+    allowed = ALLOWED | {"bad"}     # 新乡's 环境信用等级 不良; in static/js/clause.js a CSS state of the live check
+    found = []
+    for f in sorted(list((ROOT / "templates").rglob("*.html")) + list((ROOT / "static" / "js").rglob("*.js"))):
+        text = f.read_text(encoding="utf-8")
+        for m in re.finditer(r"""['"]([A-Za-z_][A-Za-z0-9_]*)['"]""", text):
+            if m.group(1) in names and m.group(1) not in allowed:
+                found.append(f"{f.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1} {m.group(1)!r}")
+    assert found == []
