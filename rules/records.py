@@ -228,6 +228,7 @@ class _Checker:
         return num
 
     def words(self, f, raw, empty, table, zh, en, dtype):
+        table = {w.lower(): v for w, v in table.items()}    # the cell is compared lower-cased: so are the words (C级)
         words = list(table)
         idx = pc.index_in(pc.utf8_lower(raw), value_set=pa.array(words)).to_numpy(zero_copy_only=False)
         idx = np.where(np.isnan(idx.astype("float64")), -1, idx).astype(np.int64)

@@ -96,6 +96,7 @@ def draft(draft_id):
     d = _draft(draft_id)
     files = json.loads(d.files)
     problems = failures = report = None
+    stage_names = {}
     action = request.form.get("action") if request.method == "POST" else None
     if action == "check":
         problems = policies.check(files)
@@ -109,8 +110,10 @@ def draft(draft_id):
         if not problems and year and s.scalar(select(func.count()).select_from(records_table)
                                               .where(records_table.c.year == year)):
             try:
-                report = policies.whatif(s, files, year, policies.files_of(policies.active(s)),
+                against = policies.files_of(policies.active(s))
+                report = policies.whatif(s, files, year, against,
                                          budget if budget is not None and budget >= 0 else None, None, 10)
+                stage_names = {**policies.load_files(against).data.stages, **policies.load_files(files).data.stages}
             except PolicyError as exc:
                 flash(str(exc), "error")
         elif not problems:
@@ -131,7 +134,7 @@ def draft(draft_id):
     years = [y for (y,) in s.execute(select(records_table.c.year).distinct().order_by(records_table.c.year.desc()))]
     return render_template("policy/clauses.html", row=s.get(PolicyVersion, d.base_id), draft=d, groups=groups,
                            group_zh=GROUP_ZH, source=files.get("source-zh.md", ""), problems=problems,
-                           failures=failures, report=report, years=years,
+                           failures=failures, report=report, years=years, stage_names=stage_names,
                            case_files=sorted(n for n in files if n.startswith("cases/")))
 
 
@@ -199,3 +202,16 @@ def file(draft_id, name):
               "error" if problems else "ok")
         return redirect(url_for("policy.draft", draft_id=d.id))
     return render_template("policy/file.html", draft=d, name=name, content=files[name])
+
+
+@bp.route("/guide")
+@page_role(*OFFICERS)
+def guide():
+    """The guide for policy staff (docs/policy-guide.md): how to build a new zone's package."""
+    from .docs import guide as read_guide
+    page = read_guide("policy-guide")
+    if page is None:
+        abort(404)
+    title, html = page
+    return render_template("policy/guide.html", title=title, html=html)
+

@@ -123,10 +123,12 @@ def rules_check(path, year):
 @click.argument("path", required=False)
 @click.option("--cases", "cases_dir", type=click.Path(exists=True), default=None, help="条款用例目录")
 def rules_test(path, cases_dir):
-    """Run the clause case files against a clause set."""
+    """Run the clause case files against a clause set: the --cases folder, else the package's
+    own cases/ folder when it has one, else tests/cases."""
     from rules.cases import DEFAULT_CASES, load_cases, run_case
     pv = load_policy(path)
-    cases = load_cases(cases_dir or DEFAULT_CASES)
+    own = pv.path / "cases"
+    cases = load_cases(cases_dir or (own if path is not None and own.is_dir() else DEFAULT_CASES))
     failed = sum(_case_result(case.file, case.name, run_case(case, pv)) for case in cases)
     click.echo(f"{len(cases) - failed}/{len(cases)} 个用例通过 / cases passed")
     if path is None and cases_dir is None:       # the bundled set: also the rules of the results' uses
@@ -210,6 +212,25 @@ def rules_whatif(draft, year, against, budget, strategy, top, limit):
         after = [x["credit_code"] for x in rows]
         if before != after:
             click.echo(f"  {stage} 前 {top} 名变化：移出 {sorted(set(before) - set(after))}，进入 {sorted(set(after) - set(before))}")
+
+
+@rules_group.command("draft")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", required=True, help="草稿名称")
+@click.option("--note", default="", help="修改说明")
+@click.option("--user", "username", default=None)
+def rules_draft(folder, name, note, username):
+    """Make a draft of the service from a policy folder (a new zone's package): its clause
+    files, data dictionary, sample.yaml and cases/; then whatif and publish it."""
+    from service import policies
+    with _session() as (_, s):
+        d = policies.draft_from_folder(s, folder, name, _user(s, username), note)
+        s.commit()
+        problems = policies.check(json.loads(d.files))
+        for p in problems:
+            click.echo(f"{p['file']}:{p['line']} [{p['clause'] or '-'}] {p['message']}", err=True)
+        click.echo(f"已建草稿 draft:{d.id}（{d.name}），{'检查通过' if not problems else f'{len(problems)} 个问题'}；"
+                   f"发布：innopoints rules publish draft:{d.id}")
 
 
 @rules_group.command("publish")

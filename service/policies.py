@@ -146,6 +146,17 @@ def create_draft(s, base: PolicyVersion, name, user, note="") -> PolicyDraft:
     return d
 
 
+def draft_from_folder(s, path, name, user, note="") -> PolicyDraft:
+    """A draft whose files are a policy folder's (a new zone's package, or a package edited
+    as files): its base is the version in force, so that publishing it records the diff of
+    every file against what the service uses now."""
+    d = create_draft(s, active(s), name, user, note)
+    d.files = json.dumps(folder_files(path), ensure_ascii=False, sort_keys=True)
+    s.flush()
+    audit(s, user, "policy.draft_files", f"draft:{d.id}", folder=Path(path).name)
+    return d
+
+
 def _editable(draft):
     if draft.published_version_id:
         raise PublishRefused("草稿已发布，不能再修改；请以新版本为基础另建草稿 / published drafts are read-only")

@@ -240,7 +240,7 @@ def run(run_id):
         s.commit()
         flash(f"第 {r.id} 批次已发布")
         return redirect(url_for("ws.run", run_id=r.id))
-    return render_template("pages/run.html", run=run_dict(r, s))
+    return render_template("pages/run.html", run=run_dict(r, s), stages=query.stage_names(s, r))
 
 
 @bp.route("/workspace/compare")
@@ -308,7 +308,7 @@ def seed_pool():
     pool = uses.pool(s, year) if year else None
     runs_ = s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all()
     return render_template("pages/seed_pool.html", pool=pool, years=years, runs=runs_, rule=uses.rule("seed_pool"),
-                           count=func)
+                           count=func, stages=shape.stages(s))
 
 
 @bp.route("/workspace/services")

@@ -36,6 +36,7 @@ EXPECTED = {
     ("GET", "policy.draft"): OFFICERS, ("POST", "policy.draft"): OFFICERS,
     ("GET", "policy.clause"): OFFICERS, ("POST", "policy.clause"): OFFICERS, ("POST", "policy.clause_check"): OFFICERS,
     ("GET", "policy.file"): OFFICERS, ("POST", "policy.file"): OFFICERS,
+    ("GET", "policy.guide"): OFFICERS,
     # API
     ("GET", "enterprises.enterprise_list"): READERS, ("GET", "enterprises.enterprise_score"): READERS | {E},
     ("GET", "enterprises.enterprise_records"): READERS | {E}, ("GET", "enterprises.enterprise_eligibility"): READERS | {E},
