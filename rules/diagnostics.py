@@ -426,6 +426,8 @@ def potential(sc: Scored, codes, top=5) -> dict:
                 kind_bool = pd.api.types.is_bool_dtype(changed[c.body["key"]].dtype)
                 changed.iloc[cur[0], col] = bool(target) if kind_bool else target
                 changed["credit_code"] = f"{code}#{k}"
+                if "ent" in changed:           # history joins on this id: one per variant
+                    changed["ent"] = k
                 variants.append(changed)
                 meta.append((code, i, j, kind, target))
     if not meta:

@@ -318,14 +318,13 @@ def publish(s, draft, user) -> PolicyVersion:
 
 # ---- what-if -------------------------------------------------------------------------------------
 
-def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) -> dict:
-    """Evaluate the stored data of `year` under both clause sets and say what changes:
-    enterprises (stage, exclusion, score, rank), the top N per stage, award lines, totals."""
+def evaluations(s, files, year, against_files, budget=None, strategy=None):
+    """The stored data of `year` evaluated under `against_files` and under `files` (the
+    what-if's two evaluations, also read by the draft's calibration diagnostics), and the
+    records they read."""
     from rules.evaluate import evaluate
-    from rules.output import awards_table, scores_table
     from rules.records import load_inputs
 
-    from .query import diff_rows
     from .store import snapshot
     new, old = load_files(files), load_files(against_files)
     for pv in (new, old):
@@ -334,7 +333,17 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
     with tempfile.TemporaryDirectory(prefix="innopoints-whatif-") as tmp:
         snap = snapshot(s, tmp)
         recs, cons = load_inputs(snap["records"], snap["contracts"])
-    evs = [evaluate(recs, year, pv, cons, budget, strategy) for pv in (old, new)]
+    return [evaluate(recs, year, pv, cons, budget, strategy) for pv in (old, new)], recs
+
+
+def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) -> dict:
+    """Evaluate the stored data of `year` under both clause sets and say what changes:
+    enterprises (stage, exclusion, score, rank), the top N per stage, award lines, totals."""
+    from rules.output import awards_table, scores_table
+
+    from .query import diff_rows
+    evs, _ = evaluations(s, files, year, against_files, budget, strategy)
+    old, new = evs[0].policy, evs[1].policy
 
     def rows(ev):
         sc = scores_table(ev).to_pylist()
