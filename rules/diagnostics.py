@@ -81,12 +81,15 @@ class Scored:
 
     def weights(self):
         """Per row and indicator: the weight of the indicator's category in the row's stage."""
+        if getattr(self, "_weights", None) is not None and self._weights.shape == self.points.shape:
+            return self._weights
         w = self.policy.groups["indicators"]["weights"]
         out = np.zeros(self.points.shape)
         for st in set(self.stage.tolist()):
             rows = self.stage == st
             if st in w:
                 out[rows] = [w[st][c.body["category"]] for c in self.clauses]
+        self._weights = out
         return out
 
     def compose(self, points, rows):
@@ -187,8 +190,8 @@ def indicator_stats(clause, values, points, t) -> dict:
     d = t["differentiated"]
     full = float(np.mean(points >= mx - 1e-9)) if n else 0.0
     zero = float(np.mean(points <= 0)) if n else 0.0
-    scoring_gini = gini(points[points > 0])
     distinct = int(len(np.unique(values[reported])))
+    scoring_gini = gini(points[points > 0])
     q = np.quantile(points, [0, 0.25, 0.5, 0.75, 1]) if n else [0] * 5
     out = {"clause": clause.id, "title": clause.title, "category": clause.body["category"],
            "method": clause.body.get("method", "percentile"), "max_points": mx,
@@ -216,43 +219,58 @@ def pct(x) -> str:
     return f"{x * 100:.1f}%"
 
 
-def cohort_diagnostics(sc: Scored, rows, t, points=None, final=None) -> dict:
+def _relations(sc, points, final, w, t, inds):
+    """What ties the indicators to each other and to the final score, vectorised over the
+    cohort: correlation with the final score, share of the weighted score's variance (they add
+    up to 1), pairs correlated above the target; their flags go onto `inds`."""
+    contrib = points * w
+    weighted = contrib.sum(axis=1)
+    n = len(final)
+    dev = weighted - weighted.mean()
+    var = float(np.mean(dev ** 2)) if n > 1 else 0.0
+    shares = ((contrib - contrib.mean(axis=0)) * dev[:, None]).mean(axis=0) / var if var > 0 else [None] * len(inds)
+    sd = points.std(axis=0)
+    fd = final - final.mean() if n else final
+    fsd = float(np.std(final)) if n else 0.0
+    corr = ((points - points.mean(axis=0)) * fd[:, None]).mean(axis=0) / np.where(sd > 0, sd, 1) / (fsd or 1)
+    h = t["healthy"]
+    for j, s_ in enumerate(inds):
+        s_["corr_final"] = _f(corr[j]) if sd[j] > 0 and fsd > 0 and n > 1 else None
+        share = None if shares[j] is None else float(shares[j])
+        s_["variance_share"] = _f(share)
+        s_["flags"] = [f for f in s_["flags"] if "方差" not in f and "相关系数" not in f]
+        if share is not None and share > h["max_variance_share"]:
+            s_["flags"].append(f"占加权得分方差的{pct(share)}，超过目标{pct(h['max_variance_share'])}")
+    pairs = []
+    live = np.flatnonzero(sd > 0)
+    if n > 2 and len(live) > 1:
+        cm = np.corrcoef(points[:, live], rowvar=False)
+        hi = np.argwhere(np.triu(np.abs(cm) > h["max_correlation"], k=1))
+        for a, b in hi:
+            r = cm[a, b]
+            ca, cb = sc.clauses[live[a]], sc.clauses[live[b]]
+            pairs.append({"a": ca.id, "b": cb.id, "a_title": ca.title, "b_title": cb.title, "r": _f(r)})
+            inds[live[a]]["flags"].append(f"与{cb.id}（{cb.title}）得分相关系数{r:.2f}，可能重复计分")
+            inds[live[b]]["flags"].append(f"与{ca.id}（{ca.title}）得分相关系数{r:.2f}，可能重复计分")
+    return pairs
+
+
+def cohort_diagnostics(sc: Scored, rows, t, points=None, final=None, base=None, changed=None) -> dict:
     """Diagnostics of one stage cohort (`rows`: the included rows of the stage), optionally
-    with other points and final scores (a tuning alternative)."""
+    with other points and final scores (a tuning alternative: `base` the cohort's own
+    diagnostics, `changed` the one indicator whose points differ)."""
     points = sc.points[rows] if points is None else points
     final = sc.final[rows] if final is None else final
     values = sc.values[rows]
     w = sc.weights()[rows]
-    contrib = points * w
-    weighted = contrib.sum(axis=1)
-    var = float(np.var(weighted)) if len(rows) > 1 else 0.0
-    inds = []
-    for j, c in enumerate(sc.clauses):
-        s = indicator_stats(c, values[:, j], points[:, j], t)
-        s["corr_final"] = _f(_corr(points[:, j], final))
-        share = float(np.mean((contrib[:, j] - contrib[:, j].mean()) * (weighted - weighted.mean())) / var) if var > 0 else None
-        s["variance_share"] = _f(share)
-        h = t["healthy"]
-        if share is not None and share > h["max_variance_share"]:
-            s["flags"].append(f"占加权得分方差的{pct(share)}，超过目标{pct(h['max_variance_share'])}")
-        inds.append(s)
-    pairs = []
-    if len(rows) > 2:
-        sd = points.std(axis=0)
-        live = np.flatnonzero(sd > 0)
-        if len(live) > 1:
-            cm = np.corrcoef(points[:, live], rowvar=False)
-            for a in range(len(live)):
-                for b in range(a + 1, len(live)):
-                    r = cm[a, b]
-                    if abs(r) > t["healthy"]["max_correlation"]:
-                        ca, cb = sc.clauses[live[a]], sc.clauses[live[b]]
-                        pairs.append({"a": ca.id, "b": cb.id, "a_title": ca.title, "b_title": cb.title, "r": _f(r)})
-                        for k in (live[a], live[b]):
-                            other = cb if k == live[a] else ca
-                            inds[k]["flags"].append(f"与{other.id}（{other.title}）得分相关系数{r:.2f}，可能重复计分")
+    if base is None:
+        inds = [indicator_stats(c, values[:, j], points[:, j], t) for j, c in enumerate(sc.clauses)]
+    else:
+        inds = [dict(x, flags=list(x["flags"])) for x in base["indicators"]]
+        inds[changed] = indicator_stats(sc.clauses[changed], values[:, changed], points[:, changed], t)
+    pairs = _relations(sc, points, final, w, t, inds)
     out = score_stats(final, t)
-    out.update(indicators=inds, redundant_pairs=pairs, charts=chart_data(final))
+    out.update(indicators=inds, redundant_pairs=pairs, charts=chart_data(final) if base is None else {})
     out["verdict"] = verdict(out, t)
     return out
 
@@ -361,7 +379,7 @@ def tune(sc: Scored, diagnosis=None, clause_ids=None) -> list:
                 if not alt_ok:
                     continue
                 final = sc.compose(pts, rows)
-                alt_d = cohort_diagnostics(sc, rows, t, points=pts, final=final)
+                alt_d = cohort_diagnostics(sc, rows, t, points=pts, final=final, base=d, changed=j)
                 ind = alt_d["indicators"][j]
                 options.append({"method": method, "method_zh": METHOD_ZH.get(method, method),
                                 "params": alt.body["params"], "indicator": ind,

@@ -27,6 +27,19 @@ def run_policy(s, run):
     return policies.load_files(policies.files_of(s.get(PolicyVersion, run.policy_id)))
 
 
+def indicator_matrices(texts, clauses):
+    """The values and points (n × K) of the stored results' `indicators` JSON texts
+    ({clause id: [value, points]}), in the order of `clauses`."""
+    n, k = len(texts), len(clauses)
+    ind = json.loads("[" + ",".join(texts) + "]") if n else []
+    values, points = np.full((n, k), np.nan), np.zeros((n, k))
+    for j, c in enumerate(clauses):
+        pairs = [d.get(c.id) or (None, 0) for d in ind]
+        values[:, j] = np.array([p[0] for p in pairs], dtype="float64")
+        points[:, j] = np.nan_to_num(np.array([p[1] for p in pairs], dtype="float64"))
+    return values, points
+
+
 def scored_from_run(s, run) -> D.Scored:
     """A run's stored results as `rules.diagnostics.Scored` (kept per run: runs are immutable)."""
     key = (run.id, run.finished_at)
@@ -41,14 +54,8 @@ def scored_from_run(s, run) -> D.Scored:
         .join(Enterprise, Enterprise.credit_code == Result.credit_code, isouter=True) \
         .where(Result.run_id == run.id).order_by(Result.credit_code)
     rows = s.execute(q).all()
-    n, k = len(rows), len(clauses)
     cols = list(zip(*rows)) if rows else [[] for _ in range(9 + len(extra_keys))]
-    ind = json.loads("[" + ",".join(cols[7]) + "]") if rows else []
-    values, points = np.full((n, k), np.nan), np.zeros((n, k))
-    for j, c in enumerate(clauses):
-        pairs = [d.get(c.id) or (None, 0) for d in ind]
-        values[:, j] = np.array([p[0] for p in pairs], dtype="float64")
-        points[:, j] = np.nan_to_num(np.array([p[1] for p in pairs], dtype="float64"))
+    values, points = indicator_matrices(cols[7], clauses)
 
     def num(col):
         return np.array(col, dtype="float64")
@@ -70,6 +77,18 @@ def run_diagnostics(s, run, tuning=True) -> dict:
     if tuning:
         d["tuning"] = D.tune(sc, d)
     return d
+
+
+def report_section(s, run) -> dict:
+    """The monitoring report's section on the model's calibration (§四.(二)): per stage the
+    final scores' figures, the verdict and the flagged indicators (no charts, no tuning)."""
+    d = D.diagnose(scored_from_run(s, run))
+    keep = ("stage", "stage_zh", "n", "mean", "median", "std", "skewness", "excess_kurtosis", "normality_test",
+            "normality_p", "verdict")
+    return {"citation": d["citation"],
+            "stages": [{**{k: st[k] for k in keep}, "normality_test_zh": TEST_ZH.get(st["normality_test"], "无法检验"),
+                        "flagged": [f"{i['clause']} {i['title']}" for i in st["indicators"] if i["flags"]]}
+                       for st in d["stages"]]}
 
 
 def draft_diagnostics(s, files, year, against_files) -> dict:

@@ -19,11 +19,13 @@ EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
 # Operations whose schema-valid requests may still be refused with 422 for what a schema
 # cannot say: a year without records, a file that is not a valid CSV/XLSX, a base that is not
 # a published version, a clause or path the draft does not have, a user name taken or an
-# enterprise user without its code (each answer says why).
+# enterprise user without its code, a draft diagnosed for a year without records (each answer
+# says why).
 CONFIG = """
 [[operations]]
 include-name = ["POST /api/runs", "POST /api/imports", "POST /api/policies/drafts", "POST /api/users",
-                "PATCH /api/policies/drafts/{draft_id}/clauses/{clause_id}"]
+                "PATCH /api/policies/drafts/{draft_id}/clauses/{clause_id}",
+                "POST /api/policies/drafts/{draft_id}/diagnostics"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
 """
 FIGURES = {}
