@@ -219,7 +219,7 @@ def pct(x) -> str:
     return f"{x * 100:.1f}%"
 
 
-def _relations(sc, points, final, w, t, inds):
+def _relations(sc, points, final, w, t, inds, base_pairs=None, changed=None):
     """What ties the indicators to each other and to the final score, vectorised over the
     cohort: correlation with the final score, share of the weighted score's variance (they add
     up to 1), pairs correlated above the target; their flags go onto `inds`."""
@@ -241,34 +241,47 @@ def _relations(sc, points, final, w, t, inds):
         s_["flags"] = [f for f in s_["flags"] if "方差" not in f and "相关系数" not in f]
         if share is not None and share > h["max_variance_share"]:
             s_["flags"].append(f"占加权得分方差的{pct(share)}，超过目标{pct(h['max_variance_share'])}")
-    pairs = []
     live = np.flatnonzero(sd > 0)
-    if n > 2 and len(live) > 1:
+    found = []                      # (a, b, r) with a < b, indices of the clauses
+    if base_pairs is not None:      # one indicator changed: keep the other pairs, test its own
+        pos = {c.id: k for k, c in enumerate(sc.clauses)}
+        found = [(pos[p["a"]], pos[p["b"]], p["r"]) for p in base_pairs if changed not in (pos[p["a"]], pos[p["b"]])]
+        if n > 2 and sd[changed] > 0:
+            z = (points[:, live] - points[:, live].mean(axis=0)) / sd[live]
+            zj = (points[:, changed] - points[:, changed].mean()) / sd[changed]
+            rs = (z * zj[:, None]).mean(axis=0)
+            found += [(min(changed, k), max(changed, k), float(r)) for k, r in zip(live, rs)
+                      if k != changed and abs(r) > h["max_correlation"]]
+        found.sort()
+    elif n > 2 and len(live) > 1:
         cm = np.corrcoef(points[:, live], rowvar=False)
-        hi = np.argwhere(np.triu(np.abs(cm) > h["max_correlation"], k=1))
-        for a, b in hi:
-            r = cm[a, b]
-            ca, cb = sc.clauses[live[a]], sc.clauses[live[b]]
-            pairs.append({"a": ca.id, "b": cb.id, "a_title": ca.title, "b_title": cb.title, "r": _f(r)})
-            inds[live[a]]["flags"].append(f"与{cb.id}（{cb.title}）得分相关系数{r:.2f}，可能重复计分")
-            inds[live[b]]["flags"].append(f"与{ca.id}（{ca.title}）得分相关系数{r:.2f}，可能重复计分")
+        found = [(live[a], live[b], float(cm[a, b]))
+                 for a, b in np.argwhere(np.triu(np.abs(cm) > h["max_correlation"], k=1))]
+    pairs = []
+    for a, b, r in found:
+        ca, cb = sc.clauses[a], sc.clauses[b]
+        pairs.append({"a": ca.id, "b": cb.id, "a_title": ca.title, "b_title": cb.title, "r": _f(r)})
+        inds[a]["flags"].append(f"与{cb.id}（{cb.title}）得分相关系数{r:.2f}，可能重复计分")
+        inds[b]["flags"].append(f"与{ca.id}（{ca.title}）得分相关系数{r:.2f}，可能重复计分")
     return pairs
 
 
-def cohort_diagnostics(sc: Scored, rows, t, points=None, final=None, base=None, changed=None) -> dict:
+def cohort_diagnostics(sc: Scored, rows, t, points=None, final=None, base=None, changed=None,
+                       values=None, w=None) -> dict:
     """Diagnostics of one stage cohort (`rows`: the included rows of the stage), optionally
     with other points and final scores (a tuning alternative: `base` the cohort's own
-    diagnostics, `changed` the one indicator whose points differ)."""
+    diagnostics, `changed` the one indicator whose points differ; `values` and `w` the
+    cohort's slices when the caller has them)."""
     points = sc.points[rows] if points is None else points
     final = sc.final[rows] if final is None else final
-    values = sc.values[rows]
-    w = sc.weights()[rows]
+    values = sc.values[rows] if values is None else values
+    w = sc.weights()[rows] if w is None else w
     if base is None:
         inds = [indicator_stats(c, values[:, j], points[:, j], t) for j, c in enumerate(sc.clauses)]
     else:
         inds = [dict(x, flags=list(x["flags"])) for x in base["indicators"]]
         inds[changed] = indicator_stats(sc.clauses[changed], values[:, changed], points[:, changed], t)
-    pairs = _relations(sc, points, final, w, t, inds)
+    pairs = _relations(sc, points, final, w, t, inds, base["redundant_pairs"] if base else None, changed)
     out = score_stats(final, t)
     out.update(indicators=inds, redundant_pairs=pairs, charts=chart_data(final) if base is None else {})
     out["verdict"] = verdict(out, t)
@@ -360,6 +373,10 @@ def tune(sc: Scored, diagnosis=None, clause_ids=None) -> list:
         wanted = [j for j, c in enumerate(sc.clauses)
                   if (c.id in clause_ids if clause_ids else d["indicators"][j]["flags"])
                   and c.body.get("method", "percentile") != "yes_no"]
+        if not wanted:
+            continue
+        pts0, vals, w = sc.points[rows], sc.values[rows], sc.weights()[rows]
+        cohorts = [np.flatnonzero(sc.cohort[rows] == cid) for cid in np.unique(sc.cohort[rows])]
         for j in wanted:
             c = sc.clauses[j]
             before = d["indicators"][j]
@@ -367,19 +384,23 @@ def tune(sc: Scored, diagnosis=None, clause_ids=None) -> list:
             for method, params in (t.get("tuning") or {}).items():
                 if method == c.body.get("method", "percentile"):
                     continue
-                pts = sc.points[rows].copy()
+                col = pts0[:, j].copy()
                 alt_ok = True
-                for cid in np.unique(sc.cohort[rows]):
-                    sub = np.flatnonzero(sc.cohort[rows] == cid)
-                    alt = _alternative(c, method, params or {}, sc.values[rows[sub], j])
+                for sub in cohorts:
+                    alt = _alternative(c, method, params or {}, vals[sub, j])
                     if alt is None:
                         alt_ok = False
                         break
-                    pts[sub, j] = indicators.cohort_points(alt, sc.values[rows[sub], j], zero_np)
+                    col[sub] = indicators.cohort_points(alt, vals[sub, j], zero_np)
                 if not alt_ok:
                     continue
-                final = sc.compose(pts, rows)
-                alt_d = cohort_diagnostics(sc, rows, t, points=pts, final=final, base=d, changed=j)
+                pts = pts0.copy()
+                pts[:, j] = col
+                # only indicator j changed: the final score moves by its weighted difference,
+                # composed again by the scoring code (deductions, decay, bonus, rounding)
+                weighted = (pts0 * w).sum(axis=1) + w[:, j] * (col - pts0[:, j])
+                final = final_score(sc.policy, weighted, sc.deductions[rows], sc.decay_factor[rows], sc.bonus[rows])
+                alt_d = cohort_diagnostics(sc, rows, t, points=pts, final=final, base=d, changed=j, values=vals, w=w)
                 ind = alt_d["indicators"][j]
                 options.append({"method": method, "method_zh": METHOD_ZH.get(method, method),
                                 "params": alt.body["params"], "indicator": ind,

