@@ -34,7 +34,7 @@ def child(size, workdir):
     from rules.evaluate import evaluate
     from rules.policy import load_policy
     from rules.records import load_inputs
-    from service.diagnostics import indicator_matrices
+    from service.diagnostics import matrices_from_bytes, matrix_bytes
 
     work = Path(workdir)
     pv = load_policy()
@@ -43,17 +43,17 @@ def child(size, workdir):
     t0 = time.perf_counter()
     ev = evaluate(recs, YEAR, pv, cons)
     t["baseline_evaluate"] = time.perf_counter() - t0
-    # the stored form of a run's results (service/runs.py writes one JSON text per enterprise)
-    ids = [c.id for c in ev.indicator_clauses]
-    texts = [json.dumps({cid: [None if np.isnan(v) else float(v), round(float(p), 6)]
-                         for cid, v, p in zip(ids, vals, pts)}, separators=(",", ":"))
-             for vals, pts in zip(ev.indicator_values, ev.indicator_points)]
+    # the stored form of a run's matrices (service/runs.py stores it with the run)
+    stored = matrix_bytes(ev)
+    codes = sorted(ev.scores["credit_code"])          # the order the store reads results in
+
     def diagnostics():
         t0 = time.perf_counter()
-        values, points = indicator_matrices(texts, ev.indicator_clauses)
+        values, points = matrices_from_bytes(stored, codes, ev.indicator_clauses)
         t["read_stored"] = time.perf_counter() - t0
         sc = D.from_evaluation(ev)
-        sc.values, sc.points = values, points
+        order = np.argsort(sc.codes.astype(str))       # the stored matrices are in code order
+        sc.values[order], sc.points[order] = values, points
         t0 = time.perf_counter()
         d = D.diagnose(sc)
         t["diagnose"] = time.perf_counter() - t0
@@ -69,7 +69,7 @@ def child(size, workdir):
     tracemalloc.stop()
     t.update(timed)
     t["diagnostics_total"] = t["read_stored"] + t["diagnose"] + t["tune"]
-    print(json.dumps({"enterprises": len(ev.scores), "rows": len(recs), "stages": len(d["stages"]),
+    print(json.dumps({"stored_mb": len(stored) / 2**20, "enterprises": len(ev.scores), "rows": len(recs), "stages": len(d["stages"]),
                       "tuned": len(tuning), "timings": t, "diag_peak_mb": peak / 2**20,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 

@@ -254,7 +254,11 @@ def _relations(sc, points, final, w, t, inds, base_pairs=None, changed=None):
                       if k != changed and abs(r) > h["max_correlation"]]
         found.sort()
     elif n > 2 and len(live) > 1:
-        cm = np.corrcoef(points[:, live], rowvar=False)
+        # Pearson correlations of the live columns; einsum rather than np.corrcoef's BLAS call,
+        # whose threads spin for seconds on a busy machine
+        z = points[:, live] - points[:, live].mean(axis=0)
+        z /= np.sqrt(np.einsum("ij,ij->j", z, z))
+        cm = np.einsum("ij,ik->jk", z, z)
         found = [(live[a], live[b], float(cm[a, b]))
                  for a, b in np.argwhere(np.triu(np.abs(cm) > h["max_correlation"], k=1))]
     pairs = []

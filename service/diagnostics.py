@@ -53,6 +53,41 @@ def indicator_matrices(texts, clauses):
     return values, points
 
 
+MATRIX_FILE = "indicators.parquet"     # a run's indicator values and points, columnar (not served)
+
+
+def matrix_bytes(ev) -> bytes:
+    """An evaluation's indicator values and points as Parquet (zstd), stored with the run so
+    that its diagnostics read two matrices instead of one JSON text per enterprise."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    cols = {"credit_code": pa.array(ev.scores["credit_code"].to_numpy(dtype=object), pa.string())}
+    for j, c in enumerate(ev.indicator_clauses):
+        cols[f"{c.id}|value"] = pa.array(ev.indicator_values[:, j], from_pandas=True)
+        cols[f"{c.id}|points"] = pa.array(np.round(ev.indicator_points[:, j], 6))   # as indicators.csv says
+    buf = io.BytesIO()
+    pq.write_table(pa.table(cols), buf, compression="zstd")
+    return buf.getvalue()
+
+
+def matrices_from_bytes(content, codes, clauses):
+    """The values and points (n × K) of `codes`, in the order of `clauses`, from `matrix_bytes`."""
+    import io
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+    table = pq.read_table(io.BytesIO(content))
+    pos = pd.Index(table.column("credit_code").to_numpy(zero_copy_only=False)).get_indexer(codes)
+    n, k = len(codes), len(clauses)
+    values, points = np.full((n, k), np.nan), np.zeros((n, k))
+    for j, c in enumerate(clauses):
+        values[:, j] = table.column(f"{c.id}|value").to_numpy(zero_copy_only=False)[pos]
+        points[:, j] = table.column(f"{c.id}|points").to_numpy(zero_copy_only=False)[pos]
+    return values, points
+
+
 def scored_from_run(s, run) -> D.Scored:
     """A run's stored results as `rules.diagnostics.Scored` (kept per run: runs are immutable)."""
     key = (run.id, run.finished_at)
@@ -61,14 +96,19 @@ def scored_from_run(s, run) -> D.Scored:
     pv = run_policy(s, run)
     clauses = pv.clauses_for("indicators", run.year)
     extra_keys = cohort_extra_keys(pv)
+    from .query import run_file
+    stored = run_file(s, run.id, MATRIX_FILE)
     q = select(Result.credit_code, Result.stage, Result.excluded, Result.deductions, Result.decay_factor,
-               Result.bonus, Result.final_score, Result.indicators, Enterprise.name,
+               Result.bonus, Result.final_score, Result.indicators if stored is None else Result.id, Enterprise.name,
                *[getattr(Enterprise, k) for k in extra_keys]) \
         .join(Enterprise, Enterprise.credit_code == Result.credit_code, isouter=True) \
         .where(Result.run_id == run.id).order_by(Result.credit_code)
     rows = s.execute(q).all()
     cols = list(zip(*rows)) if rows else [[] for _ in range(9 + len(extra_keys))]
-    values, points = indicator_matrices(cols[7], clauses)
+    if stored is not None:
+        values, points = matrices_from_bytes(stored, list(cols[0]), clauses)
+    else:                              # a run stored before the matrices were kept
+        values, points = indicator_matrices(cols[7], clauses)
 
     def num(col):
         return np.array(col, dtype="float64")

@@ -92,7 +92,8 @@ def run_files(run_id, name):
     from flask import Response
     s = db.session()
     run_or_404(s, run_id)
-    content = query.run_file(s, run_id, name) if name != "trace_header.json" else None
+    from ..runs import STORED_FILES
+    content = query.run_file(s, run_id, name) if name in STORED_FILES else None
     if content is None:
         abort(404, message=f"没有文件 {name}")
     mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
