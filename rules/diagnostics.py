@@ -30,17 +30,23 @@ METHOD_ZH = {"percentile": "百分位", "minmax": "最小—最大线性（缩�
 QQ_POINTS = 200          # points of the Q–Q chart (quantiles, so a 100k cohort draws fast)
 
 
+def stage_names(policy=None) -> dict:
+    """Stage key -> Chinese name, in the data dictionary's order. The one place that knows
+    where stage names live (today rules.fields.STAGES; issue 12 moves them into the policy
+    package: re-point this function, nothing else)."""
+    from .fields import STAGES
+    return dict(STAGES)
+
+
 def stage_title(key, policy=None) -> str:
-    """The Chinese name of a stage key. The one place that knows where stage names live
-    (today rules.fields.STAGES; issue 12 moves them into the policy package)."""
-    from .fields import STAGES
-    return STAGES.get(key, str(key))
+    """The Chinese name of a stage key."""
+    return stage_names(policy).get(key, str(key))
 
 
-def stage_order(keys) -> list:
-    """Stage keys in the order the data dictionary lists them, unknown ones after."""
-    from .fields import STAGES
-    known = [k for k in STAGES if k in set(keys)]
+def stage_order(keys, policy=None) -> list:
+    """Stage keys in the order the stages are listed, unknown ones after."""
+    names = stage_names(policy)
+    known = [k for k in names if k in set(keys)]
     return known + sorted(set(keys) - set(known))
 
 
@@ -327,12 +333,28 @@ def diagnose(sc: Scored) -> dict:
     """Diagnostics of every stage cohort (the included enterprises of each stage key)."""
     t = targets(sc.policy)
     out = []
-    for st in stage_order(sc.stage[sc.included].tolist()):
+    for st in stage_order(sc.stage[sc.included].tolist(), sc.policy):
         rows = np.flatnonzero(sc.included & (sc.stage == st))
         d = cohort_diagnostics(sc, rows, t)
         out.append({"stage": st, "stage_zh": stage_title(st, sc.policy), **d})
     return {"year": sc.year, "policy": sc.policy.name, "citation": t.get("citation", ""),
             "targets": {k: dict(v) for k, v in t.items() if k in VERDICTS}, "stages": out}
+
+
+def compare(before: dict, after: dict) -> list:
+    """Per stage, the final scores' figures and the verdict before and after (a what-if)."""
+    old = {st["stage"]: st for st in before["stages"]}
+    out = []
+    for st in after["stages"]:
+        b = old.get(st["stage"], {})
+        out.append({"stage": st["stage"], "stage_zh": st["stage_zh"],
+                    **{f"{k}_{side}": src.get(k) for k in ("n", "mean", "skewness", "excess_kurtosis", "normality_p")
+                       for side, src in (("before", b), ("after", st))},
+                    "verdict": {k: {"title": v["title"], "before": b["verdict"][k]["met"] if b else None, "after": v["met"]}
+                                for k, v in st["verdict"].items()},
+                    "flagged_before": sum(bool(i["flags"]) for i in b.get("indicators", [])),
+                    "flagged_after": sum(bool(i["flags"]) for i in st["indicators"])})
+    return out
 
 
 # ---- tuning: a flagged indicator under the other methods of SPEC §2.2 --------------------------------

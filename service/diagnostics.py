@@ -167,13 +167,19 @@ def records_of(s, codes):
 def potential(s, run, codes, top=5) -> dict:
     """提升空间 of `codes` in a run (see `rules.diagnostics.potential`): the stored records of
     each enterprise with one value changed are evaluated, and its cohort scored again."""
+    from rules.evaluate import EvaluationError
+    from rules.records import InputError
+    none = {c: {"levers": [], "by_target": {k: [] for k in D.TARGETS_ZH}} for c in codes}
     base = scored_from_run(s, run)
-    recs = records_of(s, codes)
-    if recs is None:
-        return {c: {"levers": [], "by_target": {k: [] for k in D.TARGETS_ZH}} for c in codes}
-    sc = copy.copy(base)
-    sc.records = recs
-    return D.potential(sc, list(codes), top)
+    try:
+        recs = records_of(s, codes)
+        if recs is None:
+            return none
+        sc = copy.copy(base)
+        sc.records = recs
+        return D.potential(sc, list(codes), top)
+    except (InputError, EvaluationError):      # records changed since the run so that they no longer evaluate
+        return none
 
 
 def _seed_rule():

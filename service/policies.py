@@ -370,6 +370,8 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
             out[stage] = [{"rank": k, "credit_code": c, "name": names.get(c, ""), "final_score": res[c]["final_score"]}
                           for k, c in ranked]
         return out
+    from rules import diagnostics
+    report["calibration"] = diagnostics.compare(*(diagnostics.diagnose(diagnostics.from_evaluation(ev)) for ev in evs))
     b0, b1 = evs[0].budget, evs[1].budget
     report.update(year=year, policy_a={"name": old.name, "sha256": old.digest},
                   policy_b={"name": new.name, "sha256": new.digest}, top_n=top,

@@ -157,3 +157,21 @@ def test_closest_list(park):
     assert any(b["kind"] == "seed" for b in d["lists"])
     r = park.get(f"/api/runs/{park.run_id}/closest?format=xlsx", "officer")
     assert r.status_code == 200 and r.data[:2] == b"PK"
+
+
+def test_the_whatif_page_shows_the_calibration_before_and_after(park):
+    d = park.post("/api/policies/drafts", "officer", json={"name": "calib-page"}).get_json()
+    park.client.patch(f"/api/policies/drafts/{d['id']}/clauses/IND-1.1", headers=park.h("officer"),
+                      json={"changes": {"method": "minmax"}})
+    api = park.post(f"/api/policies/drafts/{d['id']}/whatif", "officer", json={"year": 2022}).get_json()
+    both = park.post(f"/api/policies/drafts/{d['id']}/diagnostics", "officer", json={"year": 2022}).get_json()
+    assert [c["skewness_after"] for c in api["calibration"]] == [s["skewness"] for s in both["after"]["stages"]]
+    assert [c["skewness_before"] for c in api["calibration"]] == [s["skewness"] for s in both["before"]["stages"]]
+    c = park.app.test_client()
+    c.post("/login", data={"username": "officer", "password": PASSWORD})
+    html = c.post(f"/workspace/policy/drafts/{d['id']}", data={"action": "whatif", "year": "2022"}).get_data(as_text=True)
+    assert 'id="wi-calibration"' in html and html.count("<tr><td>", html.index('id="wi-calibration"')) >= len(api["calibration"])
+    page = c.get(f"/workspace/policy/drafts/{d['id']}/diagnostics?year=2022").get_data(as_text=True)
+    assert 'data-clause="IND-1.1"' in page and "改善" in page
+    for word in ("True", "False", "None", "startup", "growth_score", "nan"):
+        assert word not in page.split("<main>")[1].split('<script type="application/json"')[0], word
