@@ -25,7 +25,7 @@ from . import indicators
 from .evaluate import final_score
 
 VERDICTS = {"differentiated": "差异化", "normal": "正态化", "healthy": "健康化"}
-METHOD_ZH = {"percentile": "百分位", "minmax": "最小—最大线性（缩尾）", "log_minmax": "取对数后最小—最大线性",
+METHOD_ZH = {"percentile": "百分位", "minmax": "最小—最大线性", "log_minmax": "取对数后最小—最大线性",
              "benchmark": "参考值比例", "thresholds": "分档", "yes_no": "是/否"}
 QQ_POINTS = 200          # points of the Q–Q chart (quantiles, so a 100k cohort draws fast)
 
@@ -211,7 +211,7 @@ def indicator_stats(clause, values, points, t) -> dict:
     if zero > d["max_zero_points_share"]:
         flags.append(f"{pct(zero)}的企业得0分，超过目标{pct(d['max_zero_points_share'])}")
     if scoring_gini is not None and scoring_gini > d["max_scoring_gini"]:
-        flags.append(f"得分企业之间的基尼系数{scoring_gini:.2f}，超过目标{d['max_scoring_gini']:g}"
+        flags.append(f"得分企业之间的基尼系数{scoring_gini:.3f}，超过目标{d['max_scoring_gini']:g}"
                      "（分数集中在少数企业，多数企业挤在低分端）")
     if full > d["max_full_points_share"]:
         flags.append(f"{pct(full)}的企业得满分，超过目标{pct(d['max_full_points_share'])}")
