@@ -31,7 +31,7 @@ EFFECT_KEYS = {
 SETTINGS = {
     "stage": set(),
     "scope": {"missing_flag", "missing_count", "coarsen"},
-    "indicators": {"cohort_keys", "nonpositive_scores_zero"},
+    "indicators": {"cohort_keys", "nonpositive_scores_zero", "diagnostics"},
     "negative_list": {"missing_flag", "missing_count", "coarsen"},
     "decay": {"combine", "history", "coarsen"},
     "bonus": {"missing_flag", "missing_count", "coarsen"},
@@ -112,6 +112,7 @@ def _check_settings(col, pv):
     extra = set(ind.get("cohort_keys", ["year", "stage"])) - {"year", "stage", "park", "industry"}
     if extra or not {"year", "stage"} <= set(ind.get("cohort_keys", ["year", "stage"])):
         _file_problem(col, "indicators.yaml", 0, "cohort_keys 须含 year、stage，只可另加 park、industry")
+    _check_diagnostics(col, ind.get("diagnostics"))
     dec = pv.settings("decay")
     if dec.get("combine", "multiply") not in ("multiply", "smallest"):
         _file_problem(col, "decay.yaml", 0, "combine 应为 multiply 或 smallest")
@@ -123,6 +124,59 @@ def _check_settings(col, pv):
         _file_problem(col, "rewards.yaml", 0, "excluded_may_receive 应为 true/false")
     if rw.get("strategy", "pro_rata") not in ("pro_rata", "rank_priority"):
         _file_problem(col, "rewards.yaml", 0, "strategy 应为 pro_rata 或 rank_priority")
+
+
+# the calibration targets of §四.(二) (indicators.yaml settings.diagnostics): key -> (low, high)
+DIAGNOSTIC_TARGETS = {
+    "differentiated": {"max_zero_points_share": (0, 1), "max_scoring_gini": (0, 1),
+                       "max_full_points_share": (0, 1), "min_distinct_values": (1, 10 ** 6)},
+    "normal": {"max_abs_skewness": (0, 100), "max_abs_excess_kurtosis": (0, 100), "min_normality_p": (0, 1),
+               "shapiro_below": (3, 5000)},
+    "healthy": {"max_variance_share": (0, 1), "max_correlation": (0, 1)},
+}
+
+
+def _check_diagnostics(col, diag):
+    """settings.diagnostics: a citation, the three groups of targets (every target named, a
+    number in range) and the tuning methods with their parameters."""
+    if diag is None:
+        return
+    where = ("indicators.yaml", getattr(diag, "line", 0))
+    if not isinstance(diag, dict):
+        _file_problem(col, *where, "diagnostics 应为映射 / diagnostics must be a mapping")
+        return
+    for k in set(diag) - set(DIAGNOSTIC_TARGETS) - {"citation", "tuning"}:
+        _file_problem(col, *where, f"diagnostics 中未知的键 {k!r} / unknown key")
+    if not str(diag.get("citation") or "").strip():
+        _file_problem(col, *where, "diagnostics 缺少 citation（§四.(二)） / citation missing")
+    for group, targets in DIAGNOSTIC_TARGETS.items():
+        g = diag.get(group)
+        if not isinstance(g, dict):
+            _file_problem(col, *where, f"diagnostics.{group} 缺少或不是映射 / missing")
+            continue
+        for k in set(g) - set(targets):
+            _file_problem(col, *where, f"diagnostics.{group} 中未知的目标 {k!r} / unknown target")
+        for k, (lo, hi) in targets.items():
+            v = g.get(k)
+            if not _num(v) or not lo <= v <= hi:
+                _file_problem(col, *where, f"diagnostics.{group}.{k} = {v!r} 应为 [{lo}, {hi}] 内的数 / out of range")
+    tuning = diag.get("tuning") or {}
+    if not isinstance(tuning, dict):
+        _file_problem(col, *where, "diagnostics.tuning 应为映射 / must be a mapping")
+        return
+    allowed = {"percentile": set(), "minmax": {"winsorize"}, "log_minmax": set(),
+               "benchmark": {"quantile", "cap"}, "thresholds": {"quantiles", "shares"}}
+    for method, params in tuning.items():
+        if method not in allowed or not isinstance(params or {}, dict) or set(params or {}) - allowed[method]:
+            _file_problem(col, *where, f"diagnostics.tuning.{method} 不是可比较的计分方法或参数不对 / bad tuning entry")
+            continue
+        p = params or {}
+        qs, shares = p.get("quantiles", []), p.get("shares", [])
+        if method == "thresholds" and (not qs or len(qs) != len(shares)
+                                       or not all(_num(x) and 0 <= x <= 1 for x in list(qs) + list(shares))):
+            _file_problem(col, *where, "diagnostics.tuning.thresholds 的 quantiles 与 shares 应等长且在 [0, 1] 内")
+        if method == "benchmark" and not (_num(p.get("quantile")) and 0 < p["quantile"] <= 1):
+            _file_problem(col, *where, "diagnostics.tuning.benchmark.quantile 应在 (0, 1] 内")
 
 
 def _check_stage(col, pv, c):

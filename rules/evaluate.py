@@ -53,6 +53,22 @@ def min_rank(values, groups=None):
     return s.groupby(pd.Series(groups)).rank(method="min", ascending=False).to_numpy()
 
 
+def final_score(policy, weighted, deductions, decay_factor, bonus) -> np.ndarray:
+    """The reported final score (SPEC §2.6): the weighted score, then deductions (not below
+    the floor), the decay factor and the bonus in the policy's order, rounded half up to its
+    decimals. The what-ifs of diagnostics and potential compose scores with this too."""
+    scoring = policy.groups["policy"]["scoring"]
+    final = np.asarray(weighted, dtype="float64").copy()
+    for step in scoring["order"]:
+        if step == "deductions":
+            final = np.maximum(scoring.get("floor_after_deductions", 0), final - deductions)
+        elif step == "decay":
+            final = final * decay_factor
+        else:
+            final = final + bonus
+    return round_half_up(final, scoring["decimals"])
+
+
 def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame | None = None,
              budget: int | None = None, strategy: str | None = None) -> Evaluation:
     """Evaluate `year` over validated records (earlier years in `records` are history)."""
@@ -100,17 +116,7 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     ind_clauses, values, pts, sizes = indicators.score(policy, year, cur, level, included)
     cats = indicators.category_scores(policy, ind_clauses, pts)
     weighted = indicators.weighted(policy, stage_names, cats)
-    scoring = policy.groups["policy"]["scoring"]
-    d = scoring["decimals"]
-    final = weighted.copy()
-    for step in scoring["order"]:
-        if step == "deductions":
-            final = np.maximum(scoring.get("floor_after_deductions", 0), final - nl.deductions)
-        elif step == "decay":
-            final = final * dec_factor
-        else:
-            final = final + bon
-    reported = round_half_up(final, d)
+    reported = final_score(policy, weighted, nl.deductions, dec_factor, bon)
     reported[~included] = np.nan
     rank_stage = np.full(len(cur), np.nan)
     rank_all = np.full(len(cur), np.nan)

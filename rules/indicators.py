@@ -68,6 +68,31 @@ def _points(clause, v):
     return out
 
 
+def cohort_points(clause, v, zero_nonpositive=True) -> np.ndarray:
+    """Points of one indicator over one cohort's values: the clause's method, 0 for a missing
+    value and (when the policy says so) for a value ≤ 0. The what-ifs of diagnostics and
+    potential call this, so that they score exactly as an evaluation does."""
+    p = _points(clause, v)
+    p = np.where(np.isnan(v), 0.0, p)
+    if zero_nonpositive:
+        p = np.where(v > 0, p, 0.0)
+    return np.nan_to_num(p)
+
+
+def cohort_extra_keys(policy) -> list:
+    """The cohort keys besides year and stage (park, industry) of the policy's settings."""
+    keys = policy.settings("indicators").get("cohort_keys", ["year", "stage"])
+    return [k for k in keys if k not in ("year", "stage")]
+
+
+def cohort_ids(stage, extra: dict, included) -> np.ndarray:
+    """A cohort number per row (the included rows sharing stage and the extra keys), -1 for
+    rows not included."""
+    cohort = pd.DataFrame({"stage": stage, **extra})
+    cid = cohort.groupby(list(cohort.columns), sort=False, dropna=False).ngroup().to_numpy()
+    return np.where(included, cid, -1)
+
+
 def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]:
     """Points of every indicator for every row (0 for rows not `included`).
 
@@ -75,25 +100,18 @@ def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]
     row is the included rows sharing its cohort keys (year and stage by default)."""
     clauses = policy.clauses_for("indicators", year)
     settings = policy.settings("indicators")
-    keys = [k for k in settings.get("cohort_keys", ["year", "stage"]) if k not in ("year", "stage")]
+    keys = cohort_extra_keys(policy)
     zero_nonpositive = settings.get("nonpositive_scores_zero", True)
     n = len(frame)
     pts = np.zeros((n, len(clauses)))
     values = np.column_stack([indicator_values(c, frame) for c in clauses]) if clauses else np.zeros((n, 0))
-    cohort = pd.DataFrame({"stage": stage_level, **{k: frame[k].to_numpy() for k in keys}})
-    cohort_id = cohort.groupby(list(cohort.columns), sort=False, dropna=False).ngroup().to_numpy()
-    cohort_id = np.where(included, cohort_id, -1)
+    cohort_id = cohort_ids(stage_level, {k: frame[k].to_numpy() for k in keys}, included)
     sizes = np.zeros(n, dtype=np.int64)
     for cid in np.unique(cohort_id[cohort_id >= 0]):
         rows = np.flatnonzero(cohort_id == cid)
         sizes[rows] = len(rows)
         for j, c in enumerate(clauses):
-            v = values[rows, j]
-            p = _points(c, v)
-            p = np.where(np.isnan(v), 0.0, p)
-            if zero_nonpositive:
-                p = np.where(v > 0, p, 0.0)
-            pts[rows, j] = np.nan_to_num(p)
+            pts[rows, j] = cohort_points(c, values[rows, j], zero_nonpositive)
     return clauses, values, pts, sizes
 
 

@@ -89,7 +89,7 @@ def create_app(test_config=None, instance_path=None):
     app.config["SECRET_KEY"] = secret_key(app)
     app.json.ensure_ascii = False      # Chinese as such in every JSON answer
     app.json.sort_keys = False         # stages and columns in their own order
-    from . import access, api, authoring, db, pages, workspace
+    from . import access, api, authoring, calibration, db, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
@@ -99,9 +99,10 @@ def create_app(test_config=None, instance_path=None):
     app.register_blueprint(pages.bp)
     app.register_blueprint(workspace.bp)
     app.register_blueprint(authoring.bp)
+    app.register_blueprint(calibration.bp)
     api.init_app(app)
     for name, bp in app.blueprints.items():
-        if name not in ("pages", "ws", "policy"):          # the API authenticates with tokens, not cookies: no CSRF there
+        if name not in ("pages", "ws", "policy", "calib"):          # the API authenticates with tokens, not cookies: no CSRF there
             csrf.exempt(bp)
     access.init_app(app)
     register_filters(app)
@@ -141,7 +142,14 @@ def register_filters(app):
             return f.value_names.get(text, text)
         return text
 
-    app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown)
+    def num(v, digits=0):
+        """A number with thousands separators ("—" when there is none)."""
+        return "—" if v is None else f"{v:,.{digits}f}"
+
+    def pct(v, digits=1):
+        return "—" if v is None else f"{v * 100:.{digits}f}%"
+
+    app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown, num=num, pct=pct)
 
     def stage_names():
         """Stage key -> Chinese name of the policy in force (templates: stage_names())."""

@@ -47,3 +47,41 @@ def line(title, labels, values, unit="分"):
     opt.update(xAxis={"type": "category", "data": labels}, yAxis={"type": "value", "name": unit},
                series=[{"type": "line", "data": values, "label": {"show": True}}])
     return opt
+
+
+def distribution(title, data, unit="家"):
+    """Histogram of the final scores with the fitted normal curve (rules.diagnostics.chart_data)."""
+    opt = _base(title)
+    labels = [f"{a:g}–{b:g}" for a, b, _ in data["bins"]]
+    opt["tooltip"] = {"trigger": "axis"}
+    opt["legend"] = {"bottom": 0, "data": ["企业数", "正态曲线"]}
+    opt.update(xAxis={"type": "category", "data": labels, "axisLabel": {"rotate": 30}},
+               yAxis={"type": "value", "name": unit},
+               series=[{"type": "bar", "name": "企业数", "data": [c for _, _, c in data["bins"]]},
+                       {"type": "line", "name": "正态曲线", "smooth": True, "showSymbol": False, "data": data["normal"]}])
+    opt["grid"]["bottom"] = 80
+    return opt
+
+
+def qq(title, data):
+    """Q–Q plot: the scores' quantiles against the fitted normal's, and the line y = x."""
+    opt = _base(title)
+    pts = data["qq"]
+    lo = min(min(p) for p in pts)
+    hi = max(max(p) for p in pts)
+    opt.update(xAxis={"type": "value", "name": "正态分位数", "scale": True, "nameLocation": "middle", "nameGap": 28},
+               yAxis={"type": "value", "name": "实际积分", "scale": True},
+               series=[{"type": "scatter", "name": "分位数", "symbolSize": 5, "data": pts},
+                       {"type": "line", "name": "y = x", "showSymbol": False, "data": [[lo, lo], [hi, hi]]}])
+    return opt
+
+
+def boxes(title, indicators):
+    """A box per indicator: the points' minimum, quartiles and maximum."""
+    opt = _base(title)
+    opt["tooltip"] = {"trigger": "item"}
+    opt.update(xAxis={"type": "category", "data": [i["clause"] for i in indicators], "axisLabel": {"rotate": 60, "fontSize": 9}},
+               yAxis={"type": "value", "name": "得分"},
+               series=[{"type": "boxplot", "name": "得分", "data": [i["box"] for i in indicators]}])
+    opt["grid"]["bottom"] = 70
+    return opt

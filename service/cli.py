@@ -656,3 +656,50 @@ def report_cmd(year, run_id, out, no_pdf):
                     _fail(str(exc))
             bar.update(1)
     click.echo(f"→ {html}" + (f"\n→ {pdf}" if pdf else ""))
+
+
+@cli.command("diagnose")
+@click.option("--year", required=True, type=int, help="评价年度")
+@click.option("--run", "run_id", type=int, default=None, help="计算批次（默认该年度的当前批次）")
+@click.option("--draft", type=int, default=None, help="草稿编号：诊断草稿的模拟测算（对比当前版本）")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "xlsx"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="写入文件（xlsx 必须给出）")
+def diagnose_cmd(year, run_id, draft, fmt, out):
+    """Calibration diagnostics (§四.(二)) of YEAR's current run, or of draft N's what-if: per
+    stage the final scores' distribution (moments, normality test), every indicator's figures,
+    the verdict against the policy's targets, and the tuning of flagged indicators."""
+    from service import diagnostics, policies
+    from service.models import PolicyDraft, Run
+    from service.runs import current_run
+    with _session() as (_, s):
+        if draft is not None:
+            d = s.get(PolicyDraft, draft)
+            if d is None:
+                _fail(f"没有草稿 {draft} / no such draft")
+            files = json.loads(d.files)
+            problems = policies.check(files)
+            if problems:
+                _fail(f"草稿 {draft} 未通过检查 / check failed: " + "；".join(p["message"] for p in problems[:5]))
+            try:
+                both = diagnostics.draft_diagnostics(s, files, year, policies.files_of(policies.active(s)))
+            except (PolicyError, EvaluationError) as exc:
+                _fail(str(exc))
+            result = both["after"]
+            result.update(source=f"草稿 {d.id}（{d.name}）的模拟测算", before=both["before"])
+        else:
+            run = s.get(Run, run_id) if run_id else current_run(s, year)
+            if run is None or run.status != "done" or run.year != year:
+                _fail(f"没有 {year} 年度已完成的计算批次 / no completed run of {year}")
+            result = diagnostics.run_diagnostics(s, run)
+    if fmt == "json":
+        data = json.dumps(diagnostics.json_form(result), ensure_ascii=False, indent=1)
+        Path(out).write_text(data, encoding="utf-8") if out else click.echo(data)
+    elif fmt == "xlsx":
+        if not out:
+            _fail("--format xlsx 需要 --out FILE")
+        Path(out).write_bytes(diagnostics.xlsx(result))
+    else:
+        data = diagnostics.text(result)
+        Path(out).write_text(data, encoding="utf-8") if out else click.echo(data)
+    if out:
+        click.echo(f"→ {out}")

@@ -329,14 +329,13 @@ def publish(s, draft, user) -> PolicyVersion:
 
 # ---- what-if -------------------------------------------------------------------------------------
 
-def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) -> dict:
-    """Evaluate the stored data of `year` under both clause sets and say what changes:
-    enterprises (stage, exclusion, score, rank), the top N per stage, award lines, totals."""
+def evaluations(s, files, year, against_files, budget=None, strategy=None):
+    """The stored data of `year` evaluated under `against_files` and under `files` (the
+    what-if's two evaluations, also read by the draft's calibration diagnostics), and the
+    records they read."""
     from rules.evaluate import evaluate
-    from rules.output import awards_table, scores_table
     from rules.records import load_inputs
 
-    from .query import diff_rows
     from .store import snapshot
     new, old = load_files(files), load_files(against_files)
     for pv in (new, old):
@@ -349,6 +348,17 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
             snap = snapshot(s, Path(tmp, str(i)), pv.data)
             recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data)
             evs.append(evaluate(recs, year, pv, cons, budget, strategy))
+    return evs, recs        # the records as the draft's dictionary reads them
+
+
+def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) -> dict:
+    """Evaluate the stored data of `year` under both clause sets and say what changes:
+    enterprises (stage, exclusion, score, rank), the top N per stage, award lines, totals."""
+    from rules.output import awards_table, scores_table
+
+    from .query import diff_rows
+    evs, _ = evaluations(s, files, year, against_files, budget, strategy)
+    old, new = evs[0].policy, evs[1].policy
 
     def rows(ev):
         sc = scores_table(ev).to_pylist()
@@ -375,6 +385,8 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
             out[stage] = [{"rank": k, "credit_code": c, "name": names.get(c, ""), "final_score": res[c]["final_score"]}
                           for k, c in ranked]
         return out
+    from rules import diagnostics
+    report["calibration"] = diagnostics.compare(*(diagnostics.diagnose(diagnostics.from_evaluation(ev)) for ev in evs))
     b0, b1 = evs[0].budget, evs[1].budget
     report.update(year=year, stages={**old.data.stages, **new.data.stages},
                   policy_a={"name": old.name, "sha256": old.digest},

@@ -239,6 +239,10 @@ class WhatIf(Schema):
     top = fields.Int(load_default=10, validate=validate.Range(min=1, max=1000))
 
 
+class DiagnosticsYear(Schema):
+    year = fields.Int(required=True, validate=validate.Range(min=2000, max=2100), metadata=_d("模拟测算的评价年度"))
+
+
 class HonourCreate(Schema):
     scope = fields.Str(required=True, validate=KEY, metadata=_d("某阶段的键（该阶段榜），或 overall（总榜）"))
     top_n = fields.Int(required=True, validate=validate.Range(min=1, max=1000), metadata=_d("前 N 名"))
@@ -322,3 +326,17 @@ SeedPool = answer("SeedPool", year=fields.Int(), run_id=fields.Int(allow_none=Tr
 Services = answer("Services", run_id=fields.Int(allow_none=True), year=fields.Int(), items=LIST)
 Honours = answer("Honours", year=fields.Int(allow_none=True), lists=LIST)
 Monitoring = answer("Monitoring", year=fields.Int(), run_id=fields.Int(allow_none=True))
+DiagnosticStage = answer("DiagnosticStage", stage=fields.Str(), stage_zh=fields.Str(), n=fields.Int(),
+                         mean=fields.Float(allow_none=True), median=fields.Float(allow_none=True),
+                         std=fields.Float(allow_none=True), skewness=fields.Float(allow_none=True),
+                         excess_kurtosis=fields.Float(allow_none=True), normality_test=fields.Str(allow_none=True),
+                         normality_p=fields.Float(allow_none=True), indicators=LIST, redundant_pairs=LIST,
+                         verdict=OBJ(), charts=OBJ())
+Diagnostics = answer("Diagnostics", year=fields.Int(), policy=fields.Str(), citation=fields.Str(),
+                     run_id=fields.Int(allow_none=True), targets=OBJ(),
+                     stages=fields.List(fields.Nested(DiagnosticStage)), tuning=LIST)
+DraftDiagnostics = answer("DraftDiagnostics", year=fields.Int(), before=fields.Nested(Diagnostics),
+                          after=fields.Nested(Diagnostics))
+Potential = answer("Potential", credit_code=fields.Str(), run_id=fields.Int(), year=fields.Int(),
+                   final_score=fields.Float(allow_none=True), levers=LIST, by_target=OBJ())
+Closest = answer("Closest", run_id=fields.Int(), year=fields.Int(), lists=LIST)

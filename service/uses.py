@@ -297,6 +297,7 @@ def _clause_counts(results, group):
 
 def monitoring(s, run) -> dict:
     """The yearly monitoring report's figures, from a run and the year before's current run."""
+    from . import diagnostics
     agg = query.aggregates(s, run)
     results = s.scalars(select(Result).where(Result.run_id == run.id)).all()
     ents = {e.credit_code: e for e in s.scalars(select(Enterprise))}
@@ -343,7 +344,7 @@ def monitoring(s, run) -> dict:
                       for k, v in _clause_counts(results, "decay").items()],
             "bonus": [{"clause": k, "title": header.get(k, {}).get("title", ""), "count": v}
                       for k, v in _clause_counts(results, "bonus").items()],
-            "awards": totals, "change": change, "top": top}
+            "awards": totals, "change": change, "top": top, "calibration": diagnostics.report_section(s, run)}
 
 
 # ---- case files of these rules (tests/cases-uses), as for the policy's clauses -------------------------

@@ -76,8 +76,12 @@ def profile(code):
                    for c in s.scalars(select(CreditLookup).where(CreditLookup.credit_code == code)
                                       .order_by(CreditLookup.id.desc()).limit(100))]
     contracts = query.contracts_of(s, run, code) if run and (user.role in STAFF or user.credit_code == code) else []
+    potential = None
+    if detail and not detail["excluded"]:
+        from . import diagnostics
+        potential = diagnostics.potential(s, run, [code])[code]
     return render_template("pages/profile.html", ent=ent, run=run, d=detail, charts=charts, decls=decls,
-                           contracts=contracts,
+                           contracts=contracts, potential=potential,
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
                            records=records, fields=shape.record_fields(s),
                            declarable=[f for f in shape.record_fields(s) if f.key not in ("credit_code", "year")],

@@ -25,7 +25,8 @@ CONFIG = """
 [[operations]]
 include-name = ["POST /api/runs", "POST /api/imports", "POST /api/policies/drafts", "POST /api/users",
                 "PATCH /api/policies/drafts/{draft_id}/clauses/{clause_id}",
-                "POST /api/policies/drafts/{draft_id}/whatif"]
+                "POST /api/policies/drafts/{draft_id}/whatif",
+                "POST /api/policies/drafts/{draft_id}/diagnostics"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
 """
 FIGURES = {}

@@ -60,6 +60,10 @@ EXPECTED = {
     ("GET", "uses.seed_pool_get"): READERS, ("POST", "uses.seed_pool_generate"): OFFICERS,
     ("GET", "uses.services_get"): READERS, ("GET", "uses.monitoring_get"): READERS,
     ("GET", "uses.monitoring_pdf"): READERS,
+    # calibration and potential (issue 15)
+    ("GET", "calib.run_diagnostics"): OFFICERS, ("GET", "calib.draft_diagnostics"): OFFICERS,
+    ("GET", "calib.closest"): OFFICERS, ("GET", "runs.run_diagnostics"): OFFICERS, ("GET", "runs.run_closest"): OFFICERS,
+    ("GET", "enterprises.enterprise_potential"): READERS | {E}, ("POST", "policies.draft_diagnostics"): OFFICERS,
 }
 
 ROLES = ["public", "enterprise", "officer", "finance", "bank", "admin"]

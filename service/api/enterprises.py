@@ -12,7 +12,7 @@ from ..auth import api_user, require, role_of
 from ..exports import export_response
 from ..models import Record, Run, records_table
 from ..schemas import (Aggregates, AwardQuery, Awards, Correction, CorrectionDone, CreditView, Eligibility,
-                       EnterprisePage, EnterpriseQuery, FormatQuery, RankingQuery, Rankings, Records,
+                       EnterprisePage, EnterpriseQuery, FormatQuery, Potential, RankingQuery, Rankings, Records,
                        RunSelect, RunYear, Score)
 from ..store import FieldRejected, correct_field, get_record, record_text
 from .common import (READERS, check_keys, RESULT_COLUMNS, STAFF, answers, enterprise_session, pick_run,
@@ -60,6 +60,25 @@ def enterprise_score(args, code):
         cols = [("clause", "条款"), ("title", "指标"), ("citation", "依据"), ("value", "指标值"), ("points", "得分")]
         return export_response(d["indicators"], cols, args["format"], f"score-{code}-{run.year}")
     return jsonify(d)
+
+
+@ent_bp.route("/enterprises/<code>/potential")
+@require("enterprise", *READERS)
+@answers(ent_bp, Potential, files=True)
+@ent_bp.arguments(RunSelect, location="query")
+def enterprise_potential(args, code):
+    """提升空间（§四.(四)）：同阶段其他企业不变，某项指标达到同阶段中位数或前10%时的最终积分和排名
+    （改动该企业一项记录后用计分程序重新计算）"""
+    from .. import diagnostics
+    s = enterprise_session(code)
+    run = pick_run(args)
+    d = query.score_detail(s, run, code)
+    if d is None:
+        abort(404, message=f"企业 {code} 不在第 {run.id} 批次（{run.year} 年度）的评价中")
+    p = diagnostics.potential(s, run, [code])[code]
+    if args["format"] != "json":
+        return export_response(p["levers"], diagnostics.LEVER_COLUMNS, args["format"], f"potential-{code}-{run.year}")
+    return jsonify({"credit_code": code, "run_id": run.id, "year": run.year, "final_score": d["final_score"], **p})
 
 
 @ent_bp.route("/enterprises/<code>/records")

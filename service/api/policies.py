@@ -13,8 +13,8 @@ from .. import db, policies
 from ..access import public
 from ..auth import api_user, require
 from ..models import PolicyDraft, PolicyVersion, records_table
-from ..schemas import (ClauseChange, Draft, DraftChecked, DraftCreate, FileUpdate, PolicyActive, PolicyList,
-                       PolicyShape, PolicyVersionAnswer, Report, WhatIf)
+from ..schemas import (ClauseChange, DiagnosticsYear, Draft, DraftChecked, DraftCreate, DraftDiagnostics, FileUpdate,
+                       PolicyActive, PolicyList, PolicyShape, PolicyVersionAnswer, Report, WhatIf)
 from .common import STAFF, answers, iso
 
 
@@ -239,6 +239,29 @@ def draft_whatif(args, draft_id):
     except PolicyError as exc:
         abort(422, message=str(exc), errors={"json": {"year": [str(exc)]}})
     return jsonify(report)
+
+
+@policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/diagnostics", methods=["POST"])
+@require(*STAFF)
+@answers(policy_bp, DraftDiagnostics)
+@policy_bp.arguments(DiagnosticsYear)
+def draft_diagnostics(args, draft_id):
+    """草稿模拟测算的校准诊断（§四.(二)）：当前版本（before）与草稿（after）下各阶段的分布和判断，
+    以及草稿中仍有问题的指标改用其他计分方法的比较"""
+    from .. import diagnostics
+    s = db.session()
+    d = _draft_or_404(draft_id)
+    files = json.loads(d.files)
+    problems = policies.check(files)
+    if problems:
+        abort(409, message="草稿检查未通过，无法测算", errors={"problems": problems, "failures": []})
+    if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == args["year"])):
+        abort(422, message="该年度没有企业记录", errors={"json": {"year": [f"{args['year']} 年度没有企业记录"]}})
+    try:
+        result = diagnostics.draft_diagnostics(s, files, args["year"], policies.files_of(policies.active(s)))
+    except PolicyError as exc:
+        abort(422, message=str(exc), errors={"json": {"year": [str(exc)]}})
+    return jsonify(result)
 
 
 @policy_bp.route("/policies/drafts/<int(max=2147483647):draft_id>/publish", methods=["POST"])

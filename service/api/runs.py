@@ -17,7 +17,7 @@ from ..exports import export_response
 from ..models import Run
 from ..runs import create_run
 from ..runs import publish as publish_run
-from ..schemas import Diff, DiffQuery, FormatQuery, Honour, HonourCreate, Manifest, RunCreate, RunSchema
+from ..schemas import Closest, Diagnostics, Diff, DiffQuery, FormatQuery, Honour, HonourCreate, Manifest, RunCreate, RunSchema
 from .common import FILE_CONTENT, READERS, STAFF, answers, check_keys, reap_stale_runs, run_dict, run_or_404, start
 
 
@@ -92,7 +92,8 @@ def run_files(run_id, name):
     from flask import Response
     s = db.session()
     run_or_404(s, run_id)
-    content = query.run_file(s, run_id, name) if name != "trace_header.json" else None
+    from ..runs import STORED_FILES
+    content = query.run_file(s, run_id, name) if name in STORED_FILES else None
     if content is None:
         abort(404, message=f"没有文件 {name}")
     mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
@@ -149,3 +150,42 @@ def honours_publish(args, run_id):
         abort(409, message=str(exc))
     s.commit()
     return jsonify({"id": h.id, "title": h.title, "entries": json.loads(h.entries)}), 201
+
+
+@run_bp.route("/<int(max=2147483647):run_id>/diagnostics")
+@require(*STAFF)
+@answers(run_bp, Diagnostics, files=True)
+@run_bp.arguments(FormatQuery, location="query")
+def run_diagnostics(args, run_id):
+    """校准诊断（§四.(二)）：按阶段的最终积分分布（均值、中位数、标准差、偏度、超额峰度、正态性检验 p 值）、
+    每项指标的填报率、0分与满分占比、基尼系数、相关与方差贡献，按政策目标判断差异化、正态化、健康化，
+    并对有问题的指标比较其他计分方法（format=xlsx 为工作簿，csv 为指标表）"""
+    from .. import diagnostics
+    s = db.session()
+    run = run_or_404(s, run_id)
+    d = diagnostics.run_diagnostics(s, run)
+    if args["format"] == "xlsx":
+        return current_app.response_class(
+            diagnostics.xlsx(d), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f"attachment; filename=diagnostics-{run.year}-run{run.id}.xlsx"})
+    if args["format"] == "csv":
+        return export_response(diagnostics.indicator_table(d), diagnostics.INDICATOR_COLUMNS, "csv",
+                               f"diagnostics-{run.year}-run{run.id}")
+    return jsonify(d)
+
+
+@run_bp.route("/<int(max=2147483647):run_id>/closest")
+@require(*STAFF)
+@answers(run_bp, Closest, files=True)
+@run_bp.arguments(FormatQuery, location="query")
+def run_closest(args, run_id):
+    """离榜单和种子企业后备库最近的企业：每个已发布榜单和后备库各阶段线下的企业、差距，以及提升哪项指标
+    （模拟测算：改动该企业一项记录后重新计算）最能缩小差距"""
+    from .. import diagnostics
+    s = db.session()
+    run = run_or_404(s, run_id)
+    lists = diagnostics.closest(s, run)
+    if args["format"] != "json":
+        return export_response(diagnostics.closest_rows(lists), diagnostics.CLOSEST_COLUMNS, args["format"],
+                               f"closest-{run.year}-run{run.id}")
+    return jsonify({"run_id": run.id, "year": run.year, "lists": lists})
