@@ -101,7 +101,7 @@ class Scored:
 
     def compose(self, points, rows):
         """The reported final score of `rows` with these points (the scoring code's own)."""
-        cats = indicators.category_scores(self.clauses, points)
+        cats = indicators.category_scores(self.policy, self.clauses, points)
         weighted = indicators.weighted(self.policy, self.stage[rows], cats)
         return final_score(self.policy, weighted, self.deductions[rows], self.decay_factor[rows], self.bonus[rows])
 
@@ -534,7 +534,7 @@ def potential(sc: Scored, codes, top=5) -> dict:
                 continue
             pts[:, m] = indicators.cohort_points(c, vals[:, m], zero_np)
         rows = np.append(members, i)
-        cats = indicators.category_scores(sc.clauses, pts)
+        cats = indicators.category_scores(sc.policy, sc.clauses, pts)
         weighted = indicators.weighted(sc.policy, np.array([st] * len(rows), dtype=object), cats)
         ded, dec, bon = sc.deductions[rows].copy(), sc.decay_factor[rows].copy(), sc.bonus[rows].copy()
         ded[-1], dec[-1], bon[-1] = (vs[k].iat[n] for k in ("deductions", "decay_factor", "bonus"))

@@ -386,7 +386,9 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
                           for k, c in ranked]
         return out
     from rules import diagnostics
-    report["calibration"] = diagnostics.compare(*(diagnostics.diagnose(diagnostics.from_evaluation(ev)) for ev in evs))
+    # a version without calibration targets (indicators.yaml settings.diagnostics) has none to compare
+    report["calibration"] = diagnostics.compare(*(diagnostics.diagnose(diagnostics.from_evaluation(ev)) for ev in evs)) \
+        if all(ev.policy.settings("indicators").get("diagnostics") for ev in evs) else None
     b0, b1 = evs[0].budget, evs[1].budget
     report.update(year=year, stages={**old.data.stages, **new.data.stages},
                   policy_a={"name": old.name, "sha256": old.digest},

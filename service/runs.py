@@ -238,8 +238,6 @@ def _store(s, run, ev, out: Path, data_sha):
     s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))
     from .diagnostics import MATRIX_FILE, matrix_bytes          # read by the run's calibration diagnostics
     s.add(RunFile(run_id=run.id, name=MATRIX_FILE, content=matrix_bytes(ev)))
-    from .diagnostics import MATRIX_FILE, matrix_bytes          # read by the run's calibration diagnostics
-    s.add(RunFile(run_id=run.id, name=MATRIX_FILE, content=matrix_bytes(ev)))
     b = ev.budget
     run.data_sha256 = data_sha
     run.manifest = (out / "manifest.json").read_text(encoding="utf-8")
