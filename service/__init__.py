@@ -140,4 +140,7 @@ def register_filters(app):
             return RATINGS.get(text, text)
         return text
 
-    app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown)
+    from . import labels
+    app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown, n=labels.count, bjt=labels.beijing,
+                                 strategy=labels.strategy_zh)
+    app.jinja_env.globals.update(RUN_STATUS_ZH=labels.RUN_STATUS_ZH, STAGES=STAGES)

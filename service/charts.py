@@ -16,8 +16,9 @@ def bar(title, labels, values, unit="家", horizontal=False):
     val = {"type": "value", "name": unit}
     opt.update(xAxis=val if horizontal else cat, yAxis=cat if horizontal else val,
                series=[{"type": "bar", "data": values, "label": {"show": True, "position": "right" if horizontal else "top"}}])
-    if horizontal:
-        opt["grid"]["left"] = 110
+    if horizontal:          # long Chinese names (奖励事项, 行业) break over lines beside the bars, never cut
+        cat["axisLabel"].update(width=140, overflow="break", lineHeight=14)
+        opt["grid"].update(left=10, right=60, containLabel=True)
     return opt
 
 

@@ -261,25 +261,79 @@ def compare():
 @bp.route("/workspace/awards")
 @page_role(*STAFF)
 def awards():
-    """The award list of a run: budget and strategy, totals per item, lines with their basis,
-    an eligibility lookup, exports and the print view."""
+    """The award list of a run as the finance bureau works with it: budget, shortfall and
+    strategy in words, totals per item, lines filtered (item, park, stage, enterprise),
+    sorted and paged with each enterprise's total; an eligibility lookup; the XLSX and the
+    printable list of exactly what is shown."""
+    from . import awardlist
     s = db.session()
     run = _visible_run(s, request.args.get("run", type=int))
     if run is None:
         return render_template("pages/no_results.html"), 404
-    rows = query.award_lines(s, run)
-    totals = query.award_totals(rows, run)
+    f = awardlist.read_filters(request.args)
+    data = awardlist.award_list(s, run, **f)
+    rows = data["rows"]
+    page = max(1, min(request.args.get("page", 1, type=int), 1_000_000))
+    pages = max(1, -(-len(rows) // awardlist.PER_PAGE))
+    page = min(page, pages)
+    shown = rows[(page - 1) * awardlist.PER_PAGE:page * awardlist.PER_PAGE]
+    all_totals = query.award_totals(query.award_lines(s, run), run)
     code = (request.args.get("code") or "").strip().upper()
     lookup = None
     if code:
         ent = s.get(Enterprise, code)
         lookup = {"code": code, "name": ent.name if ent else None,
                   "items": query.eligibility(s, run, code) if ent else []}
-    charts = {"chart-items": charts_.bar("各奖励事项拨付金额（万元）", [t["clause"] for t in totals["per_clause"]],
-                                         [round(t["granted_yuan"] / 10000, 2) for t in totals["per_clause"]], unit="万元")}
+    per = all_totals["per_clause"]
+    charts = {"chart-items": charts_.bar("各奖励事项拨付金额（万元）", [p["title"] or p["clause"] for p in per],
+                                         [round(p["granted_yuan"] / 10000, 2) for p in per], unit="万元",
+                                         horizontal=True)}
+    keep = {k: v for k, v in {**f, "run": run.id}.items() if v not in (None, "")}
+    header = query.trace_header(s, run)
     runs_ = s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all()
-    return render_template("pages/awards.html", run=run, rows=rows, totals=totals, lookup=lookup, charts=charts,
-                           runs=runs_)
+    return render_template("pages/awards.html", run=run, data=data, shown=shown, page=page, pages=pages,
+                           per_page=awardlist.PER_PAGE, f=f, sorts=awardlist.SORTS, all_totals=all_totals,
+                           lookup=lookup, charts=charts, runs=runs_, budget=data["budget"],
+                           budget_text=awardlist.budget_sentence(data["budget"]),
+                           filters_text=awardlist.filter_words(f, data["items"]), header=header,
+                           qs=lambda **kw: urlencode({**keep, **kw}), export_qs=urlencode(keep))
+
+
+@bp.route("/workspace/awards/list.xlsx")
+@page_role(*STAFF)
+def awards_xlsx():
+    """The award list (as filtered on the page) as a workbook to file and sign."""
+    from flask import Response
+
+    from . import awardlist
+    from .exports import MIME
+    s = db.session()
+    run = _visible_run(s, request.args.get("run", type=int))
+    if run is None:
+        abort(404)
+    f = awardlist.read_filters(request.args)
+    data = awardlist.award_list(s, run, **f)
+    body = awardlist.xlsx(run, query.trace_header(s, run), data, awardlist.filter_words(f, data["items"]))
+    name = f"award-list-{run.year}-batch{run.id}.xlsx"
+    return Response(body, content_type=MIME["xlsx"], headers={"Content-Disposition": f"attachment; filename={name}"})
+
+
+@bp.route("/workspace/awards/print")
+@page_role(*STAFF)
+def awards_print():
+    """The printable award list (as filtered on the page): title, basis, budget, lines,
+    totals per item and overall, page numbers, and the 经办人/审核人/日期 signature block."""
+    from . import awardlist
+    s = db.session()
+    run = _visible_run(s, request.args.get("run", type=int))
+    if run is None:
+        abort(404)
+    f = awardlist.read_filters(request.args)
+    data = awardlist.award_list(s, run, **f)
+    header = query.trace_header(s, run)
+    return render_template("pages/awards_print.html", run=run, data=data, title=awardlist.title_of(run, header),
+                           basis=awardlist.basis_line(run, header),
+                           filters_text=awardlist.filter_words(f, data["items"]))
 
 
 @bp.route("/workspace/seed-pool", methods=["GET", "POST"])

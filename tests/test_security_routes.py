@@ -25,7 +25,8 @@ EXPECTED = {
     # pages
     ("GET", "pages.results"): READERS, ("GET", "pages.export"): READERS,
     ("GET", "ws.profile"): READERS | {E}, ("POST", "ws.declare_page"): {E}, ("GET", "ws.bank"): {B},
-    ("GET", "ws.enterprises"): READERS, ("GET", "ws.awards"): READERS, ("GET", "ws.compare"): READERS,
+    ("GET", "ws.enterprises"): READERS, ("GET", "ws.awards"): READERS, ("GET", "ws.awards_xlsx"): READERS,
+    ("GET", "ws.awards_print"): READERS, ("GET", "ws.compare"): READERS,
     ("GET", "ws.report"): READERS, ("GET", "ws.services"): READERS,
     ("GET", "ws.runs"): READERS, ("POST", "ws.runs"): OFFICERS, ("GET", "ws.run"): READERS, ("POST", "ws.run"): OFFICERS,
     ("GET", "ws.seed_pool"): READERS, ("POST", "ws.seed_pool"): OFFICERS, ("POST", "ws.honours"): OFFICERS,
