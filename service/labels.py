@@ -78,3 +78,80 @@ def budget_sentence(b) -> str:
     else:
         text += "，核定金额在预算之内，全额拨付"
     return text + "。"
+
+
+def policy_label(run_or_id) -> str:
+    """The plan a run was evaluated under, as a reader knows it: 《title》（文号）, from the
+    run's trace header (never the policy folder's name)."""
+    from . import db, query
+    from .models import Run
+    s = db.session()
+    run = run_or_id if isinstance(run_or_id, Run) else s.get(Run, run_or_id)
+    if run is None:
+        return "—"
+    h = query.trace_header(s, run)
+    if h.get("title"):
+        return f"《{h['title']}》（{h.get('document', '')}）"
+    return h.get("document") or "—"
+
+
+def version_label(version) -> str:
+    """A stored policy version as 《title》（文号）, from its own policy.yaml."""
+    from . import policies
+    try:
+        title = policies.load_files(policies.files_of(version)).title
+    except Exception:                  # a version that no longer loads still has its 文号
+        title = ""
+    return f"《{title}》（{version.document}）" if title else (version.document or f"第 {version.id} 版")
+
+
+CHANGE_ZH = {"stage": "阶段", "excluded": "是否排除", "score": "积分", "rank": "排名", "awards": "奖励"}
+
+
+def changes(kinds) -> str:
+    """What changed between two runs for an enterprise, in words (阶段、积分、排名)."""
+    return "、".join(CHANGE_ZH.get(k, k) for k in kinds or [])
+
+
+def yesno(v) -> str:
+    return "—" if v is None else ("是" if v else "否")
+
+
+def when_words(when) -> str:
+    """A clause's condition in words: each comparison with the field's Chinese label,
+    "且" between the terms of all, "或" between those of any."""
+    from rules.explain import term_text
+    if not when:
+        return ""
+    parts = []
+    for key, spec in when.items():
+        if key in ("all", "any"):
+            inner = [when_words(x) for x in spec]
+            joined = ("；或 " if key == "any" else "；且 ").join(inner)
+            parts.append(f"（{joined}）" if len(inner) > 1 else joined)
+        elif isinstance(spec, dict):
+            parts += [term_text(key, op, v) for op, v in spec.items()]
+        else:
+            parts.append(term_text(key, "eq", spec))
+    return "；".join(parts)
+
+
+def effect_words(effect) -> str:
+    """A clause's effect in words (奖励类型：固定奖励；奖励金额（元）：10,000)."""
+    from rules.explain import label, value_text
+
+    from .authoring import EFFECT_ZH, VALUE_ZH
+    if not effect:
+        return ""
+    out = []
+    for k, v in effect.items():
+        if isinstance(v, bool):
+            words = "是" if v else "否"
+        elif isinstance(v, str):
+            words = VALUE_ZH.get(v) or label(v)
+        elif isinstance(v, (int, float)):
+            words = f"{v:,}" if isinstance(v, int) else f"{v:g}"
+        else:
+            words = value_text(k, v) if not isinstance(v, (list, dict)) else "见条款文件"
+        out.append(f"{EFFECT_ZH.get(k, '其他设定')}：{words}")
+    return "；".join(out)

@@ -443,7 +443,7 @@ def bank():
         try:
             ref = uses.credit_lookup(db.session(), page_user(), code)
         except uses.CreditRefused as exc:
-            refused = str(exc)
+            refused = str(exc).split(" / ")[0]      # the page says it in Chinese (the API keeps both)
         if ref and ref["trend"]:
             charts["chart-trend"] = charts_.line("历年最终积分", [str(t["year"]) for t in ref["trend"]],
                                                  [t["final_score"] or 0 for t in ref["trend"]])
