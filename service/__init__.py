@@ -119,6 +119,8 @@ def fail_stale_runs(app):
 def register_filters(app):
     from rules.report import yuan
 
+    from . import labels
+
     def wan(v):
         """Yuan as 万元 with two decimals and thousands separators."""
         return "" if v is None else f"{v / 10000:,.2f}"
@@ -138,11 +140,12 @@ def register_filters(app):
             return STAGES.get(text, text)
         if kind == "rating":
             return RATINGS.get(text, text)
+        if kind in ("count", "amount", "ratio", "signed") and text not in (None, ""):
+            return labels.measure(text, key, unit=False)      # (the unit is in the row's label)
         return text
 
-    from . import labels
     app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown, n=labels.count, bjt=labels.beijing,
                                  strategy=labels.strategy_zh, changes=labels.changes, yesno=labels.yesno,
-                                 when_words=labels.when_words, effect_words=labels.effect_words)
+                                 when_words=labels.when_words, effect_words=labels.effect_words, measure=labels.measure)
     app.jinja_env.globals.update(RUN_STATUS_ZH=labels.RUN_STATUS_ZH, STAGES=STAGES, policy_label=labels.policy_label,
                                  version_label=labels.version_label)

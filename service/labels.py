@@ -155,3 +155,34 @@ def effect_words(effect) -> str:
             words = value_text(k, v) if not isinstance(v, (list, dict)) else "见条款文件"
         out.append(f"{EFFECT_ZH.get(k, '其他设定')}：{words}")
     return "；".join(out)
+
+
+def measure(value, key, unit=True) -> str:
+    """An indicator's or record's value as its unit suggests: counts as integers, money (万元)
+    with two decimals, percentages with one, all with thousands separators and the unit;
+    是/否 for yes/no. `key` is the data field the value is of."""
+    from rules.fields import RECORD_FIELDS
+    field = {f.key: f for f in RECORD_FIELDS}.get(key)
+    if value is None or value == "":
+        return "—"
+    if field is None:
+        return str(value)
+    if field.kind == "bool" or isinstance(value, bool):
+        return "是" if value in (True, 1, "true", "1") else "否"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if field.kind in ("count", "year"):
+        text = f"{round(v):,}" if field.kind == "count" else str(round(v))
+    elif field.kind in ("ratio", "signed"):
+        text = f"{v:,.1f}"
+    else:
+        text = f"{v:,.2f}"
+    return f"{text} {field.unit}" if field.unit and unit else text
+
+
+def indicator_fields(s=None, run=None) -> dict:
+    """Each indicator clause's data field (IND-… → the field it reads), from the policy."""
+    from rules.policy import load_policy
+    return {c.id: (c.body or {}).get("key") for c in load_policy().clauses if c.group == "indicators"}

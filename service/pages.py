@@ -69,6 +69,9 @@ def _error_page(exc):
     if request.path.startswith("/api"):
         return current_app.extensions["innopoints_api"].handle_http_exception(exc)
     title, text = ERROR_PAGES[exc.code]
+    from flask_wtf.csrf import CSRFError
+    if isinstance(exc, CSRFError):
+        text = "表单缺少安全令牌（CSRF）或已过期：请刷新页面后重新提交。"
     return render_template("pages/error.html", title=title, text=text, code=exc.code), exc.code
 
 

@@ -13,7 +13,7 @@ from rules.fields import RECORD_FIELDS, STAGES
 from rules.policy import PolicyError
 
 from . import charts as charts_
-from . import db, query
+from . import db, labels, query
 from .api import bad_cells, decl_dict, reap_stale_runs, run_dict, start
 from .models import Declaration, Enterprise, Import, Record, Run, User, records_table
 from .pages import STAFF, _visible_run, page_role, page_user
@@ -83,7 +83,7 @@ def profile(code):
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
                            records=records, fields=RECORD_FIELDS, declarable=DECLARABLE,
                            category=detail["categories"] if detail else query.category_titles(),
-                           can_declare=user.role == "enterprise")
+                           can_declare=user.role == "enterprise", ind_fields=labels.indicator_fields())
 
 
 @bp.route("/enterprises/<code>/declare", methods=["POST"])
