@@ -186,3 +186,76 @@ def indicator_fields(s=None, run=None) -> dict:
     """Each indicator clause's data field (IND-… → the field it reads), from the policy."""
     from rules.policy import load_policy
     return {c.id: (c.body or {}).get("key") for c in load_policy().clauses if c.group == "indicators"}
+
+
+DETAIL_ZH = {"role": "角色", "before": "原角色", "after": "新角色", "credit_code": "统一社会信用代码",
+             "tokens_revoked": "撤销令牌数", "import_id": "导入编号", "sha256": "校验和", "rows": "行数", "added": "新增",
+             "replaced": "替换", "bad_cells": "错误单元格", "run": "批次", "run_id": "批次", "year": "年度",
+             "budget": "预算（元）", "strategy": "分配方式", "scope": "榜单范围", "top_n": "前 N 名", "list": "榜单编号",
+             "entries": "条目数", "consent": "同意查询", "declaration": "申报编号", "field": "字段", "value": "申报值",
+             "previous": "原值", "reason": "理由", "clause": "条款", "draft": "草稿", "version": "版本", "label": "令牌名称",
+             "status": "状态", "error": "错误", "granted_yuan": "拨付合计（元）", "enterprises": "企业数",
+             "evidence": "证明材料", "filename": "文件名", "size": "大小（字节）", "policy": "政策版本", "name": "名称",
+             "kind": "类型", "note": "说明", "rule": "规则", "base": "基础版本", "base_sha256": "基础版本摘要",
+             "policy_sha256": "政策版本摘要", "data_sha256": "数据校验和", "data": "数据", "seconds": "用时（秒）"}
+
+
+def audit_detail(detail_json) -> str:
+    """An audit entry's details in words: known keys in Chinese, roles, strategies, fields
+    and yes/no as a reader says them; long structured values (diffs) summarised."""
+    from rules.explain import label
+
+    from .models import ROLES
+    try:
+        d = json.loads(detail_json or "{}")
+    except ValueError:
+        return ""
+    out = []
+    for k, v in d.items():
+        if isinstance(v, (dict, list)):
+            words = f"{len(v)} 项修改" if k in ("changes", "diff") else f"{len(v)} 项"
+        elif isinstance(v, bool):
+            words = "是" if v else "否"
+        elif v is None:
+            words = "—"
+        elif k in ("role", "before", "after"):
+            words = ROLES.get(v, v)
+        elif k == "strategy":
+            words = strategy_zh(v)
+        elif k == "field":
+            words = label(v)
+        elif k == "scope":
+            from rules.fields import STAGES
+            words = STAGES.get(v, "总榜" if v == "overall" else v)
+        elif k.endswith("sha256"):
+            words = str(v)[:12]
+        elif k == "policy":
+            words = _version_words(v)
+        elif isinstance(v, int):
+            words = f"{v:,}" if k not in ("year", "run", "run_id", "import_id", "declaration", "list") else str(v)
+        else:
+            words = str(v)[:120]
+        out.append(f"{DETAIL_ZH.get(k, '其他')}：{words}")
+    return "；".join(out)
+
+
+def _version_words(name) -> str:
+    from . import db
+    from .models import PolicyVersion
+    from sqlalchemy import select
+    row = db.session().scalar(select(PolicyVersion).where(PolicyVersion.name == name).order_by(PolicyVersion.id.desc()))
+    return version_label(row) if row is not None else "—"
+
+
+def target_words(target) -> str:
+    """An audit entry's object as a reader names it (第 3 批次, 2022年度, 草稿 1)."""
+    kind, _, rest = (target or "").partition(":")
+    if rest and kind == "run":
+        return f"第 {rest} 批次"
+    if rest and kind == "draft":
+        return f"政策草稿 {rest}"
+    if rest and kind == "year":
+        return f"{rest}年度"
+    if rest and kind == "version":
+        return f"政策第 {rest} 版"
+    return target or ""
