@@ -79,6 +79,7 @@ def create_app(test_config=None, instance_path=None):
         IMPORT_SHOWN_BAD_CELLS=1000,        # bad cells listed in an answer (the total is always given)
         IMPORT_SLICE_ABOVE_BYTES=16 * 2**20,  # a CSV upload this large is checked in slices first,
         IMPORT_SLICE_ROWS=50_000,           # ... of this many rows (memory bounded for a file of bad rows)
+        EVIDENCE_MAX_BYTES=5 * 2**20,       # an evidence file of a declaration (PDF, PNG, JPEG) at most
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )

@@ -83,6 +83,7 @@ def profile(code):
                                       .order_by(CreditLookup.id.desc()).limit(100))]
     contracts = query.contracts_of(s, run, code) if run and (user.role in STAFF or user.credit_code == code) else []
     return render_template("pages/profile.html", ent=ent, run=run, d=detail, charts=charts, decls=decls,
+                           evidence=evidence_of(s, [x["id"] for x in decls]), evidence_mb=_evidence_limit() // 2**20,
                            contracts=contracts,
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
                            records=records, fields=RECORD_FIELDS, declarable=DECLARABLE,
@@ -90,24 +91,78 @@ def profile(code):
                            can_declare=user.role == "enterprise", ind_fields=labels.indicator_fields())
 
 
+def _evidence_limit() -> int:
+    return current_app.config["EVIDENCE_MAX_BYTES"]
+
+
 @bp.route("/enterprises/<code>/declare", methods=["POST"])
 @page_role("enterprise")
 def declare_page(code):
+    """Declare one value of a record, with up to five evidence files (PDF, PNG, JPEG; each
+    at most EVIDENCE_MAX_BYTES). The request is refused by its length before its body is
+    parsed; a refused file refuses the whole declaration."""
+    from .store import EVIDENCE_PER_DECLARATION, EvidenceRejected, attach_evidence
     _may_see(code)
+    limit = _evidence_limit()
+    if (request.content_length or 0) > EVIDENCE_PER_DECLARATION * limit + 64 * 1024:
+        flash(f"上传内容过大：每个证明材料不能超过 {limit // 2**20} MB，每项申报最多 {EVIDENCE_PER_DECLARATION} 个", "error")
+        return redirect(url_for("ws.profile", code=code) + "#declarations")
     s = db.session()
     f = request.form
     try:
         year = int(f.get("year", ""))
-        declare(s, page_user(), code, year, f.get("field", ""), f.get("value", ""), f.get("reason", ""))
+        d = declare(s, page_user(), code, year, f.get("field", ""), f.get("value", ""), f.get("reason", ""))
+        files = [u for u in request.files.getlist("evidence") if u and u.filename]
+        if len(files) > EVIDENCE_PER_DECLARATION:
+            raise EvidenceRejected(f"每项申报最多 {EVIDENCE_PER_DECLARATION} 个证明材料")
+        for upload in files:
+            attach_evidence(s, page_user(), d, upload, limit)
         s.commit()
-        flash("申报已提交，待科技局审核后计入")
+        flash("申报已提交" + (f"（附证明材料 {len(files)} 个）" if files else "") + "，待科技局审核后计入")
+    except EvidenceRejected as exc:
+        s.rollback()
+        flash(f"申报未提交：{exc}", "error")
     except ValueError:
+        s.rollback()
         flash("年度应为整数", "error")
     except LookupError as exc:
+        s.rollback()
         flash(str(exc), "error")
     except FieldRejected as exc:
+        s.rollback()
         flash("申报值不合规：" + "；".join(c.reason_zh for c in exc.cells), "error")
     return redirect(url_for("ws.profile", code=code) + "#declarations")
+
+
+@bp.route("/declarations/<int(max=2147483647):decl_id>/evidence/<int(max=2147483647):file_id>")
+@page_role("enterprise", *OFFICERS)
+def evidence(decl_id, file_id):
+    """An evidence file, to the officer reviewing it and to the enterprise that sent it
+    (always as a download, with the type its content was checked to be)."""
+    from flask import Response
+
+    from .models import DeclarationEvidence
+    s = db.session()
+    ev = s.get(DeclarationEvidence, file_id)
+    d = s.get(Declaration, decl_id)
+    if ev is None or d is None or ev.declaration_id != d.id:
+        abort(404)
+    _may_see(d.credit_code)
+    from urllib.parse import quote
+    return Response(ev.content, content_type=ev.content_type,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(ev.filename)}",
+                             "Cache-Control": "private, no-store"})
+
+
+def evidence_of(s, decl_ids) -> dict:
+    """The evidence files (without their content) of some declarations, by declaration."""
+    from .models import DeclarationEvidence
+    out = {}
+    if decl_ids:
+        for ev in s.scalars(select(DeclarationEvidence).where(DeclarationEvidence.declaration_id.in_(decl_ids))
+                            .order_by(DeclarationEvidence.id)):
+            out.setdefault(ev.declaration_id, []).append(ev)
+    return out
 
 
 SORT_LABELS = {"rank_overall": "全区排名", "final_score": "最终积分", "rank_in_stage": "同阶段排名", "credit_code": "信用代码",
@@ -193,8 +248,9 @@ def declarations():
     if status in ("pending", "approved", "rejected"):
         q = q.where(Declaration.status == status)
     names = dict(s.execute(select(Enterprise.credit_code, Enterprise.name)).all())
-    return render_template("pages/declarations.html", decls=[decl_dict(d) for d in s.scalars(q)], status=status,
-                           names=names)
+    decls = [decl_dict(d) for d in s.scalars(q)]
+    return render_template("pages/declarations.html", decls=decls, status=status, names=names,
+                           evidence=evidence_of(s, [x["id"] for x in decls]))
 
 
 @bp.route("/workspace/runs", methods=["GET", "POST"])

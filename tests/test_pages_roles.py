@@ -143,3 +143,42 @@ def test_errors_in_chinese(rp):
     assert r.status_code == 404 and "页面不存在" in r.get_data(as_text=True)
     r = c.get("/api/no-such")
     assert r.status_code == 404 and r.is_json
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+PDF = b"%PDF-1.4\n" + b"1 0 obj <<>> endobj\n" * 20
+
+
+def declare(c, p, files, value="3"):
+    from io import BytesIO
+    data = {"year": "2022", "field": "standards", "value": value, "reason": "补报",
+            "evidence": [(BytesIO(body), name) for name, body in files]}
+    return c.post(f"/enterprises/{p.own}/declare", data=data, content_type="multipart/form-data")
+
+
+def test_evidence_files_checked_and_seen_by_the_officer(rp):
+    c = login(rp, "ent")
+    before = len(rp.get("/api/declarations", "officer").get_json())
+    # a file that says it is a PDF but is not, an executable, and an oversize file: refused, nothing declared
+    rp.app.config["EVIDENCE_MAX_BYTES"] = 50_000        # (small: the test client would spool a real 5 MB to disk)
+    for files in ([("证书.pdf", b"MZ\x90\x00 not a pdf")], [("run.exe", b"MZ\x90\x00")],
+                  [("big.png", PNG + b"\x00" * 60_000)]):
+        declare(c, rp, files)
+        html = c.get(f"/enterprises/{rp.own}").get_data(as_text=True)
+        assert "申报未提交" in html, files[0][0]
+    assert len(rp.get("/api/declarations", "officer").get_json()) == before
+    declare(c, rp, [("标准证书.pdf", PDF), ("scan.png", PNG)])
+    decls = rp.get("/api/declarations", "officer").get_json()
+    assert len(decls) == before + 1
+    did = decls[-1]["id"]
+    o = login(rp, "officer")
+    html = o.get("/workspace/declarations").get_data(as_text=True)
+    links = re.findall(rf'href="(/declarations/{did}/evidence/\d+)">证明材料：([^<]+)<', html)
+    assert [name for _, name in links] == ["标准证书.pdf", "scan.png"]
+    r = o.get(links[0][0])
+    assert r.status_code == 200 and r.data == PDF and r.content_type == "application/pdf"
+    assert r.headers["Content-Disposition"].startswith("attachment")
+    assert c.get(links[1][0]).data == PNG                        # the enterprise sees its own
+    assert login(rp, "finance").get(links[0][0]).status_code == 403
+    assert login(rp, "ent2").get(links[0][0]).status_code == 403  # another enterprise does not
+    assert "declaration.evidence" in audit_actions(rp)
