@@ -259,3 +259,9 @@ def target_words(target) -> str:
     if rest and kind == "version":
         return f"政策第 {rest} 版"
     return target or ""
+
+
+def item_name(title: str) -> str:
+    """A reward item's short name for a chart axis: its clause title up to the first comma
+    (认定（含重新认定）的高新技术企业), the amount that follows being in the table beside it."""
+    return (title or "").split("，")[0]

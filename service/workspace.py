@@ -349,7 +349,7 @@ def awards():
         lookup = {"code": code, "name": ent.name if ent else None,
                   "items": query.eligibility(s, run, code) if ent else []}
     per = all_totals["per_clause"]
-    charts = {"chart-items": charts_.bar("各奖励事项拨付金额（万元）", [p["title"] or p["clause"] for p in per],
+    charts = {"chart-items": charts_.bar("各奖励事项拨付金额（万元）", [labels.item_name(p["title"]) or p["clause"] for p in per],
                                          [round(p["granted_yuan"] / 10000, 2) for p in per], unit="万元",
                                          horizontal=True)}
     keep = {k: v for k, v in {**f, "run": run.id}.items() if v not in (None, "")}
