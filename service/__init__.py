@@ -147,6 +147,7 @@ def register_filters(app):
 
     app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown, n=labels.count, bjt=labels.beijing,
                                  strategy=labels.strategy_zh, changes=labels.changes, yesno=labels.yesno,
-                                 when_words=labels.when_words, effect_words=labels.effect_words, measure=labels.measure)
+                                 when_words=labels.when_words, effect_words=labels.effect_words, measure=labels.measure,
+                                 case_problem=labels.case_problem)
     app.jinja_env.globals.update(RUN_STATUS_ZH=labels.RUN_STATUS_ZH, STAGES=STAGES, policy_label=labels.policy_label,
                                  version_label=labels.version_label)

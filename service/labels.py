@@ -265,3 +265,47 @@ def item_name(title: str) -> str:
     """A reward item's short name for a chart axis: its clause title up to the first comma
     (认定（含重新认定）的高新技术企业), the amount that follows being in the table beside it."""
     return (title or "").split("，")[0]
+
+
+def _value_zh(text: str) -> str:
+    from rules.fields import STAGES
+    t = text.strip()
+    return {"True": "是", "False": "否", "true": "是", "false": "否", "None": "空"}.get(t) or STAGES.get(t, t)
+
+
+CASE_KEY_ZH = {"final_score": "最终积分", "rank_in_stage": "同阶段排名", "rank_overall": "全区排名", "decay_factor": "衰减系数",
+               "deductions": "扣分", "bonus": "加分", "weighted": "加权积分", "eligible": "核定金额", "granted": "拨付金额",
+               "in_scope": "属于评价对象", "stage_percentile": "同阶段百分位"}
+
+
+def case_problem(text: str) -> str:
+    """One failure of a clause case (rules/cases.py words them for developers) as a policy
+    officer reads it: 企业：发展阶段为成长期，应为初创期."""
+    import re as _re
+    from rules.explain import label as field_label
+    head, sep, rest = text.partition(": ")
+    if not sep:
+        return text
+    pats = [
+        (r"no result for year (\d+)", lambda m: f"{m[1]} 年度没有评价结果"),
+        (r"stage (\S+) != expected (.+)", lambda m: f"发展阶段为{_value_zh(m[1])}，应为{_value_zh(m[2])}"),
+        (r"excluded (\S+) != expected (.+)", lambda m: f"是否排除为{_value_zh(m[1])}，应为{_value_zh(m[2])}"),
+        (r"exclusion_clauses (.+) != expected (.+)", lambda m: f"排除依据为 {m[1]}，应为 {m[2]}"),
+        (r"(\S+) did not fire", lambda m: f"{m[1]} 未触发（应触发）"),
+        (r"(\S+) fired", lambda m: f"{m[1]} 触发了（不应触发）"),
+        (r"(\S+) points (\S+) != expected (.+)", lambda m: f"{m[1]} 得分 {m[2]}，应为 {m[3]}"),
+        (r"no (\S+) award line", lambda m: f"没有 {m[1]} 的奖励"),
+        (r"(\S+) basis (.+) != expected (.+)", lambda m: f"{m[1]} 的计奖合同为 {m[2]}，应为 {m[3]}"),
+        (r"unexpected (\S+) award line \((.+)\)", lambda m: f"不应有 {m[1]} 的奖励（核定 {m[2]} 元）"),
+        (r"unknown expectation (.+)", lambda m: f"用例中的期望项 {m[1]} 无法识别"),
+        (r"(\S+) (eligible|granted) (\S+) != expected (.+)",
+         lambda m: f"{m[1]} {CASE_KEY_ZH[m[2]]}为 {m[3]} 元，应为 {m[4]} 元"),
+        (r"(\S+) (\S+) != expected empty", lambda m: f"{CASE_KEY_ZH.get(m[1], field_label(m[1]))}为 {_value_zh(m[2])}，应为空"),
+        (r"(\S+) (\S+) != expected (.+)",
+         lambda m: f"{CASE_KEY_ZH.get(m[1], field_label(m[1]))}为 {_value_zh(m[2])}，应为 {_value_zh(m[3])}"),
+    ]
+    for pat, words in pats:
+        m = _re.fullmatch(pat, rest)
+        if m:
+            return f"{head}：{words(m)}"
+    return text

@@ -133,3 +133,39 @@ def test_no_internal_words_on_any_page(scan_park):
                                           ("见 rules/uses/services.yaml", True), ("积分 None", True)])
 def test_the_scan_itself(text, flagged):
     assert bool(problems(text)) == flagged
+
+
+@pytest.mark.parametrize("text,words", [
+    ("甲: stage growth != expected startup", f"甲：发展阶段为{STAGES['growth']}，应为{STAGES['startup']}"),
+    ("甲: excluded False != expected True", "甲：是否排除为否，应为是"),
+    ("甲: DEC-1a did not fire", "甲：DEC-1a 未触发（应触发）"),
+    ("甲: RW-5 granted 100 != expected 200", "甲：RW-5 拨付金额为 100 元，应为 200 元"),
+    ("甲: final_score 12.3 != expected 12.4", "甲：最终积分为 12.3，应为 12.4")])
+def test_case_failures_in_chinese(text, words):
+    from service.labels import case_problem
+    assert case_problem(text) == words and not problems(case_problem(text))
+
+
+@pytest.mark.parametrize("title,old,new,expected", [
+    ("认定（含重新认定）的高新技术企业，最高奖励10万元", 100000, 200000, "认定（含重新认定）的高新技术企业，最高奖励20万元"),
+    ("成长期企业注册满9年、不足14年不升档，最终得分乘以0.9", 0.9, 0.85, "成长期企业注册满9年、不足14年不升档，最终得分乘以0.85"),
+    ("经认定登记的技术合同，按交易额1%奖励", 0.01, 0.015, "经认定登记的技术合同，按交易额1.5%奖励"),
+    ("当年环境信用等级为警示，扣5分", 5, 3, "当年环境信用等级为警示，扣3分"),
+    ("某条款，5个或5家", 5, 3, "某条款，5个或5家")])           # named twice: left as written
+def test_a_clause_title_follows_its_number(title, old, new, expected):
+    from service.policies import title_following
+    assert title_following(title, old, new) == expected
+
+
+def test_clause_form_labels_in_words(scan_park):
+    p = scan_park
+    c = p.app.test_client()
+    assert c.post("/login", data={"username": "officer", "password": PASSWORD}).status_code == 302
+    html = c.get(f"/workspace/policy/drafts/{p.draft_id}/clauses/RW-5").get_data(as_text=True)
+    labels = re.findall(r'<td class="form-label">([^<]+)</td>', html)
+    assert "条件：当年登记的技术合同数 ≥" in labels and "效果：每项合同上限（元）" in labels, labels
+    # saving a new cap rewrites the number the title quotes
+    r = c.post(f"/workspace/policy/drafts/{p.draft_id}/clauses/RW-5", data={"v:effect.per_contract_cap": "200000"})
+    assert r.status_code == 302
+    html = c.get(f"/workspace/policy/drafts/{p.draft_id}").get_data(as_text=True)
+    assert "每项合同最高20万元" in html and "每项合同最高10万元" not in html
