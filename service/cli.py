@@ -578,12 +578,14 @@ def runs_group():
 def runs_list():
     from sqlalchemy import select
 
+    from service.labels import RUN_STATUS_ZH
     from service.models import Run
     from service.runs import effective_status
     with _session() as (_, s):
         for r in s.scalars(select(Run).order_by(Run.id)):
-            click.echo(f"{r.id:>4}  {r.year}  {effective_status(r):<8} {r.policy_name:<16} 预算 {r.budget if r.budget is not None else '不设'}"
-                       f"  {r.enterprises} 家  拨付 {r.granted_yuan:,} 元  {'已发布' if r.published_at else ''}")
+            budget = f"{r.budget:,} 元" if r.budget is not None else "不设上限"
+            click.echo(f"第 {r.id:>3} 批次  {r.year} 年度  {RUN_STATUS_ZH.get(effective_status(r), '')}  预算 {budget}"
+                       f"  {r.enterprises or 0:,} 家  拨付 {r.granted_yuan or 0:,} 元  {'已发布' if r.published_at else '未发布'}")
 
 
 @runs_group.command("diff")
@@ -603,20 +605,23 @@ def runs_diff(run_a, run_b, out, limit):
             d = query.diff(s, a, b)
             bar.update(1)
     sm = d["summary"]
-    click.echo(f"批次 {run_a} → {run_b}：新增 {sm['added']}，移除 {sm['removed']}，阶段变化 {sm['stage']}，排除变化 "
-               f"{sm['excluded']}，积分变化 {sm['score']}，排名变化 {sm['rank']}；奖励新增 {sm['awards_added']}、取消 "
-               f"{sm['awards_removed']}、变化 {sm['awards_changed']}；拨付 {sm['granted_a']:,} → {sm['granted_b']:,} 元")
-    for c in d["enterprises"][:limit]:
-        click.echo(f"  {c['credit_code']} {c['name']}: {','.join(c['changed'])} 积分 {c['score_a']} → {c['score_b']} "
-                   f"排名 {c['rank_a']} → {c['rank_b']}")
-    for w in d["awards"][:limit]:
-        click.echo(f"  {w['credit_code']} {w['clause']} {w['change']}: 拨付 {w['granted_a']} → {w['granted_b']}")
+    click.echo(f"批次 {run_a} → {run_b}：新增 {sm['added']:,}，移除 {sm['removed']:,}，阶段变化 {sm['stage']:,}，排除变化 "
+               f"{sm['excluded']:,}，积分变化 {sm['score']:,}，排名变化 {sm['rank']:,}；奖励新增 {sm['awards_added']:,}、取消 "
+               f"{sm['awards_removed']:,}、变化 {sm['awards_changed']:,}；拨付 {sm['granted_a']:,} → {sm['granted_b']:,} 元")
+    from service.exports import diff_awards_zh, diff_rows_zh
+
+    def num(v, fmt):
+        return "—" if v is None else format(v, fmt)
+    for c in diff_rows_zh(d["enterprises"][:limit]):
+        click.echo(f"  {c['credit_code']} {c['name']}：{c['changed']}，积分 {num(c['score_a'], '.4f')} → "
+                   f"{num(c['score_b'], '.4f')}，排名 {num(c['rank_a'], ',')} → {num(c['rank_b'], ',')}")
+    for w in diff_awards_zh(d["awards"][:limit]):
+        click.echo(f"  {w['credit_code']} {w['clause']} {w['change']}：拨付 {num(w['granted_a'], ',')} → "
+                   f"{num(w['granted_b'], ',')} 元")
     if out:
-        from service.exports import csv_bytes, xlsx_bytes
-        cols = [(k, k) for k in ("credit_code", "name", "changed", "stage_a", "stage_b", "excluded_a", "excluded_b",
-                                 "score_a", "score_b", "score_change", "rank_a", "rank_b", "rank_change")]
-        Path(out).write_bytes(csv_bytes(d["enterprises"], cols) if out.endswith(".csv")
-                              else xlsx_bytes(d["enterprises"], cols))
+        from service.exports import csv_bytes, diff_columns, diff_rows_zh, xlsx_bytes
+        cols, rows = diff_columns(run_a, run_b), diff_rows_zh(d["enterprises"])     # Chinese headers and words
+        Path(out).write_bytes(csv_bytes(rows, cols) if out.endswith(".csv") else xlsx_bytes(rows, cols))
         click.echo(f"→ {out}")
 
 

@@ -139,3 +139,32 @@ def template_xlsx(kind) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def diff_columns(a, b) -> list:
+    """The columns of a comparison of two runs (企业变化), in Chinese."""
+    return [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("changed", "变化"),
+            ("stage_a", f"批次{a}阶段"), ("stage_b", f"批次{b}阶段"), ("excluded_a", f"批次{a}排除"),
+            ("excluded_b", f"批次{b}排除"), ("score_a", f"批次{a}积分"), ("score_b", f"批次{b}积分"),
+            ("score_change", "积分变化"), ("rank_a", f"批次{a}全区排名"), ("rank_b", f"批次{b}全区排名"),
+            ("rank_change", "名次上升")]
+
+
+def diff_award_columns(a, b) -> list:
+    return [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("clause", "条款"), ("change", "变化"),
+            ("eligible_a", f"批次{a}核定（元）"), ("eligible_b", f"批次{b}核定（元）"),
+            ("granted_a", f"批次{a}拨付（元）"), ("granted_b", f"批次{b}拨付（元）")]
+
+
+def diff_rows_zh(rows) -> list:
+    """Comparison rows with what changed and the stages in words (not the engine's keys)."""
+    from rules.fields import STAGES
+
+    from .labels import changes
+    return [{**r, "changed": changes(r.get("changed")), "stage_a": STAGES.get(r.get("stage_a"), r.get("stage_a")),
+             "stage_b": STAGES.get(r.get("stage_b"), r.get("stage_b"))} for r in rows]
+
+
+def diff_awards_zh(rows) -> list:
+    return [{**r, "change": {"added": "新增", "removed": "取消", "changed": "变化"}.get(r.get("change"), r.get("change"))}
+            for r in rows]

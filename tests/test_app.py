@@ -127,8 +127,10 @@ def test_ops_commands_end_to_end(tmp_path):
     r = run_cli(["runs", "diff", "1", "2", "--out", str(tmp_path / "diff.csv")], env)
     assert r.exit_code == 0 and "奖励新增 0" in r.output and "变化" in r.output
     assert "拨付 27,999,999 → 14,999,999 元" in r.output or "→" in r.output
+    header = (tmp_path / "diff.csv").read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert header[:3] == ["统一社会信用代码", "企业名称", "变化"] and not [h for h in header if re.fullmatch(r"[a-z_]+", h)]
     r = run_cli(["runs", "list"], env)
-    assert "已发布" in r.output.splitlines()[1]
+    assert "已发布" in r.output.splitlines()[1] and "xinxiang-2022" not in r.output and "done" not in r.output
     r = run_cli(["run", "--year", "2030"], env)
     assert r.exit_code == 2 and "2030" in r.output
 
