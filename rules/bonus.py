@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from . import engine
-from .effects import clause_map, multiplier, per_pattern, trace_entries
-from .negative_list import facts_frame
+from .effects import clause_map, facts_frame, multiplier, per_pattern, trace_entries
 
 GROUP = "bonus"
 
@@ -11,7 +10,7 @@ GROUP = "bonus"
 def apply(policy, year, frame, stage_level):
     """Bonus points per row, the engine decision and the per-pattern trace."""
     clauses = clause_map(policy, GROUP, year)
-    decision = engine.decide(policy, GROUP, year, *facts_frame(policy, GROUP, frame, stage_level))
+    decision = engine.decide(policy, GROUP, year, *facts_frame(policy, GROUP, year, frame, stage_level))
 
     def add(c, fact):
         return c.effect["add"] * multiplier(c, fact)

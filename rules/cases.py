@@ -12,10 +12,11 @@ A case file names the clause it tests and lists cases:
           A: {deductions: 5, fired: [NL-2a]}
 
 Each enterprise is named by a short label (`ent`); its credit code is made from the label.
-Omitted fields: park 主园区, industry 生物医药, revenue 500 (万元), registered 2019-06-01 (a
-startup in 2022), is_hte_or_tech_sme 是 (so that the record is an evaluation object under
-SCOPE; write `is_hte_or_tech_sme: null` to leave it empty), every other indicator and flag
-missing.
+Omitted identity fields: park 主园区, industry 生物医药, registered 2019-06-01. The folder's
+`defaults.yaml` gives the package's own defaults (`records:` field values, `contracts:` column
+values; for 新乡: revenue 500 万元, so a startup in 2022, and is_hte_or_tech_sme 是 so that the
+record is an evaluation object under SCOPE; write `field: null` to leave one empty); every
+other field is missing.
 Records of earlier years are history (give them a `year`). `contracts`, `budget`, `strategy`
 work as in `innopoints evaluate`. `patch` changes the policy for the case only, to test the
 other readings the policy allows:
@@ -25,8 +26,8 @@ other readings the policy allows:
       - {file: decay, clause: DEC-3a, set: {when: {level_drop: {gte: 1}}, effect: {factor: 0.9, per: level_drop}}}
       - {file: rewards, settings: {parks: all}}
 
-Expectations per enterprise: stage, excluded, exclusion_clauses (list), tech_score,
-growth_score, aux_score, weighted, deductions, decay_factor, bonus, final_score,
+Expectations per enterprise: stage, excluded, exclusion_clauses (list), the category scores
+(`<category>_score`), weighted, deductions, decay_factor, bonus, final_score,
 rank_in_stage, rank_overall (numbers within 0.0001), points: {IND-x.y: n}, fired / not_fired
 (clause ids), and
 awards: {RW-n: {eligible, granted, basis}} — clauses absent from `awards` must give no line.
@@ -43,16 +44,16 @@ from pathlib import Path
 
 import yaml
 
+from . import assets
 from .evaluate import evaluate
 from .policy import _Loader, load_policy
 from .records import CODE_CHARS, credit_code_with_check, enterprise_codes, load_contracts, load_records
 
-DEFAULT_CASES = Path(__file__).resolve().parents[1] / "tests" / "cases"
-NUMBERS = ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
-           "final_score")
-DEFAULTS = {"name": None, "park": "主园区", "industry": "生物医药", "registered_on": "2019-06-01",
-            "revenue": 500, "is_hte_or_tech_sme": True}
-CASE_KEYS = {"name", "year", "enterprises", "contracts", "expect", "budget", "strategy", "patch", "note"}
+DEFAULT_CASES = assets.path("tests/cases")
+NUMBERS = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
+DEFAULTS = {"name": None, "park": "主园区", "industry": "生物医药", "registered_on": "2019-06-01"}
+DEFAULTS_FILE = "defaults.yaml"
+CASE_KEYS = {"name", "year", "enterprises", "contracts", "expect", "budget", "strategy", "patch", "note", "_defaults"}
 
 
 @dataclass
@@ -70,11 +71,21 @@ def code_for(label: str) -> str:
     return credit_code_with_check("91410700" + body)
 
 
+def load_defaults(folder) -> dict:
+    """The folder's defaults.yaml (`records:` and `contracts:` values omitted by the cases)."""
+    d = Path(folder) / DEFAULTS_FILE
+    return (yaml.load(d.read_text(encoding="utf-8"), Loader=_Loader) or {}) if d.exists() else {}
+
+
 def load_cases(folder) -> list:
     out = []
+    defaults = load_defaults(folder)
     for f in sorted(Path(folder).glob("*.yaml")):
+        if f.name == DEFAULTS_FILE:
+            continue
         doc = yaml.load(f.read_text(encoding="utf-8"), Loader=_Loader) or {}
         for c in doc.get("cases") or []:
+            c["_defaults"] = defaults
             unknown = set(c) - CASE_KEYS
             if unknown:
                 raise ValueError(f"{f.name}: case {c.get('name')!r} has unknown keys {sorted(unknown)}")
@@ -143,21 +154,23 @@ def _run(case, policy):
         pv = _patched_policy(policy, b["patch"], tmp) if b.get("patch") else policy
         rows = []
         for e in b["enterprises"]:
-            r = {**DEFAULTS, "year": year, **{k: v for k, v in e.items() if k != "ent"}}
+            r = {**DEFAULTS, **(b.get("_defaults", {}).get("records") or {}), "year": year,
+                 **{k: v for k, v in e.items() if k != "ent"}}
             r["credit_code"] = code_for(str(e["ent"]))
             r["name"] = r["name"] or f"用例企业{e['ent']}"
             rows.append(r)
         _write(Path(tmp) / "records.csv", rows)
         today = dt.date(max(year, dt.date.today().year) + 1, 12, 31)
-        records = load_records(Path(tmp) / "records.csv", today=today)
+        records = load_records(Path(tmp) / "records.csv", today=today, data=pv.data)
         contracts = None
         if b.get("contracts"):
+            cdef = b.get("_defaults", {}).get("contracts") or {}
             crow = [{"contract_no": c.get("contract_no", f"C{i:04d}"), "credit_code": code_for(str(c["ent"])),
-                     "kind": c.get("kind", "development"), "amount": c["amount"],
+                     "kind": c.get("kind", cdef.get("kind")), "amount": c["amount"],
                      "registered_on": c.get("registered_on", f"{year}-06-30")}
                     for i, c in enumerate(b["contracts"])]
             _write(Path(tmp) / "contracts.csv", crow)
-            contracts = load_contracts(Path(tmp) / "contracts.csv", enterprise_codes(records), today=today)
+            contracts = load_contracts(Path(tmp) / "contracts.csv", enterprise_codes(records), today=today, data=pv.data)
         ev = evaluate(records, year, pv, contracts, b.get("budget"), b.get("strategy"))
     return compare(ev, b.get("expect") or {})
 
@@ -190,7 +203,7 @@ def compare(ev, expect) -> list:
                 have = [x for x in got["exclusion_clauses"].split(";") if x]
                 if have != list(value):
                     problems.append(f"{label}: exclusion_clauses {have} != expected {value}")
-            elif key in NUMBERS or key in ("rank_in_stage", "rank_overall"):
+            elif key in NUMBERS or key in ("rank_in_stage", "rank_overall") or (key.endswith("_score") and key in s):
                 g = got[key]
                 if value is None:
                     if g == g:  # not NaN

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from numbers import Real
 
-from .clauses import GROUP_FIELDS, NUM, ConditionError, compile_when
-from .fields import CONTRACT_KINDS, INDICATORS, RECORD_FIELDS, STAGES
+from .clauses import NUM, ConditionError, compile_when, group_fields
 from .history import RUN_MODES
 from .policy import Problem
 
-INDICATOR_KEYS = {f.key: f for f in INDICATORS}
+INDICATOR_KINDS = ("amount", "signed", "ratio", "count", "bool")
 METHODS = {
     "percentile": set(),
     "yes_no": set(),
@@ -31,12 +30,12 @@ EFFECT_KEYS = {
 }
 SETTINGS = {
     "stage": set(),
-    "scope": {"missing_flag", "missing_count"},
+    "scope": {"missing_flag", "missing_count", "coarsen"},
     "indicators": {"cohort_keys", "nonpositive_scores_zero"},
-    "negative_list": {"missing_flag", "missing_count"},
-    "decay": {"combine", "history"},
-    "bonus": {"missing_flag", "missing_count"},
-    "rewards": {"parks", "excluded_may_receive", "strategy", "missing_flag", "missing_count"},
+    "negative_list": {"missing_flag", "missing_count", "coarsen"},
+    "decay": {"combine", "history", "coarsen"},
+    "bonus": {"missing_flag", "missing_count", "coarsen"},
+    "rewards": {"parks", "excluded_may_receive", "strategy", "missing_flag", "missing_count", "coarsen"},
 }
 
 
@@ -63,13 +62,14 @@ class _Collector:
 def check_policy(pv) -> list:
     col = _Collector()
     _check_settings(col, pv)
+    known = {g: group_fields(pv, g) for g in SETTINGS}
     for c in pv.clauses:
         if c.group == "stage":
-            _check_stage(col, c)
+            _check_stage(col, pv, c)
         elif c.group == "indicators":
-            _check_indicator(col, c)
+            _check_indicator(col, pv, c)
         else:
-            _check_rule(col, c, {x.id for x in pv.clauses if x.group == c.group})
+            _check_rule(col, pv, c, {x.id for x in pv.clauses if x.group == c.group}, known)
     _check_weights(col, pv)
     return col.problems
 
@@ -125,41 +125,56 @@ def _check_settings(col, pv):
         _file_problem(col, "rewards.yaml", 0, "strategy 应为 pro_rata 或 rank_priority")
 
 
-def _check_stage(col, c):
+def _check_stage(col, pv, c):
+    stages = pv.data.stages
     rows = c.body.get("rows")
     if not isinstance(rows, list) or not rows:
         col.add(c, "STAGE 需要 rows 列表 / rows missing")
         return
+    known = {f.key: v for f, v in ((pv.data.field(k), v) for k, v in group_fields(pv, "stage").items())
+             if f is not None}
     for i, row in enumerate(rows):
         line = getattr(row, "line", c.line)
-        if not isinstance(row, dict) or row.get("stage") not in STAGES:
-            col.add(c, f"第{i + 1}行的 stage 应为 {sorted(STAGES)} 之一", line=line)
+        if not isinstance(row, dict) or row.get("stage") not in stages:
+            col.add(c, f"第{i + 1}行的 stage 应为数据字典（data.yaml stages）中的 {', '.join(stages)} 之一", line=line)
             continue
         for k, v in row.items():
             if k == "stage":
                 continue
-            if k not in ("revenue_gte", "registered_within_years"):
-                col.add(c, f"未知的分类条件 {k!r} / unknown stage condition", line=line)
+            if k == "when":
+                try:
+                    compile_when(known, v)
+                except ConditionError as exc:
+                    col.add(c, f"第{i + 1}行的条件错误：{exc}", line=line)
+            elif k != "registered_within_years":
+                col.add(c, f"未知的分类条件 {k!r}（可用 when、registered_within_years）/ unknown stage condition", line=line)
             elif not _num(v) or v < 0:
                 col.add(c, f"{k} = {v!r} 应为非负数 / must be a non-negative number", line=line)
-    if len(rows[-1]) != 1:
-        col.add(c, "最后一行应只有 stage（兜底）/ the last row must be unconditional")
+    if set(rows[-1]) != {"stage"}:
+        col.add(c, "最后一行应只有 stage（兜底），否则有的企业没有阶段 / the last row must be unconditional, "
+                   "or some enterprise gets no stage")
+    unused = [k for k in stages if k not in {r.get("stage") for r in rows if isinstance(r, dict)}]
+    if unused:
+        col.add(c, f"数据字典中的阶段 {', '.join(unused)} 没有任何分类行 / stages no row gives")
 
 
-def _check_indicator(col, c):
+def _check_indicator(col, pv, c):
     b = c.body
     key = b.get("key")
-    if key not in INDICATOR_KEYS:
-        col.add(c, f"未知的指标字段 {key!r} / unknown indicator key")
+    field = pv.data.field(key)
+    if field is None or field.kind not in INDICATOR_KINDS:
+        col.add(c, f"指标字段 {key!r} 不在数据字典（data.yaml fields）中，或不是数值/是否字段 / "
+                   "the indicator's field is not a declared number or yes/no field")
         return
-    if b.get("category") not in ("tech", "growth", "aux"):
-        col.add(c, "category 应为 tech、growth、aux 之一")
+    cats = pv.categories()
+    if b.get("category") not in cats:
+        col.add(c, f"category 应为 indicators.yaml categories 中的 {', '.join(cats)} 之一 / undeclared category")
     col.range(c, "points", b.get("points"), 0, 100, lo_open=True)
     method = b.get("method", "percentile")
     if method not in METHODS:
         col.add(c, f"未知的计分方法 {method!r}，可用：{', '.join(METHODS)}")
         return
-    is_bool = INDICATOR_KEYS[key].kind == "bool"
+    is_bool = field.kind == "bool"
     if is_bool != (method == "yes_no"):
         col.add(c, "是/否指标须用 yes_no，数值指标不可用 yes_no / yes_no is for yes/no indicators only")
     params = b.get("params") or {}
@@ -188,7 +203,8 @@ def _check_indicator(col, c):
     derive = b.get("derive")
     if derive is not None:
         if not isinstance(derive, dict) or set(derive) != {"numerator", "denominator", "scale"} \
-                or derive.get("numerator") not in INDICATOR_KEYS or derive.get("denominator") not in INDICATOR_KEYS:
+                or any(getattr(pv.data.field(derive.get(k)), "kind", None) not in INDICATOR_KINDS[:4]
+                       for k in ("numerator", "denominator")):
             col.add(c, "derive 应为 {numerator: 指标字段, denominator: 指标字段, scale: 数值}")
 
 
@@ -196,12 +212,23 @@ def _check_weights(col, pv):
     doc = pv.groups["indicators"]
     weights = doc.get("weights") or {}
     line = getattr(weights, "line", 0)
+    cats = pv.categories()
+    if not cats:
+        _file_problem(col, "indicators.yaml", getattr(doc, "line", 0), "缺少 categories（指标类别）/ categories missing")
+    for k, v in cats.items():
+        if not isinstance(v, dict) or not str(v.get("title") or "").strip() or set(v) - {"title", "citation", "points"}:
+            _file_problem(col, "indicators.yaml", getattr(cats, "line", 0),
+                          f"categories.{k} 应为 {{title: 中文名, citation: 依据, points: 满分}} / a category needs a title")
     if not str(weights.get("citation") or "").strip():
         _file_problem(col, "indicators.yaml", line, "weights 缺少 citation / weights need a citation")
-    for stage in STAGES:
+    for stage in weights:
+        if stage not in ("citation", "note") and stage not in pv.data.stages:
+            _file_problem(col, "indicators.yaml", line, f"weights.{stage}：数据字典中没有这个阶段 / undeclared stage")
+    for stage in pv.data.stages:
         w = weights.get(stage)
-        if not isinstance(w, dict) or set(w) != {"tech", "growth", "aux"}:
-            _file_problem(col, "indicators.yaml", line, f"weights.{stage} 应给出 tech、growth、aux 三类权重")
+        if not isinstance(w, dict) or set(w) != set(cats):
+            _file_problem(col, "indicators.yaml", line,
+                          f"weights.{stage} 应给出 {', '.join(cats)} 各类的权重（数据字典中的阶段须各有权重）")
             continue
         for k, v in w.items():
             if not _num(v) or not 0 <= v <= 1:
@@ -210,28 +237,32 @@ def _check_weights(col, pv):
         if all(_num(v) for v in w.values()) and abs(sum(w.values()) - 1) > 1e-9:
             _file_problem(col, "indicators.yaml", getattr(w, "line", line),
                           f"weights.{stage} 之和为 {sum(w.values())}，应为1 / weights must sum to 1")
-    # each category's points sum to 100, per distinct effective period start
+    # each category's points sum to its declared points (100 when not given), per distinct
+    # effective period start
     ind = [c for c in pv.clauses if c.group == "indicators"]
     for start in sorted({c.effective_from for c in ind}):
         live = [c for c in ind if c.in_force(start)]
         keys = [c.body.get("key") for c in live]
         for k in {k for k in keys if keys.count(k) > 1}:
             _file_problem(col, "indicators.yaml", 0, f"指标字段 {k} 在同一时期出现多次 / indicator key repeated")
-        for cat in ("tech", "growth", "aux"):
+        for cat, spec in cats.items():
+            want = (spec or {}).get("points", 100) if isinstance(spec, dict) else 100
             total = sum(c.body.get("points", 0) for c in live if c.body.get("category") == cat
                         and _num(c.body.get("points")))
-            if abs(total - 100) > 1e-9:
+            if abs(total - want) > 1e-9:
                 _file_problem(col, "indicators.yaml", 0,
-                              f"{cat} 类指标分值合计 {total}（自 {start} 起），应为100 / category points must sum to 100")
+                              f"{cat} 类指标分值合计 {total:g}（自 {start} 起），应为 {want:g} / "
+                              "category points must sum to the category's points")
 
 
-def _check_rule(col, c, group_ids):
+def _check_rule(col, pv, c, group_ids, known_by_group):
     group = c.group
+    known = known_by_group[group]
     if "when" not in c.body:
         col.add(c, "缺少 when（条件）/ missing when")
     else:
         try:
-            compile_when(group, c.when)
+            compile_when(known, c.when)
         except ConditionError as exc:
             col.add(c, f"条件错误：{exc}")
     eff = c.body.get("effect")
@@ -242,13 +273,13 @@ def _check_rule(col, c, group_ids):
         if k not in EFFECT_KEYS[group]:
             col.add(c, f"未知的效果 {k!r}，可用：{', '.join(sorted(EFFECT_KEYS[group]))} / unknown effect")
     per = eff.get("per")
-    if per is not None and (per not in GROUP_FIELDS[group] or GROUP_FIELDS[group][per][0] != NUM):
+    if per is not None and (per not in known or known[per][0] != NUM):
         col.add(c, f"per 应为本组的计数字段，不是 {per!r}（效果只能读取引擎模式键中按确切取值区分的字段）/ "
                    "per must name a count field of the group: an effect may only read a field that is exact "
                    "in the engine's pattern key")
-    known = set().union(*GROUP_FIELDS.values()) | {f.key for f in RECORD_FIELDS}
+    names = set(known) | {f.key for f in pv.data.record_fields}
     for k, v in eff.items():
-        if k != "per" and isinstance(v, str) and v in known:
+        if k != "per" and isinstance(v, str) and v in names:
             col.add(c, f"效果 {k} 读取字段 {v!r}，但只有 per 读取的字段进入引擎的模式键 / effect {k} reads field "
                        f"{v!r}, which is not part of the engine's pattern key")
     if group == "scope" and eff != {"in_scope": True}:
@@ -268,10 +299,10 @@ def _check_rule(col, c, group_ids):
     elif group == "bonus":
         col.range(c, "add", eff.get("add"), 0, 100, lo_open=True)
     elif group == "rewards":
-        _check_reward_effect(col, c, eff)
+        _check_reward_effect(col, pv, c, eff)
 
 
-def _check_reward_effect(col, c, eff):
+def _check_reward_effect(col, pv, c, eff):
     if eff.get("kind") not in ("fixed", "floating"):
         col.add(c, "kind 应为 fixed（固定）或 floating（浮动）")
     if "contract_rate" in eff:
@@ -283,8 +314,9 @@ def _check_reward_effect(col, c, eff):
             col.add(c, "合同比例奖励不能同时给出 amount")
         kinds = eff.get("kinds")
         if kinds is not None and (not isinstance(kinds, list) or not kinds
-                                  or any(k not in CONTRACT_KINDS for k in kinds)):
-            col.add(c, f"kinds 应为合同类别列表，取值为 {', '.join(CONTRACT_KINDS)} / kinds must list contract kinds")
+                                  or any(k not in pv.data.contract_kinds for k in kinds)):
+            col.add(c, f"kinds 应为合同类别列表，取值为数据字典中的 {', '.join(pv.data.contract_kinds)} / "
+                       "kinds must list declared contract kinds")
         return
     amount = eff.get("amount")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:

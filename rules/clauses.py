@@ -7,71 +7,48 @@ A `when` is a mapping read as "all of these hold":
     when: {any: [{level_drop: {gte: 2}}, {level_drop: 1, prev_level_drop: {gte: 1}}]}
     when: {all: [...]}                                    # explicit conjunction
 
-Each group declares the fields its conditions may read (`GROUP_FIELDS`); a condition naming
-another field, or comparing a field with a value of the wrong type, is a clause-file error.
+A condition may read the package's fields and history runs (data.yaml) and the facts the
+evaluation derives for its group (`group_fields`); a condition naming another field, or
+comparing a field with a value of the wrong type, is a clause-file error.
 """
 from __future__ import annotations
 
-from .fields import RATINGS, STAGES
-
 BOOL, NUM, TEXT = "yes/no", "number", "text"
-# a number with a wide range (money, ratios, SCOPE's counts): the engine sees it coarsened to
-# the intervals between the constants its conditions name (engine.coarsen), so that
-# enterprises whose values no condition tells apart share one pattern
+# a number with a wide range (money, ratios …): the engine sees it coarsened to the intervals
+# between the constants its conditions name (engine.coarsen), so that enterprises whose values
+# no condition tells apart share one pattern. Which kinds: the group's `coarsen` setting.
 AMOUNT = "amount"
 NUMERIC = (NUM, AMOUNT)
+COARSEN_DEFAULT = ("amount", "ratio", "signed")
 
-_COMMON = {"stage": (TEXT, set(STAGES)), "park": (TEXT, None), "industry": (TEXT, None)}
-
-GROUP_FIELDS = {
-    "scope": {
-        **_COMMON,
-        "is_hte_or_tech_sme": (BOOL, None),
-        "is_champion_or_specialized": (BOOL, None),
-        "rd_expense": (AMOUNT, None),
-        "rd_intensity": (AMOUNT, None),
-        "invention_applications": (AMOUNT, None),
-        "pct_applications": (AMOUNT, None),
-        "invention_grants": (AMOUNT, None),
-    },
-    "negative_list": {
-        **_COMMON,
-        "credit_blacklisted": (BOOL, None),
-        "env_credit_rating": (TEXT, set(RATINGS)),
-        "major_safety_incident": (BOOL, None),
-        "hte_requalification_failed": (BOOL, None),
-        "tech_sme_reevaluation_failed": (BOOL, None),
-        "tech_sme_out_of_scope": (BOOL, None),
-        "delisted_platforms_national": (NUM, None),
-        "delisted_platforms_provincial": (NUM, None),
-        "delisted_platforms_municipal": (NUM, None),
-    },
-    "decay": {
-        **_COMMON,
-        "completed_years": (NUM, None),
-        "expansion_years": (NUM, None),
-        "level_drop": (NUM, None),
-        "prev_level_drop": (NUM, None),
-    },
-    "bonus": {
-        **_COMMON,
-        "major_projects_national": (NUM, None),
-        "major_projects_provincial": (NUM, None),
-        "major_projects_municipal": (NUM, None),
-    },
-    "rewards": {
-        **_COMMON,
-        "excluded": (BOOL, None),
-        "in_scope": (BOOL, None),
-        "evaluation_year": (NUM, None),
-        "hte_recognized_in_year": (BOOL, None),
-        "tech_sme_listed": (BOOL, None),
-        "tech_sme_streak": (NUM, None),
-        "overseas_rd_institutions_new": (NUM, None),
-        "new_provincial_institutions": (NUM, None),
-        "contracts_in_year": (NUM, None),
-    },
+# facts the evaluation derives, by group; every group also reads the package's fields and
+# history runs (data.yaml), the stage and the identity's park and industry
+DERIVED = {
+    "decay": {"completed_years": NUM, "level_drop": NUM, "prev_level_drop": NUM},
+    "rewards": {"excluded": BOOL, "in_scope": BOOL, "evaluation_year": NUM, "contracts_in_year": NUM},
 }
+_KIND = {"bool": BOOL, "count": NUM, "year": NUM, "amount": NUM, "ratio": NUM, "signed": NUM,
+         "choice": TEXT, "stage": TEXT, "text": TEXT}
+
+
+def group_fields(policy, group) -> dict:
+    """The facts a group's conditions may read: name -> (kind, allowed values or None)."""
+    data = policy.data
+    coarse = set(policy.settings(group).get("coarsen", COARSEN_DEFAULT)) if group in policy.groups else set()
+    out = {"stage": (TEXT, set(data.stages)), "park": (TEXT, None), "industry": (TEXT, None)}
+    for f in data.fields:
+        kind = _KIND.get(f.kind)
+        if kind is None:
+            continue
+        if kind == NUM and f.kind in coarse:
+            kind = AMOUNT
+        allowed = set(f.value_names) if f.kind == "choice" else set(data.stages) if f.kind == "stage" else None
+        out[f.key] = (kind, allowed)
+    for r in data.runs:
+        out[r.key] = (NUM, None)
+    out.update({k: (v, None) for k, v in DERIVED.get(group, {}).items()})
+    return out
+
 
 _DURABLE_OP = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
@@ -80,8 +57,8 @@ class ConditionError(ValueError):
     pass
 
 
-def _check_value(group, field, value):
-    kind, allowed = GROUP_FIELDS[group][field]
+def _check_value(known, field, value):
+    kind, allowed = known[field]
     if kind == BOOL and not isinstance(value, bool):
         raise ConditionError(f"字段 {field} 是是/否值，条件值 {value!r} 应为 true/false / "
                              f"{field} is yes/no, {value!r} is not true/false")
@@ -96,8 +73,9 @@ def _check_value(group, field, value):
     return value
 
 
-def compile_when(group, when) -> dict:
-    """Compile a `when` mapping into a durable-rules expression (raises ConditionError)."""
+def compile_when(known, when) -> dict:
+    """Compile a `when` mapping into a durable-rules expression (raises ConditionError);
+    `known` is the group's `group_fields`."""
     if not isinstance(when, dict) or not when:
         raise ConditionError("when 应为非空映射 / when must be a non-empty mapping")
     terms = []
@@ -105,28 +83,28 @@ def compile_when(group, when) -> dict:
         if key in ("all", "any"):
             if not isinstance(spec, list) or not spec:
                 raise ConditionError(f"{key} 应为非空列表 / {key} needs a non-empty list")
-            parts = [compile_when(group, s) for s in spec]
+            parts = [compile_when(known, s) for s in spec]
             terms.append({"$and" if key == "all" else "$or": parts})
             continue
-        if key not in GROUP_FIELDS[group]:
-            raise ConditionError(f"未知字段 {key!r}，可用：{', '.join(sorted(GROUP_FIELDS[group]))} / "
+        if key not in known:
+            raise ConditionError(f"未知字段 {key!r}，可用：{', '.join(sorted(known))} / "
                                  f"unknown field {key!r}")
         if not isinstance(spec, dict):
-            terms.append({key: _check_value(group, key, spec)})
+            terms.append({key: _check_value(known, key, spec)})
             continue
         for op, value in spec.items():
             if op not in {"eq", "ne", "lt", "lte", "gt", "gte", "in"}:
                 raise ConditionError(f"未知的比较符 {op!r} / unknown operator {op!r}")
             if op == "eq":
-                terms.append({key: _check_value(group, key, value)})
+                terms.append({key: _check_value(known, key, value)})
             elif op == "in":
                 if not isinstance(value, list) or not value:
                     raise ConditionError("in 应为非空列表 / in needs a non-empty list")
-                terms.append({"$or": [{key: _check_value(group, key, v)} for v in value]})
+                terms.append({"$or": [{key: _check_value(known, key, v)} for v in value]})
             else:
-                if GROUP_FIELDS[group][key][0] not in NUMERIC:
+                if known[key][0] not in NUMERIC:
                     raise ConditionError(f"{op} 只能用于数值字段 / {op} needs a numeric field")
-                terms.append({_DURABLE_OP[op]: {key: _check_value(group, key, value)}})
+                terms.append({_DURABLE_OP[op]: {key: _check_value(known, key, value)}})
     return {"$and": terms}
 
 
@@ -168,3 +146,34 @@ def full_when(policy, clause):
     """A clause's condition with its group's guard."""
     g = guard(policy, clause.group)
     return clause.when if not g else {"all": [clause.when, g]}
+
+
+def when_mask(when, frame):
+    """Where a `when` holds over the rows of `frame`, vectorised (STAGE's rows): a missing
+    value meets no comparison."""
+    import numpy as np
+    n = len(frame)
+    out = np.ones(n, dtype=bool)
+    for key, spec in (when or {}).items():
+        if key in ("all", "any"):
+            parts = [when_mask(s, frame) for s in spec]
+            out &= np.logical_and.reduce(parts) if key == "all" else np.logical_or.reduce(parts)
+            continue
+        col = frame[key]
+        for op, value in (spec.items() if isinstance(spec, dict) else [("eq", spec)]):
+            if isinstance(value, bool):
+                v = col.to_numpy(dtype="float64")
+                hit = v == (1.0 if value else 0.0)
+                out &= hit if op == "eq" else ~np.isnan(v) & ~hit
+            elif isinstance(value, (int, float)) or (op == "in" and all(isinstance(x, (int, float)) for x in value)):
+                v = col.to_numpy(dtype="float64")
+                with np.errstate(invalid="ignore"):
+                    out &= {"eq": lambda: v == value, "ne": lambda: ~np.isnan(v) & (v != value),
+                            "lt": lambda: v < value, "lte": lambda: v <= value, "gt": lambda: v > value,
+                            "gte": lambda: v >= value, "in": lambda: np.isin(v, value)}[op]()
+            else:
+                v = np.asarray(col.astype(object))
+                vals = value if op == "in" else [value]
+                hit = np.isin(v, vals)
+                out &= hit if op in ("eq", "in") else ~hit
+    return out

@@ -1,36 +1,26 @@
 """Clauses DEC-* (表4, 衰减降档系数), decided by the rules engine.
 
-The facts: the stage, completed years since registration, years since the current expansion
-run began, and the stage levels dropped since Y−1 and between Y−2 and Y−1 (history.py).
+The facts: the stage, completed years since registration, the history runs the package
+declares, and the stage levels dropped since Y−1 and between Y−2 and Y−1 (history.py).
 Unknown history leaves those facts out, so no DEC-2/DEC-3 condition can hold.
 """
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from . import engine
-from .effects import clause_map, multiplier, per_pattern, trace_entries
-from .fields import LEVEL_STAGE
+from .effects import clause_map, facts_frame, multiplier, per_pattern, trace_entries
 
 GROUP = "decay"
 
 
-def facts_frame(level, completed, hist, year):
-    return pd.DataFrame({
-        "stage": pd.Series(level).map(LEVEL_STAGE).to_numpy(dtype=object),
-        "completed_years": completed.astype("float64"),
-        "expansion_years": year - hist.expansion_since,
-        "level_drop": hist.level_drop(level),
-        "prev_level_drop": hist.prev_level_drop(),
-    })
-
-
-def apply(policy, year, level, completed, hist):
+def apply(policy, year, frame, level, completed, hist):
     """Decay factor per row (1.0 when none applies), the decision and the trace."""
     clauses = clause_map(policy, GROUP, year)
     combine = policy.settings(GROUP).get("combine", "multiply")
-    decision = engine.decide(policy, GROUP, year, facts_frame(level, completed, hist, year))
+    derived = {"completed_years": completed.astype("float64"), "level_drop": hist.level_drop(level),
+               "prev_level_drop": hist.prev_level_drop()}
+    decision = engine.decide(policy, GROUP, year, *facts_frame(policy, GROUP, year, frame, level, hist, derived))
 
     def factor(c, fact):
         return c.effect["factor"] ** multiplier(c, fact)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .clauses import AMOUNT, GROUP_FIELDS, atoms, compile_when, condition_fields, full_when
+from .clauses import AMOUNT, atoms, compile_when, condition_fields, full_when, group_fields
 
 BATCH = 500
 SEEN = "_seen"
@@ -127,7 +127,8 @@ def _n(x):
 
 def ruleset(policy, group, clauses) -> dict:
     """The durable-rules ruleset of a clause group: one rule per clause plus `_seen`."""
-    rules = {c.id: {"all": [{"m": compile_when(group, full_when(policy, c))}], "run": c.id} for c in clauses}
+    known = group_fields(policy, group)
+    rules = {c.id: {"all": [{"m": compile_when(known, full_when(policy, c))}], "run": c.id} for c in clauses}
     rules[SEEN] = {"all": [{"m": {"$gte": {"pno": 0}}}], "run": SEEN}
     return {group: rules}
 
@@ -193,8 +194,9 @@ def decide(policy, group, year, frame: pd.DataFrame, missing: pd.DataFrame | Non
     sub = frame[fields].copy()
     exact = effect_fields(clauses)
     coarse = {}
+    known = group_fields(policy, group)
     for f in fields:
-        if GROUP_FIELDS[group].get(f, (None,))[0] == AMOUNT and f not in exact:
+        if known.get(f, (None,))[0] == AMOUNT and f not in exact:
             consts = [x for c in clauses for x in thresholds(full_when(policy, c), f)]
             sub[f], coarse[f] = coarsen(sub[f].to_numpy(dtype="float64"), consts)
     keys = list(fields)

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from . import bonus, decay, history, indicators, negative_list, rewards, scope, stage
-from .fields import LEVEL_STAGE
 from .records import enterprise_codes, positions_of
 
 
@@ -71,16 +70,16 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     if (records["year"].to_numpy() > year).any():     # later years are not history of Y
         records = records[records["year"] <= year].reset_index(drop=True)
     ref = policy.groups["policy"].get("reference_date")
-    levels, matched = stage.classify(stage_clause, records["revenue"].to_numpy(), records["registered_on"].to_numpy(),
-                                     records["year"].to_numpy(), ref, rows=True)
+    data = policy.data
+    levels, matched = stage.classify(stage_clause, records, data.stage_level, ref, rows=True)
     cur_mask = (records["year"] == year).to_numpy()
     if not cur_mask.any():
         raise EvaluationError(f"数据中没有 {year} 年度的记录 / no records of year {year}")
     cur = records[cur_mask].reset_index(drop=True)
     level = levels[cur_mask]
-    stage_names = pd.Series(level).map(LEVEL_STAGE).to_numpy(dtype=object)
+    stage_names = pd.Series(level).map(data.level_stage).to_numpy(dtype=object)
     completed = stage.completed_years(cur["registered_on"].to_numpy(), cur["year"].to_numpy(), ref)
-    hist = history.build(records, levels, cur_mask, year, policy.history_settings(),
+    hist = history.build(records, levels, cur_mask, year, data, policy.history_settings(),
                          earlier_fields=negative_list.status_fields(policy, year))
     t["stage_history"] = time.perf_counter() - t0
 
@@ -92,14 +91,14 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         nl.exclusion_clauses = [sc.clause_ids + (";" + e if e else "") if o else e
                                 for o, e in zip(out, nl.exclusion_clauses)]
         nl.excluded = nl.excluded | out
-    dec_factor, dec_decision, dec_trace = decay.apply(policy, year, level, completed, hist)
+    dec_factor, dec_decision, dec_trace = decay.apply(policy, year, cur, level, completed, hist)
     bon, bon_decision, bon_trace = bonus.apply(policy, year, cur, level)
     t["engine"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     included = ~nl.excluded
     ind_clauses, values, pts, sizes = indicators.score(policy, year, cur, level, included)
-    cats = indicators.category_scores(ind_clauses, pts)
+    cats = indicators.category_scores(policy, ind_clauses, pts)
     weighted = indicators.weighted(policy, stage_names, cats)
     scoring = policy.groups["policy"]["scoring"]
     d = scoring["decimals"]
@@ -122,27 +121,29 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         # stage percentile: share of the stage's scored enterprises at or below this score
         s = pd.Series(reported[included])
         pct[included] = s.groupby(pd.Series(level[included])).rank(method="max", pct=True).to_numpy() * 100
+    cat_cols = {f"{k}_score": cats[k] for k in policy.categories()}
     scores = pd.DataFrame({
         "credit_code": cur["credit_code"].array,
         "year": year,
         "stage": stage_names,
         "excluded": nl.excluded,
         "exclusion_clauses": nl.exclusion_clauses,
-        "tech_score": cats["tech"], "growth_score": cats["growth"], "aux_score": cats["aux"],
+        **cat_cols,
         "weighted": weighted, "deductions": nl.deductions, "decay_factor": dec_factor,
         "bonus": bon, "final_score": reported,
         "rank_in_stage": rank_stage, "rank_overall": rank_all, "stage_percentile": pct,
         "name": cur["name"].array, "park": cur["park"].array, "industry": cur["industry"].array,
-        "completed_years": completed, "revenue": cur["revenue"].to_numpy(dtype="float64"),
-        "registered_on": cur["registered_on"].to_numpy(),
+        "completed_years": completed, "registered_on": cur["registered_on"].to_numpy(),
     })
-    for col in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus"):
+    for f in stage.row_fields(stage_clause):       # the STAGE inputs, for the trace
+        scores[f"stage_input:{f}"] = cur[f].to_numpy(dtype="float64") if data.field(f).kind != "choice" else cur[f].array
+    for col in list(cat_cols) + ["weighted", "deductions", "decay_factor", "bonus"]:
         scores.loc[~included, col] = np.nan
     t["scoring"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     lines, rw_decision, rw_trace = rewards.eligible(policy, year, cur, level, nl.excluded, sc.in_scope,
-                                                    hist.tech_sme_streak, contracts, reported)
+                                                    hist, contracts, reported)
     outcome = rewards.allocate(lines, budget, strategy)
     t["rewards"] = time.perf_counter() - t0
 

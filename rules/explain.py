@@ -9,48 +9,95 @@ title and citation; the service's pages and `innopoints explain` show that list.
 from __future__ import annotations
 
 from .clauses import atoms
-from .fields import CONTRACT_KINDS, RATINGS, RECORD_FIELDS, STAGES
 
-LABELS = {f.key: f.label for f in RECORD_FIELDS}
-UNITS = {f.key: f.unit for f in RECORD_FIELDS}
-KINDS = {f.key: f.kind for f in RECORD_FIELDS}
-# facts the evaluation derives from the records (SPEC §2.1, §2.4, §2.7)
-LABELS.update({
-    "stage": "发展阶段", "completed_years": "截至基准日注册满周年数", "expansion_years": "进入扩张期的年数",
-    "level_drop": "较上年降档数", "prev_level_drop": "上年较前年降档数", "excluded": "当年被排除",
-    "in_scope": "属于评价对象", "evaluation_year": "评价年度", "contracts_in_year": "当年登记的技术合同数",
-    "tech_sme_streak": "连续评价入库科技型中小企业年数", "park": "所属园区", "industry": "所属行业",
-})
-UNITS.update({"completed_years": "年", "expansion_years": "年", "level_drop": "档", "prev_level_drop": "档",
-              "contracts_in_year": "项", "tech_sme_streak": "年"})
+# facts the evaluation derives from the records (SPEC §2.1, §2.4, §2.7): engine concepts,
+# not policy fields; the package's fields and history runs bring their own labels
+DERIVED_LABELS = {
+    "stage": "发展阶段", "completed_years": "截至基准日注册满周年数", "level_drop": "较上年降档数",
+    "prev_level_drop": "上年较前年降档数", "excluded": "当年被排除", "in_scope": "属于评价对象",
+    "evaluation_year": "评价年度", "contracts_in_year": "当年登记的技术合同数",
+}
+DERIVED_UNITS = {"completed_years": "年", "level_drop": "档", "prev_level_drop": "档", "contracts_in_year": "项"}
 SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
 
 
-def label(key) -> str:
-    return LABELS.get(key, key)
+class Wording:
+    """The Chinese words of one package: its fields' labels and units, its stages, choice
+    values and contract kinds (data.yaml), and the derived facts."""
+
+    def __init__(self, data):
+        self.labels = {f.key: f.label for f in data.record_fields}
+        self.units = {f.key: f.unit for f in data.record_fields}
+        self.kinds = {f.key: f.kind for f in data.record_fields}
+        for r in data.runs:
+            self.labels[r.key], self.units[r.key], self.kinds[r.key] = r.label, r.unit, "count"
+        self.labels.update(DERIVED_LABELS)
+        self.units.update(DERIVED_UNITS)
+        self.words = {**data.contract_kinds, **data.choice_names(), **data.stages}
+
+    def label(self, key) -> str:
+        return self.labels.get(key, key)
+
+    def value_text(self, key, v) -> str:
+        """A value as a person reads it: 是/否, stages and choices in Chinese, numbers with units."""
+        if v is None:
+            return "未填报"
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        if isinstance(v, str):
+            return self.words.get(v) or v
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        text = f"{v:,}" if isinstance(v, int) and key != "evaluation_year" and self.kinds.get(key) != "year" else str(v)
+        unit = self.units.get(key, "")
+        return f"{text} {unit}" if unit else text
+
+    def term_text(self, field, op, value) -> str:
+        if op == "in":
+            return f"{self.label(field)}为{'、'.join(self.value_text(field, v) for v in value)}之一"
+        if isinstance(value, bool) and op == "eq":
+            return f"{self.label(field)}：{self.value_text(field, value)}"
+        return f"{self.label(field)} {SYMBOLS[op]} {self.value_text(field, value)}"
+
+    def describe(self, when) -> str:
+        """A condition in words: 条件：当年登记技术合同数 ≥ 1."""
+        parts = []
+        for key, spec in (when or {}).items():
+            if key in ("all", "any"):
+                joiner = "，且" if key == "all" else "，或"
+                inner = joiner.join(self.describe(s) for s in spec)
+                parts.append(f"（{inner}）" if len(spec) > 1 else inner)
+            elif isinstance(spec, dict):
+                parts += [self.term_text(key, op, v) for op, v in spec.items()]
+            else:
+                parts.append(self.term_text(key, "eq", spec))
+        return "，且".join(parts)
+
+    def condition_report(self, when, fact) -> tuple[list, list]:
+        """The comparisons of a condition that hold for a fact, and those that do not."""
+        met, unmet = [], []
+        for f, op, v in atoms(when):
+            (met if term_holds(f, op, v, fact) else unmet).append(self.term_text(f, op, v))
+        return met, unmet
+
+    def inputs_text(self, inputs: dict, not_reported=()) -> str:
+        """依据 …：研发费用金额：> 0；是否是高新技术企业：未填报（按否处理）."""
+        parts = []
+        for k, v in inputs.items():
+            shown = f"未填报（按{self.value_text(k, v)}处理）" if k in not_reported else self.value_text(k, v)
+            parts.append(f"{self.label(k)}：{shown}")
+        return "；".join(parts)
 
 
-def value_text(key, v) -> str:
-    """A value as a person reads it: 是/否, stages and ratings in Chinese, numbers with units."""
-    if v is None:
-        return "未填报"
-    if isinstance(v, bool):
-        return "是" if v else "否"
-    if isinstance(v, str):
-        return STAGES.get(v) or RATINGS.get(v) or CONTRACT_KINDS.get(v) or v
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    text = f"{v:,}" if isinstance(v, int) and key != "evaluation_year" and KINDS.get(key) != "year" else str(v)
-    unit = UNITS.get(key, "")
-    return f"{text} {unit}" if unit else text
+_WORDINGS = {}
 
 
-def term_text(field, op, value) -> str:
-    if op == "in":
-        return f"{label(field)}为{'、'.join(value_text(field, v) for v in value)}之一"
-    if isinstance(value, bool) and op == "eq":
-        return f"{label(field)}：{value_text(field, value)}"
-    return f"{label(field)} {SYMBOLS[op]} {value_text(field, value)}"
+def wording(data) -> Wording:
+    """The wording of a package's dictionary (kept per dictionary)."""
+    w = _WORDINGS.get(id(data))
+    if w is None or w[0] is not data:
+        w = _WORDINGS[id(data)] = (data, Wording(data))
+    return w[1]
 
 
 def term_holds(field, op, value, fact) -> bool:
@@ -61,41 +108,6 @@ def term_holds(field, op, value, fact) -> bool:
         return v in value
     return {"eq": v == value, "ne": v != value, "lt": v < value, "lte": v <= value,
             "gt": v > value, "gte": v >= value}[op]
-
-
-def describe(when) -> str:
-    """A condition in words: 条件：当年登记技术合同数 ≥ 1."""
-    parts = []
-    for key, spec in (when or {}).items():
-        if key in ("all", "any"):
-            joiner = "，且" if key == "all" else "，或"
-            inner = joiner.join(describe(s) for s in spec)
-            parts.append(f"（{inner}）" if len(spec) > 1 else inner)
-        elif isinstance(spec, dict):
-            parts += [term_text(key, op, v) for op, v in spec.items()]
-        else:
-            parts.append(term_text(key, "eq", spec))
-    return "，且".join(parts)
-
-
-def condition_report(when, fact) -> tuple[list, list]:
-    """The comparisons of a condition that hold for a fact, and those that do not."""
-    met, unmet = [], []
-    for f, op, v in atoms(when):
-        (met if term_holds(f, op, v, fact) else unmet).append(term_text(f, op, v))
-    return met, unmet
-
-
-def inputs_text(inputs: dict, not_reported=()) -> str:
-    """依据 …：研发费用金额：> 0；是否是高新技术企业：未填报（按否处理）."""
-    parts = []
-    for k, v in inputs.items():
-        if k in not_reported:
-            shown = f"未填报（按{value_text(k, v)}处理）"
-        else:
-            shown = value_text(k, v)
-        parts.append(f"{label(k)}：{shown}")
-    return "；".join(parts)
 
 
 def effect_text(effect: dict) -> str:

@@ -1,30 +1,44 @@
-"""The data dictionary of SPEC §3: every input column, its Chinese label and its kind.
+"""The data model: the identity columns every policy shares, and the data dictionary a policy
+package declares in its `data.yaml` (SPEC §3): every input field with its Chinese label, kind
+and unit, the stages and their order, the contract kinds and the history runs.
 
-This is a description of the data, not policy: it holds no amount, threshold or weight.
-The kinds decide how a cell is validated and normalised (`rules.records`).
+Nothing here names a policy field, stage or kind: those are the package's. The kinds decide
+how a cell is validated and normalised (`rules.records`).
 """
-from dataclasses import dataclass
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# kinds of a package's record fields; `choice` takes its values from the field's `values`,
+# `stage` from the package's stages
+FIELD_KINDS = ("amount", "signed", "ratio", "count", "year", "bool", "choice", "stage", "text", "date")
+NUMBER_KINDS = ("amount", "signed", "ratio", "count", "year")
+FIELD_KEYS = {"key", "label", "kind", "unit", "required", "help", "aliases", "values", "source", "note"}
+RUN_VALUES = ("length", "years_since_start")
 
 
 @dataclass(frozen=True)
 class Field:
     key: str
     label: str
-    kind: str          # code text date year count amount signed ratio bool stage rating
+    kind: str          # code text date year count amount signed ratio bool stage choice money contract_kind
     unit: str = ""
     required: bool = False
     help: str = ""             # what to fill in, for the template's help sheet and the declaration form
     aliases: tuple = ()        # earlier Chinese headers still accepted on import
+    values: tuple = ()         # a choice field's (key, Chinese) pairs
+    source: str = ""           # who gathers it (部门, 企业自报, 公开数据)
+
+    @property
+    def value_names(self) -> dict:
+        return dict(self.values)
 
 
 def _f(key, label, kind, unit="", required=False, help="", aliases=()):
     return Field(key, label, kind, unit, required, help, tuple(aliases))
 
 
-# SPEC §2.3 (v2): "恢复…前每个评价周期均扣分" — these fields state the status at the end of Y
-_STATUS_HELP = "填写截至评价年度12月31日的状态（不是当年发生的事件）：到年末仍未恢复的，每个评价年度都填，恢复前每个评价周期均扣分"
-
-
+# the data model's identity: who, where and when; every policy package shares them
 IDENTITY = [
     _f("credit_code", "统一社会信用代码", "code", required=True),
     _f("name", "企业名称", "text"),
@@ -33,82 +47,10 @@ IDENTITY = [
     _f("registered_on", "注册成立日期", "date", required=True),
     _f("year", "评价年度", "year", required=True),
 ]
+IDENTITY_KEYS = tuple(f.key for f in IDENTITY)
 
-# 表2/表6, in SPEC §2.2 order; the labels are SPEC's.
-INDICATORS = [
-    _f("rd_expense", "研发费用金额", "amount", "万元"),
-    _f("rd_expense_growth", "研发费用增速", "signed", "%"),
-    _f("rd_intensity", "研发费用占营业收入的比例", "ratio", "%"),
-    _f("tech_staff_ratio", "科技人员占职工总数的比重", "ratio", "%"),
-    _f("invention_applications", "与主营业务相关的发明专利申请量", "count", "件"),
-    _f("pct_applications", "与主营业务相关的PCT专利申请量", "count", "件"),
-    _f("tech_contract_turnover", "企业技术合同成交额", "amount", "万元"),
-    _f("university_contract_turnover", "企业与高校、院所的技术合同成交额", "amount", "万元"),
-    _f("standards", "当年主导或参与制定国际标准、国家标准、行业标准数量", "count", "个"),
-    _f("invention_grants", "当年发明专利授权数", "count", "件"),
-    _f("hitech_product_revenue", "高新技术产品收入", "amount", "万元"),
-    _f("revenue", "营业收入", "amount", "万元", required=True),
-    _f("revenue_growth", "营业收入增长率", "signed", "%"),
-    _f("postgraduate_ratio", "研究生以上人员占比", "ratio", "%"),
-    _f("rd_tax_deduction", "研发费用加计扣除所得税减免额", "amount", "万元"),
-    _f("return_on_equity", "净资产利润率", "signed", "%"),
-    _f("staff_growth", "企业年末职工总数同比增速", "signed", "%"),
-    _f("profit_growth", "企业利润总额增速", "signed", "%"),
-    _f("export_value", "当年出口总额", "amount", "万美元"),
-    _f("bachelor_ratio", "本科以上学历人员占比", "ratio", "%"),
-    _f("graduates_hired", "当年吸纳高校应届毕业生人数", "count", "人"),
-    _f("provincial_platforms_built", "近两年承担建设省级及以上研发或创新平台数量", "count", "项"),
-    _f("provincial_awards", "近两年获得省级及以上科技奖励数量", "count", "项"),
-    _f("provincial_projects", "近两年承担省级及以上科技计划项目数量", "count", "项"),
-    _f("venture_capital", "获得风险投资金额", "amount", "万元"),
-    _f("city_platforms_total", "累计拥有市级及以上研发或创新平台数量", "count", "个"),
-    _f("city_awards", "近两年获得市级科技奖励数量", "count", "项"),
-    _f("city_projects", "近两年承担市级科技计划项目数量", "count", "项"),
-    _f("is_hte_or_tech_sme", "是否是高新技术企业/科技型中小企业", "bool"),
-    _f("competitions", "近两年参加国家级、省级、市级创新创业赛事", "count", "次"),
-    _f("talents_teams", "引进和培育国家级、省级、市级人才或团队", "count", "个"),
-    _f("subsidiaries", "参股或控股企业数量", "count", "家"),
-    _f("is_champion_or_specialized", "是否是制造业单项冠军企业、创新龙头企业、专精特新企业", "bool"),
-    _f("is_listed", "上市企业", "bool"),
-    _f("foreign_returnee_staff", "外籍常驻人员和留学归国人员数", "count", "人"),
-]
-
-OTHER = [
-    # 表3 negative list
-    _f("credit_blacklisted", "列入经营异常名录或严重违法失信企业名单", "bool"),
-    _f("env_credit_rating", "环境信用等级", "rating"),
-    _f("major_safety_incident", "发生较大及以上安全生产事故或群体性事件", "bool"),
-    _f("hte_requalification_failed", "截至当年年末未通过高新技术企业重新认定且未恢复", "bool",
-       help=_STATUS_HELP, aliases=["未通过高新技术企业重新认定且未恢复"]),
-    _f("tech_sme_reevaluation_failed", "截至当年年末未通过科技型中小企业重新评价入库且未恢复", "bool",
-       help=_STATUS_HELP, aliases=["未通过科技型中小企业重新评价入库且未恢复"]),
-    _f("tech_sme_out_of_scope", "超出科技型中小企业评价范围", "bool"),
-    _f("delisted_platforms_national", "截至当年年末被摘牌且未恢复的国家级研发或创新平台数", "count", "个",
-       help=_STATUS_HELP, aliases=["被摘牌的国家级研发或创新平台数"]),
-    _f("delisted_platforms_provincial", "截至当年年末被摘牌且未恢复的省级研发或创新平台数", "count", "个",
-       help=_STATUS_HELP, aliases=["被摘牌的省级研发或创新平台数"]),
-    _f("delisted_platforms_municipal", "截至当年年末被摘牌且未恢复的市级研发或创新平台数", "count", "个",
-       help=_STATUS_HELP, aliases=["被摘牌的市级研发或创新平台数"]),
-    # 表4 history overrides (SPEC §2.4)
-    _f("stage_prev1", "上一年度发展阶段", "stage"),
-    _f("stage_prev2", "前两年度发展阶段", "stage"),
-    _f("expansion_since", "进入扩张期的首个年度", "year",
-       help="当前连续扩张期的首个年度；数据中连续扩张期开始前一年没有记录时，用于向前延伸（SPEC §2.4）"),
-    # 表5
-    _f("major_projects_national", "承担国家重大科技项目数", "count", "个"),
-    _f("major_projects_provincial", "承担省级重大科技项目数", "count", "个"),
-    _f("major_projects_municipal", "承担市级重大科技项目数", "count", "个"),
-    # §五.四 rewards
-    _f("hte_recognized_in_year", "当年认定（含重新认定）为高新技术企业", "bool"),
-    _f("tech_sme_listed", "当年评价入库国家科技型中小企业", "bool"),
-    _f("tech_sme_streak", "连续评价入库科技型中小企业年数", "count", "年",
-       help="截至评价年度的连续入库年数；数据中连续入库期开始前一年没有记录时，用于向前延伸（SPEC §2.4）"),
-    _f("overseas_rd_institutions_new", "当年在境外新设研发机构或孵化器数", "count", "个"),
-    _f("new_provincial_institutions", "新认定河南省中试基地、产业研究院、新型研发机构数", "count", "个"),
-]
-
-RECORD_FIELDS = IDENTITY + INDICATORS + OTHER
-
+# a technical contract (§五.(四) contract rewards): the registration's own columns; the
+# kinds are the package's
 CONTRACT_FIELDS = [
     _f("contract_no", "合同登记编号", "text", required=True),
     _f("credit_code", "统一社会信用代码", "code", required=True),
@@ -117,14 +59,151 @@ CONTRACT_FIELDS = [
     _f("registered_on", "登记日期", "date", required=True),
 ]
 
-STAGES = {"startup": "初创期", "growth": "成长期", "expansion": "扩张期", "mature": "成熟期"}
-STAGE_LEVEL = {"startup": 1, "growth": 2, "expansion": 3, "mature": 4}
-LEVEL_STAGE = {v: k for k, v in STAGE_LEVEL.items()}
-RATINGS = {"honest": "诚信", "good": "良好", "warning": "警示", "bad": "不良"}
-CONTRACT_KINDS = {"transfer": "技术转让", "development": "技术开发", "consulting": "技术咨询",
-                  "service": "技术服务", "license": "技术许可"}
 TRUE_WORDS = {"true", "1", "yes", "是", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "否", "n", "f"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A history run (SPEC §2.4): consecutive years whose records meet `member` (a stage key
+    or a yes/no field), counted back from the evaluation year."""
+    key: str
+    label: str
+    unit: str
+    member: tuple            # ("stage", stage key) or (field key, True)
+    extend_field: str        # the year-Y field that extends the run where records end
+    value: str               # length | years_since_start
+    citation: str = ""
+
+
+@dataclass
+class Dictionary:
+    """A package's data dictionary (data.yaml)."""
+    fields: list
+    stages: dict                                   # key -> Chinese name, lowest level first
+    contract_kinds: dict                           # key -> Chinese name
+    previous_stages: tuple = ()                    # fields giving the Y−1, Y−2 stages
+    runs: list = field(default_factory=list)
+
+    @property
+    def record_fields(self) -> list:
+        return IDENTITY + list(self.fields)
+
+    @property
+    def by_key(self) -> dict:
+        return {f.key: f for f in self.record_fields}
+
+    def field(self, key):
+        return self.by_key.get(key)
+
+    @property
+    def stage_level(self) -> dict:
+        return {k: i + 1 for i, k in enumerate(self.stages)}
+
+    @property
+    def level_stage(self) -> dict:
+        return {i + 1: k for i, k in enumerate(self.stages)}
+
+    def stage_name(self, key) -> str:
+        return self.stages.get(key, key)
+
+    def run(self, key):
+        return next((r for r in self.runs if r.key == key), None)
+
+    def choice_names(self) -> dict:
+        """Every choice value's Chinese name, across the package's choice fields."""
+        out = {}
+        for f in self.fields:
+            out.update(f.value_names)
+        return out
+
+
+def dictionary(doc, problems=None) -> Dictionary:
+    """Build a package's dictionary from its parsed data.yaml, adding every problem found to
+    `problems` (a list of (line, message)); a usable dictionary is returned either way."""
+    problems = problems if problems is not None else []
+
+    def bad(node, msg):
+        problems.append((getattr(node, "line", 0), msg))
+
+    def pairs(items, what):
+        out = {}
+        for it in items or []:
+            if not isinstance(it, dict) or not it.get("key") or not it.get("name") or set(it) - {"key", "name", "note"}:
+                bad(it, f"{what} 的每一项应为 {{key: 键, name: 中文名}} / each {what} needs key and name")
+                continue
+            if it["key"] in out:
+                bad(it, f"{what} 的键 {it['key']!r} 重复 / duplicate key")
+            out[str(it["key"])] = str(it["name"])
+        return out
+
+    stages = pairs(doc.get("stages"), "stages")
+    if not stages:
+        bad(doc, "data.yaml 缺少 stages（发展阶段）/ stages missing")
+    kinds = pairs(doc.get("contract_kinds"), "contract_kinds")
+    fields = []
+    seen = set(IDENTITY_KEYS)
+    for raw in doc.get("fields") or []:
+        if not isinstance(raw, dict) or not raw.get("key") or not raw.get("label"):
+            bad(raw, "字段应有 key 和 label / a field needs key and label")
+            continue
+        key = str(raw["key"])
+        for k in set(raw) - FIELD_KEYS:
+            bad(raw, f"字段 {key} 有未知的键 {k!r} / unknown key")
+        if key in seen:
+            bad(raw, f"字段 {key} 重复或与身份列同名 / duplicate field")
+        seen.add(key)
+        kind = raw.get("kind")
+        if kind not in FIELD_KINDS:
+            bad(raw, f"字段 {key} 的 kind {kind!r} 应为 {', '.join(FIELD_KINDS)} 之一 / unknown kind")
+            continue
+        values = raw.get("values") or {}
+        if (kind == "choice") != bool(values) or not isinstance(values, dict):
+            bad(raw, f"字段 {key}：choice 字段须给出 values（键: 中文），其他字段不可给出 / values belong to choice fields")
+            values = {}
+        fields.append(Field(key, str(raw["label"]), kind, str(raw.get("unit") or ""), bool(raw.get("required", False)),
+                            str(raw.get("help") or ""), tuple(str(a) for a in raw.get("aliases") or ()),
+                            tuple((str(k), str(v)) for k, v in values.items()), str(raw.get("source") or "")))
+    if not fields:
+        bad(doc, "data.yaml 缺少 fields（数据字段）/ fields missing")
+    by_key = {f.key: f for f in fields}
+    hist = doc.get("history") or {}
+    for k in set(hist) - {"previous_stages", "runs"}:
+        bad(hist, f"history 有未知的键 {k!r} / unknown key")
+    prev = tuple(hist.get("previous_stages") or ())
+    for p in prev:
+        if getattr(by_key.get(p), "kind", None) != "stage":
+            bad(hist, f"history.previous_stages 的 {p!r} 应为 stage 类字段 / must name stage fields")
+    runs = []
+    for raw in hist.get("runs") or []:
+        if not isinstance(raw, dict) or set(raw) - {"key", "label", "unit", "while", "extend_field", "value", "citation", "note"} \
+                or not raw.get("key") or not raw.get("label"):
+            bad(raw, "history.runs 的每一项应有 key、label、while、value，可选 unit、extend_field、citation")
+            continue
+        key = str(raw["key"])
+        w = raw.get("while")
+        member = None
+        if isinstance(w, dict) and len(w) == 1:
+            (wk, wv), = w.items()
+            if wk == "stage" and wv in stages:
+                member = ("stage", wv)
+            elif getattr(by_key.get(wk), "kind", None) == "bool" and wv is True:
+                member = (wk, True)
+        if member is None:
+            bad(raw, f"连续期 {key} 的 while 应为 {{stage: 阶段键}} 或 {{是/否字段: true}} / while must name a stage or a yes/no field")
+            continue
+        ext = raw.get("extend_field")
+        if ext is not None and getattr(by_key.get(ext), "kind", None) not in ("year", "count"):
+            bad(raw, f"连续期 {key} 的 extend_field {ext!r} 应为 year 或 count 类字段 / extend_field must be a year or count field")
+            ext = None
+        if raw.get("value") not in RUN_VALUES:
+            bad(raw, f"连续期 {key} 的 value 应为 {' 或 '.join(RUN_VALUES)}")
+            continue
+        if key in by_key and key != ext:
+            bad(raw, f"连续期 {key} 与字段同名 / a run may share its name only with its extend_field")
+        runs.append(Run(key, str(raw["label"]), str(raw.get("unit") or ""), member, ext or "", raw["value"],
+                        str(raw.get("citation") or "")))
+    return Dictionary(fields, stages, kinds, prev, runs)
 
 
 def by_header(fields):

@@ -8,11 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-CATEGORIES = ("tech", "growth", "aux")
-
-
 def indicator_values(clause, frame) -> np.ndarray:
-    """An indicator's values, derived where the clause says so (e.g. rd_intensity)."""
+    """An indicator's values, derived where the clause says so (`derive`: numerator ÷
+    denominator × scale where the value itself was not reported)."""
     b = clause.body
     v = frame[b["key"]].to_numpy(dtype="float64").copy()
     d = b.get("derive")
@@ -99,10 +97,11 @@ def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]
     return clauses, values, pts, sizes
 
 
-def category_scores(clauses, pts) -> dict:
-    """Sum of each category's indicator points (0–100)."""
+def category_scores(policy, clauses, pts) -> dict:
+    """Sum of each category's indicator points (0 to the category's points), by the
+    package's categories (indicators.yaml)."""
     return {cat: pts[:, [j for j, c in enumerate(clauses) if c.body["category"] == cat]].sum(axis=1)
-            for cat in CATEGORIES}
+            for cat in policy.categories()}
 
 
 def weighted(policy, stage_names, cats) -> np.ndarray:
@@ -111,5 +110,5 @@ def weighted(policy, stage_names, cats) -> np.ndarray:
     out = np.zeros(len(stage_names))
     for stage in set(stage_names):
         rows = stage_names == stage
-        out[rows] = sum(weights[stage][cat] * cats[cat][rows] for cat in CATEGORIES)
+        out[rows] = sum(weights[stage][cat] * cats[cat][rows] for cat in cats)
     return out

@@ -4,12 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from . import engine
-from .clauses import BOOL, GROUP_FIELDS, NUMERIC, atoms
-from .effects import clause_map, multiplier, per_pattern, trace_entries
-from .fields import LEVEL_STAGE
+from .clauses import atoms
+from .effects import clause_map, facts_frame, multiplier, per_pattern, trace_entries
 
 GROUP = "negative_list"
 
@@ -23,35 +21,9 @@ class NegativeList:
     trace: list                     # per pattern: fired entries
 
 
-def facts_frame(policy, group, frame, stage_level):
-    """The fact columns a group's clauses may read, normalised for the engine, and which
-    cells were empty. An empty yes/no is read as the group's `missing_flag` setting, an empty
-    number as its `missing_count` (not reported: it did not happen); the trace still says
-    "未填报" for them."""
-    settings = policy.settings(group) if group in policy.groups else {}
-    missing_flag = settings.get("missing_flag", False)
-    missing_count = settings.get("missing_count", 0)
-    out, missing = {}, {}
-    for key, (kind, _) in GROUP_FIELDS[group].items():
-        if key == "stage":
-            out[key] = pd.Series(stage_level).map(LEVEL_STAGE).to_numpy(dtype=object)
-        elif key in frame:
-            if kind == BOOL:
-                col = frame[key].to_numpy(dtype="float64")
-                missing[key] = np.isnan(col)
-                out[key] = np.where(missing[key], missing_flag, col == 1)
-            elif kind in NUMERIC:
-                col = frame[key].to_numpy(dtype="float64")
-                missing[key] = np.isnan(col)
-                out[key] = np.where(missing[key], float(missing_count), col)
-            else:
-                out[key] = frame[key].array      # text stays in its arrow buffer
-    return pd.DataFrame(out, copy=False), pd.DataFrame(missing, copy=False)
-
-
 def apply(policy, year, frame, stage_level) -> NegativeList:
     clauses = clause_map(policy, GROUP, year)
-    decision = engine.decide(policy, GROUP, year, *facts_frame(policy, GROUP, frame, stage_level))
+    decision = engine.decide(policy, GROUP, year, *facts_frame(policy, GROUP, year, frame, stage_level))
 
     def deduction(c, fact):
         return c.effect["deduct"] * multiplier(c, fact) if "deduct" in c.effect else 0.0

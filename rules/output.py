@@ -24,9 +24,19 @@ import pyarrow.csv as pacsv
 
 from .records import arrow_text
 
-SCORE_COLUMNS = ["credit_code", "year", "stage", "excluded", "exclusion_clauses", "tech_score",
-                 "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
-                 "final_score", "rank_in_stage", "rank_overall"]
+NUMBER_COLUMNS = ["weighted", "deductions", "decay_factor", "bonus", "final_score"]
+
+
+def category_columns(policy) -> list:
+    """The category score columns of scores.csv: `<category key>_score`, in the package's
+    order (indicators.yaml `categories`)."""
+    return [f"{k}_score" for k in policy.categories()]
+
+
+def score_columns(policy) -> list:
+    """The columns of scores.csv (SPEC §5), the category columns following the package."""
+    return (["credit_code", "year", "stage", "excluded", "exclusion_clauses"] + category_columns(policy)
+            + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall"])
 PROGRAM_VERSION = "0.4.0"
 
 
@@ -66,7 +76,7 @@ def scores_table(ev) -> pa.Table:
             "stage": pa.array(s["stage"].to_numpy(dtype=object), pa.string()),
             "excluded": pa.array(np.where(s["excluded"], "true", "false")),
             "exclusion_clauses": pa.array(s["exclusion_clauses"], pa.string())}
-    for col in SCORE_COLUMNS[5:13]:
+    for col in category_columns(ev.policy) + NUMBER_COLUMNS:
         cols[col] = fixed(s[col], d)
     for col in ("rank_in_stage", "rank_overall"):
         cols[col] = fixed(s[col], 0)
@@ -114,8 +124,10 @@ def trace_header(ev) -> str:
                   "policy_sha256": ev.policy.digest, "document": ev.policy.document,
                   "title": ev.policy.title,
                   "reference_date": ev.policy.reference_date(ev.year).isoformat(),
-                  "clauses": {c.id: {"title": c.title, "citation": c.citation}
+                  "clauses": {c.id: {"title": c.title, "citation": c.citation,
+                                     **({"category": c.body["category"]} if c.group == "indicators" else {})}
                               for c in ev.policy.clauses_in_force(ev.year)},
+                  "stages": dict(ev.policy.data.stages),
                   "categories": {k: {"title": v.get("title", k), "citation": v.get("citation", "")}
                                  for k, v in cats.items()},
                   "weights_citation": ev.policy.groups["indicators"]["weights"]["citation"],
@@ -180,7 +192,7 @@ def _reward_fragments(ev, n) -> pa.Array:
         ',"total":', pc.cast(pa.array(ct.total), pa.string()), "}", ""))
     inputs = pc.if_else(pa.array(aw.contract_pos >= 0), contract_inputs, inputs)
     basis = aw.per_contract_text(lambda ct: _json_list(ct, ct.nos_arrow(), ct.yuan >= 1), empty="[]")
-    contract_text = aw.per_contract_text(lambda ct: _contract_sentences(ct, clauses))
+    contract_text = aw.per_contract_text(lambda ct: _contract_sentences(ev.policy.data, ct, clauses))
     derivation = _json_text(pa.array(aw.derivation, pa.string()))
     kind = np.where(aw.floating, "floating", "fixed")
     kind_zh = pa.array(np.where(aw.floating, "浮动奖励", "固定奖励"))
@@ -198,15 +210,14 @@ def _reward_fragments(ev, n) -> pa.Array:
     return pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())]).take(pa.array(index))
 
 
-def _contract_sentences(ct, clauses) -> pa.Array:
+def _contract_sentences(data, ct, clauses) -> pa.Array:
     """RW-5 in words per enterprise: how many contracts count, each one's 1% and cap, the
     total before and after the per-enterprise cap, and the contracts whose kind does not count."""
-    from .explain import value_text
     from .rewards import kind_names
     c = next(iter(x for x in clauses.values() if "contract_rate" in x.effect))
     eff = c.effect
     rate = f"{float(eff['contract_rate']) * 100:g}%"
-    each = j(ct.nos_arrow(), "（", pa.array([value_text("kind", k) for k in ct.kinds], pa.string()), " ",
+    each = j(ct.nos_arrow(), "（", pa.array([data.contract_kinds.get(k, k) for k in ct.kinds], pa.string()), " ",
              pa.array(ct.amounts, pa.string()), " 万元 × ", rate, " = ", _yuan(ct.raw), " 元",
              pa.array(np.where(ct.raw > ct.yuan, f"，按每项上限 {eff.get('per_contract_cap', 0):,} 元计", ""), pa.string()),
              "）", "")
@@ -216,91 +227,101 @@ def _contract_sentences(ct, clauses) -> pa.Array:
     head = j("计奖合同 ", pc.cast(pa.array(ct.n_counted), pa.string()), " 项：", counted, "；合计 ",
              _yuan(ct.total_before), " 元", capped, "。", "")
     not_counted = ct.joined(each, "；", ~ct.counted)
-    kinds = kind_names(eff.get("kinds") or [])
+    kinds = kind_names(data, eff.get("kinds") or [])
     tail = pc.if_else(pc.equal(not_counted, ""), "",
                       j("不属于本条款计奖类别（", kinds, "）、不计奖的合同：", not_counted, "。", ""))
     return j(head, tail, "")
 
 
 def _stage_fragments(ev, lo, hi) -> pa.Array:
-    """STAGE per enterprise: revenue, registration date, completed years, the row of 表1 that
-    matched, and the sentence."""
-    from .explain import value_text
-    from .fields import STAGES
+    """STAGE per enterprise: the fields its rows read, registration date, completed years,
+    the row of the STAGE table that matched, and the sentence."""
+    from .explain import wording
+    from .stage import row_fields
+    data = ev.policy.data
+    w = wording(data)
     c = ev.policy.clause("STAGE", ev.year)
     rows = c.body["rows"]
     ref = ev.policy.reference_date(ev.year).isoformat()
 
     def row_text(r):
         conds = []
-        if "revenue_gte" in r:
-            conds.append(f"营业收入 ≥ {r['revenue_gte']:,} 万元")
+        if "when" in r:
+            conds.append(w.describe(r["when"]))
         if "registered_within_years" in r:
             conds.append(f"第{r['registered_within_years']}个注册周年日在基准日当天或之后")
-        return f"{'且'.join(conds) or '其余情形'} → {STAGES[r['stage']]}"
+        return f"{'且'.join(conds) or '其余情形'} → {data.stage_name(r['stage'])}"
     row_texts = pa.array([""] + [row_text(r) for r in rows], pa.string())
     s = ev.scores.iloc[lo:hi]
     matched = pa.array(ev.stage_rows[lo:hi])
     stage = pa.array(s["stage"].to_numpy(dtype=object), pa.string())
-    stage_zh = pa.array([value_text("stage", x) for x in STAGES], pa.string()).take(
-        pa.array(pd.Series(s["stage"]).map({k: i for i, k in enumerate(STAGES)}).to_numpy()))
-    revenue = _num(s["revenue"]) if "revenue" in s else pa.array([""] * len(s))
+    stage_zh = pa.array(list(data.stages.values()), pa.string()).take(
+        pa.array(pd.Series(s["stage"]).map({k: i for i, k in enumerate(data.stages)}).to_numpy()))
+    said, inputs = [], []
+    for f in row_fields(c):
+        col = s[f"stage_input:{f}"]
+        unit = data.field(f).unit
+        v = _num(col) if col.dtype.kind == "f" else pa.array(col.astype(object).map(lambda x: w.value_text(f, x)), pa.string())
+        said += [f"{w.label(f)} ", v, f" {unit}，" if unit else "，"]
+        inputs += [f',"{f}":', v if col.dtype.kind == "f" else _json_text(v)]
     reg = pc.strftime(pa.array(pd.DatetimeIndex(s["registered_on"]).to_numpy().astype("datetime64[s]")), "%Y-%m-%d")
     years = _num(s["completed_years"])
-    text = j("营业收入 ", revenue, " 万元，注册成立日期 ", reg, "，截至基准日 ", ref, " 注册满 ", years,
+    text = j(*said, "注册成立日期 ", reg, "，截至基准日 ", ref, " 注册满 ", years,
              " 周年；按表1分类第 ", pc.cast(matched, pa.string()), " 行（", row_texts.take(matched), "），为", stage_zh, "")
-    return j(_entry_head(c), ',"stage":"', stage, '","revenue_wan":', revenue, ',"registered_on":"', reg,
-             '","completed_years":', years, ',"row":', pc.cast(matched, pa.string()), ',"text":', _json_text(text), "}", "")
+    return j(_entry_head(c), ',"stage":"', stage, '","inputs":{', *(inputs[1:] and [inputs[0][1:]] + inputs[1:]),
+             '},"registered_on":"', reg, '","completed_years":', years, ',"row":', pc.cast(matched, pa.string()),
+             ',"text":', _json_text(text), "}", "")
 
 
 def _history_fragments(ev, lo, hi) -> pa.Array:
     """The history entries of each enterprise (SPEC §2.4): the previous stages by name and
-    where they came from (DEC-3), the expansion run's first year and its source (DEC-2), the
-    listing run (RW-2), and "history may be incomplete" where a run reaches the earliest
+    where they came from (DEC-3), each history run the clauses read (its first year or its
+    length, and its source), and "history may be incomplete" where a run reaches the earliest
     record and no field extends it. One JSON object per enterprise."""
-    from .fields import LEVEL_STAGE, STAGES
+    data = ev.policy.data
     h = ev.history
     y = ev.year
     readers = _readers(ev)
+    names = list(data.stages.values())
 
     def stage_name(levels):
-        return pa.array([STAGES[LEVEL_STAGE[int(v)]] if v == v else "未知" for v in levels], pa.string())
+        return pa.array([names[int(v) - 1] if v == v else "未知" for v in levels], pa.string())
 
     sl = slice(lo, hi)
     source = pa.array(h.source[sl], pa.string())
     entries = []
     dec3 = readers.get("level_drop")
     if dec3:
+        prev_labels = "、".join(data.field(f).label for f in data.previous_stages)
         prev = j(f"上年（{y - 1}）阶段：", stage_name(h.prev1[sl]), f"，前年（{y - 2}）阶段：", stage_name(h.prev2[sl]), "")
         src = pa.array(np.where(h.source[sl] == "records", "（据各年记录）",
-                                np.where(h.source[sl] == "fields", "（没有上年记录，据本年记录填报的上一年度、前两年度发展阶段）", "")))
+                                np.where(h.source[sl] == "fields", f"（没有上年记录，据本年记录填报的{prev_labels}）", "")))
         none_text = f"没有 {y - 1} 年的记录，也未填报上一年度发展阶段：无法判断降档，不适用降档衰减"
         text = pc.if_else(pc.equal(source, "none"), none_text, j(prev, src, ""))
         entries.append(j(dec3, ',"topic":"previous_stages","source":"', source, '","text":', _json_text(text), "}", ""))
-    dec2 = readers.get("expansion_years")
-    if dec2:
-        src = h.expansion_source[sl]
-        since = pc.cast(pa.array(np.nan_to_num(h.expansion_since[sl]).astype(np.int64)), pa.string())
-        how = pa.array(np.where(src == "expansion_since", "（连续期开始前一年没有记录，据本年记录填报的“进入扩张期的首个年度”向前延伸）",
+    for r in data.runs:
+        head = readers.get(r.key)
+        if not head:
+            continue
+        st = h.runs[r.key]
+        src = st.source[sl]
+        ext = data.field(r.extend_field) if r.extend_field else None
+        ext_label = f"“{ext.label}”" if ext else ""
+        what = data.stage_name(r.member[1]) if r.member[0] == "stage" else f"“{data.field(r.member[0]).label}”为是"
+        first = pc.cast(pa.array(np.nan_to_num(st.first_year[sl]).astype(np.int64)), pa.string())
+        n = pc.cast(pa.array(np.nan_to_num(st.length[sl]).astype(np.int64)), pa.string())
+        how = pa.array(np.where(src == r.extend_field, f"（连续期开始前一年没有记录，据本年记录填报的{ext_label}向前延伸）",
                                 "（据各年记录）"), pa.string())
-        open_ = pa.array(np.where(h.expansion_open[sl], "；该连续期延伸到最早的记录，此前没有记录，也没有填报的进入年度，历史可能不完整", ""),
-                         pa.string())
-        text = j("当前连续扩张期自 ", since, " 年起", how, "，评价年度减首个年度为 ", pc.cast(pa.array(y - np.nan_to_num(h.expansion_since[sl]).astype(np.int64)),
-                                                                      pa.string()), " 年", open_, "")
-        e = j(dec2, ',"topic":"expansion_run","source":"', pa.array(src, pa.string()), '","first_year":', since,
-              ',"may_be_incomplete":', pa.array(np.where(h.expansion_open[sl], "true", "false")), ',"text":', _json_text(text), "}", "")
-        entries.append(pc.if_else(pa.array(src != ""), e, ""))
-    rw2 = readers.get("tech_sme_streak")
-    if rw2:
-        src = h.streak_source[sl]
-        n = pc.cast(pa.array(h.tech_sme_streak[sl].astype(np.int64)), pa.string())
-        how = pa.array(np.where(src == "tech_sme_streak", "（连续期开始前一年没有记录，据本年记录填报的“连续评价入库年数”）", "（据各年记录）"),
-                       pa.string())
-        open_ = pa.array(np.where(h.streak_open[sl], "；该连续期延伸到最早的记录，此前没有记录，也没有填报的连续年数，历史可能不完整", ""),
-                         pa.string())
-        text = j("截至评价年度连续评价入库国家科技型中小企业 ", n, " 年", how, open_, "")
-        e = j(rw2, ',"topic":"listing_run","source":"', pa.array(src, pa.string()), '","years":', n,
-              ',"may_be_incomplete":', pa.array(np.where(h.streak_open[sl], "true", "false")), ',"text":', _json_text(text), "}", "")
+        open_ = pa.array(np.where(st.open[sl], f"；该连续期延伸到最早的记录，此前没有记录，也没有填报的{ext_label or '延伸字段'}，"
+                                               "历史可能不完整", ""), pa.string())
+        if r.value == "years_since_start":
+            since = pc.cast(pa.array(y - np.nan_to_num(st.first_year[sl]).astype(np.int64)), pa.string())
+            text = j(f"当前连续{what}自 ", first, " 年起", how, "，评价年度减首个年度为 ", since, " 年", open_, "")
+        else:
+            text = j(f"截至评价年度{r.label} ", n, " 年", how, open_, "")
+        e = j(head, f',"topic":"run","run":"{r.key}","source":"', pa.array(src, pa.string()), '","first_year":', first,
+              ',"years":', n, ',"may_be_incomplete":', pa.array(np.where(st.open[sl], "true", "false")),
+              ',"text":', _json_text(text), "}", "")
         entries.append(pc.if_else(pa.array(src != ""), e, ""))
     entries += _status_entries(ev, lo, hi)
     listed = pa.array(np.full(hi - lo, "", dtype=object), pa.string())
@@ -310,11 +331,12 @@ def _history_fragments(ev, lo, hi) -> pa.Array:
 
 
 def _readers(ev) -> dict:
-    """For the history facts, the head of a trace entry naming the clauses that read them."""
+    """For the history facts, the head of a trace entry naming the clause that reads them."""
     from .clauses import condition_fields
     out = {}
-    for field, group in (("level_drop", "decay"), ("expansion_years", "decay"), ("tech_sme_streak", "rewards")):
-        cs = [c for c in ev.policy.clauses_for(group, ev.year) if field in condition_fields(c.when)]
+    for field in ["level_drop"] + [r.key for r in ev.policy.data.runs]:
+        cs = [c for g in ("decay", "rewards", "negative_list", "bonus", "scope")
+              for c in ev.policy.clauses_for(g, ev.year) if field in condition_fields(c.when)]
         if cs:
             out[field] = _dump({"clause": cs[0].id, "title": cs[0].title, "citation": cs[0].citation})[:-1]
     return out
@@ -323,8 +345,9 @@ def _readers(ev) -> dict:
 def _status_entries(ev, lo, hi) -> list:
     """SPEC §2.3 (v2): next to each NL deduction, the earlier years of the records in which
     the same status was reported, as history entries (column-wise; '' where none)."""
-    from .explain import label
+    from .explain import wording
     from .negative_list import clause_statuses
+    label = wording(ev.policy.data).label
     h = ev.history
     if h is None or not h.earlier:
         return []
@@ -356,8 +379,7 @@ def _scores_explain(ev, s, cohort) -> pa.Array:
     """The weighted score and the final score in words, per enterprise, with the decimals the
     policy reports (policy.yaml scoring.decimals)."""
     d = ev.policy.groups["policy"]["scoring"]["decimals"]
-    fs = {k: fixed(s[k].to_numpy(dtype="float64"), d) for k in
-          ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus", "final_score")}
+    fs = {k: fixed(s[k].to_numpy(dtype="float64"), d) for k in category_columns(ev.policy) + NUMBER_COLUMNS}
     fs.update({k: fixed(s[k].to_numpy(dtype="float64"), 0) for k in ("rank_in_stage", "rank_overall")})
     cats = ev.policy.groups["indicators"].get("categories") or {}
     title = {k: v.get("title", k) for k, v in cats.items()}
@@ -368,7 +390,7 @@ def _scores_explain(ev, s, cohort) -> pa.Array:
     order = "、".join({"deductions": "扣分（不低于0）", "decay": "乘衰减系数", "bonus": "加附加分"}[x]
                      for x in ev.policy.groups["policy"]["scoring"]["order"])
     parts = []
-    for c, col in zip(title, ("tech_score", "growth_score", "aux_score")):
+    for c, col in zip(title, category_columns(ev.policy)):
         parts += [title[c], " ", fs[col], " × ", w[c]]
         parts.append(" + ")
     parts = parts[:-1]
@@ -410,14 +432,11 @@ def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
             extra = [_dump(entries[pat[r]] + ev.awards.not_paid[r]) for r in sorted(rows)]
             not_paid = pc.replace_with_mask(not_paid, pa.array(mask), pa.array(extra, pa.string()))
     safe = ~excluded
-    fs = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in
-          ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
-           "final_score", "stage_percentile", "rank_in_stage", "rank_overall")}
+    numbers = category_columns(ev.policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
+    fs = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in numbers}
     scored = [',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
               ',"scores":{"indicators":"indicators.csv","cohort_size":', _num(ev.cohort_sizes[lo:hi]), ',"weights":', w_frag,
-              *[x for k in ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor",
-                            "bonus", "final_score", "rank_in_stage", "rank_overall", "stage_percentile")
-                for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi])), "}"]
+              *[x for k in numbers for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi])), "}"]
     # an excluded enterprise has no score part: every piece of it is empty on its row
     gone = pa.array(excluded)
     blank = pa.scalar("", pa.string())

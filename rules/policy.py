@@ -1,6 +1,7 @@
 """Loading and checking a policy version: a folder of clause files (YAML).
 
-A policy version is `rules/policies/<name>/`: `policy.yaml` (name, document, dates in force)
+A policy version is `rules/policies/<name>/`: `policy.yaml` (name, document, dates in force),
+`data.yaml` (the data dictionary: fields, stages, contract kinds, history runs; `rules.fields`)
 and one file per clause group. Every clause has an id, a Chinese title, a citation of the
 source text, effective dates, and (by group) a condition and an effect. Everything numeric
 lives here; scoring code asks the policy for it.
@@ -16,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import yaml
+
+from . import fields
 
 POLICIES_DIR = Path(__file__).parent / "policies"
 DEFAULT_POLICY = "xinxiang-2022"
@@ -107,6 +110,7 @@ class PolicyVersion:
     digest: str
     groups: dict            # group -> parsed file mapping (settings, categories, weights …)
     clauses: list = field(default_factory=list)
+    data: object = None     # fields.Dictionary: the package's fields, stages, kinds, runs (data.yaml)
 
     def reference_date(self, year) -> dt.date:
         """The reference date of an evaluation year (policy.yaml `reference_date`, SPEC §2:
@@ -128,6 +132,13 @@ class PolicyVersion:
             if c.id == clause_id:
                 return c
         raise KeyError(clause_id)
+
+    def categories(self) -> dict:
+        """The indicator categories: key -> {title, citation, points} (indicators.yaml)."""
+        return dict(self.groups["indicators"].get("categories") or {})
+
+    def category_title(self, key) -> str:
+        return str((self.categories().get(key) or {}).get("title", key))
 
     def settings(self, group):
         return self.groups[group].get("settings") or {}
@@ -170,7 +181,7 @@ def load_policy(policy=None) -> PolicyVersion:
     problems = []
     docs = {}
     digest = hashlib.sha256()
-    for name in ("policy",) + GROUP_FILES:
+    for name in ("policy", "data") + GROUP_FILES:
         f = path / f"{name}.yaml"
         if not f.exists() and name in OPTIONAL_FILES:
             docs[name] = Mapping({"group": name, "clauses": []})
@@ -193,6 +204,10 @@ def load_policy(policy=None) -> PolicyVersion:
     pv = PolicyVersion(name=str(meta.get("policy", path.name)), title=str(meta.get("title", "")),
                        document=str(meta.get("document", "")), path=path, digest=digest.hexdigest(),
                        groups=docs)
+    _check_keys(problems, "data.yaml", docs["data"], {"group", "stages", "contract_kinds", "history", "fields", "note"}, "")
+    found = []
+    pv.data = fields.dictionary(docs["data"], found)
+    problems += [Problem("data.yaml", line, "", msg) for line, msg in found]
     for group in GROUP_FILES:
         pv.clauses += _clauses(problems, group, docs[group])
     _check_overlaps(problems, pv.clauses)

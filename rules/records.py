@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .fields import (CONTRACT_FIELDS, CONTRACT_KINDS, FALSE_WORDS, RATINGS, RECORD_FIELDS,
-                     STAGE_LEVEL, STAGES, TRUE_WORDS, by_header)
+from .fields import CONTRACT_FIELDS, FALSE_WORDS, TRUE_WORDS, by_header
 
 CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CODE_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
@@ -311,11 +310,34 @@ def credit_code_with_check(first17: str) -> str:
 
 
 BOOL_WORDS = {**{w: 1.0 for w in TRUE_WORDS}, **{w: 0.0 for w in FALSE_WORDS}}
-STAGE_WORDS = {**{k: float(v) for k, v in STAGE_LEVEL.items()},
-               **{zh: float(STAGE_LEVEL[k]) for k, zh in STAGES.items()}}
-RATING_WORDS = {**{k: k for k in RATINGS}, **{zh: k for k, zh in RATINGS.items()}}
-KIND_WORDS = {**{k: k for k in CONTRACT_KINDS}, **{zh: k for k, zh in CONTRACT_KINDS.items()},
-              **{zh[2:]: k for k, zh in CONTRACT_KINDS.items()}}
+
+
+def default_data():
+    """The bundled policy's data dictionary, for callers that name no policy."""
+    from .policy import load_policy
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_policy().data
+    return _DEFAULT
+
+
+_DEFAULT = None
+
+
+def stage_words(data) -> dict:
+    """A stage cell as written (its key or Chinese name) -> its level."""
+    return {**{k: float(v) for k, v in data.stage_level.items()},
+            **{zh: float(data.stage_level[k]) for k, zh in data.stages.items()}}
+
+
+def choice_words(names) -> dict:
+    """A choice cell as written (key or Chinese name) -> the key."""
+    return {**{k.lower(): k for k in names}, **{zh: k for k, zh in names.items()}}
+
+
+def kind_words(kinds) -> dict:
+    """A contract kind as written: its key, its Chinese name, or the name without 技术."""
+    return {**choice_words(kinds), **{zh[2:]: k for k, zh in kinds.items() if zh.startswith("技术") and len(zh) > 2}}
 
 
 def _text(arr):
@@ -328,7 +350,7 @@ KEEP_RAW = {"credit_code", "year", "registered_on", "contract_no"}   # checked a
 NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
 
 
-def _typed(table, fields, today):
+def _typed(table, fields, today, data):
     """Validate every cell of `table` (headers already keys) and return the typed frame."""
     chk = _Checker(table)
     out = {}
@@ -351,11 +373,13 @@ def _typed(table, fields, today):
         elif f.kind == "bool":
             out[f.key] = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value", "float64")
         elif f.kind == "stage":
-            out[f.key] = chk.words(f, raw, empty, STAGE_WORDS, "未知的发展阶段", "unknown stage", "float64")
-        elif f.kind == "rating":
-            out[f.key] = chk.words(f, raw, empty, RATING_WORDS, "未知的环境信用等级", "unknown rating", object)
+            out[f.key] = chk.words(f, raw, empty, stage_words(data), "未知的发展阶段", "unknown stage", "float64")
+        elif f.kind == "choice":
+            out[f.key] = chk.words(f, raw, empty, choice_words(f.value_names),
+                                   f"未知的{f.label}（可填：{'、'.join(f.value_names.values())}）", f"unknown {f.key}", object)
         elif f.kind == "contract_kind":
-            out[f.key] = chk.words(f, raw, empty, KIND_WORDS, "未知的合同类别", "unknown contract kind", object)
+            out[f.key] = chk.words(f, raw, empty, kind_words(data.contract_kinds), "未知的合同类别",
+                                   "unknown contract kind", object)
         elif f.kind == "date":
             out[f.key] = chk.date(f, raw, empty, today)
         elif f.kind == "code":
@@ -370,9 +394,10 @@ def _typed(table, fields, today):
     return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
 
 
-def load_records(path, today=None) -> pd.DataFrame:
-    """Read and validate an enterprise-records file; raise InputError listing every bad cell."""
-    return records_from_table(read_table(path), str(path), today)
+def load_records(path, today=None, data=None) -> pd.DataFrame:
+    """Read and validate an enterprise-records file against a package's data dictionary
+    (`data`; the bundled policy's by default); raise InputError listing every bad cell."""
+    return records_from_table(read_table(path), str(path), today, data)
 
 
 def table_from_rows(rows) -> Table:
@@ -383,11 +408,13 @@ def table_from_rows(rows) -> Table:
     return Table(cols, len(rows))
 
 
-def records_from_table(raw: Table, source: str, today=None) -> pd.DataFrame:
+def records_from_table(raw: Table, source: str, today=None, data=None) -> pd.DataFrame:
     """Validate enterprise records read as text (from a file or from `table_from_rows`)."""
     today = today or dt.date.today()
-    table, bad = _headers(raw, RECORD_FIELDS, source)
-    typed, chk = _typed(table, RECORD_FIELDS, today)
+    data = data or default_data()
+    fields = data.record_fields
+    table, bad = _headers(raw, fields, source)
+    typed, chk = _typed(table, fields, today, data)
     if "credit_code" in typed and "year" in typed:
         year = np.nan_to_num(typed["year"].to_numpy(), nan=-1).astype(np.int64)
         dup = pd.Series(chk.code_ids * 100_000 + year).duplicated(keep="first").to_numpy()
@@ -401,7 +428,7 @@ def records_from_table(raw: Table, source: str, today=None) -> pd.DataFrame:
     bad += chk.bad
     if bad:
         raise InputError(source, bad, typed)
-    for f in RECORD_FIELDS:  # optional columns absent from the file are all-missing
+    for f in fields:  # optional columns absent from the file are all-missing
         if f.key not in typed:
             typed[f.key] = _empty_column(f, len(typed))
     typed["year"] = typed["year"].astype("int64")
@@ -433,20 +460,20 @@ def positions_of(codes, known: pd.Index) -> np.ndarray:
 
 
 def _empty_column(f, n):
-    if f.kind in ("text", "code", "rating", "contract_kind"):
+    if f.kind in ("text", "code", "choice", "contract_kind"):
         return np.full(n, "", dtype=object)
     if f.kind == "date":
         return np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     return np.full(n, np.nan)
 
 
-def load_contracts(path, known_codes=None, today=None) -> pd.DataFrame:
+def load_contracts(path, known_codes=None, today=None, data=None) -> pd.DataFrame:
     """Read and validate a technical-contracts file (SPEC §3). `known_codes`, when given, is
     the credit codes of the records (`enterprise_codes`, or any collection): a contract of
     any other enterprise is bad."""
     today = today or dt.date.today()
     table, bad = _headers(read_table(path), CONTRACT_FIELDS, str(path))
-    typed, chk = _typed(table, CONTRACT_FIELDS, today)
+    typed, chk = _typed(table, CONTRACT_FIELDS, today, data or default_data())
     if "contract_no" in typed:
         no = typed["contract_no"]
         chk.flag("contract_no", no.duplicated().to_numpy() & (no != "").to_numpy(),
@@ -478,16 +505,16 @@ class InputErrors(Exception):
         super().__init__("; ".join(str(e) for e in errors))
 
 
-def load_inputs(records, contracts=None, today=None):
+def load_inputs(records, contracts=None, today=None, data=None):
     """Load and validate a records file and (optionally) a contracts file; every bad cell of
     both is gathered before InputErrors is raised. The contracts file is read and checked on
     the second core meanwhile (arrow releases the GIL); whose contracts they are is checked
     once the records are in."""
     errors, recs, cons, known = [], None, None, None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load_contracts, contracts, None, today) if contracts else None
+        pending = pool.submit(load_contracts, contracts, None, today, data) if contracts else None
         try:
-            recs = load_records(records, today)
+            recs = load_records(records, today, data)
             known = enterprise_codes(recs)
         except InputError as exc:
             errors.append(exc)

@@ -10,7 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+from . import assets
+
+TEMPLATES = assets.path("templates")
 
 
 def yuan(v) -> str:

@@ -18,9 +18,7 @@ import pyarrow.compute as pc
 
 from . import engine, explain
 from .clauses import condition_fields
-from .effects import clause_map, multiplier, trace_entries
-from .negative_list import facts_frame
-from .fields import CONTRACT_KINDS
+from .effects import clause_map, facts_frame, multiplier, trace_entries
 from .policy import decimal
 
 GROUP = "rewards"
@@ -248,17 +246,17 @@ def contract_totals(mine, clause) -> ContractTotals:
                           n_counted)
 
 
-def kind_names(kinds) -> str:
-    return "、".join(CONTRACT_KINDS.get(k, k) for k in kinds)
+def kind_names(data, kinds) -> str:
+    return "、".join(data.contract_kinds.get(k, k) for k in kinds)
 
 
-def rate_zero_reason(clause, ct, q) -> str:
+def rate_zero_reason(policy, clause, ct, q) -> str:
     """Why a rate clause that fired paid nothing to the enterprise at position q."""
     a, b = ct.start[q], ct.end[q]
     if ct.n_counted[q] == 0:
         wanted = counted_kinds(clause)
-        return (f"当年登记的 {b - a} 项技术合同（{kind_names(sorted(set(ct.kinds[a:b])))}）均不属于本条款计奖的合同类别"
-                f"（{kind_names(wanted or [])}），不计奖")
+        return (f"当年登记的 {b - a} 项技术合同（{kind_names(policy.data, sorted(set(ct.kinds[a:b])))}）均不属于本条款计奖的合同类别"
+                f"（{kind_names(policy.data, wanted or [])}），不计奖")
     return f"计奖的 {int(ct.n_counted[q])} 项合同按成交额 {float(clause.effect['contract_rate']) * 100:g}% 计算，四舍五入到元后均为0元"
 
 
@@ -288,11 +286,12 @@ def not_paid_reason(policy, clause, fact, not_reported=()) -> tuple[str, str]:
     if parks != "all" and fact.get("park") not in parks:
         return "park", f"所在园区（{fact.get('park')}）未列入奖励试行园区（{'、'.join(parks)}）"
     used = sorted(condition_fields(clause.when) - {"evaluation_year"})
-    return "condition", (f"不满足本条款条件：{explain.describe(clause.when)}（本企业：{explain.inputs_text({f: fact.get(f) for f in used}, not_reported)}；"
+    w = explain.wording(policy.data)
+    return "condition", (f"不满足本条款条件：{w.describe(clause.when)}（本企业：{w.inputs_text({f: fact.get(f) for f in used}, not_reported)}；"
             f"评价年度：{fact.get('evaluation_year')}）")
 
 
-def eligible(policy, year, frame, stage_level, excluded, in_scope, streak, contracts, scores):
+def eligible(policy, year, frame, stage_level, excluded, in_scope, hist, contracts, scores):
     """Award lines with their eligible amounts, and the per-pattern trace: the fired clauses,
     and the clauses an enterprise's data touch that did not fire, with the reason.
 
@@ -301,15 +300,11 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, streak, contr
     clauses = clause_map(policy, GROUP, year)
     ents = frame["ent"].to_numpy()
     mine = year_contracts(contracts, year)
-    facts, missing = facts_frame(policy, GROUP, frame, stage_level)
-    facts["excluded"] = excluded
-    facts["in_scope"] = in_scope
-    facts["evaluation_year"] = float(year)
-    facts["tech_sme_streak"] = np.nan_to_num(streak, nan=0.0)
-    missing = missing.drop(columns=["tech_sme_streak"], errors="ignore")     # counted by history.py
     n_ent = int(max(ents.max(initial=0), mine["ent"].max() if mine is not None else 0)) + 1
     counts = np.bincount(mine["ent"].to_numpy(), minlength=n_ent) if mine is not None else np.zeros(n_ent, np.int64)
-    facts["contracts_in_year"] = counts[ents].astype("float64")
+    derived = {"excluded": excluded, "in_scope": in_scope, "evaluation_year": np.full(len(frame), float(year)),
+               "contracts_in_year": counts[ents].astype("float64")}
+    facts, missing = facts_frame(policy, GROUP, year, frame, stage_level, hist, derived)
     decision = engine.decide(policy, GROUP, year, facts, missing)
 
     def fixed_amount(c, fact):
@@ -343,7 +338,7 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, streak, contr
             rows, pos = rows[pos >= 0], pos[pos >= 0]
             amounts, pattern = ct.total[pos], np.full(len(rows), -1, np.int64)
             for r, q in zip(rows[amounts <= 0].tolist(), pos[amounts <= 0].tolist()):
-                zero_lines.setdefault(r, []).append(explain.entry(c, rate_zero_reason(c, ct, q), reason="contracts",
+                zero_lines.setdefault(r, []).append(explain.entry(c, rate_zero_reason(policy, c, ct, q), reason="contracts",
                                                                   fired=False))
         else:
             pattern = decision.pattern[rows]

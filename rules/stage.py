@@ -1,14 +1,15 @@
 """Clause STAGE (表1): the stage of an enterprise-year, and completed years since registration.
 
-Scoring code: the decision rows (order, revenue floors, the startup age) come from the STAGE
-clause of the policy in force; nothing here is a policy number.
+Scoring code: the decision rows (their order, their conditions on the package's fields, the
+registration age) come from the STAGE clause of the policy in force; the stages and their
+levels from the package's data.yaml. Nothing here is a policy number or a stage.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .fields import STAGE_LEVEL
+from .clauses import when_mask
 
 
 def reference_dates(years, setting=None) -> np.ndarray:
@@ -49,21 +50,35 @@ def completed_years(registered_on, years, setting=None) -> np.ndarray:
     return n - late.astype(np.int64)
 
 
-def classify(clause, revenue, registered_on, years, setting=None, rows=False):
-    """Stage level (1 startup … 4 mature) of each row, by the first matching row of STAGE;
-    with `rows=True` also the number (1-based) of the row that matched."""
-    n = len(revenue)
+def classify(clause, records, stage_level, setting=None, rows=False):
+    """Stage level (1 = the package's first stage …) of each row of `records`, by the first
+    matching row of STAGE; with `rows=True` also the number (1-based) of the row that matched.
+    A row's `when` is a condition on the record's fields; `registered_within_years: N` holds
+    when the N-th anniversary of registration falls on or after the reference date."""
+    n = len(records)
     level = np.zeros(n, dtype=np.int64)
     matched = np.zeros(n, dtype=np.int64)
-    ref = reference_dates(years, setting)
+    registered_on = records["registered_on"].to_numpy()
+    ref = reference_dates(records["year"].to_numpy(), setting)
     undecided = np.ones(n, dtype=bool)
     for i, row in enumerate(clause.body["rows"]):
         hit = undecided.copy()
-        if "revenue_gte" in row:
-            hit &= np.asarray(revenue) >= row["revenue_gte"]
+        if "when" in row:
+            hit &= when_mask(row["when"], records)
         if "registered_within_years" in row:
             hit &= anniversaries(registered_on, row["registered_within_years"]) >= ref
-        level[hit] = STAGE_LEVEL[row["stage"]]
+        level[hit] = stage_level[row["stage"]]
         matched[hit] = i + 1
         undecided &= ~hit
     return (level, matched) if rows else level
+
+
+def row_fields(clause) -> list:
+    """The record fields the STAGE rows read (the stage's inputs in the trace)."""
+    from .clauses import condition_fields
+    out = []
+    for row in clause.body["rows"]:
+        for f in sorted(condition_fields(row.get("when"))):
+            if f not in out:
+                out.append(f)
+    return out

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # the constant that signed every session before issue 13: never accepted as a key again
@@ -56,8 +55,9 @@ def _read_key(path) -> str:
 def create_app(test_config=None, instance_path=None):
     """Create the app: defaults, then instance/config.py or the test config, then the parts.
     The database is upgraded to the newest migration at start (`DB_UPGRADE`, on by default)."""
-    app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"), instance_path=instance_path)
+    from rules import assets
+    app = Flask(__name__, instance_relative_config=True, template_folder=str(assets.path("templates")),
+                static_folder=str(assets.path("static")), instance_path=instance_path)
     app.config.from_mapping(
         SECRET_KEY=None,
         DATABASE_URL=None,
@@ -129,18 +129,19 @@ def register_filters(app):
     def score(v, digits=4):
         return "—" if v is None else f"{v:.{digits}f}"
 
-    from rules.fields import RATINGS, RECORD_FIELDS, STAGES
-    kinds = {f.key: f.kind for f in RECORD_FIELDS}
-
     def shown(text, key):
-        """A stored record value as a person reads it: 是/否, stages and ratings in Chinese."""
-        kind = kinds.get(key)
+        """A stored record value as a person reads it: 是/否, stages and choices in Chinese (the
+        policy in force's data dictionary)."""
+        from . import shape
+        data = shape.data()
+        f = data.field(key)
+        kind = f.kind if f else None
         if kind == "bool":
             return {"true": "是", "false": "否"}.get(text, text)
         if kind == "stage":
-            return STAGES.get(text, text)
-        if kind == "rating":
-            return RATINGS.get(text, text)
+            return data.stages.get(text, text)
+        if kind == "choice":
+            return f.value_names.get(text, text)
         if kind in ("count", "amount", "ratio", "signed") and text not in (None, ""):
             return labels.measure(text, key, unit=False)      # (the unit is in the row's label)
         return text
@@ -149,5 +150,16 @@ def register_filters(app):
                                  strategy=labels.strategy_zh, changes=labels.changes, yesno=labels.yesno,
                                  when_words=labels.when_words, effect_words=labels.effect_words, measure=labels.measure,
                                  case_problem=labels.case_problem)
-    app.jinja_env.globals.update(RUN_STATUS_ZH=labels.RUN_STATUS_ZH, STAGES=STAGES, policy_label=labels.policy_label,
+    app.jinja_env.globals.update(RUN_STATUS_ZH=labels.RUN_STATUS_ZH, policy_label=labels.policy_label,
                                  version_label=labels.version_label)
+
+    def stage_names():
+        """Stage key -> Chinese name of the policy in force (templates: stage_names())."""
+        from . import shape
+        return shape.stages()
+
+    def stage_name(key):
+        return stage_names().get(key, key)
+
+    app.jinja_env.globals.update(stage_names=stage_names, stage_name=stage_name)
+    app.jinja_env.filters["stage_name"] = stage_name

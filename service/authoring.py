@@ -32,7 +32,10 @@ VALUE_ZH = {"fixed": "固定奖励", "floating": "浮动奖励", "percentile": "
 
 def form_label(path: str) -> str:
     """A clause form's value named in words (条件：当年登记的技术合同数 ≥), never its YAML path."""
-    from rules.explain import SYMBOLS, label
+    from rules.explain import SYMBOLS
+
+    from .labels import _wording
+    label = _wording().label
     parts = path.split(".")
     if parts[0] == "when" and len(parts) >= 2:
         op = SYMBOLS.get(parts[2], "") if len(parts) > 2 else ""
@@ -44,7 +47,9 @@ def form_label(path: str) -> str:
 
 def form_value_words(path: str, value, categories=None) -> str:
     """The current value in words when the form holds a key (成长期, 固定奖励, 研发费用…)."""
-    from rules.explain import label, value_text
+    from .labels import _wording
+    w = _wording()
+    label, value_text = w.label, w.value_text
     if isinstance(value, bool):
         return ""
     if not isinstance(value, str):

@@ -9,9 +9,7 @@ import io
 
 from sqlalchemy import select
 
-from rules.fields import STAGES
-
-from . import query
+from . import query, shape
 from .labels import budget_of, budget_sentence, strategy_zh
 from .models import Enterprise, Result
 
@@ -25,7 +23,7 @@ def read_filters(args) -> dict:
     stage = args.get("stage")
     sort = args.get("sort") if args.get("sort") in SORTS else "name"
     return {"clause": (args.get("clause") or "")[:40] or None, "park": (args.get("park") or "")[:100] or None,
-            "stage": stage if stage in STAGES else None, "q": (args.get("q") or "").strip()[:100] or None,
+            "stage": stage if stage in shape.stages() else None, "q": (args.get("q") or "").strip()[:100] or None,
             "sort": sort, "order": "desc" if args.get("order") == "desc" else "asc"}
 
 
@@ -38,12 +36,13 @@ def award_list(s, run, clause=None, park=None, stage=None, q=None, sort="name", 
     stages = dict(s.execute(select(Result.credit_code, Result.stage)
                             .where(Result.run_id == run.id, Result.credit_code.in_(codes))).all()) if codes else {}
     items = {r["clause"]: r["title"] for r in lines}
+    stage_names = shape.stages(s)
     for r in lines:
         e = ents.get(r["credit_code"])
         r["park"] = e.park if e else ""
         r["industry"] = e.industry if e else ""
         r["stage"] = stages.get(r["credit_code"])
-        r["stage_zh"] = STAGES.get(r["stage"], "")
+        r["stage_zh"] = stage_names.get(r["stage"], "")
     parks = sorted({r["park"] for r in lines if r["park"]})
     rows = [r for r in lines
             if (clause is None or r["clause"] == clause) and (park is None or r["park"] == park)
@@ -74,7 +73,7 @@ def filter_words(f, items) -> str:
     if f.get("park"):
         words.append(f"园区：{f['park']}")
     if f.get("stage"):
-        words.append(f"发展阶段：{STAGES[f['stage']]}")
+        words.append(f"发展阶段：{shape.stage_name(f['stage'])}")
     if f.get("q"):
         words.append(f"企业：{f['q']}")
     return "；".join(words)

@@ -33,7 +33,7 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     say = progress or (lambda msg: None)
     pv = load_policy(policy)
     say("读取并校验企业记录与技术合同 / reading records and contracts")
-    recs, cons = load_inputs(records, contracts)
+    recs, cons = load_inputs(records, contracts, data=pv.data)
     say(f"评价 {year} 年度 / evaluating {year}")
     return evaluate(recs, year, pv, cons, budget, strategy)
 
@@ -297,7 +297,7 @@ def demo(out, enterprises, year, seed, fresh):
             if run.status != "done":
                 _fail(run.error, 1)
             publish_run(s, run, None)
-            for scope in uses.HONOUR_SCOPES:
+            for scope in uses.honour_scopes():
                 uses.publish_honours(s, run, scope, 10, None)
             uses.generate_pool(s, run, None)
             s.commit()

@@ -12,7 +12,6 @@ from flask import current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def database_url(instance_path) -> str:
@@ -42,7 +41,8 @@ def make_engine(url):
 def alembic_config(url):
     from alembic.config import Config
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    from rules import assets
+    cfg.set_main_option("script_location", str(assets.path("migrations")))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -83,35 +83,56 @@ def export_response(rows, columns, fmt, name) -> Response:
 
 KIND_ZH = {"code": "18位统一社会信用代码（含校验位）", "text": "文本", "date": "日期 YYYY-MM-DD", "year": "年度（整数）",
            "count": "非负整数", "amount": "非负数", "signed": "数（可为负）", "ratio": "0–100 的百分数",
-           "bool": "是/否（true/false、1/0、yes/no）", "stage": "初创期/成长期/扩张期/成熟期（或 startup/growth/expansion/mature）",
-           "rating": "诚信/良好/警示/不良（或 honest/good/warning/bad）", "money": "非负数（万元，精确小数）",
-           "contract_kind": "技术转让/技术开发/技术咨询/技术服务/技术许可（或 transfer/development/consulting/service/license）"}
+           "bool": "是/否（true/false、1/0、yes/no）", "money": "非负数（万元，精确小数）"}
 EXAMPLE = {"code": None, "text": "示例", "date": "2018-06-01", "year": 2025, "count": 2, "amount": 1200.5,
-           "signed": -3.2, "ratio": 35.5, "bool": "否", "stage": "成长期", "rating": "良好", "money": "150.25",
-           "contract_kind": "技术开发"}
+           "signed": -3.2, "ratio": 35.5, "bool": "否", "money": "150.25"}
 EXAMPLE_BY_KEY = {"name": "新乡示例科技有限公司", "park": "主园区", "industry": "电子信息", "contract_no": "2025410700000123",
-                  "registered_on": "2018-06-01", "expansion_since": 2023, "tech_sme_streak": 3}
+                  "registered_on": "2018-06-01"}
 
 
-def template_xlsx(kind) -> bytes:
-    """The import template: 数据 (headers only: Chinese label and unit), 示例 (the same
-    headers and an example row), 说明 (each column's key, label, unit, format, required)."""
+def _words(names: dict) -> str:
+    """诚信/良好/…（或 honest/good/…）: the Chinese names first, then the keys."""
+    return f"{'/'.join(names.values())}（或 {'/'.join(names)}）"
+
+
+def kind_text(f, data) -> str:
+    """A column's format in words, with the package's stages, choices and contract kinds."""
+    if f.kind == "stage":
+        return _words(data.stages)
+    if f.kind == "choice":
+        return _words(f.value_names)
+    if f.kind == "contract_kind":
+        return _words(data.contract_kinds)
+    return KIND_ZH[f.kind]
+
+
+def example_value(f, data):
+    if f.key in EXAMPLE_BY_KEY:
+        return EXAMPLE_BY_KEY[f.key]
+    if f.kind == "stage":
+        return list(data.stages.values())[min(1, len(data.stages) - 1)]
+    if f.kind == "choice":
+        return list(f.value_names.values())[min(1, len(f.values) - 1)]
+    if f.kind == "contract_kind":
+        return list(data.contract_kinds.values())[min(1, len(data.contract_kinds) - 1)]
+    if f.kind == "year" and f.key != "year":
+        return EXAMPLE["year"] - 2
+    return EXAMPLE[f.kind]
+
+
+def template_xlsx(kind, data) -> bytes:
+    """The import template of a policy package's data dictionary (`data`): 数据 (headers only:
+    Chinese label and unit), 示例 (the same headers and an example row), 说明 (each column's
+    key, label, unit, format, required)."""
     import openpyxl
     from openpyxl.styles import Font, PatternFill
 
-    from rules.fields import CONTRACT_FIELDS, RECORD_FIELDS, header_with_unit
+    from rules.fields import CONTRACT_FIELDS, header_with_unit
     from rules.records import credit_code_with_check
-    fields = RECORD_FIELDS if kind == "records" else CONTRACT_FIELDS
+    fields = data.record_fields if kind == "records" else CONTRACT_FIELDS
     headers = [header_with_unit(f) for f in fields]
     example_code = credit_code_with_check("91410700MA9XAMPL0"[:17])
-    example = []
-    for f in fields:
-        if f.kind == "code":
-            example.append(example_code)
-        elif f.key in EXAMPLE_BY_KEY:
-            example.append(EXAMPLE_BY_KEY[f.key])
-        else:
-            example.append(EXAMPLE[f.kind])
+    example = [example_code if f.kind == "code" else example_value(f, data) for f in fields]
     wb = openpyxl.Workbook()
     bold, req = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
     for title, rows in (("数据", []), ("示例", [example])):
@@ -132,7 +153,7 @@ def template_xlsx(kind) -> bytes:
     for c in doc[1]:
         c.font = bold
     for f in fields:
-        doc.append([f.label, f.key, f.unit, KIND_ZH[f.kind], "是" if f.required else "否", f.help])
+        doc.append([f.label, f.key, f.unit, kind_text(f, data), "是" if f.required else "否", f.help])
     doc.append([])
     doc.append(["说明：在「数据」表填写，每行一家企业一个年度；表头可用中文列名（可带单位）或英文键；"
                 "文件中任何一个单元格有误则整个文件不导入，并列出所有错误单元格。"])
@@ -158,11 +179,11 @@ def diff_award_columns(a, b) -> list:
 
 def diff_rows_zh(rows) -> list:
     """Comparison rows with what changed and the stages in words (not the engine's keys)."""
-    from rules.fields import STAGES
-
+    from . import shape
     from .labels import changes
-    return [{**r, "changed": changes(r.get("changed")), "stage_a": STAGES.get(r.get("stage_a"), r.get("stage_a")),
-             "stage_b": STAGES.get(r.get("stage_b"), r.get("stage_b"))} for r in rows]
+    stages = shape.stages()
+    return [{**r, "changed": changes(r.get("changed")), "stage_a": stages.get(r.get("stage_a"), r.get("stage_a")),
+             "stage_b": stages.get(r.get("stage_b"), r.get("stage_b"))} for r in rows]
 
 
 def diff_awards_zh(rows) -> list:

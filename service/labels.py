@@ -6,6 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+def _wording():
+    """The Chinese words (labels, units, stages, choices) of the policy package in force."""
+    from rules.explain import wording
+
+    from . import shape
+    return wording(shape.data())
+
+
+def _stages() -> dict:
+    from . import shape
+    return shape.stages()
+
+
 BEIJING = dt.timezone(dt.timedelta(hours=8), "北京时间")
 
 STRATEGY_ZH = {"pro_rata": "按比例分配", "rank_priority": "按积分排名先后分配"}
@@ -120,7 +133,7 @@ def yesno(v) -> str:
 def when_words(when) -> str:
     """A clause's condition in words: each comparison with the field's Chinese label,
     "且" between the terms of all, "或" between those of any."""
-    from rules.explain import term_text
+    term_text = _wording().term_text
     if not when:
         return ""
     parts = []
@@ -138,9 +151,9 @@ def when_words(when) -> str:
 
 def effect_words(effect) -> str:
     """A clause's effect in words (奖励类型：固定奖励；奖励金额（元）：10,000)."""
-    from rules.explain import label, value_text
-
     from .authoring import EFFECT_ZH, VALUE_ZH
+    w = _wording()
+    label, value_text = w.label, w.value_text
     if not effect:
         return ""
     out = []
@@ -161,8 +174,8 @@ def measure(value, key, unit=True) -> str:
     """An indicator's or record's value as its unit suggests: counts as integers, money (万元)
     with two decimals, percentages with one, all with thousands separators and the unit;
     是/否 for yes/no. `key` is the data field the value is of."""
-    from rules.fields import RECORD_FIELDS
-    field = {f.key: f for f in RECORD_FIELDS}.get(key)
+    from . import shape
+    field = shape.data().field(key)
     if value is None or value == "":
         return "—"
     if field is None:
@@ -184,8 +197,8 @@ def measure(value, key, unit=True) -> str:
 
 def indicator_fields(s=None, run=None) -> dict:
     """Each indicator clause's data field (IND-… → the field it reads), from the policy."""
-    from rules.policy import load_policy
-    return {c.id: (c.body or {}).get("key") for c in load_policy().clauses if c.group == "indicators"}
+    from . import shape
+    return {c.id: (c.body or {}).get("key") for c in shape.policy(s).clauses if c.group == "indicators"}
 
 
 DETAIL_ZH = {"role": "角色", "before": "原角色", "after": "新角色", "credit_code": "统一社会信用代码",
@@ -203,9 +216,8 @@ DETAIL_ZH = {"role": "角色", "before": "原角色", "after": "新角色", "cre
 def audit_detail(detail_json) -> str:
     """An audit entry's details in words: known keys in Chinese, roles, strategies, fields
     and yes/no as a reader says them; long structured values (diffs) summarised."""
-    from rules.explain import label
-
     from .models import ROLES
+    label = _wording().label
     try:
         d = json.loads(detail_json or "{}")
     except ValueError:
@@ -225,8 +237,7 @@ def audit_detail(detail_json) -> str:
         elif k == "field":
             words = label(v)
         elif k == "scope":
-            from rules.fields import STAGES
-            words = STAGES.get(v, "总榜" if v == "overall" else v)
+            words = _stages().get(v, "总榜" if v == "overall" else v)
         elif k.endswith("sha256"):
             words = str(v)[:12]
         elif k == "policy":
@@ -268,9 +279,8 @@ def item_name(title: str) -> str:
 
 
 def _value_zh(text: str) -> str:
-    from rules.fields import STAGES
     t = text.strip()
-    return {"True": "是", "False": "否", "true": "是", "false": "否", "None": "空"}.get(t) or STAGES.get(t, t)
+    return {"True": "是", "False": "否", "true": "是", "false": "否", "None": "空"}.get(t) or _stages().get(t, t)
 
 
 CASE_KEY_ZH = {"final_score": "最终积分", "rank_in_stage": "同阶段排名", "rank_overall": "全区排名", "decay_factor": "衰减系数",
@@ -282,7 +292,7 @@ def case_problem(text: str) -> str:
     """One failure of a clause case (rules/cases.py words them for developers) as a policy
     officer reads it: 企业：发展阶段为成长期，应为初创期."""
     import re as _re
-    from rules.explain import label as field_label
+    field_label = _wording().label
     head, sep, rest = text.partition(": ")
     if not sep:
         return text

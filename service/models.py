@@ -1,17 +1,19 @@
 """The store (SQLAlchemy 2.0 typed models). Migrations: `migrations/` (Alembic).
 
-The columns of an enterprise-year record come from the data dictionary (`rules.fields`), so
-the record table, the import files and the batch files have one definition. A change to the
-dictionary needs a migration like any other change here."""
+An enterprise-year record keeps the data model's identity in typed columns (credit code, name,
+park, industry, registration date, year) and the policy package's own fields in one JSON
+column (`data`: field key -> value, a missing value absent). So a package that declares new
+fields (data.yaml) needs no migration: its records import, are stored and read back as they
+are; what is valid is the package's to say, and every write is validated against it first."""
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
                         LargeBinary, String, Table, Text, UniqueConstraint, event)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from rules.fields import RECORD_FIELDS
+from rules.fields import IDENTITY
 
 
 def utcnow() -> dt.datetime:
@@ -25,10 +27,7 @@ class Base(DeclarativeBase):
 ROLES = {"public": "公众", "enterprise": "企业", "officer": "科技局工作人员", "finance": "财政局",
          "bank": "合作银行", "admin": "系统管理员"}
 
-RECORD_TYPES = {"code": lambda: String(18), "text": lambda: String(200), "date": Date, "year": Integer,
-                "count": Integer, "amount": Float, "signed": Float, "ratio": Float, "bool": Boolean,
-                "stage": lambda: String(16), "rating": lambda: String(16)}
-
+IDENTITY_TYPES = {"code": lambda: String(18), "text": lambda: String(200), "date": Date, "year": Integer}
 
 class Enterprise(Base):
     __tablename__ = "enterprises"
@@ -45,13 +44,13 @@ def _record_columns():
     cols = [Column("id", Integer, primary_key=True),
             Column("import_id", Integer, ForeignKey("imports.id"), nullable=True),
             Column("updated_at", DateTime, nullable=False, default=utcnow)]
-    for f in RECORD_FIELDS:
-        col_type = RECORD_TYPES[f.kind]
+    for f in IDENTITY:
         kw = {"nullable": not f.required, "comment": f.label}
         if f.key == "credit_code":
-            cols.append(Column(f.key, col_type(), ForeignKey("enterprises.credit_code"), **kw))
+            cols.append(Column(f.key, IDENTITY_TYPES[f.kind](), ForeignKey("enterprises.credit_code"), **kw))
         else:
-            cols.append(Column(f.key, col_type(), **kw))
+            cols.append(Column(f.key, IDENTITY_TYPES[f.kind](), **kw))
+    cols.append(Column("data", JSON, nullable=False, default=dict, comment="政策数据字典中的字段（JSON）"))
     return cols
 
 
@@ -61,8 +60,39 @@ records_table = Table("records", Base.metadata, *_record_columns(),
 
 
 class Record(Base):
-    """One enterprise-year record (SPEC §3); attributes are the data dictionary's keys."""
+    """One enterprise-year record (SPEC §3): identity attributes, and the package's fields
+    by key through `get`/`values` (stored as JSON in `data`)."""
     __table__ = records_table
+
+    def values(self) -> dict:
+        return as_dict(self.data)
+
+    def get(self, key):
+        if key in IDENTITY_KEYS:
+            return getattr(self, key)
+        return self.values().get(key)
+
+    def set(self, key, value):
+        if key in IDENTITY_KEYS:
+            setattr(self, key, value)
+            return
+        v = dict(self.values())          # a new dict: the JSON column sees the change
+        if value is None:
+            v.pop(key, None)
+        else:
+            v[key] = value
+        self.data = v
+
+
+def as_dict(value) -> dict:
+    """A JSON column's value as a dict (drivers give a dict, or the text when bulk-written)."""
+    import json
+    if isinstance(value, dict):
+        return value
+    return json.loads(value or "{}")
+
+
+IDENTITY_KEYS = tuple(f.key for f in IDENTITY)
 
 
 class Contract(Base):
@@ -229,9 +259,7 @@ class Result(Base):
     stage: Mapped[str] = mapped_column(String(16))
     excluded: Mapped[bool] = mapped_column(Boolean)
     exclusion_clauses: Mapped[str] = mapped_column(String(100), default="")
-    tech_score: Mapped[float | None] = mapped_column(Float)
-    growth_score: Mapped[float | None] = mapped_column(Float)
-    aux_score: Mapped[float | None] = mapped_column(Float)
+    category_scores: Mapped[dict] = mapped_column(JSON, default=dict)   # category key -> score
     weighted: Mapped[float | None] = mapped_column(Float)
     deductions: Mapped[float | None] = mapped_column(Float)
     decay_factor: Mapped[float | None] = mapped_column(Float)
@@ -278,7 +306,7 @@ class HonourList(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     year: Mapped[int] = mapped_column(Integer)
-    scope: Mapped[str] = mapped_column(String(16))          # startup growth expansion mature overall
+    scope: Mapped[str] = mapped_column(String(16))          # a stage key of the package, or overall
     top_n: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200))
     entries: Mapped[str] = mapped_column(Text)              # JSON list

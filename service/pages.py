@@ -11,7 +11,6 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from rules.fields import STAGES
 
 from . import charts as charts_
 from . import db, query
@@ -190,8 +189,9 @@ def results():
         return render_template("pages/no_results.html"), 404
     ranked = query.rankings(s, run)
     excluded, _ = query.enterprises(s, run, excluded=True, sort="credit_code", per_page=None)
-    groups = [(key, STAGES[key], ranked[key]) for key in STAGES]
+    groups = [(key, name, ranked[key]) for key, name in query.stage_names(s, run).items()]
     return render_template("pages/results.html", run=run, groups=groups, excluded=excluded,
+                           categories=query.category_titles(s, run),
                            document=query.trace_header(s, run).get("document", ""))
 
 

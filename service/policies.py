@@ -173,7 +173,7 @@ def _yaml():
 
 
 def _parse_value(text):
-    """A form value as YAML reads it: 0.95 → float, 3 → int, true → bool, growth → str."""
+    """A form value as YAML reads it: 0.95 → float, 3 → int, true → bool, other text → str."""
     import yaml
     if not isinstance(text, str):
         return text
@@ -365,9 +365,12 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
         if not pv.in_force(year):
             raise PolicyError([f"政策版本 {pv.name} 不适用于 {year} 年度"])
     with tempfile.TemporaryDirectory(prefix="innopoints-whatif-") as tmp:
-        snap = snapshot(s, tmp)
-        recs, cons = load_inputs(snap["records"], snap["contracts"])
-    evs = [evaluate(recs, year, pv, cons, budget, strategy) for pv in (old, new)]
+        evs = []
+        for i, pv in enumerate((old, new)):     # each version reads the stored data through its own dictionary
+            Path(tmp, str(i)).mkdir()
+            snap = snapshot(s, Path(tmp, str(i)), pv.data)
+            recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data)
+            evs.append(evaluate(recs, year, pv, cons, budget, strategy))
 
     def rows(ev):
         sc = scores_table(ev).to_pylist()
@@ -388,21 +391,50 @@ def whatif(s, files, year, against_files, budget=None, strategy=None, top=10) ->
 
     def tops(res):
         out = {}
-        for stage in ("startup", "growth", "expansion", "mature"):
+        for stage in dict.fromkeys(list(old.data.stages) + list(new.data.stages)):
             ranked = sorted((r["rank_in_stage"], c) for c, r in res.items()
                             if r["stage"] == stage and not r["excluded"] and r["rank_in_stage"] <= top)
             out[stage] = [{"rank": k, "credit_code": c, "name": names.get(c, ""), "final_score": res[c]["final_score"]}
                           for k, c in ranked]
         return out
     b0, b1 = evs[0].budget, evs[1].budget
-    report.update(year=year, policy_a={"name": old.name, "sha256": old.digest},
+    report.update(year=year, stages={**old.data.stages, **new.data.stages},
+                  policy_a={"name": old.name, "sha256": old.digest},
                   policy_b={"name": new.name, "sha256": new.digest}, top_n=top,
                   top_before=tops(ra), top_after=tops(rb),
                   totals={"budget": budget, "eligible_before": int(b0.fixed_total + b0.floating_total),
                           "eligible_after": int(b1.fixed_total + b1.floating_total),
                           "granted_before": int(b0.granted_total), "granted_after": int(b1.granted_total)})
+    report["indicators"] = indicator_changes(*evs)
     t = report["totals"]
     t["eligible_change"] = t["eligible_after"] - t["eligible_before"]
     t["granted_change"] = t["granted_after"] - t["granted_before"]
     t["over_budget_after"] = max(0, t["eligible_after"] - budget) if budget is not None else None
     return report
+
+
+def indicator_changes(before, after) -> list:
+    """The indicators a draft adds or changes (new id, other field, points, method or
+    parameters), each with its points under the draft: per stage, the enterprises scored,
+    how many have a value, the mean and the highest points."""
+    import numpy as np
+    old = {c.id: c.body for c in before.indicator_clauses}
+    out = []
+    stage = after.scores["stage"].to_numpy(dtype=object)
+    scored = ~after.scores["excluded"].to_numpy(dtype=bool)
+    for j, c in enumerate(after.indicator_clauses):
+        keys = ("key", "category", "points", "method", "params", "derive")
+        was = old.get(c.id)
+        if was is not None and all(was.get(k) == c.body.get(k) for k in keys):
+            continue
+        pts, vals = after.indicator_points[:, j], after.indicator_values[:, j]
+        per = []
+        for st, name in after.policy.data.stages.items():
+            m = scored & (stage == st)
+            if m.any():
+                per.append({"stage": st, "stage_zh": name, "scored": int(m.sum()),
+                            "reported": int((~np.isnan(vals[m])).sum()),
+                            "mean_points": round(float(pts[m].mean()), 4), "max_points": round(float(pts[m].max()), 4)})
+        out.append({"clause": c.id, "title": c.title, "field": c.body["key"], "category": c.body["category"],
+                    "points": c.body["points"], "status": "新增" if was is None else "修改", "by_stage": per})
+    return out

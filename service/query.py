@@ -10,15 +10,13 @@ import yaml
 from sqlalchemy import and_, func, or_, select
 
 from rules.explain import explain_line
-from rules.fields import CONTRACT_KINDS, STAGES
 
-from .models import AwardLine, Enterprise, Result, Run, RunFile
+from . import shape
+from .models import AwardLine, Enterprise, Result, Run, RunFile, as_dict
 
 SORTS = {"final_score": Result.final_score, "rank_in_stage": Result.rank_in_stage,
-         "rank_overall": Result.rank_overall, "credit_code": Result.credit_code, "name": Enterprise.name,
-         "tech_score": Result.tech_score, "growth_score": Result.growth_score, "aux_score": Result.aux_score}
-SCORE_KEYS = ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
-              "final_score")
+         "rank_overall": Result.rank_overall, "credit_code": Result.credit_code, "name": Enterprise.name}
+SCORE_KEYS = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
 USES = Path(__file__).resolve().parents[1] / "rules" / "uses"
 
 
@@ -32,31 +30,48 @@ def _header(content: bytes) -> dict:
     return json.loads(content)
 
 
-@lru_cache(maxsize=1)
-def _bundled_categories() -> dict:
-    from rules.policy import load_policy
-    return {k: v.get("title", k) for k, v in (load_policy().groups["indicators"].get("categories") or {}).items()}
-
-
 def category_titles(s=None, run=None) -> dict:
     """The category titles (技术创新指标 …) of indicators.yaml, from the run's trace header
-    (the policy version it was evaluated under), else from the bundled policy."""
+    (the policy version it was evaluated under), else from the policy in force."""
     if s is not None and run is not None:
         cats = trace_header(s, run).get("categories")
         if cats:
             return {k: v.get("title", k) for k, v in cats.items()}
-    return dict(_bundled_categories())
+    return shape.categories(s)
+
+
+def stage_names(s=None, run=None) -> dict:
+    """Stage key -> Chinese name, lowest level first: of the run's policy version (its trace
+    header), else of the policy in force."""
+    if s is not None and run is not None:
+        st = trace_header(s, run).get("stages")
+        if st:
+            return dict(st)
+    return shape.stages(s)
+
+
+def sort_column(key):
+    """A sort key of the enterprise list: a stored column, or a category score (`<cat>_score`)."""
+    if key in SORTS:
+        return SORTS[key]
+    if key.endswith("_score") and key[:-6].isidentifier():
+        return Result.category_scores[key[:-6]].as_float()
+    return None
 
 
 def trace_header(s, run) -> dict:
     return _header(run_file(s, run.id, "trace_header.json") or b"{}")
 
 
-def result_row(result: Result, ent: Enterprise | None) -> dict:
+def result_row(result: Result, ent: Enterprise | None, stages: dict | None = None) -> dict:
+    stages = stages if stages is not None else shape.stages()
     d = {"credit_code": result.credit_code, "name": ent.name if ent else "", "park": ent.park if ent else "",
-         "industry": ent.industry if ent else "", "stage": result.stage, "stage_zh": STAGES.get(result.stage, ""),
+         "industry": ent.industry if ent else "", "stage": result.stage, "stage_zh": stages.get(result.stage, ""),
          "excluded": result.excluded,
          "exclusion_clauses": [c for c in result.exclusion_clauses.split(";") if c]}
+    d["category_scores"] = as_dict(result.category_scores)
+    for k, v in d["category_scores"].items():
+        d[f"{k}_score"] = v
     for k in SCORE_KEYS:
         d[k] = getattr(result, k)
     d.update(rank_in_stage=result.rank_in_stage, rank_overall=result.rank_overall,
@@ -89,13 +104,16 @@ def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, ma
     if conds:
         base = base.where(and_(*conds))
     total = s.scalar(select(func.count()).select_from(base.subquery()))
-    col = SORTS[sort]
+    col = sort_column(sort)
+    if col is None:
+        col = SORTS["rank_overall"]
     key = col.desc() if order == "desc" else col.asc()
     nulls_last = col.is_(None)          # excluded enterprises (no score) after the scored ones
     query = base.order_by(nulls_last, key, Result.credit_code)
     if per_page:
         query = query.offset((page - 1) * per_page).limit(per_page)
-    return [result_row(r, e) for r, e in s.execute(query)], total
+    stages = stage_names(s, run)
+    return [result_row(r, e, stages) for r, e in s.execute(query)], total
 
 
 def indicator_rows(result: Result, header: dict) -> list[dict]:
@@ -104,7 +122,7 @@ def indicator_rows(result: Result, header: dict) -> list[dict]:
     for cid, (value, points) in json.loads(result.indicators).items():
         c = clauses.get(cid, {})
         rows.append({"clause": cid, "title": c.get("title", ""), "citation": c.get("citation", ""),
-                     "category": {"1": "tech", "2": "growth", "3": "aux"}.get(cid.split("-")[1].split(".")[0], ""),
+                     "category": c.get("category", ""),
                      "value": value, "points": points})
     return rows
 
@@ -116,7 +134,7 @@ def score_detail(s, run, code) -> dict | None:
     ent = s.get(Enterprise, code)
     header = trace_header(s, run)
     trace = json.loads(r.trace)
-    d = result_row(r, ent)
+    d = result_row(r, ent, stage_names(s, run))
     d.update(run_id=run.id, year=run.year, policy=run.policy_name, policy_sha256=run.policy_sha256,
              document=header.get("document", ""),
              indicators=[] if r.excluded else indicator_rows(r, header),
@@ -132,11 +150,12 @@ def rankings(s, run, stage=None, top=None):
     q = select(Result, Enterprise).join(Enterprise, Enterprise.credit_code == Result.credit_code) \
         .where(Result.run_id == run.id, Result.excluded.is_(False))
     out = {}
-    for st in ([stage] if stage else list(STAGES)):
+    stages = stage_names(s, run)
+    for st in ([stage] if stage else list(stages)):
         sq = q.where(Result.stage == st).order_by(Result.rank_in_stage, Result.credit_code)
         if top:
             sq = sq.where(Result.rank_in_stage <= top)
-        out[st] = [result_row(r, e) for r, e in s.execute(sq)]
+        out[st] = [result_row(r, e, stages) for r, e in s.execute(sq)]
     return out
 
 
@@ -147,10 +166,11 @@ def aggregates(s, run, bins=10):
                          .join(Enterprise, Enterprise.credit_code == Result.credit_code)
                          .where(Result.run_id == run.id).group_by(col).order_by(col))
         return [{"key": k or "", "count": n} for k, n in rows]
-    order = list(STAGES)
+    stages = stage_names(s, run)
+    order = list(stages)
     stage = sorted(counts(Result.stage), key=lambda r: order.index(r["key"]) if r["key"] in order else len(order))
     for row in stage:
-        row["label"] = STAGES.get(row["key"], row["key"])
+        row["label"] = stages.get(row["key"], row["key"])
     scores = list(s.scalars(select(Result.final_score).where(Result.run_id == run.id, Result.excluded.is_(False))))
     hist = []
     if scores:
@@ -302,12 +322,9 @@ def credit_reference(s, run, code):
     ent = s.get(Enterprise, code)
     cfg = credit_bands()
     return {"credit_code": code, "name": ent.name if ent else "", "year": run.year, "run_id": run.id,
-            "stage": r.stage, "stage_zh": STAGES.get(r.stage, ""), "excluded": r.excluded,
+            "stage": r.stage, "stage_zh": stage_names(s, run).get(r.stage, ""), "excluded": r.excluded,
             "final_score": r.final_score, "rank_band": rank_band(r.stage_percentile),
             "basis": f"{cfg['id']} {cfg['title']}（{cfg['citation']}）"}
-
-
-KIND_ZH = CONTRACT_KINDS
 
 
 def contracts_of(s, run, code) -> list[dict]:
@@ -323,13 +340,14 @@ def contracts_of(s, run, code) -> list[dict]:
             per[no] = {"counted": inp["counted"][i], "yuan": inp["yuan"][i]}
     reasons = [e["text"] for e in trace.get("rewards_not_paid") or [] if e.get("reason") == "contracts"]
     out = []
+    kinds = shape.data(s).contract_kinds
     for c in s.scalars(select(Contract).where(Contract.credit_code == code).order_by(Contract.contract_no)):
         if c.registered_on.year != run.year:
             continue
         p = per.get(c.contract_no)
         note = ("计奖 {:,} 元".format(p["yuan"]) if p and p["counted"] else "不属于计奖的合同类别，不计奖"
                 if p else (reasons[0] if reasons else "本企业当年未获得合同奖励"))
-        out.append({"contract_no": c.contract_no, "kind": c.kind, "kind_zh": KIND_ZH.get(c.kind, c.kind),
+        out.append({"contract_no": c.contract_no, "kind": c.kind, "kind_zh": kinds.get(c.kind, c.kind),
                     "amount_wan": c.amount, "registered_on": c.registered_on.isoformat(), "rw5": note})
     return out
 
@@ -352,23 +370,40 @@ _STATS: dict = {}
 def stage_stats(s, run, stage) -> dict:
     """The stage's medians (category scores, final score) and, per indicator, the median and
     the top-decile threshold (90th percentile) of values and points, over the stage's scored
-    enterprises. Runs are immutable once done, so this is kept per (run, stage)."""
+    enterprises: computed once when the run is stored (its file stage_stats.json), else here
+    for a run stored before that file existed. Runs are immutable once done, so either is kept
+    per (run, stage)."""
     key = (run.id, run.finished_at, stage)
     if key in _STATS:
         return _STATS[key]
-    rows = s.execute(select(Result.tech_score, Result.growth_score, Result.aux_score, Result.final_score,
-                            Result.indicators)
-                     .where(Result.run_id == run.id, Result.stage == stage, Result.excluded.is_(False))).all()
-    cols = list(zip(*rows)) if rows else [[]] * 5
-    ind = [json.loads(t) for t in cols[4]]
+    stored = run_file(s, run.id, "stage_stats.json")
+    if stored is not None:
+        out = json.loads(stored).get(stage) or {"stage": stage, "count": 0, "final_score": None, "indicators": {}}
+        _STATS[key] = out
+        return out
+    return _computed_stage_stats(s, run, stage, key)
+
+
+def stats_of(stage, cat_scores, finals, indicators) -> dict:
+    """The figures of `stage_stats` from the stage's scored rows: category scores (dicts),
+    final scores and indicator [value, points] maps."""
     per = {}
-    for cid in (ind[0] if ind else {}):
-        vals = [d[cid][0] for d in ind]
-        pts = [d[cid][1] for d in ind]
+    for cid in (indicators[0] if indicators else {}):
+        vals = [d[cid][0] for d in indicators]
+        pts = [d[cid][1] for d in indicators]
         per[cid] = {"value_median": _median(vals), "value_top_decile": _top_decile(vals),
                     "points_median": _median(pts), "points_top_decile": _top_decile(pts)}
-    out = {"stage": stage, "count": len(rows), "tech_score": _median(cols[0]), "growth_score": _median(cols[1]),
-           "aux_score": _median(cols[2]), "final_score": _median(cols[3]), "indicators": per}
+    out = {"stage": stage, "count": len(finals), "final_score": _median(finals), "indicators": per}
+    for k in (cat_scores[0] if cat_scores else {}):
+        out[f"{k}_score"] = _median([c.get(k) for c in cat_scores])
+    return out
+
+
+def _computed_stage_stats(s, run, stage, key) -> dict:
+    rows = s.execute(select(Result.category_scores, Result.final_score, Result.indicators)
+                     .where(Result.run_id == run.id, Result.stage == stage, Result.excluded.is_(False))).all()
+    cols = list(zip(*rows)) if rows else [[]] * 3
+    out = stats_of(stage, [as_dict(t) for t in cols[0]], list(cols[1]), [json.loads(t) for t in cols[2]])
     if len(_STATS) > 64:
         _STATS.clear()
     _STATS[key] = out

@@ -4,13 +4,11 @@ chart script inlined: it needs no server and no network."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from flask import render_template
 
 from . import charts as charts_
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
@@ -37,7 +35,8 @@ def render(m, standalone=False) -> str:
     """The report page; `standalone` inlines the stylesheet and the chart scripts."""
     inline = None
     if standalone:
-        static = ROOT / "static"
+        from rules import assets
+        static = assets.path("static")
         inline = {"css": (static / "css" / "app.css").read_text(encoding="utf-8"),
                   "js": (static / "vendor" / "echarts-6.1.0" / "echarts.min.js").read_text(encoding="utf-8")
                   + "\n" + (static / "js" / "charts.js").read_text(encoding="utf-8")}

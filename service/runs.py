@@ -156,11 +156,11 @@ def _execute(sessionmaker, run_id, progress=None):
                 raise PolicyError([f"政策版本 {pv.name} 的内容与发起时不同（哈希不同），请重新发起计算"])
             with tempfile.TemporaryDirectory(prefix="innopoints-run-") as tmp:
                 phase("snapshot")
-                snap = snapshot(s, tmp)
+                snap = snapshot(s, tmp, pv.data)
                 phase("evaluate")
                 from rules.evaluate import evaluate
                 from rules.records import load_inputs
-                recs, cons = load_inputs(snap["records"], snap["contracts"])
+                recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data)
                 ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy)
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
@@ -204,20 +204,31 @@ def _store(s, run, ev, out: Path, data_sha):
         ids = [n.split(" ")[0] for n in names[::2]]
         indicators = [json.dumps({cid: [_num(row[1 + 2 * j]), _num(row[2 + 2 * j])] for j, cid in enumerate(ids)},
                                  separators=(",", ":")) for row in reader]
-    numbers = ("tech_score", "growth_score", "aux_score", "weighted", "deductions", "decay_factor", "bonus",
-               "final_score")
+    numbers = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
+    cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64"), 6)   # as the trace says
     results = []
     for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
         if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
             raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
         excluded = row["excluded"] == "true"
-        results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"],
+        cats = json.dumps({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""}, separators=(",", ":"))
+        results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"], cats,
                         *[_num(row[k]) for k in numbers], _int(row["rank_in_stage"]), _int(row["rank_overall"]),
                         None if excluded else float(percentile[i]), tr, ind))
-    bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", *numbers,
+    bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
                                       "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators"],
                 results)
+    # the stage figures every profile shows (medians, top deciles), computed once here
+    from .query import stats_of
+    by_stage = {}
+    for row, res in zip(scores, results):
+        if not res[3]:
+            by_stage.setdefault(row["stage"], []).append(res)
+    stats = {st: stats_of(st, [json.loads(r[5]) for r in rs], [r[-6] for r in rs], [json.loads(r[-1]) for r in rs])
+             for st, rs in by_stage.items()}
+    s.add(RunFile(run_id=run.id, name="stage_stats.json",
+                  content=json.dumps(stats, ensure_ascii=False, separators=(",", ":")).encode("utf-8")))
     awards = list(csv.DictReader(io.StringIO((out / "awards.csv").read_text(encoding="utf-8"))))
     bulk_insert(s, AwardLine.__table__, ["run_id", "credit_code", "clause", "eligible_yuan", "granted_yuan", "basis"],
                 [(run.id, a["credit_code"], a["clause"], int(a["eligible_yuan"]), int(a["granted_yuan"]), a["basis"])

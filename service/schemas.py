@@ -7,15 +7,16 @@ import datetime as dt
 from marshmallow import INCLUDE, Schema, fields, validate
 from flask_smorest.fields import Upload
 
-from rules.fields import RECORD_FIELDS, STAGES
 
 from .models import ROLES
 from .query import SORTS
 
 FORMATS = validate.OneOf(["json", "csv", "xlsx"])
-STAGE = validate.OneOf(list(STAGES))
+# stage keys and field keys are the policy package's (GET /api/policy/shape): the schema
+# bounds their form, the view checks them against the package in force
+KEY = validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", error="应为字母开头的英文键 / must be a key")
+STAGE = KEY
 STRATEGY = validate.OneOf(["pro_rata", "rank_priority"])
-CHANGEABLE = [f.key for f in RECORD_FIELDS if f.key not in ("credit_code", "year")]
 
 
 def _d(text):
@@ -43,12 +44,13 @@ class RunSelect(FormatQuery):
 class EnterpriseQuery(RunSelect):
     park = fields.Str(metadata=_d("所属园区"))
     industry = fields.Str(metadata=_d("所属行业"))
-    stage = fields.Str(validate=STAGE, metadata=_d("发展阶段 startup/growth/expansion/mature"))
+    stage = fields.Str(validate=STAGE, metadata=_d("发展阶段的键（当前政策的阶段见 GET /api/policy/shape）"))
     min_score = fields.Float(validate=validate.Range(min=-1000, max=1000), metadata=_d("最终积分下限"))
     max_score = fields.Float(validate=validate.Range(min=-1000, max=1000), metadata=_d("最终积分上限"))
     q = fields.Str(validate=validate.Length(max=100), metadata=_d("企业名称或信用代码包含"))
     excluded = fields.Bool(metadata=_d("true 只看被排除的企业，false 只看参与排名的企业"))
-    sort = fields.Str(load_default="rank_overall", validate=validate.OneOf(list(SORTS)), metadata=_d("排序字段"))
+    sort = fields.Str(load_default="rank_overall", validate=KEY,
+                      metadata=_d(f"排序字段：{'、'.join(SORTS)}，或某类别积分 <类别键>_score"))
     order = fields.Str(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
     page = fields.Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
@@ -128,9 +130,8 @@ class ResultRow(Schema):
     stage_zh = fields.Str()
     excluded = fields.Bool()
     exclusion_clauses = fields.List(fields.Str())
-    tech_score = fields.Float(allow_none=True)
-    growth_score = fields.Float(allow_none=True)
-    aux_score = fields.Float(allow_none=True)
+    category_scores = fields.Dict(keys=fields.Str(), values=fields.Float(allow_none=True),
+                                  metadata=_d("各类别积分：类别键 → 积分（类别见 GET /api/policy/shape）"))
     weighted = fields.Float(allow_none=True)
     deductions = fields.Float(allow_none=True)
     decay_factor = fields.Float(allow_none=True)
@@ -151,7 +152,7 @@ class EnterprisePage(Schema):
 
 
 class Correction(Schema):
-    field = fields.Str(required=True, validate=validate.OneOf(CHANGEABLE), metadata=_d("字段英文键"))
+    field = fields.Str(required=True, validate=KEY, metadata=_d("字段英文键（当前政策的数据字典见 GET /api/policy/shape）"))
     value = fields.Raw(required=True, allow_none=True, metadata=_d("新值（空为缺失）"))
     reason = fields.Str(load_default="", validate=validate.Length(max=1000))
 
@@ -239,8 +240,7 @@ class WhatIf(Schema):
 
 
 class HonourCreate(Schema):
-    scope = fields.Str(required=True, validate=validate.OneOf(list(STAGES) + ["overall"]),
-                       metadata=_d("startup/growth/expansion/mature 各阶段榜，overall 总榜"))
+    scope = fields.Str(required=True, validate=KEY, metadata=_d("某阶段的键（该阶段榜），或 overall（总榜）"))
     top_n = fields.Int(required=True, validate=validate.Range(min=1, max=1000), metadata=_d("前 N 名"))
 
 
@@ -309,6 +309,8 @@ AuditRow = answer("AuditRow", id=fields.Int(), at=fields.Str(), user=fields.Str(
                   target=fields.Str(allow_none=True), detail=fields.Raw())
 PolicyActive = answer("PolicyActive", id=fields.Int(), name=fields.Str(), status=fields.Str(), title=fields.Str(),
                       clauses=LIST)
+PolicyShape = answer("PolicyShape", policy=fields.Str(), title=fields.Str(), document=fields.Str(), identity=LIST,
+                     fields=LIST, stages=LIST, categories=LIST, contract_kinds=LIST, history_runs=LIST)
 PolicyList = answer("PolicyList", active=fields.Int(), versions=LIST, drafts=LIST)
 PolicyVersionAnswer = answer("PolicyVersion", id=fields.Int(), name=fields.Str(), status=fields.Str(),
                              published_at=fields.Str(allow_none=True))

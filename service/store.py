@@ -17,13 +17,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import bindparam, delete, select, tuple_, update
 
-from rules.fields import CONTRACT_FIELDS, LEVEL_STAGE, RECORD_FIELDS
+from rules.fields import CONTRACT_FIELDS, IDENTITY, IDENTITY_KEYS as RECORD_IDENTITY
 from rules.records import (DATA_SHEET, BadCell, InputError, contract_owner_errors, load_contracts, load_records,
                            records_from_table, table_from_rows)
 
-from .models import AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, records_table, utcnow
+from . import shape
+from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, as_dict, records_table,
+                     utcnow)
 
-FIELD = {f.key: f for f in RECORD_FIELDS}
 IDENTITY_KEYS = ("name", "park", "industry", "registered_on")
 CHUNK = 5_000
 
@@ -48,41 +49,49 @@ def sha256_bytes(data: bytes) -> str:
 
 # ---- typed frame <-> database values <-> text -------------------------------------------
 
-def _db_columns(frame: pd.DataFrame) -> dict:
-    """Validated records (the loader's typed frame) as Python values per column, ready for
-    the records table (None for a missing value), converted column-wise."""
-    cols = {}
-    stage_keys = np.array([None] + [LEVEL_STAGE[i] for i in sorted(LEVEL_STAGE)], dtype=object)
-    for f in RECORD_FIELDS:
-        v = frame[f.key].to_numpy()
-        if f.kind in ("code", "text"):
-            cols[f.key] = [str(x) for x in v]
-            continue
-        if f.kind == "rating":
-            cols[f.key] = [x or None for x in v]
-            continue
-        if f.kind == "date":
-            cols[f.key] = np.asarray(v, dtype="datetime64[D]").astype(object).tolist()
-            continue
-        num = np.asarray(v, dtype="float64")
-        missing = np.isnan(num)
-        out = np.full(len(num), None, dtype=object)
-        present = num[~missing]
-        if f.kind in ("year", "count"):
-            out[~missing] = present.astype(np.int64).tolist()
-        elif f.kind == "bool":
-            out[~missing] = (present != 0).tolist()
-        elif f.kind == "stage":
-            out[~missing] = stage_keys[present.astype(np.int64)]
-        else:
-            out[~missing] = present.tolist()
-        cols[f.key] = out.tolist()
+def _python_values(f, v, data) -> list:
+    """One column of the loader's typed frame as Python values (None for a missing value)."""
+    if f.kind in ("code", "text"):
+        return [str(x) for x in v]
+    if f.kind == "choice":
+        return [x or None for x in v]
+    if f.kind == "date":
+        return np.asarray(v, dtype="datetime64[D]").astype(object).tolist()
+    num = np.asarray(v, dtype="float64")
+    missing = np.isnan(num)
+    out = np.full(len(num), None, dtype=object)
+    present = num[~missing]
+    if f.kind in ("year", "count"):
+        out[~missing] = present.astype(np.int64).tolist()
+    elif f.kind == "bool":
+        out[~missing] = (present != 0).tolist()
+    elif f.kind == "stage":
+        keys = np.array([None] + list(data.stages), dtype=object)
+        out[~missing] = keys[present.astype(np.int64)]
+    else:
+        out[~missing] = present.tolist()
+    return out.tolist()
+
+
+def _db_columns(frame: pd.DataFrame, data) -> dict:
+    """Validated records (the loader's typed frame) as the records table's columns: the
+    identity columns, and `data`, the package's fields as one JSON object per row (a missing
+    value left out; dates as ISO text)."""
+    cols = {f.key: _python_values(f, frame[f.key].to_numpy(), data) for f in IDENTITY}
+    fields = [(f.key, _python_values(f, frame[f.key].to_numpy(), data)) for f in data.fields if f.key in frame]
+    keys = [k for k, _ in fields]
+    dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
+    cols["data"] = [dumps({k: v for k, v in zip(keys, row) if v is not None})
+                    for row in zip(*(v for _, v in fields))] if fields else ["{}"] * len(frame)
     return cols
 
 
-def _db_values(frame: pd.DataFrame) -> list[dict]:
-    cols = _db_columns(frame)
-    return [dict(zip(cols, row)) for row in zip(*cols.values())]
+def _db_values(frame: pd.DataFrame, data) -> list[dict]:
+    cols = _db_columns(frame, data)
+    out = [dict(zip(cols, row)) for row in zip(*cols.values())]
+    for r in out:
+        r.update(json.loads(r.pop("data")))
+    return out
 
 
 def bulk_insert(s, table, columns, rows, tick=None, chunk=CHUNK):
@@ -121,8 +130,14 @@ def text_of(value) -> str:
     return str(value)
 
 
-def record_text(rec) -> dict:
-    return {f.key: text_of(getattr(rec, f.key)) for f in RECORD_FIELDS}
+def record_text(rec, data=None) -> dict:
+    """A stored record as the text of an import row: its identity and the fields of the
+    package's dictionary (`data`, the policy in force by default)."""
+    data = data or shape.data()
+    values = rec.values()
+    out = {k: text_of(getattr(rec, k)) for k in RECORD_IDENTITY}
+    out.update({f.key: text_of(values.get(f.key)) for f in data.fields})
+    return out
 
 
 # ---- import ---------------------------------------------------------------------------
@@ -395,12 +410,13 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
             if pre is not None:
                 kept, total, gz = pre
                 _reject(s, kind, filename, digest, user, kept, total, gz)
+        data = shape.import_dictionary(s)
         if kind == "records":
-            frame = load_records(path)
+            frame = load_records(path, data=data)
         elif kind == "contracts":
             known = set(s.scalars(select(Enterprise.credit_code)))
             try:
-                frame = load_contracts(path)
+                frame = load_contracts(path, data=data)
                 cells = []
             except InputError as exc:       # whose contracts they are is checked all the same
                 frame, cells = exc.frame, exc.cells
@@ -420,7 +436,7 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
     s.add(imp)
     s.flush()
     if kind == "records":
-        added, replaced = _replace_records(s, frame, imp.id, tick)
+        added, replaced = _replace_records(s, frame, imp.id, tick, data)
     else:
         added, replaced = _replace_contracts(s, frame, imp.id, tick)
     imp.added, imp.replaced = added, replaced
@@ -470,8 +486,8 @@ def _existing_keys(s, column_pairs, keys):
     return found
 
 
-def _replace_records(s, frame, import_id, tick):
-    cols = _db_columns(frame)
+def _replace_records(s, frame, import_id, tick, data):
+    cols = _db_columns(frame, data)
     n = len(frame)
     cols["import_id"] = [import_id] * n
     cols["updated_at"] = [utcnow()] * n
@@ -524,7 +540,7 @@ def _replace_contracts(s, frame, import_id, tick):
 
 ARROW_TYPES = {"code": pa.string(), "text": pa.string(), "date": pa.date32(), "year": pa.int64(), "count": pa.int64(),
                "amount": pa.float64(), "signed": pa.float64(), "ratio": pa.float64(), "bool": pa.bool_(),
-               "stage": pa.string(), "rating": pa.string()}
+               "stage": pa.string(), "choice": pa.string()}
 
 
 def _write_snapshot(path, names, types, rows):
@@ -535,14 +551,23 @@ def _write_snapshot(path, names, types, rows):
     pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
-def snapshot(s, folder) -> dict:
+def snapshot(s, folder, data=None) -> dict:
     """Write every stored record and contract as import files (English keys, sorted), the
-    exact input of a run; returns their paths and the data checksum over both."""
+    exact input of a run, with the fields of the package's dictionary (`data`: the run's
+    policy; the policy in force by default); returns their paths and the data checksum."""
     folder = Path(folder)
+    data = data or shape.data(s)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
-    keys = [f.key for f in RECORD_FIELDS]
-    q = select(*[records_table.c[k] for k in keys]).order_by(records_table.c.credit_code, records_table.c.year)
-    _write_snapshot(rec_path, keys, [ARROW_TYPES[f.kind] for f in RECORD_FIELDS], s.execute(q).all())
+    ident = list(RECORD_IDENTITY)
+    q = select(*[records_table.c[k] for k in ident], records_table.c.data) \
+        .order_by(records_table.c.credit_code, records_table.c.year)
+    rows = s.execute(q).all()
+    values = [as_dict(r[-1]) for r in rows]
+    fields = [f for f in data.fields]
+    full = [tuple(r[:-1]) + tuple(v.get(f.key) for f in fields) for r, v in zip(rows, values)]
+    keys = ident + [f.key for f in fields]
+    types = [ARROW_TYPES[f.kind] for f in IDENTITY] + [ARROW_TYPES[f.kind] for f in fields]
+    _write_snapshot(rec_path, keys, types, full)
     ckeys = [f.key for f in CONTRACT_FIELDS]
     cq = select(*[Contract.__table__.c[k] for k in ckeys]).order_by(Contract.contract_no)
     _write_snapshot(con_path, ckeys, [pa.string()] * 4 + [pa.date32()], s.execute(cq).all())
@@ -563,15 +588,16 @@ class FieldRejected(Exception):
 def checked_value(rec, key: str, value):
     """The record with `key` set to `value`, validated as an import row would be; returns
     the stored value, or raises FieldRejected with the bad cell."""
-    if key not in FIELD or key in ("credit_code", "year"):
+    data = shape.data()
+    if data.field(key) is None or key in ("credit_code", "year"):
         raise FieldRejected([BadCell(0, key, str(key), "不能修改的字段或未知字段", "unknown or unchangeable field")])
-    row = record_text(rec)
+    row = record_text(rec, data)
     row[key] = "" if value is None else str(value)
     try:
-        frame = records_from_table(table_from_rows([row]), "record")
+        frame = records_from_table(table_from_rows([row]), "record", data=data)
     except InputError as exc:
         raise FieldRejected(exc.cells) from None
-    return _db_values(frame)[0][key]
+    return _db_values(frame, data)[0].get(key)
 
 
 def get_record(s, code, year):
@@ -581,8 +607,8 @@ def get_record(s, code, year):
 def correct_field(s, rec, key, value, user, reason=""):
     """An officer's correction of one field of one record, with its audit entry."""
     new = checked_value(rec, key, value)
-    old = getattr(rec, key)
-    setattr(rec, key, new)
+    old = rec.get(key)
+    rec.set(key, new)
     rec.updated_at = utcnow()
     if key in IDENTITY_KEYS:
         ent = s.get(Enterprise, rec.credit_code)
@@ -600,7 +626,7 @@ def declare(s, user, code, year, key, value, reason):
     if rec is None:
         raise LookupError(f"{code} 没有 {year} 年度的记录")
     checked_value(rec, key, value)          # validated now; applied only when approved
-    d = Declaration(credit_code=code, year=year, field=key, value=str(value), previous=text_of(getattr(rec, key)),
+    d = Declaration(credit_code=code, year=year, field=key, value=str(value), previous=text_of(rec.get(key)),
                     reason=reason or "", submitted_by=user.id)
     s.add(d)
     s.flush()

@@ -11,9 +11,10 @@ from pathlib import Path
 import yaml
 from sqlalchemy import delete, select
 
-from rules.fields import STAGES
 
-from . import query
+from rules import assets
+
+from . import query, shape
 from .models import CreditLookup, Enterprise, HonourList, Result, Run, SeedPoolEntry, utcnow
 from .runs import current_run
 from .store import audit
@@ -68,7 +69,7 @@ def seed_select(rows, r) -> tuple[list, dict]:
                 continue
             entries.append({"credit_code": x["credit_code"], "stage": stage, "rank_in_stage": x["rank_in_stage"],
                             "stage_total": n, "final_score": x["final_score"],
-                            "reason": f"{STAGES[stage]}第 {x['rank_in_stage']} 名（共 {n} 家参与排名），"
+                            "reason": f"{_stages()[stage]}第 {x['rank_in_stage']} 名（共 {n} 家参与排名），"
                                       f"位于前 {r['top_share']:.0%}（入库线 {cutoff:.4f} 分）"})
     return entries, cutoffs
 
@@ -80,12 +81,12 @@ def why_not(x, r, cutoffs) -> str:
     if x["excluded"]:
         return f"本年度不纳入积分管理（{'、'.join(x['exclusion_clauses']) or '负面清单'}）"
     if x["stage"] not in r["stages"]:
-        return f"发展阶段变为{STAGES.get(x['stage'], x['stage'])}，不在入库阶段内"
+        return f"发展阶段变为{_stages().get(x['stage'], x['stage'])}，不在入库阶段内"
     if r.get("industries") and x["industry"] not in r["industries"]:
         return "所属行业不在入库行业内"
     c = cutoffs.get(x["stage"])
     if c and x["final_score"] < c["cutoff"]:
-        return f"{STAGES[x['stage']]}第 {x['rank_in_stage']} 名（共 {c['n']} 家），未进入前 {r['top_share']:.0%}"
+        return f"{_stages()[x['stage']]}第 {x['rank_in_stage']} 名（共 {c['n']} 家），未进入前 {r['top_share']:.0%}"
     return "未达到入库最低分"
 
 
@@ -114,7 +115,7 @@ def pool(s, year) -> dict:
     names = dict(s.execute(select(Enterprise.credit_code, Enterprise.name)).all())
     run = s.get(Run, cur[0].run_id) if cur else None
     entries = [{"credit_code": e.credit_code, "name": names.get(e.credit_code, ""), "stage": e.stage,
-                "stage_zh": STAGES.get(e.stage, e.stage), "rank_in_stage": e.rank_in_stage,
+                "stage_zh": _stages().get(e.stage, e.stage), "rank_in_stage": e.rank_in_stage,
                 "stage_total": e.stage_total, "final_score": e.final_score, "reason": e.reason,
                 "new": e.credit_code not in prev} for e in cur]
     exits = []
@@ -173,7 +174,9 @@ def service_list(s, run, stage=None):
 
 # ---- honour lists (§六.二) ----------------------------------------------------------------------------
 
-HONOUR_SCOPES = list(STAGES) + ["overall"]
+def honour_scopes() -> list:
+    """The honour lists: one per stage of the policy in force, and the overall list."""
+    return list(_stages()) + ["overall"]
 
 
 class RunNotPublished(Exception):
@@ -192,7 +195,7 @@ def publish_honours(s, run, scope, top_n, user) -> HonourList:
         entries = [{"rank": x["rank_overall"], **_honour(x)} for x in rows]
     else:
         rows = query.rankings(s, run, scope, top_n)[scope]
-        title = f"{run.year}年度{STAGES[scope]}企业创新积分榜（前 {top_n} 名）"
+        title = f"{run.year}年度{_stages()[scope]}企业创新积分榜（前 {top_n} 名）"
         entries = [{"rank": x["rank_in_stage"], **_honour(x)} for x in rows]
     h = HonourList(run_id=run.id, year=run.year, scope=scope, top_n=top_n, title=title,
                    entries=json.dumps(entries, ensure_ascii=False), published_by=user.id if user else None)
@@ -216,7 +219,7 @@ def honours(s, year=None) -> dict:
         for h in s.scalars(select(HonourList).where(HonourList.year == year).order_by(HonourList.id)):
             lists[h.scope] = {"id": h.id, "scope": h.scope, "title": h.title, "top_n": h.top_n, "run_id": h.run_id,
                               "published_at": h.published_at.isoformat(), "entries": json.loads(h.entries)}
-    return {"year": year, "lists": [lists[k] for k in HONOUR_SCOPES if k in lists]}
+    return {"year": year, "lists": [lists[k] for k in honour_scopes() if k in lists]}
 
 
 # ---- the banks' credit reference (§五.二) ---------------------------------------------------------------
@@ -239,7 +242,7 @@ def trend(s, code) -> list:
         run = current_run(s, y, published=True)
         r = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
         if r is not None:
-            out.append({"year": y, "stage": r.stage, "stage_zh": STAGES.get(r.stage, r.stage), "excluded": r.excluded,
+            out.append({"year": y, "stage": r.stage, "stage_zh": _stages().get(r.stage, r.stage), "excluded": r.excluded,
                         "final_score": r.final_score, "rank_band": query.rank_band(r.stage_percentile)})
     return out
 
@@ -308,16 +311,16 @@ def monitoring(s, run) -> dict:
             if not r.excluded:
                 g["scored"] += 1
                 g["sum"] += r.final_score
-        return [{"key": k, "label": STAGES.get(k, k) if key == "stage" else (k or "未填"), "count": g["count"],
+        return [{"key": k, "label": _stages().get(k, k) if key == "stage" else (k or "未填"), "count": g["count"],
                  "mean": round(g["sum"] / g["scored"], 2) if g["scored"] else None}
-                for k, g in sorted(groups.items(), key=lambda t: list(STAGES).index(t[0]) if key == "stage" else t[0])]
+                for k, g in sorted(groups.items(), key=lambda t: list(_stages()).index(t[0]) if key == "stage" else t[0])]
     prev = current_run(s, run.year - 1)
     change = None
     if prev is not None:
         before = {r.credit_code: r for r in s.scalars(select(Result).where(Result.run_id == prev.id))}
         both = [(before[r.credit_code], r) for r in results if r.credit_code in before]
         scored = [(a, b) for a, b in both if not a.excluded and not b.excluded]
-        level = {k: i for i, k in enumerate(STAGES)}
+        level = {k: i for i, k in enumerate(_stages())}
         pa = query.aggregates(s, prev)
         change = {"previous_run": prev.id, "previous_enterprises": prev.enterprises, "previous_excluded": prev.excluded,
                   "previous_mean": pa["mean_score"], "in_both": len(both),
@@ -345,7 +348,7 @@ def monitoring(s, run) -> dict:
 
 # ---- case files of these rules (tests/cases-uses), as for the policy's clauses -------------------------
 
-CASES = Path(__file__).resolve().parents[1] / "tests" / "cases-uses"
+CASES = assets.path("tests/cases-uses")
 
 
 def load_use_cases(folder=None):
@@ -364,7 +367,7 @@ def run_use_case(rule_id, case) -> list:
         rows = [{"credit_code": str(x["ent"]), "stage": x["stage"], "industry": x.get("industry", "生物医药"),
                  "excluded": bool(x.get("excluded")), "final_score": x.get("score"), "rank_in_stage": 0}
                 for x in case["results"]]
-        for stage in STAGES:
+        for stage in _stages():
             ranked = sorted((x for x in rows if x["stage"] == stage and x["final_score"] is not None),
                             key=lambda x: -x["final_score"])
             for x in ranked:
@@ -374,7 +377,7 @@ def run_use_case(rule_id, case) -> list:
                 + [f"{c} 不应入库" for c in exp.get("out", []) if str(c) in got])
     if rule_id == "SVC":
         e, p = case["enterprise"], case["peers"]
-        detail = {"excluded": False, "stage": e["stage"], "stage_zh": STAGES[e["stage"]],
+        detail = {"excluded": False, "stage": e["stage"], "stage_zh": _stages()[e["stage"]],
                   **{f"{k}_score": e[k] for k in category_titles()},
                   "peers": {f"{k}_score": p[k] for k in category_titles()},
                   "indicators": [{"clause": i["clause"], "title": i["title"], "points": i["points"],
@@ -392,3 +395,9 @@ def run_use_case(rule_id, case) -> list:
             out.append(f"band {band} != expected {exp['band']}")
         return out
     return [f"未知的规则 {rule_id}"]
+
+
+
+def _stages() -> dict:
+    """Stage key -> Chinese name of the policy in force."""
+    return shape.stages()

@@ -12,11 +12,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from sqlalchemy import select
 
 from rules.evaluate import EvaluationError
-from rules.fields import RECORD_FIELDS, STAGES
 from rules.policy import PolicyError
 
 from . import charts as charts_
-from . import db, labels, query
+from . import db, labels, query, shape
 from .api import bad_cells, decl_dict, reap_stale_runs, run_dict, start
 from .models import ROLES as ROLES_ZH
 from .models import Declaration, Enterprise, Import, Record, Run, User, records_table
@@ -36,7 +35,6 @@ from .store import (
 
 bp = Blueprint("ws", __name__)
 OFFICERS = ("officer", "admin")
-DECLARABLE = [f for f in RECORD_FIELDS if f.key not in ("credit_code", "year")]
 
 
 def _may_see(code):
@@ -86,7 +84,8 @@ def profile(code):
                            evidence=evidence_of(s, [x["id"] for x in decls]), evidence_mb=_evidence_limit() // 2**20,
                            contracts=contracts,
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
-                           records=records, fields=RECORD_FIELDS, declarable=DECLARABLE,
+                           records=records, fields=shape.record_fields(s),
+                           declarable=[f for f in shape.record_fields(s) if f.key not in ("credit_code", "year")],
                            category=detail["categories"] if detail else query.category_titles(),
                            can_declare=user.role == "enterprise", ind_fields=labels.indicator_fields())
 
@@ -179,10 +178,11 @@ def enterprises():
         return render_template("pages/no_results.html"), 404
     a = request.args
     f = {"park": a.get("park") or None, "industry": a.get("industry") or None,
-         "stage": a.get("stage") if a.get("stage") in STAGES else None,
+         "stage": a.get("stage") if a.get("stage") in query.stage_names(s, run) else None,
          "min_score": a.get("min_score", type=float), "max_score": a.get("max_score", type=float),
          "q": (a.get("q") or "")[:100] or None}
-    sort = a.get("sort") if a.get("sort") in query.SORTS else "rank_overall"
+    sort = a.get("sort") if a.get("sort") in query.SORTS or f"{a.get('sort')}"[:-6] in query.category_titles(s, run) \
+        and f"{a.get('sort')}".endswith("_score") else "rank_overall"
     order = "desc" if a.get("order") == "desc" else "asc"
     page = max(1, min(a.get("page", 1, type=int), 1_000_000))
     rows, total = query.enterprises(s, run, **f, sort=sort, order=order, page=page, per_page=50)
@@ -190,7 +190,7 @@ def enterprises():
     keep = {k: v for k, v in {**f, "sort": sort, "order": order, "run": run.id}.items() if v not in (None, "")}
     pages = max(1, -(-total // 50))
     return render_template("pages/enterprises.html", run=run, rows=rows, total=total, page=page, pages=pages,
-                           f=f, sort=sort, order=order, agg=agg, stages=STAGES, category=query.category_titles(s, run),
+                           f=f, sort=sort, order=order, agg=agg, stages=query.stage_names(s, run), category=query.category_titles(s, run),
                            sorts={**SORT_LABELS, **{f"{k}_score": v for k, v in query.category_titles(s, run).items()}},
                            qs=lambda **kw: urlencode({**keep, **kw}), export_qs=urlencode(keep),
                            runs=s.scalars(select(Run).where(Run.status == "done").order_by(Run.id.desc())).all())
@@ -319,7 +319,7 @@ def compare():
         diff = query.diff(s, ra, rb)
     if not (a and b) and len(done) >= 2:         # a first look compares the newest two
         return redirect(url_for("ws.compare", a=done[1].id, b=done[0].id))
-    return render_template("pages/compare.html", runs=done, a=a, b=b, diff=diff, stages=STAGES)
+    return render_template("pages/compare.html", runs=done, a=a, b=b, diff=diff, stages=shape.stages(s))
 
 
 @bp.route("/workspace/awards")
@@ -437,9 +437,10 @@ def services():
     run_ = _visible_run(s, request.args.get("run", type=int))
     if run_ is None:
         return render_template("pages/no_results.html"), 404
-    stage = request.args.get("stage") if request.args.get("stage") in STAGES else None
+    stages = query.stage_names(s, run_)
+    stage = request.args.get("stage") if request.args.get("stage") in stages else None
     rows = uses.service_list(s, run_, stage)
-    return render_template("pages/services.html", run=run_, rows=rows, stage=stage, stages=STAGES)
+    return render_template("pages/services.html", run=run_, rows=rows, stage=stage, stages=stages)
 
 
 @bp.route("/workspace/runs/<int(max=2147483647):run_id>/honours", methods=["POST"])
@@ -452,7 +453,7 @@ def honours(run_id):
         abort(404)
     scope = request.form.get("scope")
     top_n = request.form.get("top_n", type=int)
-    if scope not in uses.HONOUR_SCOPES or not top_n or not 1 <= top_n <= 1000:
+    if scope not in uses.honour_scopes() or not top_n or not 1 <= top_n <= 1000:
         flash("请选择榜单范围并填写 1–1000 的名次数", "error")
     else:
         try:

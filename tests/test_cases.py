@@ -1,7 +1,7 @@
 """Clause case files (tests/cases/*.yaml), each case a test; and the runner itself."""
 import pytest
 
-from rules.cases import DEFAULT_CASES, Case, load_cases, run_case
+from rules.cases import DEFAULT_CASES, Case, load_cases, load_defaults, run_case
 
 CASES = load_cases(DEFAULT_CASES)
 
@@ -20,7 +20,8 @@ def test_every_clause_id_has_a_case(policy):
 def test_a_wrong_expectation_fails(policy):
     case = Case("x.yaml", "NL-2a", "wrong on purpose", {
         "year": 2022, "enterprises": [{"ent": "A", "env_credit_rating": "warning"}],
-        "expect": {"A": {"deductions": 4, "awards": {"RW-1": {"eligible": 1}}}}})
+        "expect": {"A": {"deductions": 4, "awards": {"RW-1": {"eligible": 1}}}},
+        "_defaults": load_defaults(DEFAULT_CASES)})
     problems = run_case(case, policy)
     assert any("deductions 5.0 != expected 4" in p for p in problems)
     assert any("no RW-1 award line" in p for p in problems)

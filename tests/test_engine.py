@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from rules import engine
-from rules.negative_list import apply, facts_frame
+from rules.effects import facts_frame
+from rules.negative_list import apply
 
 
 def frame(n, **cols):
@@ -39,7 +40,7 @@ def test_equal_inputs_share_one_engine_evaluation(policy):
 
 
 def test_missing_flags_are_false_for_the_engine(policy):
-    f, missing = facts_frame(policy, "negative_list", frame(1, tech_sme_reevaluation_failed=np.array([1.0]),
+    f, missing = facts_frame(policy, "negative_list", 2022, frame(1, tech_sme_reevaluation_failed=np.array([1.0]),
                                                             tech_sme_out_of_scope=np.array([np.nan])), np.array([1]))
     d = engine.decide(policy, "negative_list", 2022, f, missing)
     assert d.fired == [["NL-4b"]]
@@ -48,7 +49,7 @@ def test_missing_flags_are_false_for_the_engine(policy):
 
 
 def test_reported_no_and_not_reported_are_separate_patterns(policy):
-    f, missing = facts_frame(policy, "negative_list", frame(2, tech_sme_reevaluation_failed=np.array([1.0, 1.0]),
+    f, missing = facts_frame(policy, "negative_list", 2022, frame(2, tech_sme_reevaluation_failed=np.array([1.0, 1.0]),
                                                             tech_sme_out_of_scope=np.array([0.0, np.nan])),
                              np.array([1, 1]))
     d = engine.decide(policy, "negative_list", 2022, f, missing)
@@ -63,7 +64,7 @@ def test_continuous_amounts_are_coarsened_to_the_intervals_conditions_tell_apart
     rd = np.linspace(-1, 500, n)
     others = {k: np.zeros(n) for k in ("is_hte_or_tech_sme", "is_champion_or_specialized", "rd_intensity",
                                         "invention_applications", "pct_applications", "invention_grants")}
-    f, missing = facts_frame(policy, "scope", frame(n, rd_expense=rd, **others), np.ones(n, dtype=int))
+    f, missing = facts_frame(policy, "scope", 2022, frame(n, rd_expense=rd, **others), np.ones(n, dtype=int))
     d = engine.decide(policy, "scope", 2022, f, missing)
     assert d.patterns <= 3
     fired = np.array([bool(d.fired[p]) for p in d.pattern])

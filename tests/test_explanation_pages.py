@@ -82,7 +82,8 @@ def test_status_fields_say_they_state_the_end_of_year(lite_park):
 
     import openpyxl
 
-    from rules.fields import RECORD_FIELDS
+    from rules.policy import load_policy
+    RECORD_FIELDS = load_policy().data.record_fields
     status = [f for f in RECORD_FIELDS if f.key in ("hte_requalification_failed", "tech_sme_reevaluation_failed",
                                                      "delisted_platforms_national", "delisted_platforms_provincial",
                                                      "delisted_platforms_municipal")]

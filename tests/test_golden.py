@@ -265,12 +265,12 @@ def test_history_sources_and_incomplete_runs_are_explained(runner, golden, tmp_p
     topics = {}
     for t in traces.values():
         for e in t["history"]["entries"]:
-            topics.setdefault((e["topic"], e.get("source")), []).append(e)
+            topics.setdefault((e.get("run", e["topic"]), e.get("source")), []).append(e)
     # the golden example holds runs extended by the fields and runs that reach the earliest record
-    assert ("expansion_run", "expansion_since") in topics and ("listing_run", "tech_sme_streak") in topics
+    assert ("expansion_years", "expansion_since") in topics and ("tech_sme_streak", "tech_sme_streak") in topics
     assert any(e["may_be_incomplete"] and "历史可能不完整" in e["text"] for es in topics.values() for e in es
                if "may_be_incomplete" in e)
-    for e in topics[("expansion_run", "expansion_since")]:
+    for e in topics[("expansion_years", "expansion_since")]:
         assert "进入扩张期的首个年度" in e["text"] and e["clause"] == "DEC-2a"
     for e in topics.get(("previous_stages", "records"), []):
         assert "阶段：" in e["text"] and any(name in e["text"] for name in ("初创期", "成长期", "扩张期", "成熟期"))

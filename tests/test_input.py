@@ -7,7 +7,9 @@ import openpyxl
 import pytest
 
 from rules.cases import code_for
-from rules.fields import RECORD_FIELDS
+from rules.policy import load_policy
+
+RECORD_FIELDS = load_policy().data.record_fields
 from rules.records import InputError, check_credit_codes, credit_code_with_check, load_contracts, load_records
 from service.cli import cli
 

@@ -9,11 +9,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rules.fields import RECORD_FIELDS, STAGES
+from rules.policy import load_policy
 from tests.conftest import PASSWORD, Park, make_app
 from tests.test_security_routes import EXPECTED, USERNAMES, args_for
 
-RECORD_FIELD_KEYS = [f.key for f in RECORD_FIELDS if "_" in f.key]     # (one-word keys such as "name" are English words)
+STAGES = dict(load_policy().data.stages)
+RECORD_FIELD_KEYS = [f.key for f in load_policy().data.record_fields if "_" in f.key]     # (one-word keys such as "name" are English words)
 INTERNAL = ["by_stage", "by_park", "by_industry", "pro_rata", "rank_priority", "score, rank", "xinxiang-2022",
             "True", "False", "None", "credit_code", "final_score", "when.", "effect.", "settings.", ".yaml", "SVC",
             "nan", *STAGES, *RECORD_FIELD_KEYS]

@@ -63,6 +63,30 @@ def test_bundled_policy_loads(policy):
     ("policy", "history: {runs: extend}", "history: {runs: sometimes}", r"policy\.yaml:\d+ \[-\] history\.runs 应为"),
     ("policy", "reference_date: {month: 12, day: 31}", "reference_date: {month: 2, day: 30}",
      r"policy\.yaml:\d+ \[-\] reference_date"),
+    # issue 12: the clause files and the data dictionary (data.yaml) must agree
+    ("indicators", "    key: rd_expense\n", "    key: rd_spend\n",
+     r"\[IND-1\.1\] 指标字段 'rd_spend' 不在数据字典"),
+    ("data", "  - {key: major_safety_incident,", "  - {key: safety_incident,",
+     r"\[NL-3\] 条件错误：未知字段 'major_safety_incident'"),
+    ("indicators", "    category: tech\n", "    category: innovation\n",
+     r"\[IND-1\.1\] category 应为 indicators\.yaml categories 中的"),
+    ("indicators", "  mature: {tech: 0.20, growth: 0.30, aux: 0.50}", "  mature: {tech: 0.20, growth: 0.30, aux: 0.50}\n  decline: {tech: 1}",
+     r"weights\.decline：数据字典中没有这个阶段"),
+    ("data", "  - {key: mature, name: 成熟期}\n", "  - {key: mature, name: 成熟期}\n  - {key: decline, name: 衰退期}\n",
+     r"weights\.decline 应给出 tech, growth, aux 各类的权重"),
+    ("data", "  - {key: mature, name: 成熟期}\n", "  - {key: mature, name: 成熟期}\n  - {key: decline, name: 衰退期}\n",
+     r"\[STAGE\] 数据字典中的阶段 decline 没有任何分类行"),
+    ("indicators", "  aux: {title: 辅助指标, citation: 表2 一级指标}", "  aux: {title: 辅助指标, citation: 表2 一级指标, points: 90}",
+     r"aux 类指标分值合计 100（自 2022-12-30 起），应为 90"),
+    ("stage", "      - {stage: growth}\n", "      - {stage: growth, when: {revenue: {gte: 0}}}\n",
+     r"\[STAGE\] 最后一行应只有 stage（兜底），否则有的企业没有阶段"),
+    ("stage", "{stage: mature, when: {revenue: {gte: 10000}}}", "{stage: mature, when: {turnover: {gte: 10000}}}",
+     r"\[STAGE\] 第1行的条件错误：未知字段 'turnover'"),
+    ("data", "  - {key: service, name: 技术服务}\n", "",
+     r"\[RW-5\] kinds 应为合同类别列表"),
+    ("data", "while: {stage: expansion}", "while: {stage: expanding}",
+     r"data\.yaml:\d+ \[-\] 连续期 expansion_years 的 while 应为"),
+    ("data", "    kind: choice\n", "    kind: rating\n", r"data\.yaml:\d+ \[-\] 字段 env_credit_rating 的 kind 'rating' 应为"),
 ])
 def test_malformed_clause_file_is_rejected(policy_copy, name, old, new, expected):
     edit(policy_copy, name, old, new)
@@ -183,6 +207,6 @@ def test_rw5_kinds_list_and_rw2_first_year_are_clause_settings(runner, golden, t
     trace = [json.loads(x) for x in (tmp_path / "c" / "trace.jsonl").read_text(encoding="utf-8").splitlines()[1:]]
     for t in trace:
         if t["credit_code"] in b2 - m2:
-            runs = [e for e in t["history"]["entries"] if e["topic"] == "listing_run"]
+            runs = [e for e in t["history"]["entries"] if e.get("run") == "tech_sme_streak"]
             assert runs and runs[0]["years"] > 3
             assert any(e["clause"] == "RW-2" and e["reason"] == "condition" for e in t["rewards_not_paid"])

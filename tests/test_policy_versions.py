@@ -212,3 +212,63 @@ def test_a_running_server_switches_versions_without_restart(lite_park):
     assert started_after and set(started_after) == {new_sha}
     run_id = p.run()
     assert p.get(f"/api/runs/{run_id}", "officer").get_json()["policy_sha256"] == new_sha
+
+
+def test_a_new_indicator_on_a_new_field_is_what_if_tested_with_no_python(park, tmp_path):
+    """Issue 12: an officer adds a data field (data.yaml) and an indicator reading it
+    (indicators.yaml) to a draft in the policy pages' file editor, imports records that carry
+    the new column, and the what-if shows the new indicator's points per stage."""
+    import csv
+    p = park
+    d = draft(p, "new-indicator")
+    f = files(p, d)
+    data = f["data.yaml"].replace(
+        "  - {key: foreign_returnee_staff,",
+        "  - {key: digital_rd_share, label: 数字化研发投入占研发费用的比例, kind: ratio, unit: \"%\"}\n"
+        "  - {key: foreign_returnee_staff,", 1)
+    assert data != f["data.yaml"]
+    ind = f["indicators.yaml"].replace(
+        "    key: rd_expense\n    category: tech\n    points: 12\n",
+        "    key: rd_expense\n    category: tech\n    points: 8\n", 1)
+    ind = ind.replace("\n  - id: IND-1.2\n", """
+  - id: IND-1.X
+    title: 数字化研发投入占研发费用的比例（%）
+    citation: 示例修订 第1项 分值4
+    effective: {from: 2022-12-30}
+    key: digital_rd_share
+    category: tech
+    points: 4
+    method: percentile
+  - id: IND-1.2
+""", 1)
+    assert put(p, d, "data.yaml", data).status_code == 200
+    r = put(p, d, "indicators.yaml", ind)
+    assert r.status_code == 200, r.get_json()
+    # records carrying the new column import while the draft declares it
+    with open(GOLDEN / "records.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    header = list(rows[0]) + ["数字化研发投入占研发费用的比例（%）"]
+    for i, row in enumerate(rows):
+        row["数字化研发投入占研发费用的比例（%）"] = "" if i % 7 == 0 else f"{(i * 37) % 100}"
+    path = tmp_path / "records.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+    r = p.upload(path, "records")
+    assert r.status_code == 201, r.get_json()
+    assert p.upload(GOLDEN / "contracts.csv", "contracts").status_code == 201
+    r = p.post(f"/api/policies/drafts/{d}/whatif", "officer", json={"year": 2022})
+    assert r.status_code == 200, r.get_json()
+    report = r.get_json()
+    new = [x for x in report["indicators"] if x["clause"] == "IND-1.X"]
+    assert new and new[0]["status"] == "新增" and new[0]["field"] == "digital_rd_share"
+    assert sum(s["reported"] for s in new[0]["by_stage"]) > 0
+    assert all(0 < s["mean_points"] <= s["max_points"] <= 4 for s in new[0]["by_stage"] if s["reported"])
+    changed = {x["clause"] for x in report["indicators"]}
+    assert changed == {"IND-1.1", "IND-1.X"}
+    assert report["summary"]["score"] > 0
+    # the draft's field is stored with the record and read back through the API
+    code = rows[1]["credit_code"]
+    recs = p.get(f"/api/enterprises/{code}/records", "officer").get_json()
+    assert recs["records"]

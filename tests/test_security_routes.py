@@ -20,7 +20,7 @@ EXPECTED = {
     ("GET", "static"): ANY, ("GET", "pages.favicon"): ANY, ("GET", "pages.index"): ANY,
     ("GET", "pages.login"): ANY, ("POST", "pages.login"): ANY, ("POST", "pages.logout"): ANY,
     ("GET", "api_docs"): ANY, ("GET", "api-docs.openapi_json"): ANY, ("POST", "auth.token_create"): ANY,
-    ("GET", "policies.policy_active"): ANY, ("GET", "uses.honours_get"): ANY, ("GET", "data.import_template"): ANY,
+    ("GET", "policies.policy_active"): ANY, ("GET", "policies.policy_shape"): ANY, ("GET", "uses.honours_get"): ANY, ("GET", "data.import_template"): ANY,
     ("GET", "enterprises.aggregates"): ANY, ("GET", "enterprises.rankings"): ANY,
     # pages
     ("GET", "pages.results"): READERS, ("GET", "pages.export"): READERS,

@@ -6,7 +6,10 @@ import io
 import openpyxl
 import pytest
 
-from rules.fields import RECORD_FIELDS, header_with_unit
+from rules.fields import header_with_unit
+from rules.policy import load_policy
+
+RECORD_FIELDS = load_policy().data.record_fields
 from tests.conftest import GOLDEN
 
 

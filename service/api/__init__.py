@@ -19,7 +19,7 @@ from flask import current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..access import public
-from .common import (InnoApi, LABEL, READERS, RESULT_COLUMNS, STAFF, bad_cells, enterprise_session, pick_run,
+from .common import (InnoApi, READERS, RESULT_COLUMNS, STAFF, bad_cells, enterprise_session, pick_run,
                      reap_stale_runs, result_columns, run_dict, run_or_404, start, translate)
 from .enterprises import AWARD_COLUMNS, ent_bp
 from .imports import data_bp, decl_dict
@@ -28,7 +28,7 @@ from .runs import run_bp
 from .users import admin_bp, auth_bp, me_bp
 from .uses import uses_bp
 
-__all__ = ["AWARD_COLUMNS", "LABEL", "READERS", "RESULT_COLUMNS", "STAFF", "BLUEPRINTS", "InnoApi", "bad_cells",
+__all__ = ["AWARD_COLUMNS", "READERS", "RESULT_COLUMNS", "STAFF", "BLUEPRINTS", "InnoApi", "bad_cells",
            "decl_dict", "enterprise_session", "init_app", "pick_run", "reap_stale_runs", "result_columns",
            "run_dict", "run_or_404", "start", "translate"]
 

@@ -9,7 +9,6 @@ import threading
 from flask import current_app, request
 from flask_smorest import Api, abort
 
-from rules.fields import RECORD_FIELDS
 
 from .. import db
 from ..auth import api_user, own_enterprise_only, role_of
@@ -18,7 +17,12 @@ from ..runs import current_run, effective_status, execute_run, fail_stale
 from ..schemas import RunSchema
 
 
-LABEL = {f.key: f.label for f in RECORD_FIELDS}
+
+
+def labels() -> dict:
+    """Field key -> Chinese label, of the policy in force's data dictionary."""
+    from .. import shape
+    return shape.field_labels()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FILE_CONTENT = {"text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}
 
@@ -103,7 +107,7 @@ def bad_cells(cells, limit=None):
     """The bad cells as the answers list them: the first `limit` (IMPORT_SHOWN_BAD_CELLS)."""
     if limit is None:
         limit = current_app.config["IMPORT_SHOWN_BAD_CELLS"]
-    return [{"row": c.row, "column": c.column, "column_zh": LABEL.get(c.column, c.column), "value": c.value,
+    return [{"row": c.row, "column": c.column, "column_zh": labels().get(c.column, c.column), "value": c.value,
              "reason": c.reason_zh, "reason_en": c.reason_en} for c in cells[:limit]]
 
 
@@ -143,15 +147,15 @@ def run_dict(run, s):
 
 RESULT_COLUMNS = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("park", "所属园区"), ("industry", "所属行业"),
                   ("stage_zh", "发展阶段"), ("excluded", "是否排除"), ("exclusion_clauses", "排除依据"),
-                  ("tech_score", "技术创新指标积分"), ("growth_score", "成长经营指标积分"), ("aux_score", "辅助指标积分"),
                   ("weighted", "加权积分"), ("deductions", "扣分"), ("decay_factor", "衰减系数"), ("bonus", "加分"),
                   ("final_score", "最终积分"), ("rank_in_stage", "同阶段排名"), ("rank_overall", "全区排名")]
 
 
 def result_columns(titles) -> list:
-    """The result export's columns, with the category titles of the run's indicators.yaml."""
-    return [(k, f"{titles[k[:-6]]}积分") if k.endswith("_score") and k[:-6] in titles else (k, label)
-            for k, label in RESULT_COLUMNS]
+    """The result export's columns, with a column per category of the run's indicators.yaml
+    (`<category>_score`, titled by the category) before the weighted score."""
+    i = [k for k, _ in RESULT_COLUMNS].index("weighted")
+    return RESULT_COLUMNS[:i] + [(f"{k}_score", f"{t}积分") for k, t in titles.items()] + RESULT_COLUMNS[i:]
 
 
 def start(app, run_id):

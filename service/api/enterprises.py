@@ -6,9 +6,8 @@ from flask import jsonify, request
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from rules.fields import RECORD_FIELDS, STAGES
 
-from .. import db, query, uses
+from .. import db, query, shape, uses
 from ..auth import api_user, require, role_of
 from ..exports import export_response
 from ..models import Record, Run, records_table
@@ -16,7 +15,7 @@ from ..schemas import (Aggregates, AwardQuery, Awards, Correction, CorrectionDon
                        EnterprisePage, EnterpriseQuery, FormatQuery, RankingQuery, Rankings, Records,
                        RunSelect, RunYear, Score)
 from ..store import FieldRejected, correct_field, get_record, record_text
-from .common import (LABEL, READERS, RESULT_COLUMNS, STAFF, answers, enterprise_session, pick_run,
+from .common import (READERS, RESULT_COLUMNS, STAFF, answers, enterprise_session, pick_run,
                      result_columns)
 
 
@@ -70,10 +69,11 @@ def enterprise_records(args, code):
     """一家企业各年度的记录（已审核的数据）"""
     s = enterprise_session(code)
     recs = s.scalars(select(Record).where(records_table.c.credit_code == code).order_by(records_table.c.year)).all()
+    fields = shape.record_fields(s)
     rows = [record_text(r) for r in recs]
     if args["format"] != "json":
-        return export_response(rows, [(f.key, f.label) for f in RECORD_FIELDS], args["format"], f"records-{code}")
-    return jsonify({"credit_code": code, "labels": LABEL, "records": rows})
+        return export_response(rows, [(f.key, f.label) for f in fields], args["format"], f"records-{code}")
+    return jsonify({"credit_code": code, "labels": {f.key: f.label for f in fields}, "records": rows})
 
 
 @ent_bp.route("/enterprises/<code>/records/<int(max=2147483647):year>", methods=["PATCH"])
@@ -120,8 +120,9 @@ def rankings(args):
     s = db.session()
     if role_of(api_user(request)) not in READERS:      # the public: the published honour lists only
         h = uses.honours(s, args.get("year"))
-        data = {x["scope"]: [{**e, "rank_in_stage": e["rank"], "stage_zh": STAGES.get(e["stage"], "")}
-                             for e in x["entries"]] for x in h["lists"] if x["scope"] in STAGES}
+        stages = shape.stages(s)
+        data = {x["scope"]: [{**e, "rank_in_stage": e["rank"], "stage_zh": stages.get(e["stage"], "")}
+                             for e in x["entries"]] for x in h["lists"] if x["scope"] in stages}
         if args.get("stage"):
             data = {args["stage"]: data.get(args["stage"], [])}
         run = s.get(Run, h["lists"][0]["run_id"]) if h["lists"] else None

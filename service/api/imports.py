@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from .. import db
+from .. import db, shape
 from ..access import public
 from ..auth import api_user, own_enterprise_only, require
 from ..exports import export_response, template_xlsx
@@ -14,7 +14,7 @@ from ..models import Declaration, Import, User
 from ..schemas import (Decision, DeclarationCreate, DeclarationQuery, DeclarationSchema, FormatQuery,
                        ImportDone, ImportFile, ImportForm, ImportRejectedAnswer, ImportRow)
 from ..store import BadUpload, DecisionError, FieldRejected, ImportRejected, declare, decide, import_upload
-from .common import FILE_CONTENT, LABEL, READERS, STAFF, XLSX, answers, bad_cells, iso
+from .common import FILE_CONTENT, READERS, STAFF, XLSX, answers, bad_cells, iso, labels
 
 
 # ---- data: imports, templates, declarations ------------------------------------------------------
@@ -94,13 +94,13 @@ def import_template(kind):
     from flask import Response
     if kind not in ("records", "contracts"):
         abort(404, message="模板只有 records 与 contracts")
-    return Response(template_xlsx(kind), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    return Response(template_xlsx(kind, shape.data()), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename={kind}-template.xlsx"})
 
 
 def decl_dict(d: Declaration):
     return {"id": d.id, "credit_code": d.credit_code, "year": d.year, "field": d.field,
-            "field_zh": LABEL.get(d.field, d.field), "value": d.value, "previous": d.previous, "reason": d.reason,
+            "field_zh": labels().get(d.field, d.field), "value": d.value, "previous": d.previous, "reason": d.reason,
             "status": d.status, "submitted_at": d.submitted_at, "decided_at": d.decided_at,
             "decision_reason": d.decision_reason}
 

@@ -14,7 +14,7 @@ from ..access import public
 from ..auth import api_user, require
 from ..models import PolicyDraft, PolicyVersion, records_table
 from ..schemas import (ClauseChange, Draft, DraftChecked, DraftCreate, FileUpdate, PolicyActive, PolicyList,
-                       PolicyVersionAnswer, Report, WhatIf)
+                       PolicyShape, PolicyVersionAnswer, Report, WhatIf)
 from .common import STAFF, answers, iso
 
 
@@ -55,6 +55,37 @@ def policy_active():
     s.commit()
     pv = policies.load_files(policies.files_of(row))
     return jsonify({**version_dict(row), "title": pv.title, "clauses": clause_summary(pv)})
+
+
+def shape_dict(pv) -> dict:
+    """A policy package's shape: its data fields, stages, categories, contract kinds and
+    history runs (data.yaml, indicators.yaml)."""
+    d = pv.data
+    cats = pv.categories()
+    return {"policy": pv.name, "title": pv.title, "document": pv.document,
+            "identity": [_field(f) for f in d.record_fields[:len(d.record_fields) - len(d.fields)]],
+            "fields": [_field(f) for f in d.fields],
+            "stages": [{"key": k, "name": v, "level": i + 1} for i, (k, v) in enumerate(d.stages.items())],
+            "categories": [{"key": k, "title": pv.category_title(k), "points": (cats[k] or {}).get("points", 100)}
+                           for k in cats],
+            "contract_kinds": [{"key": k, "name": v} for k, v in d.contract_kinds.items()],
+            "history_runs": [{"key": r.key, "label": r.label, "unit": r.unit} for r in d.runs]}
+
+
+def _field(f):
+    return {"key": f.key, "label": f.label, "kind": f.kind, "unit": f.unit, "required": f.required,
+            "values": [{"key": k, "name": v} for k, v in f.values], "help": f.help, "source": f.source}
+
+
+@policy_bp.route("/policy/shape")
+@public
+@answers(policy_bp, PolicyShape)
+def policy_shape():
+    """当前生效政策的数据字典：字段、发展阶段、指标类别、合同类别（公开）。记录字段、阶段与类别的键以此为准"""
+    s = db.session()
+    row = policies.active(s)
+    s.commit()
+    return jsonify(shape_dict(policies.load_files(policies.files_of(row))))
 
 
 @policy_bp.route("/policies")

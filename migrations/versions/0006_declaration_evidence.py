@@ -1,8 +1,8 @@
 """evidence files attached to a self-declaration (issue 14): type and size checked on
 upload, seen by the officer who reviews the declaration
 
-Revision ID: 0005_declaration_evidence
-Revises: 0004_security
+Revision ID: 0006_declaration_evidence
+Revises: 0005_policy_shape
 Create Date: 2026-11-26 04:40:00
 
 """
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0005_declaration_evidence'
-down_revision: Union[str, Sequence[str], None] = '0004_security'
+revision: str = '0006_declaration_evidence'
+down_revision: Union[str, Sequence[str], None] = '0005_policy_shape'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
