@@ -54,8 +54,12 @@ def xlsx_bytes(rows, columns, sheet="数据") -> bytes:
     for r in rows:
         ws.append([_xlsx_cell(ws, _cell(r.get(k))) for k, _ in columns])
     ws.freeze_panes = "A2"
-    for i, (_, label) in enumerate(columns, start=1):
-        ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width = max(10, min(40, 2 * len(label) + 2))
+    for i, (key, label) in enumerate(columns, start=1):
+        letter = openpyxl.utils.get_column_letter(i)
+        ws.column_dimensions[letter].width = max(10, min(40, 2 * len(label) + 2))
+        if key.endswith("_yuan") or key in ("budget", "granted_a", "granted_b", "eligible_a", "eligible_b"):
+            for row in range(2, ws.max_row + 1):      # money as a finance clerk reads it: 1,234,567
+                ws[f"{letter}{row}"].number_format = "#,##0"
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

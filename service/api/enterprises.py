@@ -33,6 +33,12 @@ def enterprise_list(args):
     s = db.session()
     run = pick_run(args)
     fmt = args["format"]
+    # the schema bounds the keys' form; the package in force (and the run's categories) says which exist
+    if args.get("stage") and args["stage"] not in shape.stages(s):
+        abort(422, errors={"query": {"stage": [f"没有发展阶段 {args['stage']} / unknown stage"]}})
+    sort = args["sort"]
+    if sort not in query.SORTS and sort.removesuffix("_score") not in query.category_titles(s, run):
+        abort(422, errors={"query": {"sort": [f"不能按 {sort} 排序 / unknown sort key"]}})
     filters = {k: args.get(k) for k in ("park", "industry", "stage", "min_score", "max_score", "q", "excluded")}
     rows, total = query.enterprises(s, run, **filters, sort=args["sort"], order=args["order"],
                                      page=args["page"], per_page=None if fmt != "json" else args["per_page"])
