@@ -79,6 +79,7 @@ def create_app(test_config=None, instance_path=None):
         IMPORT_SHOWN_BAD_CELLS=1000,        # bad cells listed in an answer (the total is always given)
         IMPORT_SLICE_ABOVE_BYTES=16 * 2**20,  # a CSV upload this large is checked in slices first,
         IMPORT_SLICE_ROWS=50_000,           # ... of this many rows (memory bounded for a file of bad rows)
+        EVIDENCE_MAX_BYTES=5 * 2**20,       # an evidence file of a declaration (PDF, PNG, JPEG) at most
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
@@ -120,6 +121,8 @@ def fail_stale_runs(app):
 def register_filters(app):
     from rules.report import yuan
 
+    from . import labels
+
     def wan(v):
         """Yuan as 万元 with two decimals and thousands separators."""
         return "" if v is None else f"{v / 10000:,.2f}"
@@ -140,6 +143,8 @@ def register_filters(app):
             return data.stages.get(text, text)
         if kind == "choice":
             return f.value_names.get(text, text)
+        if kind in ("count", "amount", "ratio", "signed") and text not in (None, ""):
+            return labels.measure(text, key, unit=False)      # (the unit is in the row's label)
         return text
 
     def num(v, digits=0):
@@ -149,7 +154,12 @@ def register_filters(app):
     def pct(v, digits=1):
         return "—" if v is None else f"{v * 100:.{digits}f}%"
 
-    app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown, num=num, pct=pct)
+    app.jinja_env.filters.update(yuan=yuan, wan=wan, score=score, shown=shown, num=num, pct=pct, n=labels.count, bjt=labels.beijing,
+                                 strategy=labels.strategy_zh, changes=labels.changes, yesno=labels.yesno,
+                                 when_words=labels.when_words, effect_words=labels.effect_words, measure=labels.measure,
+                                 case_problem=labels.case_problem)
+    app.jinja_env.globals.update(RUN_STATUS_ZH=labels.RUN_STATUS_ZH, policy_label=labels.policy_label,
+                                 version_label=labels.version_label)
 
     def stage_names():
         """Stage key -> Chinese name of the policy in force (templates: stage_names())."""

@@ -284,3 +284,30 @@ def own_enterprise_only(code):
     user = api_user(request)
     if user is not None and user.role == "enterprise" and user.credit_code != code:
         abort(403, message="企业用户只能查看本企业数据 / an enterprise may see only its own data")
+
+
+def enable_user(s, user, by=None):
+    """A disabled user may log in again (its old sessions and tokens stay ended)."""
+    user.active = True
+    audit(s, by, "user.enable", user.username)
+
+
+def reset_password(s, user, password, by=None):
+    """A new password (checked as a new one is); every session and token of the user ends."""
+    check_password(password, user.username)
+    user.password_hash = generate_password_hash(password)
+    return revoke_access(s, user, by, action="user.password")
+
+
+def set_role(s, user, role, credit_code=None, by=None):
+    """Another role (an enterprise user needs its enterprise); the user's sessions and tokens
+    end, so that nothing issued under the old role stays valid."""
+    if role not in ROLES or role == "public":
+        raise UserError(f"未知角色 {role!r}")
+    if role == "enterprise" and not credit_code:
+        raise UserError("企业用户须指定统一社会信用代码")
+    before = user.role
+    user.role = role
+    user.credit_code = credit_code if role == "enterprise" else None
+    audit(s, by, "user.role", user.username, before=before, after=role, credit_code=user.credit_code)
+    return revoke_access(s, user, by)

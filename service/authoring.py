@@ -21,9 +21,58 @@ GROUP_ZH = {"stage": "评价对象分类（表1）", "scope": "评价对象（§
             "decay": "衰减降档系数（表4）", "bonus": "重大项目附加分（表5）", "rewards": "直接奖励（§五.四）"}
 
 
+EFFECT_ZH = {"kind": "奖励类型", "amount": "奖励金额（元）", "maximum": "奖励上限（元）", "per": "按此数量计奖",
+             "contract_rate": "按合同交易额的比例", "per_contract_cap": "每项合同上限（元）",
+             "per_enterprise_cap": "每个单位上限（元）", "exclude": "不纳入当年度积分管理", "deduct": "扣分（分）",
+             "factor": "衰减系数", "add": "加分（分）", "in_scope": "属于评价对象"}
+SETTING_ZH = {"key": "指标数据字段", "category": "所属类别", "points": "分值（分）", "method": "计分方法", "weight": "权重",
+              "effective.from": "生效日期", "effective.to": "失效日期"}
+VALUE_ZH = {"fixed": "固定奖励", "floating": "浮动奖励", "percentile": "按同阶段百分位计分"}
+
+
+def form_label(path: str) -> str:
+    """A clause form's value named in words (条件：当年登记的技术合同数 ≥), never its YAML path."""
+    from rules.explain import SYMBOLS
+
+    from .labels import _wording
+    label = _wording().label
+    parts = path.split(".")
+    if parts[0] == "when" and len(parts) >= 2:
+        op = SYMBOLS.get(parts[2], "") if len(parts) > 2 else ""
+        return f"条件：{label(parts[1])}{(' ' + op) if op else ''}"
+    if parts[0] == "effect" and len(parts) == 2:
+        return "效果：" + EFFECT_ZH.get(parts[1], "其他设定")
+    return SETTING_ZH.get(path, "其他设定")
+
+
+def form_value_words(path: str, value, categories=None) -> str:
+    """The current value in words when the form holds a key (成长期, 固定奖励, 研发费用…)."""
+    from .labels import _wording
+    w = _wording()
+    label, value_text = w.label, w.value_text
+    if isinstance(value, bool):
+        return ""
+    if not isinstance(value, str):
+        return ""
+    if path == "key":
+        return label(value)
+    if path == "category" and categories:
+        return categories.get(value, "")
+    field = path.split(".")[1] if path.startswith("when.") else path
+    words = VALUE_ZH.get(value) or value_text(field, value)
+    return "" if words == value else words
+
+
+def chinese_text(text: str) -> str:
+    """The policy text without the paragraphs written in English (notes for developers)."""
+    def english(line):
+        return len(re.findall(r"[A-Za-z]", line)) > 2 * len(re.findall(r"[\u4e00-\u9fff]", line)) + 10
+    return "\n".join(line for line in (text or "").splitlines() if not english(line))
+
+
 def source_passage(files, citation, context=14):
     """The lines of the policy text that a citation points at (表N or §…), for the side pane."""
-    text = files.get("source-zh.md", "")
+    text = chinese_text(files.get("source-zh.md", ""))
     if not text:
         return ""
     lines = text.splitlines()
@@ -85,7 +134,7 @@ def version(version_id):
     files = policies.files_of(row)
     groups, _ = _clauses(files)
     return render_template("policy/clauses.html", row=row, draft=None, groups=groups, group_zh=GROUP_ZH,
-                           source=files.get("source-zh.md", ""), problems=None, failures=None, report=None, years=[])
+                           source=chinese_text(files.get("source-zh.md", "")), problems=None, failures=None, report=None, years=[])
 
 
 @bp.route("/drafts/<int(max=2147483647):draft_id>", methods=["GET", "POST"])
@@ -133,7 +182,7 @@ def draft(draft_id):
         problems = policies.check(files)
     years = [y for (y,) in s.execute(select(records_table.c.year).distinct().order_by(records_table.c.year.desc()))]
     return render_template("policy/clauses.html", row=s.get(PolicyVersion, d.base_id), draft=d, groups=groups,
-                           group_zh=GROUP_ZH, source=files.get("source-zh.md", ""), problems=problems,
+                           group_zh=GROUP_ZH, source=chinese_text(files.get("source-zh.md", "")), problems=problems,
                            failures=failures, report=report, years=years, stage_names=stage_names,
                            case_files=sorted(n for n in files if n.startswith("cases/")))
 
@@ -160,8 +209,12 @@ def clause(draft_id, clause_id):
             return redirect(url_for("policy.draft", draft_id=d.id))
         except (KeyError, policies.PublishRefused) as exc:
             flash(str(exc), "error")
-    values = policies.editable_values(files, clause_id)
+    from .query import category_titles
+    cats = category_titles()
+    values = [(path, value, form_label(path), form_value_words(path, value, cats))
+              for path, value in policies.editable_values(files, clause_id)]
     return render_template("policy/clause.html", draft=d, clause_id=clause_id, file=name, body=body, values=values,
+                           file_zh=GROUP_ZH.get(name.removesuffix(".yaml"), "条款文件"),
                            title=body.get("title", ""), citation=body.get("citation", ""),
                            passage=source_passage(files, body.get("citation", "")))
 

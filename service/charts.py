@@ -6,26 +6,41 @@ BLUE = ["#1d4e89", "#3a7dc9", "#69a3e0", "#a6c8ef", "#f0a04b", "#7fb77e", "#c55a
 
 
 def _base(title):
-    return {"title": {"text": title, "left": "center", "textStyle": {"fontSize": 14}},
-            "tooltip": {}, "color": BLUE, "grid": {"left": 50, "right": 20, "bottom": 60, "top": 40}}
+    """A chart's common part: the title alone in a band at the top (the plot starts below
+    it, so that no axis name or value label runs over it), labels kept inside the box."""
+    return {"title": {"text": title, "left": "center", "top": 6, "textStyle": {"fontSize": 14}},
+            "tooltip": {}, "color": BLUE,
+            "grid": {"left": 12, "right": 24, "bottom": 12, "top": 56, "containLabel": True}}
 
 
 def bar(title, labels, values, unit="家", horizontal=False):
     opt = _base(title)
     cat = {"type": "category", "data": labels, "axisLabel": {"interval": 0, "rotate": 0 if horizontal else 30}}
-    val = {"type": "value", "name": unit}
+    val = {"type": "value", "name": unit, "nameTextStyle": {"align": "right" if not horizontal else "left"}}
     opt.update(xAxis=val if horizontal else cat, yAxis=cat if horizontal else val,
                series=[{"type": "bar", "data": values, "label": {"show": True, "position": "right" if horizontal else "top"}}])
-    if horizontal:
-        opt["grid"]["left"] = 110
+    if horizontal:          # long Chinese names (奖励事项, 行业) break over lines beside the bars, never cut
+        cat["axisLabel"].update(width=120, overflow="break", lineHeight=14)
+        cat["inverse"] = True                      # the first item on top, as in the table beside it
+        opt["grid"].update(right=56)
+        val["nameLocation"] = "end"
+        val["nameGap"] = 6
+        val["axisLabel"] = {"hideOverlap": True}
     return opt
 
 
 def pie(title, labels, values):
     opt = _base(title)
     opt["tooltip"] = {"trigger": "item", "formatter": "{b}：{c} 家（{d}%）"}
-    opt["series"] = [{"type": "pie", "radius": ["35%", "65%"], "data": [{"name": n, "value": v} for n, v in zip(labels, values)],
-                      "label": {"formatter": "{b}\n{c} 家"}}]
+    # a donut below the title; its labels aligned to the box's edges (never cut off) and
+    # broken over lines when a name is long
+    opt["series"] = [{"type": "pie", "radius": ["28%", "50%"], "center": ["50%", "58%"],
+                      "data": [{"name": n, "value": v} for n, v in zip(labels, values)],
+                      "avoidLabelOverlap": True,
+                      "label": {"formatter": "{b}\n{c} 家", "alignTo": "edge", "edgeDistance": 6, "width": 84,
+                                "overflow": "break", "lineHeight": 15},
+                      "labelLine": {"length": 8, "length2": 0, "maxSurfaceAngle": 80},
+                      "labelLayout": {"hideOverlap": False, "moveOverlap": "shiftY"}}]
     return opt
 
 
@@ -37,7 +52,8 @@ def histogram(title, bins):
 def radar(title, names, series, maximum=100):
     opt = _base(title)
     opt["legend"] = {"bottom": 0, "data": [s[0] for s in series]}
-    opt["radar"] = {"indicator": [{"name": n, "max": maximum} for n in names], "radius": "60%"}
+    opt["radar"] = {"indicator": [{"name": n, "max": maximum} for n in names], "radius": "52%",
+                    "center": ["50%", "56%"], "axisName": {"width": 90, "overflow": "break"}}
     opt["series"] = [{"type": "radar", "data": [{"name": n, "value": v} for n, v in series]}]
     return opt
 

@@ -273,7 +273,7 @@ def _case_result(file, name, problems) -> int:
               help="先删除 SQLite 数据库（全部导入、批次、用户与审计日志）再生成示范数据 / delete the database first")
 def demo(out, enterprises, year, seed, fresh):
     """The demo park: four years of synthetic records, imported with one user per role; the
-    last year evaluated and published. Only into an empty database: a database with any
+    last two years evaluated and published. Only into an empty database: a database with any
     user, import or run is left as it is (nothing stored is ever deleted implicitly);
     `--fresh` (make reset-demo) deletes the SQLite database first, on purpose."""
     if fresh:
@@ -305,35 +305,56 @@ def demo(out, enterprises, year, seed, fresh):
         s = db.session()
         import_file(s, out / "records.csv", "records", None)
         import_file(s, out / "contracts.csv", "contracts", None)
-        code = str(records["credit_code"].iloc[0])
+        s.commit()
+        from service import uses
+        batches = []
+        # two years evaluated and published, so that the year-on-year parts of the profile,
+        # the bank's trend and the monitoring report have something to compare
+        for y in (year - 1, year):
+            run = create_run(s, y, None)
+            execute_run(app.extensions["db_sessions"], run.id)
+            s.expire_all()
+            run = s.get(type(run), run.id)
+            if run.status != "done":
+                _fail(run.error, 1)
+            publish_run(s, run, None)
+            for scope in uses.honour_scopes():
+                uses.publish_honours(s, run, scope, 10, None)
+            uses.generate_pool(s, run, None)
+            s.commit()
+            batches.append((y, run.id))
+        code = _demo_enterprise(s, run) or str(records["credit_code"].iloc[0])
+        ent = s.get(Enterprise, code)
         logins = []
         for username, role, name in DEMO_USERS:
             password = f"{username}-demo-{year}"
             if _exists(s, username):
                 continue
-            ent = s.get(Enterprise, code)
-            create_user(s, username, password, role, code if role == "enterprise" else None,
-                        name or ent.name)
+            create_user(s, username, password, role, code if role == "enterprise" else None, name or ent.name)
             logins.append((username, password, role))
-        s.get(Enterprise, code).credit_consent = True
+        ent.credit_consent = True
         s.commit()
-        run = create_run(s, year, None)
-        execute_run(app.extensions["db_sessions"], run.id)
-        s.expire_all()
-        run = s.get(type(run), run.id)
-        if run.status != "done":
-            _fail(run.error, 1)
-        publish_run(s, run, None)
-        from service import uses
-        for scope in uses.honour_scopes():
-            uses.publish_honours(s, run, scope, 10, None)
-        uses.generate_pool(s, run, None)
-        s.commit()
-    click.echo(f"已评价并发布 {year} 年度（第 {run.id} 批次），已发布各阶段与总榜前 10 名、生成种子企业后备库；"
-               f"数据库 {app.config['DATABASE_URL']}")
+    from service.models import ROLES
+    done = "、".join(f"{y} 年度（第 {rid} 批次）" for y, rid in batches)
+    click.echo(f"已评价并发布 {done}，已发布各阶段与总榜前 10 名、生成种子企业后备库；数据库 {app.config['DATABASE_URL']}")
+    click.echo("示范账号（密码为「用户名-demo-年度」，首次登录后请在「用户管理」中修改）：")
     for username, password, role in logins:
-        click.echo(f"  登录 / login  {username:<10} 密码 {password:<24} 角色 {role}")
+        who = f"（{ent.name}，统一社会信用代码 {ent.credit_code}，{ent.park}）" if role == "enterprise" else ""
+        click.echo(f"  登录 / login  {username:<10} 密码 {password:<24} 角色 {ROLES[role]}{who}")
+    click.echo(f"浏览器打开 http://127.0.0.1:{os.environ.get('PORT', '5000')}/ 即公众看板；以上账号登录后可见各角色的页面。")
     app.extensions["db_engine"].dispose()
+
+
+def _demo_enterprise(s, run) -> str | None:
+    """The demo enterprise login's enterprise: one of the zone's scored enterprises with an
+    award in the newest run (so that its profile shows scores, awards and contracts)."""
+    from sqlalchemy import select
+
+    from service.models import AwardLine, Result
+    return s.scalar(select(AwardLine.credit_code).join(Result, (Result.run_id == AwardLine.run_id)
+                                                       & (Result.credit_code == AwardLine.credit_code))
+                    .where(AwardLine.run_id == run.id, Result.excluded.is_(False))
+                    .order_by(Result.rank_overall, AwardLine.credit_code).limit(1))
 
 
 def _stored(s) -> str:
@@ -578,12 +599,14 @@ def runs_group():
 def runs_list():
     from sqlalchemy import select
 
+    from service.labels import RUN_STATUS_ZH
     from service.models import Run
     from service.runs import effective_status
     with _session() as (_, s):
         for r in s.scalars(select(Run).order_by(Run.id)):
-            click.echo(f"{r.id:>4}  {r.year}  {effective_status(r):<8} {r.policy_name:<16} 预算 {r.budget if r.budget is not None else '不设'}"
-                       f"  {r.enterprises} 家  拨付 {r.granted_yuan:,} 元  {'已发布' if r.published_at else ''}")
+            budget = f"{r.budget:,} 元" if r.budget is not None else "不设上限"
+            click.echo(f"第 {r.id:>3} 批次  {r.year} 年度  {RUN_STATUS_ZH.get(effective_status(r), '')}  预算 {budget}"
+                       f"  {r.enterprises or 0:,} 家  拨付 {r.granted_yuan or 0:,} 元  {'已发布' if r.published_at else '未发布'}")
 
 
 @runs_group.command("diff")
@@ -603,20 +626,23 @@ def runs_diff(run_a, run_b, out, limit):
             d = query.diff(s, a, b)
             bar.update(1)
     sm = d["summary"]
-    click.echo(f"批次 {run_a} → {run_b}：新增 {sm['added']}，移除 {sm['removed']}，阶段变化 {sm['stage']}，排除变化 "
-               f"{sm['excluded']}，积分变化 {sm['score']}，排名变化 {sm['rank']}；奖励新增 {sm['awards_added']}、取消 "
-               f"{sm['awards_removed']}、变化 {sm['awards_changed']}；拨付 {sm['granted_a']:,} → {sm['granted_b']:,} 元")
-    for c in d["enterprises"][:limit]:
-        click.echo(f"  {c['credit_code']} {c['name']}: {','.join(c['changed'])} 积分 {c['score_a']} → {c['score_b']} "
-                   f"排名 {c['rank_a']} → {c['rank_b']}")
-    for w in d["awards"][:limit]:
-        click.echo(f"  {w['credit_code']} {w['clause']} {w['change']}: 拨付 {w['granted_a']} → {w['granted_b']}")
+    click.echo(f"批次 {run_a} → {run_b}：新增 {sm['added']:,}，移除 {sm['removed']:,}，阶段变化 {sm['stage']:,}，排除变化 "
+               f"{sm['excluded']:,}，积分变化 {sm['score']:,}，排名变化 {sm['rank']:,}；奖励新增 {sm['awards_added']:,}、取消 "
+               f"{sm['awards_removed']:,}、变化 {sm['awards_changed']:,}；拨付 {sm['granted_a']:,} → {sm['granted_b']:,} 元")
+    from service.exports import diff_awards_zh, diff_rows_zh
+
+    def num(v, fmt):
+        return "—" if v is None else format(v, fmt)
+    for c in diff_rows_zh(d["enterprises"][:limit]):
+        click.echo(f"  {c['credit_code']} {c['name']}：{c['changed']}，积分 {num(c['score_a'], '.4f')} → "
+                   f"{num(c['score_b'], '.4f')}，排名 {num(c['rank_a'], ',')} → {num(c['rank_b'], ',')}")
+    for w in diff_awards_zh(d["awards"][:limit]):
+        click.echo(f"  {w['credit_code']} {w['clause']} {w['change']}：拨付 {num(w['granted_a'], ',')} → "
+                   f"{num(w['granted_b'], ',')} 元")
     if out:
-        from service.exports import csv_bytes, xlsx_bytes
-        cols = [(k, k) for k in ("credit_code", "name", "changed", "stage_a", "stage_b", "excluded_a", "excluded_b",
-                                 "score_a", "score_b", "score_change", "rank_a", "rank_b", "rank_change")]
-        Path(out).write_bytes(csv_bytes(d["enterprises"], cols) if out.endswith(".csv")
-                              else xlsx_bytes(d["enterprises"], cols))
+        from service.exports import csv_bytes, diff_columns, diff_rows_zh, xlsx_bytes
+        cols, rows = diff_columns(run_a, run_b), diff_rows_zh(d["enterprises"])     # Chinese headers and words
+        Path(out).write_bytes(csv_bytes(rows, cols) if out.endswith(".csv") else xlsx_bytes(rows, cols))
         click.echo(f"→ {out}")
 
 

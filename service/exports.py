@@ -54,8 +54,12 @@ def xlsx_bytes(rows, columns, sheet="数据") -> bytes:
     for r in rows:
         ws.append([_xlsx_cell(ws, _cell(r.get(k))) for k, _ in columns])
     ws.freeze_panes = "A2"
-    for i, (_, label) in enumerate(columns, start=1):
-        ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width = max(10, min(40, 2 * len(label) + 2))
+    for i, (key, label) in enumerate(columns, start=1):
+        letter = openpyxl.utils.get_column_letter(i)
+        ws.column_dimensions[letter].width = max(10, min(40, 2 * len(label) + 2))
+        if key.endswith("_yuan") or key in ("budget", "granted_a", "granted_b", "eligible_a", "eligible_b"):
+            for row in range(2, ws.max_row + 1):      # money as a finance clerk reads it: 1,234,567
+                ws[f"{letter}{row}"].number_format = "#,##0"
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -160,3 +164,32 @@ def template_xlsx(kind, data) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def diff_columns(a, b) -> list:
+    """The columns of a comparison of two runs (企业变化), in Chinese."""
+    return [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("changed", "变化"),
+            ("stage_a", f"批次{a}阶段"), ("stage_b", f"批次{b}阶段"), ("excluded_a", f"批次{a}排除"),
+            ("excluded_b", f"批次{b}排除"), ("score_a", f"批次{a}积分"), ("score_b", f"批次{b}积分"),
+            ("score_change", "积分变化"), ("rank_a", f"批次{a}全区排名"), ("rank_b", f"批次{b}全区排名"),
+            ("rank_change", "名次上升")]
+
+
+def diff_award_columns(a, b) -> list:
+    return [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("clause", "条款"), ("change", "变化"),
+            ("eligible_a", f"批次{a}核定（元）"), ("eligible_b", f"批次{b}核定（元）"),
+            ("granted_a", f"批次{a}拨付（元）"), ("granted_b", f"批次{b}拨付（元）")]
+
+
+def diff_rows_zh(rows) -> list:
+    """Comparison rows with what changed and the stages in words (not the engine's keys)."""
+    from . import shape
+    from .labels import changes
+    stages = shape.stages()
+    return [{**r, "changed": changes(r.get("changed")), "stage_a": stages.get(r.get("stage_a"), r.get("stage_a")),
+             "stage_b": stages.get(r.get("stage_b"), r.get("stage_b"))} for r in rows]
+
+
+def diff_awards_zh(rows) -> list:
+    return [{**r, "change": {"added": "新增", "removed": "取消", "changed": "变化"}.get(r.get("change"), r.get("change"))}
+            for r in rows]

@@ -165,6 +165,22 @@ class Declaration(Base):
     decision_reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class DeclarationEvidence(Base):
+    """A file an enterprise attaches to its declaration (a certificate, a contract scan):
+    PDF, PNG or JPEG by its first bytes, at most EVIDENCE_MAX_BYTES, kept as uploaded."""
+    __tablename__ = "declaration_evidence"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    declaration_id: Mapped[int] = mapped_column(ForeignKey("declarations.id", name="fk_declaration_evidence_declaration"),
+                                                index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_declaration_evidence_user"))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class PolicyVersion(Base):
     """An immutable set of clause files, found by its content hash. 'published' versions are
     what the service uses (the newest one by default); 'external' is a folder that a run was
@@ -232,7 +248,7 @@ class RunFile(Base):
     __tablename__ = "run_files"
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
 class Result(Base):

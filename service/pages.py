@@ -55,6 +55,29 @@ def _inject():
     return {"current_user": page_user(), "ROLES": ROLES}
 
 
+ERROR_PAGES = {400: ("请求有误", "提交的内容不完整或已过期，请返回上一页刷新后重试。"),
+               403: ("无权访问", None),
+               404: ("页面不存在", "没有找到这个页面或这条记录：可能地址有误，或该批次尚未完成、尚未发布。"),
+               405: ("不支持此操作", "此页面不接受这种提交方式。"),
+               413: ("文件过大", "上传的文件超过了允许的大小。"),
+               429: ("操作过于频繁", "请稍后再试。")}
+
+
+def _error_page(exc):
+    """Every refusal of a page in Chinese; the API keeps its JSON answers (both languages)."""
+    if request.path.startswith("/api"):
+        return current_app.extensions["innopoints_api"].handle_http_exception(exc)
+    title, text = ERROR_PAGES[exc.code]
+    from flask_wtf.csrf import CSRFError
+    if isinstance(exc, CSRFError):
+        text = "表单缺少安全令牌（CSRF）或已过期：请刷新页面后重新提交。"
+    return render_template("pages/error.html", title=title, text=text, code=exc.code), exc.code
+
+
+for _code in ERROR_PAGES:
+    bp.app_errorhandler(_code)(_error_page)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
@@ -106,7 +129,7 @@ def page_role(*roles, write=None):
                 return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
             allowed = roles if write is None or request.method in ("GET", "HEAD", "OPTIONS") else write
             if user.role not in allowed:
-                return render_template("pages/forbidden.html"), 403
+                return render_template("pages/error.html", title="无权访问", text=None, code=403), 403
             return view(*a, **kw)
         return declare(wrapped, roles, write)
     return deco

@@ -206,6 +206,36 @@ def clause_file(files, clause_id):
     raise KeyError(clause_id)
 
 
+def _number_forms(v) -> list[tuple[str, str]]:
+    """How a clause title may quote a number: yuan as 万元 (100000 → 10万元), a rate as a
+    percentage (0.01 → 1%), or as written (0.9, 5)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return []
+    forms = []
+    if isinstance(v, int) and v >= 10000 and v % 100 == 0:
+        forms.append(("wan", f"{v / 10000:g}万元"))
+    if isinstance(v, float) and 0 < v < 1:
+        forms.append(("pct", f"{v * 100:g}%"))
+    forms.append(("plain", f"{v:g}"))
+    return forms
+
+
+def title_following(title: str, old, new) -> str:
+    """A clause title that quotes a changed number follows it (最高奖励10万元 → 最高奖励20万元;
+    最终得分乘以0.9 → 0.85): the old number is replaced where the title names it exactly
+    once, in the same form; otherwise the title is left as the officer wrote it."""
+    import re as _re
+    new_forms = dict(_number_forms(new))
+    for kind, text in _number_forms(old):
+        if kind not in new_forms:
+            continue
+        pattern = _re.compile(rf"(?<![\d.]){_re.escape(text)}(?![\d.])" if kind != "wan" else
+                              rf"(?<![\d.]){_re.escape(text)}")
+        if len(pattern.findall(title)) == 1:
+            return pattern.sub(new_forms[kind], title)
+    return title
+
+
 def with_changes(files, clause_id, changes: dict) -> dict:
     """The files with values of one clause changed; `changes` maps a dotted path inside the
     clause (effect.factor, when.completed_years.gte, contract_rate) to the new value."""
@@ -219,7 +249,10 @@ def with_changes(files, clause_id, changes: dict) -> dict:
             node = node[k]
         if not isinstance(node, dict) or keys[-1] not in node:
             raise KeyError(path)
-        node[keys[-1]] = _parse_value(value)
+        old, new = node[keys[-1]], _parse_value(value)
+        node[keys[-1]] = new
+        if "title" in clause:
+            clause["title"] = title_following(str(clause["title"]), old, new)
     out = io.StringIO()
     _yaml().dump(doc, out)
     return {**files, name: out.getvalue()}
@@ -283,7 +316,7 @@ def test(files) -> list[dict]:
     except Exception as exc:  # a case file that does not parse fails the test as a whole
         return [{"file": "cases", "case": "", "clause": "", "problems": [f"用例文件无法读取：{exc}"]}]
     if not cases:
-        return [{"file": "cases", "case": "", "clause": "", "problems": ["版本中没有用例 / no cases"]}]
+        return [{"file": "cases", "case": "", "clause": "", "problems": ["版本中没有用例"]}]
     for case in cases:
         problems = run_case(case, pv)
         if problems:

@@ -18,13 +18,16 @@ class ReportError(RuntimeError):
 
 
 def report_charts(m) -> dict:
+    from .labels import item_name
     c = {"chart-stage": charts_.pie("按发展阶段", [x["label"] for x in m["by_stage"]], [x["count"] for x in m["by_stage"]]),
          "chart-hist": charts_.histogram("最终积分分布", m["histogram"]),
          "chart-industry": charts_.bar("按行业平均积分", [x["label"] for x in m["by_industry"]],
                                        [x["mean"] or 0 for x in m["by_industry"]], unit="分", horizontal=True)}
     if m["awards"]["per_clause"]:
-        c["chart-awards"] = charts_.bar("各奖励事项拨付（万元）", [t["clause"] for t in m["awards"]["per_clause"]],
-                                        [round(t["granted_yuan"] / 10000, 2) for t in m["awards"]["per_clause"]], unit="万元")
+        c["chart-awards"] = charts_.bar("各奖励事项拨付（万元）",
+                                        [item_name(t["title"]) or t["clause"] for t in m["awards"]["per_clause"]],
+                                        [round(t["granted_yuan"] / 10000, 2) for t in m["awards"]["per_clause"]], unit="万元",
+                                        horizontal=True)
     return c
 
 

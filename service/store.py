@@ -654,3 +654,49 @@ def decide(s, user, decl: Declaration, approve: bool, reason: str):
     decl.decision_reason = reason or ""
     audit(s, user, f"declaration.{decl.status}", f"{decl.credit_code}/{decl.year}", declaration=decl.id,
           reason=reason)
+
+
+# ---- evidence files of a declaration ------------------------------------------------------------------
+
+EVIDENCE_TYPES = {"application/pdf": ((b"%PDF-",), (".pdf",)),
+                  "image/png": ((b"\x89PNG\r\n\x1a\n",), (".png",)),
+                  "image/jpeg": ((b"\xff\xd8\xff",), (".jpg", ".jpeg"))}
+EVIDENCE_PER_DECLARATION = 5
+
+
+class EvidenceRejected(ValueError):
+    """An evidence file refused, with the reason in Chinese."""
+
+
+def evidence_type(filename: str, head: bytes) -> str:
+    """The file's type when its name and its first bytes agree on PDF, PNG or JPEG."""
+    name = (filename or "").lower()
+    for ctype, (magics, exts) in EVIDENCE_TYPES.items():
+        if name.endswith(exts) and head.startswith(magics):
+            return ctype
+    raise EvidenceRejected("证明材料只接受 PDF、PNG 或 JPEG 文件（文件名后缀与文件内容须一致）")
+
+
+def attach_evidence(s, user, decl, upload, max_bytes) -> "DeclarationEvidence":
+    """Keep an uploaded file as evidence of `decl`: at most `max_bytes` (read no further),
+    a PDF/PNG/JPEG by its content; audited."""
+    from .models import DeclarationEvidence
+    from sqlalchemy import func
+    n = s.scalar(select(func.count()).select_from(DeclarationEvidence)
+                 .where(DeclarationEvidence.declaration_id == decl.id))
+    if n >= EVIDENCE_PER_DECLARATION:
+        raise EvidenceRejected(f"每项申报最多 {EVIDENCE_PER_DECLARATION} 个证明材料")
+    data = upload.stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise EvidenceRejected(f"证明材料不能超过 {max_bytes // 2**20} MB")
+    if not data:
+        raise EvidenceRejected("证明材料是空文件")
+    filename = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:200]
+    ctype = evidence_type(filename, data[:16])
+    ev = DeclarationEvidence(declaration_id=decl.id, filename=filename, content_type=ctype, size=len(data),
+                             sha256=sha256_bytes(data), content=data, uploaded_by=user.id)
+    s.add(ev)
+    s.flush()
+    audit(s, user, "declaration.evidence", f"{decl.credit_code}/{decl.year}", declaration=decl.id,
+          filename=filename, size=len(data), sha256=ev.sha256)
+    return ev

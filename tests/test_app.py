@@ -127,8 +127,10 @@ def test_ops_commands_end_to_end(tmp_path):
     r = run_cli(["runs", "diff", "1", "2", "--out", str(tmp_path / "diff.csv")], env)
     assert r.exit_code == 0 and "奖励新增 0" in r.output and "变化" in r.output
     assert "拨付 27,999,999 → 14,999,999 元" in r.output or "→" in r.output
+    header = (tmp_path / "diff.csv").read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert header[:3] == ["统一社会信用代码", "企业名称", "变化"] and not [h for h in header if re.fullmatch(r"[a-z_]+", h)]
     r = run_cli(["runs", "list"], env)
-    assert "已发布" in r.output.splitlines()[1]
+    assert "已发布" in r.output.splitlines()[1] and "xinxiang-2022" not in r.output and "done" not in r.output
     r = run_cli(["run", "--year", "2030"], env)
     assert r.exit_code == 2 and "2030" in r.output
 
@@ -137,14 +139,23 @@ def test_demo_command_loads_a_database_with_a_user_per_role(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
     r = run_cli(["demo", "--out", str(tmp_path / "demo"), "--enterprises", "200", "--year", "2024"], env)
     assert r.exit_code == 0, r.output
-    for role in ("admin", "officer", "finance", "bank", "enterprise"):
-        assert f"登录 / login  {role}" in r.output
+    for role, zh in (("admin", "系统管理员"), ("officer", "科技局工作人员"), ("finance", "财政局"), ("bank", "合作银行"),
+                     ("enterprise", "企业")):
+        line = next(x for x in r.output.splitlines() if f"登录 / login  {role} " in x)
+        assert line.rstrip().split("角色 ")[1].startswith(zh), line
+    # the enterprise login names its enterprise; two years are evaluated and published
+    assert re.search(r"角色 企业（.+，统一社会信用代码 [0-9A-Z]{18}，", r.output), r.output
+    assert "2023 年度（第 1 批次）、2024 年度（第 2 批次）" in r.output
     app = create_app({"DATABASE_URL": env["DATABASE_URL"], "TESTING": True})
     c = app.test_client()
     token = c.post("/api/tokens", json={"username": "finance", "password": "finance-demo-2024"}).get_json()["token"]
     page = c.get("/api/enterprises?per_page=1", headers={"Authorization": f"Bearer {token}"}).get_json()
     assert page["total"] == 200 and page["year"] == 2024
     assert c.get("/api/rankings").status_code == 200            # published for the public
+    runs = c.get("/api/runs", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert sorted((x["year"], bool(x["published_at"])) for x in runs) == [(2023, True), (2024, True)]
+    m = c.get("/api/reports/monitoring?year=2024", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert m["change"] is not None                              # the report's year-on-year part is filled
     app.extensions["db_engine"].dispose()
 
 

@@ -67,6 +67,7 @@ class Tab:
     def __init__(self, browser, site, viewport=None):
         self.site = site
         self.ctx = browser.new_context(viewport=viewport or {"width": 1280, "height": 900}, accept_downloads=True)
+        self.ctx.set_default_timeout(90_000)        # a what-if or a publish on a busy two-core machine
         self.page = self.ctx.new_page()
         self.errors = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
@@ -103,6 +104,10 @@ class Tab:
     def text(self, selector):
         return self.page.inner_text(selector).strip()
 
+    def number(self, selector):
+        """A figure as the page writes it (1,234) read back as an int."""
+        return int(self.text(selector).replace(",", ""))
+
     def close(self):
         assert self.errors == [], self.errors
         self.ctx.close()
@@ -125,8 +130,8 @@ def test_public_dashboard(tab, site):
     t = tab()
     t.open("/", shot="public-dashboard")
     agg = site.get("/api/aggregates").get_json()
-    assert int(t.text("#n-evaluated")) == agg["enterprises"]
-    assert int(t.text("#n-excluded")) == agg["excluded"]
+    assert t.number("#n-evaluated") == agg["enterprises"] and t.text("#n-evaluated") == f"{agg['enterprises']:,}"
+    assert t.number("#n-excluded") == agg["excluded"]
     assert t.text("#mean-score") == f"{agg['mean_score']:.2f}"
     t.charts_drawn(4)
     lists = site.get("/api/honours").get_json()["lists"]
@@ -149,7 +154,7 @@ def test_enterprise_profile_and_declaration(tab, site):
     t.open(f"/enterprises/{site.own}", shot="enterprise-profile")
     api = site.get(f"/api/enterprises/{site.own}", "enterprise").get_json()
     assert t.text("#final-score") == f"{api['final_score']:.4f}"
-    assert int(t.text("#rank-in-stage")) == api["rank_in_stage"] and t.text("#stage") == api["stage_zh"]
+    assert t.number("#rank-in-stage") == api["rank_in_stage"] and t.text("#stage") == api["stage_zh"]
     t.charts_drawn(1)
     rows = t.page.eval_on_selector_all("#indicators tbody tr", "trs => trs.map(tr => [tr.dataset.clause, tr.children[3].innerText, tr.children[4].innerText])")
     assert [r[0] for r in rows] == [i["clause"] for i in api["indicators"]]
@@ -181,7 +186,7 @@ def test_officer_workspace(tab, site, tmp_path):
     t.login("officer")
     t.open("/workspace/enterprises?stage=growth&min_score=40&sort=final_score&order=desc", shot="officer-enterprises")
     api = site.get("/api/enterprises?stage=growth&min_score=40&sort=final_score&order=desc", "officer").get_json()
-    assert int(t.text("#total")) == api["total"]
+    assert t.number("#total") == api["total"]
     shown = t.page.eval_on_selector_all("#results tbody tr", "trs => trs.map(tr => [tr.dataset.code, tr.querySelector('.final').innerText])")
     assert shown == [[r["credit_code"], f"{r['final_score']:.4f}"] for r in api["items"]]
     with t.page.expect_download() as dl:
@@ -225,37 +230,80 @@ def test_officer_workspace(tab, site, tmp_path):
     t.page.screenshot(path=str(SHOTS / "officer-run-done.png"), full_page=True)
     run_id = int(re.search(r"/runs/(\d+)", t.page.url).group(1))
     assert site.get(f"/api/runs/{run_id}", "officer").get_json()["status"] == "done"
-    assert int(t.text("#enterprises")) == site.get(f"/api/runs/{run_id}", "officer").get_json()["enterprises"]
+    assert t.number("#enterprises") == site.get(f"/api/runs/{run_id}", "officer").get_json()["enterprises"]
     t.open(f"/workspace/compare?a={site.run_id}&b={run_id}", shot="officer-compare")
     diff = site.get(f"/api/runs/{site.run_id}/diff/{run_id}", "officer").get_json()
     assert t.page.locator("#diff-awards tbody tr").count() == max(1, min(500, len(diff["awards"])))
 
 
-def test_finance_award_list(tab, site):
+def test_finance_award_list(tab, site, tmp_path):
+    """The award list as the finance bureau uses it (issue 14, item 2): figures against the
+    API, in 元 with separators; filter, sort, page; the XLSX opened by openpyxl (title row,
+    totals row equal to the page's, number formats); the printable list with its signature
+    block and page numbers in the PDF the browser prints."""
+    import openpyxl
     t = tab()
     t.login("finance")
     t.open(f"/workspace/awards?run={site.run_id}", shot="finance-awards")
     api = site.get(f"/api/awards?run={site.run_id}", "finance").get_json()
     assert t.text("#granted-yuan") == f"{api['totals']['granted_yuan']:,}"
-    assert t.text("#budget") == f"{api['totals']['budget_yuan'] / 10000:,.2f}"
+    assert t.text("#budget") == f"{api['totals']['budget_yuan']:,}"
+    assert "按比例分配" in t.text("#budget-text")
     for item in api["totals"]["per_clause"]:
         cells = t.page.locator(f"#per-item tr[data-clause='{item['clause']}'] td").all_inner_texts()
+        assert cells[0] == item["title"] and cells[1] == item["clause"]         # the item's name beside its id
         assert cells[-1] == f"{item['granted_yuan']:,}" and cells[-2] == f"{item['eligible_yuan']:,}"
-    assert t.page.locator("#award-lines tbody tr").count() == len(api["items"])
+    assert t.number("#line-count") == len(api["items"])
+    assert t.page.locator("#award-lines tbody tr").count() == min(50, len(api["items"]))
+    assert t.number("#lines-granted") == api["totals"]["granted_yuan"]
     t.charts_drawn(1)
+    axis = t.page.evaluate("echarts.getInstanceByDom(document.querySelector('div.chart')).getOption().yAxis[0].data")
+    assert all(a and not a.startswith("RW-") for a in axis), axis       # item names on the chart's axis
+    # filter by an item: the lines and their total are that item's
+    item = api["totals"]["per_clause"][0]
+    t.page.select_option("#award-filters select[name=clause]", item["clause"])
+    t.page.select_option("#award-filters select[name=sort]", "granted_yuan")
+    t.page.select_option("#award-filters select[name=order]", "desc")
+    t.page.click("#award-filters button")
+    t.page.wait_for_load_state()
+    t.page.screenshot(path=str(SHOTS / "finance-awards-filtered.png"), full_page=True)
+    assert t.number("#line-count") == item["lines"] and t.number("#lines-granted") == item["granted_yuan"]
+    shown = t.page.eval_on_selector_all("#award-lines tbody tr", "trs => trs.map(tr => tr.dataset.clause)")
+    assert set(shown) == {item["clause"]}
+    granted = [int(x.replace(",", "")) for x in t.page.locator("#award-lines td.granted").all_inner_texts()]
+    assert granted == sorted(granted, reverse=True)
+    # the whole list: paging
+    t.open(f"/workspace/awards?run={site.run_id}")
+    if len(api["items"]) > 50:
+        first = t.page.eval_on_selector_all("#award-lines tbody tr", "trs => trs.map(tr => tr.dataset.code + tr.dataset.clause)")
+        t.page.click("#next-page")
+        t.page.wait_for_load_state()
+        second = t.page.eval_on_selector_all("#award-lines tbody tr", "trs => trs.map(tr => tr.dataset.code + tr.dataset.clause)")
+        assert second and not set(first) & set(second)
     code = api["items"][0]["credit_code"]
     t.page.fill("#lookup-form input[name=code]", code)
     t.page.click("#lookup-form button")
     t.page.wait_for_load_state()
     t.page.screenshot(path=str(SHOTS / "finance-eligibility.png"), full_page=True)
     elig = site.get(f"/api/enterprises/{code}/eligibility?run={site.run_id}", "finance").get_json()["items"]
-    shown = t.page.eval_on_selector_all("#eligibility tbody tr", "trs => trs.map(tr => tr.children[4].innerText)")
+    shown = t.page.eval_on_selector_all("#eligibility tbody tr", "trs => trs.map(tr => tr.children[3].innerText)")
     assert shown == [f"{i['granted_yuan']:,}" for i in elig]
     with t.page.expect_download() as dl:
-        t.page.click("text=XLSX")
-    assert dl.value.suggested_filename == f"awards-2022-run{site.run_id}.xlsx"
-    t.open(f"/runs/{site.run_id}/export/awards.html", shot="finance-print")
-    assert "核定金额" in t.text("body")
+        t.page.click("#xlsx-link")
+    assert dl.value.suggested_filename == f"award-list-2022-batch{site.run_id}.xlsx"
+    path = tmp_path / "list.xlsx"
+    dl.value.save_as(path)
+    ws = openpyxl.load_workbook(path)["奖励名单"]
+    assert "2022年度" in ws["A1"].value and "新开〔2022〕110号" in ws["A2"].value
+    last = ws.max_row
+    assert ws.cell(last, 1).value == "合计" and ws.cell(last, 9).value == api["totals"]["granted_yuan"]
+    assert ws.cell(4, 9).number_format == "#,##0" and ws.freeze_panes == "A4"
+    t.open(f"/workspace/awards/print?run={site.run_id}", shot="finance-print")
+    assert "经办人" in t.text("#signatures") and "审核人" in t.text("#signatures")
+    assert t.text("#print-granted") == f"{api['totals']['granted_yuan']:,}"
+    pdf = t.page.pdf(format="A4", landscape=True)
+    (SHOTS.parent / "award-list-print.pdf").write_bytes(pdf)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5000
     t.open("/workspace/imports", status=403)
 
 
@@ -299,7 +347,7 @@ def test_policy_authoring_checks_as_you_type(tab, site):
     t.page.screenshot(path=str(SHOTS / "policy-whatif.png"), full_page=True)
     draft_id = int(draft_url.rstrip("/").rsplit("/", 1)[1])
     api = site.post(f"/api/policies/drafts/{draft_id}/whatif", "officer", json={"year": 2022}).get_json()
-    assert int(t.text("#wi-changed")) == api["summary"]["enterprises_changed"]
+    assert t.number("#wi-changed") == api["summary"]["enterprises_changed"]
     t.page.click("#do-publish")
     t.page.wait_for_load_state()
     assert "用例未通过" in t.text("main") and t.page.locator("#failures tbody tr").count() >= 1
@@ -314,13 +362,13 @@ def test_uses_pages(tab, site):
     t.page.wait_for_load_state()
     t.page.screenshot(path=str(SHOTS / "officer-seed-pool.png"), full_page=True)
     pool = site.get("/api/seed-pool?year=2022", "officer").get_json()
-    assert int(t.text("#pool-size")) == len(pool["entries"]) == t.page.locator("#pool tbody tr").count()
+    assert t.number("#pool-size") == len(pool["entries"]) == t.page.locator("#pool tbody tr").count()
     t.open(f"/workspace/services?run={site.run_id}&stage=growth", shot="officer-services")
     api = site.get(f"/api/services?run={site.run_id}&stage=growth", "officer").get_json()["items"]
     assert t.page.locator("#services tbody tr").count() == min(2000, len(api))
     t.open("/workspace/report?year=2022", shot="monitoring-report")
     m = site.get("/api/reports/monitoring?year=2022", "officer").get_json()
-    assert int(t.text("#r-enterprises")) == m["enterprises"] and int(t.text("#r-excluded")) == m["excluded"]
+    assert t.number("#r-enterprises") == m["enterprises"] and t.number("#r-excluded") == m["excluded"]
     assert t.text("#r-granted") == f"{m['awards']['granted_yuan']:,}"
     t.charts_drawn(4)
     with t.page.expect_download() as dl:
@@ -340,3 +388,156 @@ def test_uses_pages(tab, site):
     e.open(f"/enterprises/{site.own}", shot="enterprise-lookups")
     assert e.page.locator("#lookups tbody tr").count() >= 2 and "已提供" in e.text("#lookups")
     assert e.page.locator("#services tbody tr").count() >= 1
+
+
+# ---- issue 14: phones, chart boxes, every page at 1366 and 390 px, the roles' new pieces --------------
+
+PHONE = {"width": 390, "height": 844}
+DESK = {"width": 1366, "height": 900}
+# every text box of every chart (title, labels, axis names), from the renderer's own display list
+CHART_BOXES = """Array.from(document.querySelectorAll('div.chart')).map(el => {
+  const ch = echarts.getInstanceByDom(el);
+  const title = (ch.getOption().title || [{}])[0].text || '';
+  const boxes = [];
+  ch.getZr().storage.getDisplayList(true).forEach(d => {
+    if ((d.type !== 'text' && d.type !== 'tspan') || d.ignore || d.invisible || !d.style || d.style.text == null || String(d.style.text) === '') return;
+    const r = d.getBoundingRect().clone();
+    const m = d.getComputedTransform();
+    if (m) r.applyTransform(m);
+    boxes.push({text: String(d.style.text), x: r.x, y: r.y, w: r.width, h: r.height});
+  });
+  return {id: el.dataset.chart, w: ch.getWidth(), h: ch.getHeight(), title: title, boxes: boxes};
+})"""
+
+
+def chart_problems(page) -> list[str]:
+    """Text boxes over a chart's title, and labels cut off at the chart's edges."""
+    out = []
+    for c in page.evaluate(CHART_BOXES):
+        titles = [b for b in c["boxes"] if b["text"] == c["title"]]
+        assert titles, (c["id"], "title not drawn", c["title"])
+        t = titles[0]
+        for b in c["boxes"]:
+            if b is t or b["text"] == c["title"]:
+                continue
+            overlap_x = min(t["x"] + t["w"], b["x"] + b["w"]) - max(t["x"], b["x"])
+            overlap_y = min(t["y"] + t["h"], b["y"] + b["h"]) - max(t["y"], b["y"])
+            if overlap_x > 1 and overlap_y > 1:
+                out.append(f"{c['id']}: {b['text']!r} over the title")
+            if b["x"] < -1 or b["y"] < -1 or b["x"] + b["w"] > c["w"] + 1 or b["y"] + b["h"] > c["h"] + 1:
+                out.append(f"{c['id']}: {b['text']!r} cut off ({b['x']:.0f},{b['y']:.0f},{b['w']:.0f}x{b['h']:.0f} "
+                           f"in {c['w']}x{c['h']})")
+    return out
+
+
+def no_overflow(tab_):
+    """The page body is no wider than the screen (tables scroll inside their own box)."""
+    widths = tab_.page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[2] and widths[1] <= widths[2], widths
+
+
+@pytest.mark.parametrize("viewport", [DESK, PHONE], ids=["1366", "390"])
+def test_charts_leave_their_titles_alone_and_keep_labels_inside(tab, site, viewport):
+    pages = [(None, "/", 4), ("ent", f"/enterprises/{site.own}", 1), ("finance", f"/workspace/awards?run={site.run_id}", 1),
+             ("officer", "/workspace/report?year=2022", 4)]
+    bad = []
+    for user, path, n in pages:
+        t = tab(viewport=viewport)
+        if user:
+            t.login(user)
+        t.open(path)
+        t.charts_drawn(n)
+        bad += [f"{path} @{viewport['width']}: {p}" for p in chart_problems(t.page)]
+    assert not bad, "\n".join(bad)
+
+
+def test_phones_profile_dashboard_and_lists(tab, site):
+    """At 390 px: the enterprise profile, the public dashboard, the award list, the search list,
+    the audit log, the users, the bank page: no horizontal overflow of the page body."""
+    for user, path, shot in [(None, "/", "phone-dashboard"), ("ent", f"/enterprises/{site.own}", "phone-profile"),
+                             ("finance", f"/workspace/awards?run={site.run_id}", "phone-awards"),
+                             ("finance", "/workspace/enterprises", "phone-enterprises"),
+                             ("officer", "/workspace/audit", "phone-audit"), ("admin", "/workspace/users", "phone-users"),
+                             ("bank", f"/bank?code={site.own}", "phone-bank"), ("officer", "/workspace/runs", "phone-runs")]:
+        t = tab(viewport=PHONE)
+        if user:
+            t.login(user)
+        t.open(path, shot=shot)
+        no_overflow(t)
+    # the award lines are cards on a phone: every cell says which column it is
+    t = tab(viewport=PHONE)
+    t.login("finance")
+    t.open(f"/workspace/awards?run={site.run_id}")
+    assert t.page.evaluate("getComputedStyle(document.querySelector('#award-lines thead')).display") == "none"
+    label = t.page.evaluate("getComputedStyle(document.querySelector('#award-lines td.granted'), '::before').content")
+    assert "拨付" in label
+
+
+PAGES = {None: ["/", "/login", "/no-such-page"],
+         "ent": ["/enterprises/{own}"],
+         "officer": ["/results", "/workspace/enterprises", "/workspace/imports", "/workspace/declarations",
+                     "/workspace/runs", "/workspace/runs/{run}", "/workspace/compare", "/workspace/awards?run={run}",
+                     "/workspace/awards/print?run={run}", "/workspace/seed-pool", "/workspace/services",
+                     "/workspace/report?year=2022", "/workspace/audit", "/workspace/policy/", "/enterprises/{other}"],
+         "finance": ["/workspace/awards?run={run}", "/workspace/runs", "/workspace/compare"],
+         "bank": ["/bank", "/bank?code={own}"],
+         "admin": ["/workspace/users", "/workspace/audit"]}
+
+
+@pytest.mark.parametrize("viewport", [DESK, PHONE], ids=["1366", "390"])
+def test_screenshot_of_every_page(tab, site, viewport):
+    """Every page each role reaches, at 1366 and 390 px, into test-output/screenshots/ (the
+    body never wider than the screen; a missing page answers in Chinese)."""
+    for user, paths in PAGES.items():
+        t = tab(viewport=viewport)
+        if user:
+            t.login(user)
+        for path in paths:
+            url = path.format(own=site.own, other=site.other, run=site.run_id)
+            name = f"{viewport['width']}-{user or 'public'}-" + (re.sub(r"[^A-Za-z0-9]+", "-", url).strip("-") or "home")
+            t.open(url, shot=name, status=404 if "no-such" in url else 200)
+            no_overflow(t)
+            assert not re.search(r"\bTrue\b|\bFalse\b|pro_rata|xinxiang-2022", t.text("body")), url
+
+
+def test_roles_new_pieces_in_the_browser(tab, site):
+    # the enterprise switches its consent on its page; the bank then finds it listed
+    e = tab()
+    e.login("ent")
+    e.open(f"/enterprises/{site.own}#credit")
+    before = e.text("#consent")
+    e.page.click("#consent-form button")
+    e.page.wait_for_load_state()
+    assert e.text("#consent") != before
+    if e.text("#consent") != "同意":
+        e.page.click("#consent-form button")
+        e.page.wait_for_load_state()
+    assert e.text("#consent") == "同意"
+    e.page.screenshot(path=str(SHOTS / "enterprise-consent.png"), full_page=True)
+    b = tab()
+    b.login("bank")
+    b.open("/bank", shot="bank-consenting")
+    assert site.own in b.page.eval_on_selector_all("#consenting tbody tr", "trs => trs.map(tr => tr.dataset.code)")
+    b.page.fill("#bank-form input[name=code]", " " + site.own[:9] + "-" + site.own[9:].lower() + " ")
+    b.page.click("#bank-form button")
+    b.page.wait_for_load_state()
+    assert b.text("#grade") and site.own in b.text("#cleaned")
+    # the administrator adds a user from the page; the new user logs in
+    a = tab()
+    a.login("admin")
+    a.open("/workspace/users")
+    a.page.fill("#add-user input[name=username]", "browser-clerk")
+    a.page.select_option("#add-user select[name=role]", "finance")
+    a.page.fill("#add-user input[name=password]", "Browser-clerk-2025")
+    a.page.click("#add-user button")
+    a.page.wait_for_load_state()
+    assert "已新增用户 browser-clerk" in a.text("main")
+    a.open("/workspace/audit?action=user.add", shot="admin-audit-search")
+    assert "browser-clerk" in a.text("#audit")
+    n = tab()
+    n.open("/login")
+    n.page.fill("#username", "browser-clerk")
+    n.page.fill("#password", "Browser-clerk-2025")
+    n.page.click("button[type=submit]")
+    n.page.wait_for_load_state()
+    assert "奖励名单" in n.text("header") and "计算批次" in n.text("header")     # the finance menu

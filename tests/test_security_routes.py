@@ -25,13 +25,15 @@ EXPECTED = {
     # pages
     ("GET", "pages.results"): READERS, ("GET", "pages.export"): READERS,
     ("GET", "ws.profile"): READERS | {E}, ("POST", "ws.declare_page"): {E}, ("GET", "ws.bank"): {B},
-    ("GET", "ws.enterprises"): READERS, ("GET", "ws.awards"): READERS, ("GET", "ws.compare"): READERS,
+    ("GET", "ws.enterprises"): READERS, ("GET", "ws.awards"): READERS, ("GET", "ws.awards_xlsx"): READERS,
+    ("GET", "ws.awards_print"): READERS, ("GET", "ws.compare"): READERS,
     ("GET", "ws.report"): READERS, ("GET", "ws.services"): READERS,
     ("GET", "ws.runs"): READERS, ("POST", "ws.runs"): OFFICERS, ("GET", "ws.run"): READERS, ("POST", "ws.run"): OFFICERS,
     ("GET", "ws.seed_pool"): READERS, ("POST", "ws.seed_pool"): OFFICERS, ("POST", "ws.honours"): OFFICERS,
     ("GET", "ws.declarations"): OFFICERS, ("POST", "ws.declarations"): OFFICERS,
     ("GET", "ws.imports"): OFFICERS, ("POST", "ws.imports"): OFFICERS,
-    ("GET", "ws.users"): {A}, ("POST", "ws.users"): {A},
+    ("GET", "ws.users"): {A}, ("POST", "ws.users"): {A}, ("GET", "ws.audit_log"): OFFICERS,
+    ("POST", "ws.consent"): {E}, ("GET", "ws.evidence"): OFFICERS | {E},
     ("GET", "policy.index"): OFFICERS, ("POST", "policy.index"): OFFICERS, ("GET", "policy.version"): OFFICERS,
     ("GET", "policy.draft"): OFFICERS, ("POST", "policy.draft"): OFFICERS,
     ("GET", "policy.clause"): OFFICERS, ("POST", "policy.clause"): OFFICERS, ("POST", "policy.clause_check"): OFFICERS,
@@ -106,7 +108,7 @@ def args_for(p, rule):
     values = {"code": p.own, "run_id": p.run_id, "a": p.run_id, "b": p.run_id, "decl_id": p.decl_id,
               "draft_id": p.draft_id, "version_id": p.version_id, "clause_id": "IND-1.1", "year": 2022,
               "kind": "records", "filename": "favicon.svg", "user_id": p.user_id,
-              "import_id": 1}
+              "import_id": 1, "file_id": 1}
     if rule.endpoint == "pages.export":
         values["name"] = "scores.csv"
     elif rule.endpoint == "runs.run_files":

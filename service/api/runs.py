@@ -13,7 +13,7 @@ from rules.policy import PolicyError
 
 from .. import db, query, uses
 from ..auth import api_user, require
-from ..exports import export_response
+from ..exports import diff_award_columns, diff_awards_zh, diff_columns, diff_rows_zh, export_response
 from ..models import Run
 from ..runs import create_run
 from ..runs import publish as publish_run
@@ -122,16 +122,9 @@ def run_diff(args, a, b):
     d = query.diff(s, run_or_404(s, a), run_or_404(s, b))
     if args["format"] != "json":
         if args["part"] == "awards":
-            cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("clause", "条款"), ("change", "变化"),
-                    ("eligible_a", f"批次{a}核定（元）"), ("eligible_b", f"批次{b}核定（元）"),
-                    ("granted_a", f"批次{a}拨付（元）"), ("granted_b", f"批次{b}拨付（元）")]
-            return export_response(d["awards"], cols, args["format"], f"diff-{a}-{b}-awards")
-        cols = [("credit_code", "统一社会信用代码"), ("name", "企业名称"), ("changed", "变化"),
-                ("stage_a", f"批次{a}阶段"), ("stage_b", f"批次{b}阶段"), ("excluded_a", f"批次{a}排除"),
-                ("excluded_b", f"批次{b}排除"), ("score_a", f"批次{a}积分"), ("score_b", f"批次{b}积分"),
-                ("score_change", "积分变化"), ("rank_a", f"批次{a}全区排名"), ("rank_b", f"批次{b}全区排名"),
-                ("rank_change", "名次上升")]
-        return export_response(d["enterprises"], cols, args["format"], f"diff-{a}-{b}")
+            return export_response(diff_awards_zh(d["awards"]), diff_award_columns(a, b), args["format"],
+                                   f"diff-{a}-{b}-awards")
+        return export_response(diff_rows_zh(d["enterprises"]), diff_columns(a, b), args["format"], f"diff-{a}-{b}")
     return jsonify(d)
 
 

@@ -8,7 +8,7 @@
   var token = form.querySelector("input[name=csrf_token]").value;
   function check() {
     var changes = {};
-    form.querySelectorAll("input[data-path]").forEach(function (el) { changes[el.dataset.path] = el.value; });
+    form.querySelectorAll("[data-path]").forEach(function (el) { changes[el.dataset.path] = el.value; });
     live.textContent = "检查中…";
     fetch(form.dataset.checkUrl, {
       method: "POST", credentials: "same-origin",
