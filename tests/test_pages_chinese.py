@@ -93,7 +93,10 @@ def page_urls(p):
     out = []
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.rule.startswith(("/api", "/static")) or rule.endpoint in (
-                "pages.favicon", "pages.export", "ws.awards_xlsx", "policy.file"):
+                "pages.favicon", "pages.export", "ws.awards_xlsx", "policy.file",
+                # the guide for policy staff teaches how to write the package's files: its file
+                # names, keys and commands are what it explains (each with its Chinese meaning)
+                "policy.guide"):
             continue
         with app.test_request_context():
             url = app.url_for(rule.endpoint, **args_for(p, rule)) if rule.arguments else rule.rule
