@@ -85,6 +85,8 @@ class UserSchema(Schema):
     role = fields.Str(required=True, validate=validate.OneOf([r for r in ROLES if r != "public"]))
     credit_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(equal=18))
     display_name = fields.Str(load_default="", validate=validate.Length(max=200))
+    source = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=32),
+                        metadata=_d("数据报送单位所属的数据来源（data.yaml sources 的键）"))
     active = fields.Bool(dump_only=True)
 
 
@@ -194,6 +196,13 @@ class Consent(Schema):
 class ImportForm(Schema):
     kind = fields.Str(required=True, validate=validate.OneOf(["records", "contracts"]),
                       metadata=_d("records 企业年度记录 / contracts 技术合同"))
+    source = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9_]{0,32}$"),
+                        metadata=_d("工作人员导入时记录值的来源（data.yaml sources 的键）；缺省为各字段自己的来源"))
+
+
+class TemplateQuery(Schema):
+    source = fields.Str(load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9_]{1,32}$"),
+                        metadata=_d("数据来源的键：只含该来源字段的部分导入模板"))
 
 
 class ImportFile(Schema):

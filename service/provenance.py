@@ -1,0 +1,141 @@
+"""Where each stored value came from (§四.(一)), and what happens when two sources disagree.
+
+Every write of a field of an enterprise-year — an import, an approved declaration, an
+officer's correction, a published list — adds a provenance row (source, kind, import or
+declaration or list, user, time). The current provenance of a field is its newest applied
+row. When a source gives a field a value that differs from the one another source gave, a
+conflict is opened for an officer and the package's source precedence (data.yaml
+`source_precedence`) decides which value is stored meanwhile.
+
+Which fields a source owns is the package's (`source:` on each field); nothing here names a
+field or a source."""
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy import select, tuple_
+
+from .models import Conflict, Provenance, utcnow
+from .store import audit, bulk_insert, text_of
+
+COLUMNS = ("credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
+           "public_list_id", "user_id", "at", "applied")
+KIND_ZH = {"import": "导入", "declaration": "企业申报", "correction": "工作人员更正", "public_list": "公开名单"}
+
+
+def add_rows(s, rows):
+    """Insert provenance rows (dicts with the keys of COLUMNS; missing ones are empty)."""
+    now = utcnow()
+    tuples = [(r["credit_code"], r["year"], r["field"], r.get("value", ""), r.get("source", ""), r["kind"],
+               r.get("import_id"), r.get("declaration_id"), r.get("public_list_id"), r.get("user_id"),
+               r.get("at", now), r.get("applied", True)) for r in rows]
+    if tuples:
+        bulk_insert(s, Provenance.__table__, list(COLUMNS), tuples)
+
+
+def current(s, keys, fields=None) -> dict:
+    """The current provenance of each (credit code, year, field) of the enterprise-years
+    `keys`: {(code, year, field): Provenance}."""
+    out = {}
+    keys = list(keys)
+    for i in range(0, len(keys), 500):
+        q = select(Provenance).where(tuple_(Provenance.credit_code, Provenance.year).in_(keys[i:i + 500]),
+                                     Provenance.applied.is_(True)).order_by(Provenance.id)
+        if fields is not None:
+            q = q.where(Provenance.field.in_(list(fields)))
+        for p in s.scalars(q):
+            out[p.credit_code, p.year, p.field] = p
+    return out
+
+
+def of_enterprise(s, code) -> dict:
+    """{(year, field): Provenance} for one enterprise."""
+    q = select(Provenance).where(Provenance.credit_code == code, Provenance.applied.is_(True)).order_by(Provenance.id)
+    return {(p.year, p.field): p for p in s.scalars(q)}
+
+
+def describe(p: Provenance, data, users=None, imports=None) -> dict:
+    """A provenance row as the API and the pages show it (both languages)."""
+    users = users or {}
+    d = {"field": p.field, "value": p.value, "source": p.source, "source_zh": data.source_name(p.source),
+         "kind": p.kind, "kind_zh": KIND_ZH.get(p.kind, p.kind), "import_id": p.import_id,
+         "declaration_id": p.declaration_id, "public_list_id": p.public_list_id,
+         "user": users.get(p.user_id, "系统" if p.user_id is None else ""),
+         "at": p.at.isoformat(timespec="seconds") if p.at else None, "provenance_id": p.id}
+    if p.import_id is not None:
+        d["import_url"] = f"/workspace/imports/{p.import_id}"
+        if imports and p.import_id in imports:
+            d["import_filename"] = imports[p.import_id]
+    return d
+
+
+def snapshot_csv(s, path):
+    """Write the current provenance of every stored value to `path` (CSV): what a run's
+    snapshot read, each value with the source, import, declaration or list that brought it."""
+    rows = {}
+    q = select(*[Provenance.__table__.c[k] for k in ("id",) + COLUMNS]).where(Provenance.applied.is_(True)) \
+        .order_by(Provenance.id)
+    for r in s.execute(q):
+        rows[r.credit_code, r.year, r.field] = r
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
+                    "public_list_id", "user_id", "at", "provenance_id"])
+        for key in sorted(rows):
+            r = rows[key]
+            w.writerow([r.credit_code, r.year, r.field, r.value, r.source, r.kind, text_of(r.import_id),
+                        text_of(r.declaration_id), text_of(r.public_list_id), text_of(r.user_id),
+                        r.at.isoformat(timespec="seconds") if r.at else "", r.id])
+
+
+def from_run_file(content: bytes, code, year=None) -> dict:
+    """{(year, field): row dict} of one enterprise from a run's provenance.csv."""
+    out = {}
+    for r in csv.DictReader(io.StringIO(content.decode("utf-8"))):
+        if r["credit_code"] == code and (year is None or int(r["year"]) == year):
+            out[int(r["year"]), r["field"]] = r
+    return out
+
+
+def merge_value(data, old, old_source, new, new_source):
+    """Whether a value `new` from `new_source` replaces the stored `old` (given by
+    `old_source`), and whether the two sources conflict: (apply, conflict)."""
+    if old is None or old_source in (None, "", new_source) or _same(old, new):
+        return True, False
+    return data.precedence(new_source) <= data.precedence(old_source), True
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def open_conflict(s, code, year, field, kept_value, kept_source, kept_prov, other_value, other_source, other_prov):
+    c = Conflict(credit_code=code, year=year, field=field, kept_value=text_of(kept_value), kept_source=kept_source,
+                 kept_provenance_id=kept_prov, other_value=text_of(other_value), other_source=other_source,
+                 other_provenance_id=other_prov, status="open", resolution="")
+    s.add(c)
+    return c
+
+
+def resolve_open(s, user, code, year, field, resolution):
+    """Close the open conflicts of one field (a correction decided it)."""
+    for c in s.scalars(select(Conflict).where(Conflict.credit_code == code, Conflict.year == year,
+                                              Conflict.field == field, Conflict.status == "open")):
+        c.status, c.resolved_by, c.resolved_at, c.resolution = "resolved", user.id if user else None, utcnow(), resolution
+        audit(s, user, "conflict.resolve", f"{code}/{year}", conflict=c.id, field=field, resolution=resolution)
+
+
+def conflict_dict(c: Conflict, data) -> dict:
+    f = data.field(c.field)
+    return {"id": c.id, "credit_code": c.credit_code, "year": c.year, "field": c.field,
+            "field_zh": f.label if f else c.field, "kept_value": c.kept_value, "kept_source": c.kept_source,
+            "kept_source_zh": data.source_name(c.kept_source), "other_value": c.other_value,
+            "other_source": c.other_source, "other_source_zh": data.source_name(c.other_source),
+            "kept_provenance_id": c.kept_provenance_id, "other_provenance_id": c.other_provenance_id,
+            "status": c.status, "created_at": c.created_at.isoformat(timespec="seconds"),
+            "resolved_at": c.resolved_at.isoformat(timespec="seconds") if c.resolved_at else None,
+            "resolution": c.resolution}
