@@ -62,12 +62,16 @@ def describe(p: Provenance, data, users=None, imports=None) -> dict:
          "kind": p.kind, "kind_zh": KIND_ZH.get(p.kind, p.kind), "import_id": p.import_id,
          "declaration_id": p.declaration_id, "public_list_id": p.public_list_id,
          "user": users.get(p.user_id, "系统" if p.user_id is None else ""),
-         "at": p.at.isoformat(timespec="seconds") if p.at else None, "provenance_id": p.id}
+         "at": _iso(p.at), "provenance_id": p.id}
     if p.import_id is not None:
         d["import_url"] = f"/workspace/imports/{p.import_id}"
         if imports and p.import_id in imports:
             d["import_filename"] = imports[p.import_id]
     return d
+
+
+def _iso(when):
+    return when.isoformat(timespec="seconds") + "+00:00" if when else None
 
 
 def snapshot_csv(s, path):
@@ -86,15 +90,41 @@ def snapshot_csv(s, path):
             r = rows[key]
             w.writerow([r.credit_code, r.year, r.field, r.value, r.source, r.kind, text_of(r.import_id),
                         text_of(r.declaration_id), text_of(r.public_list_id), text_of(r.user_id),
-                        r.at.isoformat(timespec="seconds") if r.at else "", r.id])
+                        _iso(r.at) or "", r.id])
 
 
 def from_run_file(content: bytes, code, year=None) -> dict:
-    """{(year, field): row dict} of one enterprise from a run's provenance.csv."""
+    """{(year, field): row dict} of one enterprise from a run's provenance.csv (the ids as
+    numbers, None when empty)."""
     out = {}
     for r in csv.DictReader(io.StringIO(content.decode("utf-8"))):
         if r["credit_code"] == code and (year is None or int(r["year"]) == year):
-            out[int(r["year"]), r["field"]] = r
+            for k in ("import_id", "declaration_id", "public_list_id", "user_id", "provenance_id"):
+                r[k] = int(r[k]) if r[k] else None
+            r["year"] = int(r["year"])
+            out[r["year"], r["field"]] = r
+    return out
+
+
+def run_provenance(s, run, code, data) -> dict:
+    """What a run read for one enterprise in its year: {field: description}, from the
+    provenance file stored with the run (runs made before it have none: {})."""
+    from .models import Import, RunFile, User
+    f = s.get(RunFile, (run.id, "provenance.csv"))
+    if f is None:
+        return {}
+    rows = from_run_file(f.content, code, run.year)
+    users = dict(s.execute(select(User.id, User.username)).all())
+    imports = dict(s.execute(select(Import.id, Import.filename).where(
+        Import.id.in_({r["import_id"] for r in rows.values() if r["import_id"]}))).all())
+    out = {}
+    for (_, field), r in sorted(rows.items()):
+        p = Provenance(id=r["provenance_id"], credit_code=code, year=r["year"], field=field, value=r["value"],
+                       source=r["source"], kind=r["kind"], import_id=r["import_id"],
+                       declaration_id=r["declaration_id"], public_list_id=r["public_list_id"], user_id=r["user_id"])
+        d = describe(p, data, users, imports)
+        d["at"] = r["at"]
+        out[field] = d
     return out
 
 
@@ -136,6 +166,30 @@ def conflict_dict(c: Conflict, data) -> dict:
             "kept_source_zh": data.source_name(c.kept_source), "other_value": c.other_value,
             "other_source": c.other_source, "other_source_zh": data.source_name(c.other_source),
             "kept_provenance_id": c.kept_provenance_id, "other_provenance_id": c.other_provenance_id,
-            "status": c.status, "created_at": c.created_at.isoformat(timespec="seconds"),
-            "resolved_at": c.resolved_at.isoformat(timespec="seconds") if c.resolved_at else None,
+            "status": c.status, "created_at": _iso(c.created_at), "resolved_at": _iso(c.resolved_at),
             "resolution": c.resolution}
+
+
+def apply_value(s, rec, field, value, source, kind, user, **ids) -> bool:
+    """Give one field of a stored record a value from `source` (a published list, say), with
+    its provenance; a different value from another source opens a conflict and the
+    precedence decides which is kept. Returns whether a conflict was opened."""
+    from .shape import data as dictionary
+    data = dictionary(s)
+    held = current(s, [(rec.credit_code, rec.year)], [field]).get((rec.credit_code, rec.year, field))
+    old = rec.get(field)
+    apply, clash = merge_value(data, old, held.source if held else None, value, source)
+    p = Provenance(credit_code=rec.credit_code, year=rec.year, field=field, value=text_of(value), source=source,
+                   kind=kind, user_id=user.id if user else None, applied=apply, at=utcnow(), **ids)
+    s.add(p)
+    if apply:
+        rec.set(field, value)
+        rec.updated_at = utcnow()
+    s.flush()
+    if clash:
+        if apply:
+            open_conflict(s, rec.credit_code, rec.year, field, value, source, p.id, old, held.source, held.id)
+        else:
+            open_conflict(s, rec.credit_code, rec.year, field, old, held.source, held.id, value, source, p.id)
+        audit(s, user, "conflict.open", f"{rec.credit_code}/{rec.year}", field=field, kept=source if apply else held.source)
+    return clash

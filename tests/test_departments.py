@@ -70,3 +70,139 @@ def test_tax_file_changes_its_two_fields_and_nothing_else(dept, tmp_path):
         changed = {k for k in after["2022"] if after["2022"][k] != old["2022"][k]}
         assert changed == {"revenue", "rd_tax_deduction"}
         assert {y: v for y, v in after.items() if y != "2022"} == {y: v for y, v in old.items() if y != "2022"}
+
+
+def test_a_field_of_another_source_is_refused_naming_its_owner(dept, tmp_path):
+    p = dept
+    golden = [r for r in rows_of(GOLDEN / "records.csv") if r["year"] == "2022"][:2]
+    before = {r["credit_code"]: records(p, r["credit_code"]) for r in golden}
+    rows = [{"credit_code": r["credit_code"], "year": "2022", "revenue": "1", "rd_tax_deduction": "1"} for r in golden]
+    r = p.upload(tax_file(tmp_path, rows), "records", role="env")
+    assert r.status_code == 422, r.get_json()
+    cells = {c["column"]: c["reason"] for c in r.get_json()["bad_cells"]}
+    assert "税务局" in cells["revenue"] and "生态环境局" in cells["revenue"]
+    assert "税务局" in cells["rd_tax_deduction"]
+    assert {r["credit_code"]: records(p, r["credit_code"]) for r in golden} == before
+    audit = p.get("/api/audit?action=import.rejected", "officer").get_json()
+    assert audit and audit[0]["target"].endswith("tax.csv")
+    # a department may not name another source, nor import contracts
+    assert p.upload(GOLDEN / "contracts.csv", "contracts", role="env").status_code == 422
+
+
+def test_a_new_enterprise_year_needs_the_required_columns(dept, tmp_path):
+    p = dept
+    code = rows_of(GOLDEN / "records.csv")[0]["credit_code"]
+    r = p.upload(tax_file(tmp_path, [{"credit_code": code, "year": "2023", "revenue": "5", "rd_tax_deduction": "1"}]),
+                 "records", role="tax")
+    assert r.status_code == 422
+    reasons = " ".join(c["reason"] for c in r.get_json()["bad_cells"])
+    assert "尚无 2023 年度记录" in reasons and "注册成立日期" in reasons
+    assert "2023" not in records(p, code)
+
+
+def test_per_source_template_and_sources(dept):
+    import openpyxl
+    p = dept
+    r = p.get("/api/templates/records.xlsx?source=tax")
+    assert r.status_code == 200
+    wb = openpyxl.load_workbook(io.BytesIO(r.data))
+    header = [c.value for c in wb["数据"][1]]
+    assert {"统一社会信用代码", "评价年度", "营业收入（万元）"} <= set(header)
+    assert "环境信用等级" not in header
+    assert p.get("/api/templates/records.xlsx?source=nobody").status_code == 404
+    body = p.get("/api/sources", "tax").get_json()
+    tax = next(s for s in body["sources"] if s["key"] == "tax")
+    assert tax["name"] == "税务局" and {"revenue", "rd_tax_deduction"} <= {f["key"] for f in tax["fields"]}
+    assert body["precedence"][0] == "tax"
+
+
+def test_conflicting_sources_are_flagged_and_precedence_decides(dept, tmp_path):
+    """The tax bureau's revenue stands against the enterprise's own report of it (an officer
+    imports the enterprises' forms as 企业自报): the conflict is listed, tax is kept."""
+    p = dept
+    g = [r for r in rows_of(GOLDEN / "records.csv") if r["year"] == "2022"][0]
+    code = g["credit_code"]
+    assert p.upload(tax_file(tmp_path, [{"credit_code": code, "year": "2022", "revenue": "800",
+                                         "rd_tax_deduction": "3"}]), "records", role="tax").status_code == 201
+    path = write_rows(tmp_path / "self.csv", [{"credit_code": code, "year": "2022", "revenue": "950"}])
+    from werkzeug.test import EnvironBuilder
+    with open(path, "rb") as f:
+        b = EnvironBuilder(path="/api/imports", method="POST", headers=p.h("officer"),
+                           data={"kind": "records", "source": "enterprise", "file": (f, "self.csv")})
+        r = p.client.open(b.get_environ())
+    assert r.status_code == 201, r.get_json()
+    assert records(p, code)["2022"]["revenue"] == "800.0"          # tax ranks before the enterprise
+    conflicts = p.get("/api/conflicts?status=open", "officer").get_json()["items"]
+    assert len(conflicts) == 1
+    c = conflicts[0]
+    assert (c["credit_code"], c["year"], c["field"]) == (code, 2022, "revenue")
+    assert (c["kept_source_zh"], c["kept_value"], c["other_source_zh"], c["other_value"]) == \
+        ("税务局", "800.0", "企业自报", "950.0")
+    prov = p.get(f"/api/enterprises/{code}/provenance?year=2022", "officer").get_json()
+    rev = prov["records"]["2022"]["revenue"]
+    assert rev["source_zh"] == "税务局" and rev["kind"] == "import" and rev["import_filename"] == "tax.csv"
+    assert rev["user"] == "tax"
+    # the officer takes the enterprise's figure: a correction, the conflict closed
+    r = p.post(f"/api/conflicts/{c['id']}/decision", "officer", json={"use": "other", "reason": "核实"})
+    assert r.status_code == 200 and r.get_json()["status"] == "resolved"
+    assert records(p, code)["2022"]["revenue"] == "950.0"
+    assert p.get("/api/conflicts?status=open", "officer").get_json()["items"] == []
+    rev = p.get(f"/api/enterprises/{code}/provenance?year=2022", "officer").get_json()["records"]["2022"]["revenue"]
+    assert rev["kind"] == "correction"
+    actions = {a["action"] for a in p.get("/api/audit", "officer").get_json()}
+    assert {"conflict.open", "conflict.resolve", "record.correct"} <= actions
+
+
+def test_public_list_sets_a_field_and_holds_unmatched_and_ambiguous_names(dept, tmp_path):
+    p = dept
+    golden = [r for r in rows_of(GOLDEN / "records.csv") if r["year"] == "2022"]
+    a, b = golden[0], golden[1]
+    # two stored enterprises share a name: a list row naming it is ambiguous
+    from service import db
+    from service.models import Enterprise
+    with p.app.app_context():
+        s = db.session()
+        s.get(Enterprise, golden[2]["credit_code"]).name = "同名科技有限公司"
+        s.get(Enterprise, golden[3]["credit_code"]).name = "同名科技有限公司"
+        s.commit()
+    path = write_rows(tmp_path / "hte.csv", [
+        {"统一社会信用代码": a["credit_code"], "企业名称": "", "认定日期": "2022-12-20"},
+        {"统一社会信用代码": "", "企业名称": b["name"], "认定日期": "2022年12月20日"},
+        {"统一社会信用代码": "", "企业名称": "查无此企业有限公司", "认定日期": "2022-12-20"},
+        {"统一社会信用代码": "", "企业名称": "同名科技有限公司", "认定日期": "2022-12-20"}])
+    from werkzeug.test import EnvironBuilder
+    with open(path, "rb") as f:
+        env = EnvironBuilder(path="/api/public-lists", method="POST", headers=p.h("officer"),
+                             data={"title": "河南省2022年第一批高新技术企业名单", "field": "hte_recognized_in_year",
+                                   "file": (f, "hte.csv")}).get_environ()
+        r = p.client.open(env)
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert (body["rows"], body["applied"], body["held"]) == (4, 2, 2)
+    status = {e["row"]: e["status"] for e in body["entries"]}
+    assert status == {2: "applied", 3: "applied", 4: "unmatched", 5: "ambiguous"}
+    amb = next(e for e in body["entries"] if e["status"] == "ambiguous")
+    assert sorted(amb["candidates"]) == sorted([golden[2]["credit_code"], golden[3]["credit_code"]])
+    # a: the science bureau's "no" (golden) stands against the list's "yes": flagged, and the
+    # package's precedence (科技局 before 公开数据) keeps it until an officer decides
+    assert a["hte_recognized_in_year"] == "false" and b["hte_recognized_in_year"] == "true"
+    assert records(p, a["credit_code"])["2022"]["hte_recognized_in_year"] == "false"
+    conflicts = p.get("/api/conflicts?status=open", "officer").get_json()["items"]
+    assert [(c["credit_code"], c["field"], c["kept_source_zh"], c["other_source_zh"], c["other_value"])
+            for c in conflicts] == [(a["credit_code"], "hte_recognized_in_year", "科技局", "公开数据", "true")]
+    # b: the list agrees with what is stored; its value now comes from the list
+    prov = p.get(f"/api/enterprises/{b['credit_code']}/provenance?year=2022", "officer").get_json()
+    got = prov["records"]["2022"]["hte_recognized_in_year"]
+    assert got["source_zh"] == "公开数据" and got["kind"] == "public_list" and got["public_list_id"] == body["id"]
+    # the held rows are not guessed: an officer names the enterprise the ambiguous row means
+    r = p.post(f"/api/public-lists/entries/{amb['id']}/decision", "officer",
+               json={"credit_code": golden[3]["credit_code"], "reason": "核对地址"})
+    assert r.status_code == 200 and r.get_json()["status"] == "applied"
+    assert len(p.get("/api/conflicts?status=open", "officer").get_json()["items"]) == 2
+    unmatched = next(e for e in body["entries"] if e["status"] == "unmatched")
+    r = p.post(f"/api/public-lists/entries/{unmatched['id']}/decision", "officer", json={"reason": "非本区企业"})
+    assert r.get_json()["status"] == "dismissed"
+    detail = p.get(f"/api/public-lists/{body['id']}", "officer").get_json()
+    assert (detail["applied"], detail["held"]) == (3, 0)
+    actions = [x["action"] for x in p.get("/api/audit", "officer").get_json()]
+    assert "public_list.import" in actions and actions.count("public_list.review") == 2
