@@ -76,6 +76,9 @@ def create_app(test_config=None, instance_path=None):
         IMPORT_MAX_RATIO=100,               # XLSX: largest compression ratio of a part (zip bombs)
         IMPORT_MAX_CELLS=100_000_000,       # rows × columns of an upload
         IMPORT_MAX_MEMBERS=1000,            # XLSX: parts in the zip
+        OBJECTION_MAX_FILE_BYTES=5 * 2**20,  # 公示 objections: one evidence file at most
+        OBJECTION_MAX_FILES=5,              # ... and this many per objection
+        TODAY=None,                         # 公示 periods are judged by this date (ISO) when set; tests only
         IMPORT_SHOWN_BAD_CELLS=1000,        # bad cells listed in an answer (the total is always given)
         IMPORT_SLICE_ABOVE_BYTES=16 * 2**20,  # a CSV upload this large is checked in slices first,
         IMPORT_SLICE_ROWS=50_000,           # ... of this many rows (memory bounded for a file of bad rows)

@@ -206,3 +206,82 @@ def test_public_list_sets_a_field_and_holds_unmatched_and_ambiguous_names(dept, 
     assert (detail["applied"], detail["held"]) == (3, 0)
     actions = [x["action"] for x in p.get("/api/audit", "officer").get_json()]
     assert "public_list.import" in actions and actions.count("public_list.review") == 2
+
+
+def post_objection(p, pid, role="enterprise", files=(), **form):
+    from werkzeug.test import EnvironBuilder
+    data = dict(form)
+    if files:
+        data["evidence"] = [(io.BytesIO(content), name) for name, content in files]
+    env = EnvironBuilder(path=f"/api/publicity/{pid}/objections", method="POST", headers=p.h(role),
+                         data=data).get_environ()
+    return p.client.open(env)
+
+
+def test_publicity_objection_correction_new_run_and_final_list(lite_park):
+    import datetime as dt
+    p = lite_park
+    p.import_golden()
+    run_id = p.run(budget=28000000)
+    assert p.post(f"/api/runs/{run_id}/publicity", "officer",
+                  json={"starts_on": "2023-03-01", "ends_on": "2023-03-07"}).status_code == 409   # not published
+    assert p.post(f"/api/runs/{run_id}/publish", "officer").status_code == 200
+    assert p.post(f"/api/runs/{run_id}/honours", "officer", json={"scope": "overall", "top_n": 5}).status_code in (200, 201)
+    p.app.config["TODAY"] = "2023-03-03"
+    r = p.post(f"/api/runs/{run_id}/publicity", "officer", json={"starts_on": "2023-03-01", "ends_on": "2023-03-07"})
+    assert r.status_code == 201, r.get_json()
+    pub = r.get_json()
+    assert pub["state"] == "open" and pub["awards"] and pub["honours"]
+    listed = p.get("/api/publicity").get_json()["items"][0]
+    assert (listed["starts_on"], listed["ends_on"], listed["state_zh"]) == ("2023-03-01", "2023-03-07", "公示中")
+    pid = pub["id"]
+    # evidence is checked by type, content and size before it is kept
+    bad = post_objection(p, pid, item="RW-1", reason="x", files=[("a.exe", b"MZ...")])
+    assert bad.status_code == 422 and "类型" in bad.get_json()["message"]
+    fake = post_objection(p, pid, item="RW-1", reason="x", files=[("a.pdf", b"not a pdf")])
+    assert fake.status_code == 422 and "不符" in fake.get_json()["message"]
+    p.app.config["OBJECTION_MAX_FILE_BYTES"] = 1000
+    big = post_objection(p, pid, item="RW-1", reason="x", files=[("a.pdf", b"%PDF-" + b"0" * 2000)])
+    assert big.status_code == 422 and "超过" in big.get_json()["message"]
+    assert p.get(f"/api/publicity/{pid}/objections", "officer").get_json()["items"] == []
+    # the enterprise objects: its revenue was reported wrong
+    r = post_objection(p, pid, item="营业收入有误", reason="税务局数据未含第四季度",
+                       files=[("完税证明.pdf", b"%PDF-1.4 evidence")])
+    assert r.status_code == 201, r.get_json()
+    o = r.get_json()
+    assert o["status"] == "open" and o["evidence"][0]["content_type"] == "application/pdf"
+    assert p.get(o["evidence"][0]["url"], "other_enterprise").status_code in (403, 404)
+    assert p.get(o["evidence"][0]["url"], "officer").data == b"%PDF-1.4 evidence"
+    other = post_objection(p, pid, role="other_enterprise", item="排名", reason="不服")
+    assert other.status_code == 201
+    # finalising now is refused: the period runs and objections are open
+    assert p.post(f"/api/publicity/{pid}/finalise", "officer").status_code == 409
+    # upheld: corrected, a new run, its diff attached
+    r = p.post(f"/api/objections/{o['id']}/decision", "officer",
+               json={"uphold": True, "reason": "核实完税证明", "field": "revenue", "value": "99999"})
+    assert r.status_code == 200, r.get_json()
+    up = r.get_json()
+    assert up["status"] == "upheld" and up["new_run_id"] and up["new_run_id"] != run_id
+    assert up["correction"]["field"] == "revenue" and up["correction"]["new"] == "99999.0"
+    assert up["diff"]["summary"] and any(e["credit_code"] == p.own for e in up["diff"]["enterprises"])
+    assert p.get(f"/api/publicity/{pid}").get_json()["run_id"] == up["new_run_id"]
+    r = p.post(f"/api/objections/{other.get_json()['id']}/decision", "officer", json={"uphold": False,
+                                                                                        "reason": "排名依规计算"})
+    assert r.get_json()["status"] == "rejected"
+    mine = p.get(f"/api/publicity/{pid}/objections", "enterprise").get_json()["items"]
+    assert [x["status_zh"] for x in mine] == ["异议成立，已更正并重新计算"]
+    assert p.post(f"/api/publicity/{pid}/finalise", "officer").status_code == 409       # the period has not ended
+    p.app.config["TODAY"] = "2023-03-08"
+    assert post_objection(p, pid, item="迟到", reason="x").status_code == 422
+    r = p.post(f"/api/publicity/{pid}/finalise", "officer")
+    assert r.status_code == 200, r.get_json()
+    final = p.get(f"/api/publicity/{pid}").get_json()
+    st = final["statement"]
+    assert final["state_zh"] == "已定稿" and (st["starts_on"], st["ends_on"]) == ("2023-03-01", "2023-03-07")
+    assert (st["objections"], st["upheld"], st["rejected"]) == (2, 1, 1)
+    assert {x["decision"] for x in st["outcomes"]} == {"核实完税证明", "排名依规计算"}
+    assert "reason" not in st["outcomes"][0] and "evidence" not in st["outcomes"][0]
+    actions = [a["action"] for a in p.get("/api/audit", "officer").get_json()]
+    for a in ("publicity.open", "objection.file", "objection.uphold", "objection.reject", "publicity.run",
+              "publicity.finalise", "record.correct"):
+        assert a in actions, a
