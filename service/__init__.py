@@ -92,7 +92,7 @@ def create_app(test_config=None, instance_path=None):
     app.config["SECRET_KEY"] = secret_key(app)
     app.json.ensure_ascii = False      # Chinese as such in every JSON answer
     app.json.sort_keys = False         # stages and columns in their own order
-    from . import access, api, authoring, db, pages, workspace
+    from . import access, api, authoring, db, gathering, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
@@ -102,9 +102,10 @@ def create_app(test_config=None, instance_path=None):
     app.register_blueprint(pages.bp)
     app.register_blueprint(workspace.bp)
     app.register_blueprint(authoring.bp)
+    app.register_blueprint(gathering.bp)
     api.init_app(app)
     for name, bp in app.blueprints.items():
-        if name not in ("pages", "ws", "policy"):          # the API authenticates with tokens, not cookies: no CSRF there
+        if name not in ("pages", "ws", "policy", "gather"):          # the API authenticates with tokens, not cookies: no CSRF there
             csrf.exempt(bp)
     access.init_app(app)
     register_filters(app)

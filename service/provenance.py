@@ -193,3 +193,27 @@ def apply_value(s, rec, field, value, source, kind, user, **ids) -> bool:
             open_conflict(s, rec.credit_code, rec.year, field, old, held.source, held.id, value, source, p.id)
         audit(s, user, "conflict.open", f"{rec.credit_code}/{rec.year}", field=field, kept=source if apply else held.source)
     return clash
+
+
+def indicator_fields(s, run) -> dict:
+    """Indicator clause id -> the field it reads, in the policy version the run used."""
+    from . import policies
+    from .models import PolicyVersion
+    row = s.get(PolicyVersion, run.policy_id) if run.policy_id else None
+    if row is None:
+        return {}
+    pv = policies.load_files(policies.files_of(row))
+    return {c.id: c.body.get("key") for c in pv.clauses_for("indicators", run.year) if c.body.get("key")}
+
+
+def attach_to_score(s, run, detail, data):
+    """A score's figures with where they came from: `provenance` (field -> what the run read)
+    and, on each indicator, the field it reads and that field's provenance."""
+    prov = run_provenance(s, run, detail["credit_code"], data)
+    fields = indicator_fields(s, run)
+    for row in detail.get("indicators", []):
+        row["field"] = fields.get(row["clause"])
+        row["provenance"] = prov.get(row["field"])
+    detail["provenance"] = prov
+    detail["provenance_file"] = f"/api/runs/{run.id}/files/provenance.csv" if prov else None
+    return detail
