@@ -128,7 +128,7 @@ def test_conflicting_sources_are_flagged_and_precedence_decides(dept, tmp_path):
     from werkzeug.test import EnvironBuilder
     with open(path, "rb") as f:
         b = EnvironBuilder(path="/api/imports", method="POST", headers=p.h("officer"),
-                           data={"kind": "records", "source": "enterprise", "file": (f, "self.csv")})
+                           data={"kind": "records", "source": "self_report", "file": (f, "self.csv")})
         r = p.client.open(b.get_environ())
     assert r.status_code == 201, r.get_json()
     assert records(p, code)["2022"]["revenue"] == "800.0"          # tax ranks before the enterprise
@@ -285,3 +285,23 @@ def test_publicity_objection_correction_new_run_and_final_list(lite_park):
     for a in ("publicity.open", "objection.file", "objection.uphold", "objection.reject", "publicity.run",
               "publicity.finalise", "record.correct"):
         assert a in actions, a
+
+
+def test_rules_check_names_an_unknown_source_and_a_bad_precedence(policy_copy, runner):
+    from service.cli import cli
+    data = policy_copy / "data.yaml"
+    text = data.read_text(encoding="utf-8")
+    assert "source: tax}" in text
+    data.write_text(text.replace("{key: rd_tax_deduction, label: 研发费用加计扣除所得税减免额, kind: amount, unit: 万元, source: tax}",
+                                 "{key: rd_tax_deduction, label: 研发费用加计扣除所得税减免额, kind: amount, unit: 万元, source: customs}")
+                    .replace("source_precedence: [tax, ", "source_precedence: ["), encoding="utf-8")
+    r = runner.invoke(cli, ["rules", "check", str(policy_copy)])
+    assert r.exit_code != 0
+    assert "rd_tax_deduction" in r.output and "customs" in r.output and "未在 sources 中声明" in r.output
+    assert "source_precedence" in r.output
+
+
+def test_every_field_of_the_bundled_package_names_a_declared_source(policy):
+    data = policy.data
+    assert all(f.source in data.sources for f in data.fields)
+    assert {s.kind for s in data.sources.values()} == {"department", "declared", "public"}

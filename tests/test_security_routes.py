@@ -126,7 +126,7 @@ def _gathered_data(p):
         g = next(r for r in csv_.DictReader(f) if r["year"] == "2022" and r["credit_code"] == p.own)
     body = io.BytesIO(f"credit_code,year,revenue\n{p.own},2022,{float(g['revenue']) + 1}\n".encode())
     r = p.client.open(EnvironBuilder(path="/api/imports", method="POST", headers=p.h("officer"),
-                                     data={"kind": "records", "source": "enterprise", "file": (body, "self.csv")}).get_environ())
+                                     data={"kind": "records", "source": "self_report", "file": (body, "self.csv")}).get_environ())
     assert r.status_code == 201, r.get_json()
     p.conflict_id = p.get("/api/conflicts", "officer").get_json()["items"][0]["id"]
     body = io.BytesIO("企业名称,日期\n查无此企业,2022-12-01\n".encode())
