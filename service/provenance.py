@@ -97,7 +97,13 @@ def from_run_file(content: bytes, code, year=None) -> dict:
     """{(year, field): row dict} of one enterprise from a run's provenance.csv (the ids as
     numbers, None when empty)."""
     out = {}
-    for r in csv.DictReader(io.StringIO(content.decode("utf-8"))):
+    text = content.decode("utf-8")
+    header, _, body = text.partition("\n")
+    prefix = f"{code},"
+    # the file is sorted by credit code and a code never needs quoting: keep its lines only
+    # before parsing (a zone's file holds every value of every enterprise-year)
+    mine = [line for line in body.split("\n") if line.startswith(prefix)]
+    for r in csv.DictReader(io.StringIO("\n".join([header] + mine))):
         if r["credit_code"] == code and (year is None or int(r["year"]) == year):
             for k in ("import_id", "declaration_id", "public_list_id", "user_id", "provenance_id"):
                 r[k] = int(r[k]) if r[k] else None

@@ -305,3 +305,16 @@ def test_every_field_of_the_bundled_package_names_a_declared_source(policy):
     data = policy.data
     assert all(f.source in data.sources for f in data.fields)
     assert {s.kind for s in data.sources.values()} == {"department", "declared", "public"}
+
+
+def test_an_approved_declaration_is_the_enterprises_own_report(dept):
+    p = dept
+    r = p.post("/api/declarations", "enterprise", json={"year": 2022, "field": "graduates_hired", "value": "12",
+                                                          "reason": "漏报"})
+    assert r.status_code == 201, r.get_json()
+    assert p.post(f"/api/declarations/{r.get_json()['id']}/decision", "officer",
+                  json={"approve": True, "reason": "核实"}).status_code == 200
+    got = p.get(f"/api/enterprises/{p.own}/provenance?year=2022", "enterprise").get_json()
+    g = got["records"]["2022"]["graduates_hired"]
+    assert (g["value"], g["source_zh"], g["kind_zh"], g["declaration_id"]) == ("12", "企业自报", "企业申报", r.get_json()["id"])
+    assert p.get(f"/api/enterprises/{p.other}/provenance", "enterprise").status_code == 403
