@@ -628,6 +628,7 @@ def _merge_records(s, frame, present, imp, user, data, source):
     enterprise-year not stored yet is made only when the row holds every required column
     (else the whole file is refused, naming the row). Returns (added, updated, conflicts)."""
     from .provenance import add_rows, current, merge_value, open_conflict
+    department = user is not None and user.role == "department"
     n = len(frame)
     field_keys = [k for k in present if k not in RECORD_IDENTITY]
     ident_keys = [k for k in present if k in IDENTITY_KEYS]
@@ -672,8 +673,9 @@ def _merge_records(s, frame, present, imp, user, data, source):
             stored[code, year] = rec
             added += 1
         else:
-            for k, v in ident.items():
-                setattr(rec, k, v)
+            if not department:            # a department's name column identifies; it renames nothing
+                for k, v in ident.items():
+                    setattr(rec, k, v)
             updated += 1
         new_data = dict(rec.values())
         for k in field_keys:
@@ -693,7 +695,7 @@ def _merge_records(s, frame, present, imp, user, data, source):
                 new_data[k] = v
         rec.data = new_data
         rec.updated_at = now
-        if ident and code in known:
+        if ident and code in known and not department:
             ent = s.get(Enterprise, code)
             if ent is not None:
                 for k, v in ident.items():
