@@ -6,21 +6,23 @@ from __future__ import annotations
 from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from marshmallow import fields
 from sqlalchemy import select
 
 from .. import db, publicity
 from ..access import public
 from ..auth import api_user, require
 from ..models import Objection, ObjectionFile, Publicity, Run
-from ..schemas import EvidenceFiles, ObjectionDecisionSchema, ObjectionForm, PublicityCreate, answer, LIST, OBJ
+from ..schemas import EvidenceFiles, ObjectionDecisionSchema, ObjectionForm, PublicityCreate, answer, LIST
 from .common import STAFF, answers, start
 
 pub_bp = Blueprint("publicity", __name__, url_prefix="/api",
                    description="公示与异议：奖励名单与榜单的公示期、企业异议及其处理、定稿")
 
-PublicityAnswer = answer("Publicity", id=OBJ(), year=OBJ(), starts_on=OBJ(), ends_on=OBJ(), state=OBJ(), awards=LIST,
-                         honours=LIST)
-ObjectionAnswer = answer("Objection", id=OBJ(), item=OBJ(), status=OBJ(), decision=OBJ(), evidence=LIST)
+PublicityAnswer = answer("Publicity", id=fields.Int(), year=fields.Int(), starts_on=fields.Str(), ends_on=fields.Str(),
+                         state=fields.Str(), awards=LIST, honours=LIST)
+ObjectionAnswer = answer("Objection", id=fields.Int(), item=fields.Str(), status=fields.Str(), decision=fields.Str(),
+                         evidence=LIST)
 
 
 def _publicity_or_404(s, pid):

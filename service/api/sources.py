@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 from flask_smorest import Blueprint, abort
+from marshmallow import fields
 from sqlalchemy import select
 
 from .. import db, provenance, publiclists, shape
@@ -18,8 +19,8 @@ from .common import READERS, STAFF, answers, enterprise_session, pick_run
 src_bp = Blueprint("sources", __name__, url_prefix="/api",
                    description="数据来源：各部门报送的字段、每个值的来源、来源间的冲突、公开名单")
 
-Sources = answer("Sources", sources=LIST, precedence=LIST)
-ProvenanceAnswer = answer("Provenance", credit_code=OBJ(), records=OBJ(), run=OBJ())
+Sources = answer("Sources", sources=LIST, precedence=fields.List(fields.Str()))
+ProvenanceAnswer = answer("Provenance", credit_code=fields.Str(), records=OBJ(), run=OBJ())
 
 
 @src_bp.route("/sources")
@@ -79,7 +80,7 @@ def conflicts_get(args):
 
 @src_bp.route("/conflicts/<int(max=2147483647):conflict_id>/decision", methods=["POST"])
 @require(*STAFF)
-@answers(src_bp, answer("ConflictDone", id=OBJ()))
+@answers(src_bp, answer("ConflictDone", id=fields.Int()))
 @src_bp.arguments(ConflictDecision)
 def conflict_decide(args, conflict_id):
     """处理一个冲突：采用现值（kept）或另一来源的值（other），作为工作人员更正写入并记入审计日志"""
@@ -112,7 +113,7 @@ def decide_conflict(s, c, use, reason, user):
 
 @src_bp.route("/public-lists", methods=["POST"])
 @require(*STAFF)
-@answers(src_bp, answer("PublicListDone", id=OBJ()), 201)
+@answers(src_bp, answer("PublicListDone", id=fields.Int()), 201)
 @src_bp.arguments(PublicListForm, location="form")
 @src_bp.arguments(UploadFile, location="files")
 def public_list_post(form, files):
@@ -139,7 +140,7 @@ def public_lists_get():
 
 @src_bp.route("/public-lists/<int(max=2147483647):list_id>")
 @require(*STAFF)
-@answers(src_bp, answer("PublicListDetail", id=OBJ(), entries=LIST))
+@answers(src_bp, answer("PublicListDetail", id=fields.Int(), entries=LIST))
 def public_list_get(list_id):
     """一份公开名单的每一行：已设置、未匹配、匹配到多家（待复核）"""
     s = db.session()
@@ -151,7 +152,7 @@ def public_list_get(list_id):
 
 @src_bp.route("/public-lists/entries/<int(max=2147483647):entry_id>/decision", methods=["POST"])
 @require(*STAFF)
-@answers(src_bp, answer("PublicListEntryDone", id=OBJ()))
+@answers(src_bp, answer("PublicListEntryDone", id=fields.Int()))
 @src_bp.arguments(EntryDecision)
 def public_list_entry_decide(args, entry_id):
     """复核一行：指定它所指的企业（credit_code，则设置字段），或驳回（dismiss）"""
