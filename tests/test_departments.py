@@ -38,8 +38,10 @@ def add_department_users(p, **sources):
 
 
 @pytest.fixture
-def dept(lite_park):
-    p = lite_park
+def dept(park):
+    """Golden records imported, a tax-bureau and an environment-bureau user; on SQLite and
+    PostgreSQL (merges, provenance rows and conflicts go through both drivers)."""
+    p = park
     p.import_golden()
     add_department_users(p, tax="tax", env="environment")
     return p
@@ -218,9 +220,8 @@ def post_objection(p, pid, role="enterprise", files=(), **form):
     return p.client.open(env)
 
 
-def test_publicity_objection_correction_new_run_and_final_list(lite_park):
-    import datetime as dt
-    p = lite_park
+def test_publicity_objection_correction_new_run_and_final_list(park):
+    p = park
     p.import_golden()
     run_id = p.run(budget=28000000)
     assert p.post(f"/api/runs/{run_id}/publicity", "officer",
