@@ -201,6 +201,11 @@ def apply_value(s, rec, field, value, source, kind, user, **ids) -> bool:
     return clash
 
 
+def without_user(d: dict) -> dict:
+    """A provenance description without the staff member who entered it (what an enterprise sees)."""
+    return {k: v for k, v in d.items() if k not in ("user", "user_id")}
+
+
 def indicator_fields(s, run) -> dict:
     """Indicator clause id -> the field it reads, in the policy version the run used."""
     from . import policies
@@ -212,14 +217,17 @@ def indicator_fields(s, run) -> dict:
     return {c.id: c.body.get("key") for c in pv.clauses_for("indicators", run.year) if c.body.get("key")}
 
 
-def attach_to_score(s, run, detail, data):
+def attach_to_score(s, run, detail, data, staff=True):
     """A score's figures with where they came from: `provenance` (field -> what the run read)
-    and, on each indicator, the field it reads and that field's provenance."""
+    and, on each indicator, the field it reads and that field's provenance. Who entered a
+    value is for staff only (`staff`)."""
     prov = run_provenance(s, run, detail["credit_code"], data)
+    if not staff:
+        prov = {k: without_user(v) for k, v in prov.items()}
     fields = indicator_fields(s, run)
     for row in detail.get("indicators", []):
         row["field"] = fields.get(row["clause"])
         row["provenance"] = prov.get(row["field"])
     detail["provenance"] = prov
-    detail["provenance_file"] = f"/api/runs/{run.id}/files/provenance.csv" if prov else None
+    detail["provenance_file"] = f"/api/runs/{run.id}/files/provenance.csv" if prov and staff else None
     return detail

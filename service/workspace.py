@@ -54,7 +54,7 @@ def profile(code):
     detail = query.score_detail(s, run, code) if run else None
     if detail:
         from . import provenance as provenance_
-        provenance_.attach_to_score(s, run, detail, shape.data(s))
+        provenance_.attach_to_score(s, run, detail, shape.data(s), staff=page_user().role in STAFF)
     charts = {}
     if detail and not detail["excluded"]:
         peers = detail["peers"]

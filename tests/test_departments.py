@@ -318,4 +318,7 @@ def test_an_approved_declaration_is_the_enterprises_own_report(dept):
     got = p.get(f"/api/enterprises/{p.own}/provenance?year=2022", "enterprise").get_json()
     g = got["records"]["2022"]["graduates_hired"]
     assert (g["value"], g["source_zh"], g["kind_zh"], g["declaration_id"]) == ("12", "企业自报", "企业申报", r.get_json()["id"])
+    assert "user" not in g                 # who entered a value is for staff
+    assert p.get(f"/api/enterprises/{p.own}/provenance?year=2022", "officer").get_json()["records"]["2022"][
+        "graduates_hired"]["user"] == "officer"
     assert p.get(f"/api/enterprises/{p.other}/provenance", "enterprise").status_code == 403

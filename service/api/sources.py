@@ -9,7 +9,7 @@ from marshmallow import fields
 from sqlalchemy import select
 
 from .. import db, provenance, publiclists, shape
-from ..auth import api_user, require
+from ..auth import api_user, require, role_of
 from ..models import Conflict, Import, PublicList, PublicListEntry, Record, User, records_table
 from ..schemas import (ConflictDecision, ConflictQuery, EntryDecision, ProvenanceQuery, PublicListForm, UploadFile,
                        answer, OBJ, LIST)
@@ -57,10 +57,15 @@ def enterprise_provenance(args, code):
         years[str(rec.year)] = {k: provenance.describe(current[rec.year, k], data, users, imports)
                                 for k in vals if (rec.year, k) in current}
     out = {"credit_code": code, "records": years}
-    if args.get("run") or args.get("run") == 0:
+    if args.get("run"):
         run = pick_run({"run": args["run"]})
         out["run"] = {"run_id": run.id, "year": run.year, "file": f"/api/runs/{run.id}/files/provenance.csv",
                       "fields": provenance.run_provenance(s, run, code, data)}
+    if role_of(api_user(request)) not in READERS:         # who entered a value is for staff only
+        out["records"] = {y: {k: provenance.without_user(v) for k, v in f.items()} for y, f in years.items()}
+        if "run" in out:
+            out["run"]["fields"] = {k: provenance.without_user(v) for k, v in out["run"]["fields"].items()}
+            out["run"].pop("file")
     return jsonify(out)
 
 
