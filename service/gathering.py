@@ -38,6 +38,7 @@ def import_detail(import_id):
                      .order_by(Provenance.credit_code, Provenance.year, Provenance.id).limit(2000)).all()
     highlight = (request.args.get("code", ""), request.args.get("year", type=int), request.args.get("field", ""))
     labels = {f.key: f.label for f in data.record_fields}
+    labels[provenance.ALL_FIELDS] = "整条记录（文件中的全部字段）"
     return render_template("gather/import.html", imp=imp, user=user, rows=rows, labels=labels, data=data,
                            highlight=highlight, kind_zh=provenance.KIND_ZH)
 

@@ -34,25 +34,61 @@ def add_rows(s, rows):
         bulk_insert(s, Provenance.__table__, list(COLUMNS), tuples)
 
 
-def current(s, keys, fields=None) -> dict:
-    """The current provenance of each (credit code, year, field) of the enterprise-years
-    `keys`: {(code, year, field): Provenance}."""
+ALL_FIELDS = "*"      # a row for a whole enterprise-year: a complete file replaced it
+
+
+def _effective(p, field, data):
+    """A whole-record row (`*`) as the provenance of one of its fields: its source is the one
+    the import named, else the field's own (the value is the record's)."""
+    if p.field != ALL_FIELDS:
+        return p
+    f = data.field(field)
+    return Provenance(id=p.id, credit_code=p.credit_code, year=p.year, field=field, value="",
+                      source=p.source or (f.source if f else ""), kind=p.kind, import_id=p.import_id,
+                      declaration_id=p.declaration_id, public_list_id=p.public_list_id, user_id=p.user_id, at=p.at,
+                      applied=p.applied)
+
+
+def _newest(rows, data, fields_of):
+    """{(code, year, field): effective row}: per field, the newer of its own newest row and
+    the newest whole-record row of its enterprise-year."""
+    whole, own = {}, {}
+    for p in rows:                                       # in id order: later rows win
+        if p.field == ALL_FIELDS:
+            whole[p.credit_code, p.year] = p
+        else:
+            own[p.credit_code, p.year, p.field] = p
     out = {}
-    keys = list(keys)
-    for i in range(0, len(keys), 500):
-        q = select(Provenance).where(tuple_(Provenance.credit_code, Provenance.year).in_(keys[i:i + 500]),
-                                     Provenance.applied.is_(True)).order_by(Provenance.id)
-        if fields is not None:
-            q = q.where(Provenance.field.in_(list(fields)))
-        for p in s.scalars(q):
-            out[p.credit_code, p.year, p.field] = p
+    for (code, year), p in whole.items():
+        for f in fields_of(code, year):
+            out[code, year, f] = _effective(p, f, data)
+    for key, p in own.items():
+        w = whole.get(key[:2])
+        if w is None or p.id > w.id:
+            out[key] = p
     return out
 
 
-def of_enterprise(s, code) -> dict:
+def current(s, keys, fields, data) -> dict:
+    """The current provenance of each (credit code, year, field) of the enterprise-years
+    `keys`, for `fields`: {(code, year, field): Provenance}."""
+    keys, fields = list(keys), list(fields)
+    rows = []
+    for i in range(0, len(keys), 500):
+        rows += s.scalars(select(Provenance).where(
+            tuple_(Provenance.credit_code, Provenance.year).in_(keys[i:i + 500]), Provenance.applied.is_(True),
+            Provenance.field.in_(fields + [ALL_FIELDS])).order_by(Provenance.id)).all()
+    rows.sort(key=lambda p: p.id)
+    return _newest(rows, data, lambda c, y: fields)
+
+
+def of_enterprise(s, code, data=None) -> dict:
     """{(year, field): Provenance} for one enterprise."""
+    from .shape import data as dictionary
+    data = data or dictionary(s)
     q = select(Provenance).where(Provenance.credit_code == code, Provenance.applied.is_(True)).order_by(Provenance.id)
-    return {(p.year, p.field): p for p in s.scalars(q)}
+    keys = [f.key for f in data.fields]
+    return {(y, f): p for (_, y, f), p in _newest(s.scalars(q).all(), data, lambda c, y: keys).items()}
 
 
 def describe(p: Provenance, data, users=None, imports=None) -> dict:
@@ -74,23 +110,44 @@ def _iso(when):
     return when.isoformat(timespec="seconds") + "+00:00" if when else None
 
 
-def snapshot_csv(s, path):
-    """Write the current provenance of every stored value to `path` (CSV): what a run's
-    snapshot read, each value with the source, import, declaration or list that brought it."""
-    rows = {}
-    q = select(*[Provenance.__table__.c[k] for k in ("id",) + COLUMNS]).where(Provenance.applied.is_(True)) \
-        .order_by(Provenance.id)
-    for r in s.execute(q):
-        rows[r.credit_code, r.year, r.field] = r
+def snapshot_csv(s, path, records, data):
+    """Write the provenance of every value a run's snapshot read to `path` (CSV), one line
+    per value: `records` are its (credit code, year, {field: value}) in the snapshot's order."""
+    whole, own = {}, {}
+    cols = [Provenance.__table__.c[k] for k in ("id",) + COLUMNS]
+    for r in s.execute(select(*cols).where(Provenance.applied.is_(True)).order_by(Provenance.id)):
+        if r.field == ALL_FIELDS:
+            whole[r.credit_code, r.year] = r
+        else:
+            own[r.credit_code, r.year, r.field] = r
+    owner = {f.key: f.source for f in data.fields}
+    tail = {}
+
+    def line_tail(r):                                   # the columns after the value, once per row read
+        t = tail.get(r.id)
+        if t is None:
+            t = tail[r.id] = (r.kind, text_of(r.import_id), text_of(r.declaration_id), text_of(r.public_list_id),
+                              text_of(r.user_id), _iso(r.at) or "", r.id)
+        return t
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
                     "public_list_id", "user_id", "at", "provenance_id"])
-        for key in sorted(rows):
-            r = rows[key]
-            w.writerow([r.credit_code, r.year, r.field, r.value, r.source, r.kind, text_of(r.import_id),
-                        text_of(r.declaration_id), text_of(r.public_list_id), text_of(r.user_id),
-                        _iso(r.at) or "", r.id])
+        out = []
+        for code, year, values in records:
+            wr = whole.get((code, year))
+            for k in sorted(values):
+                v = values[k]
+                if v is None:
+                    continue
+                r = own.get((code, year, k))
+                if r is None or (wr is not None and wr.id > r.id):
+                    r = wr
+                if r is None:
+                    continue
+                src = r.source or owner.get(k, "") if r.field == ALL_FIELDS else r.source
+                out.append((code, year, k, text_of(v), src, *line_tail(r)))
+        w.writerows(out)
 
 
 def from_run_file(content: bytes, code, year=None) -> dict:
@@ -182,7 +239,7 @@ def apply_value(s, rec, field, value, source, kind, user, **ids) -> bool:
     precedence decides which is kept. Returns whether a conflict was opened."""
     from .shape import data as dictionary
     data = dictionary(s)
-    held = current(s, [(rec.credit_code, rec.year)], [field]).get((rec.credit_code, rec.year, field))
+    held = current(s, [(rec.credit_code, rec.year)], [field], data).get((rec.credit_code, rec.year, field))
     old = rec.get(field)
     apply, clash = merge_value(data, old, held.source if held else None, value, source)
     p = Provenance(credit_code=rec.credit_code, year=rec.year, field=field, value=text_of(value), source=source,

@@ -467,7 +467,7 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
     conflicts = 0
     if kind == "records" and present is None:
         added, replaced = _replace_records(s, frame, imp.id, tick, data)
-        _provenance_of_file(s, frame, [f.key for f in data.fields], imp.id, user, data, source)
+        _provenance_of_file(s, frame, imp.id, user, source)
     elif kind == "records":
         try:
             added, replaced, conflicts = _merge_records(s, frame, present, imp, user, data, source)
@@ -603,22 +603,14 @@ def _row_source(f, user, source):
     return source or f.source
 
 
-def _provenance_of_file(s, frame, keys, import_id, user, data, source):
-    """Provenance of every non-empty value of a file that replaced whole enterprise-years."""
-    from .provenance import add_rows
-    codes = frame["credit_code"].tolist()
-    years = frame["year"].tolist()
-    rows = []
-    for key in keys:
-        f = data.field(key)
-        if f is None or key not in frame:
-            continue
-        src = _row_source(f, user, source)
-        for code, year, v in zip(codes, years, _python_values(f, frame[key].to_numpy(), data)):
-            if v is not None:
-                rows.append({"credit_code": code, "year": int(year), "field": key, "value": text_of(v), "source": src,
-                             "kind": "import", "import_id": import_id, "user_id": user.id if user else None})
-    add_rows(s, rows)
+def _provenance_of_file(s, frame, import_id, user, source):
+    """Provenance of a file that replaced whole enterprise-years: one row per enterprise-year
+    for all its values (field `*`; under the source the officer named, else each field's own)."""
+    from .provenance import ALL_FIELDS, add_rows
+    uid, now = user.id if user else None, utcnow()
+    add_rows(s, [{"credit_code": code, "year": int(year), "field": ALL_FIELDS, "value": "", "source": source or "",
+                  "kind": "import", "import_id": import_id, "user_id": uid, "at": now}
+                 for code, year in zip(frame["credit_code"].tolist(), frame["year"].tolist())])
 
 
 def _merge_records(s, frame, present, imp, user, data, source):
@@ -653,7 +645,7 @@ def _merge_records(s, frame, present, imp, user, data, source):
                                    f"{key[0]} has no {key[1]} record yet: a new record needs {f.key}"))
     if bad:
         raise InputError(imp.filename, bad)
-    prov = current(s, [k for k in keys if k in stored], field_keys)
+    prov = current(s, [k for k in keys if k in stored], field_keys, data)
     uid = user.id if user else None
     now = utcnow()
     rows, pending, added, updated = [], [], 0, 0
@@ -775,7 +767,7 @@ def snapshot(s, folder, data=None) -> dict:
         h.update(p.read_bytes())
     from .provenance import snapshot_csv
     prov_path = folder / "provenance.csv"       # where each value read came from
-    snapshot_csv(s, prov_path)
+    snapshot_csv(s, prov_path, [(r[0], r[len(ident) - 1], v) for r, v in zip(rows, values)], data)
     return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "sha256": h.hexdigest()}
 
 

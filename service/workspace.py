@@ -74,7 +74,7 @@ def profile(code):
         data = shape.data(s)
         sources = {(str(y), k): f"{data.source_name(p.source)} · {provenance_.KIND_ZH.get(p.kind, p.kind)}"
                    f"{' #' + str(p.import_id) if p.import_id else ''}"
-                   for (y, k), p in provenance_.of_enterprise(s, code).items()}
+                   for (y, k), p in provenance_.of_enterprise(s, code, data).items()}
     from . import uses
     from .models import CreditLookup
     lookups = []

@@ -13,7 +13,7 @@ from ..auth import api_user, require, role_of
 from ..models import Conflict, Import, PublicList, PublicListEntry, Record, User, records_table
 from ..schemas import (ConflictDecision, ConflictQuery, EntryDecision, ProvenanceQuery, PublicListForm, UploadFile,
                        answer, OBJ, LIST)
-from ..store import FieldRejected, correct_field, get_record
+from ..store import FieldRejected, correct_field, get_record, text_of
 from .common import READERS, STAFF, answers, enterprise_session, pick_run
 
 src_bp = Blueprint("sources", __name__, url_prefix="/api",
@@ -46,7 +46,7 @@ def enterprise_provenance(args, code):
     s = enterprise_session(code)
     data = shape.data(s)
     users = dict(s.execute(select(User.id, User.username)).all())
-    current = provenance.of_enterprise(s, code)
+    current = provenance.of_enterprise(s, code, data)
     imports = dict(s.execute(select(Import.id, Import.filename).where(
         Import.id.in_({p.import_id for p in current.values() if p.import_id}))).all())
     years = {}
@@ -54,7 +54,8 @@ def enterprise_provenance(args, code):
         if args.get("year") and rec.year != args["year"]:
             continue
         vals = rec.values()
-        years[str(rec.year)] = {k: provenance.describe(current[rec.year, k], data, users, imports)
+        years[str(rec.year)] = {k: {**provenance.describe(current[rec.year, k], data, users, imports),
+                                    "value": text_of(vals[k])}
                                 for k in vals if (rec.year, k) in current}
     out = {"credit_code": code, "records": years}
     if args.get("run"):
