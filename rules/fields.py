@@ -15,6 +15,9 @@ FIELD_KINDS = ("amount", "signed", "ratio", "count", "year", "bool", "choice", "
 NUMBER_KINDS = ("amount", "signed", "ratio", "count", "year")
 FIELD_KEYS = {"key", "label", "kind", "unit", "required", "help", "aliases", "values", "source", "note"}
 RUN_VALUES = ("length", "years_since_start")
+# kinds of a data source (§四.(一)): a department's extracts, the enterprise's own declarations,
+# published lists gathered by officers
+SOURCE_KINDS = ("department", "declared", "public")
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Field:
     help: str = ""             # what to fill in, for the template's help sheet and the declaration form
     aliases: tuple = ()        # earlier Chinese headers still accepted on import
     values: tuple = ()         # a choice field's (key, Chinese) pairs
-    source: str = ""           # who gathers it (部门, 企业自报, 公开数据)
+    source: str = ""           # the key of the source that gathers it (data.yaml `sources`)
 
     @property
     def value_names(self) -> dict:
@@ -76,6 +79,14 @@ class Run:
     citation: str = ""
 
 
+@dataclass(frozen=True)
+class Source:
+    """Who gathers a field (§四.(一)): a department, the enterprise itself, or a published list."""
+    key: str
+    name: str
+    kind: str               # department | declared | public
+
+
 @dataclass
 class Dictionary:
     """A package's data dictionary (data.yaml)."""
@@ -84,6 +95,29 @@ class Dictionary:
     contract_kinds: dict                           # key -> Chinese name
     previous_stages: tuple = ()                    # fields giving the Y−1, Y−2 stages
     runs: list = field(default_factory=list)
+    sources: dict = field(default_factory=dict)    # key -> Source, in the package's precedence order
+
+    def source(self, key):
+        return self.sources.get(key)
+
+    def source_name(self, key) -> str:
+        src = self.sources.get(key)
+        return src.name if src else (key or "")
+
+    def source_of_kind(self, kind):
+        """The (first) source of a kind: where an enterprise's declarations or a published
+        list come from."""
+        return next((s for s in self.sources.values() if s.kind == kind), None)
+
+    def precedence(self, key) -> int:
+        """Rank of a source when two give one field different values: lower wins; a source
+        the package does not declare ranks last."""
+        order = list(self.sources)
+        return order.index(key) if key in order else len(order)
+
+    def fields_of(self, source) -> list:
+        """The fields a source owns."""
+        return [f for f in self.fields if f.source == source]
 
     @property
     def record_fields(self) -> list:
@@ -203,7 +237,40 @@ def dictionary(doc, problems=None) -> Dictionary:
             bad(raw, f"连续期 {key} 与字段同名 / a run may share its name only with its extend_field")
         runs.append(Run(key, str(raw["label"]), str(raw.get("unit") or ""), member, ext or "", raw["value"],
                         str(raw.get("citation") or "")))
-    return Dictionary(fields, stages, kinds, prev, runs)
+    return Dictionary(fields, stages, kinds, prev, runs, _sources(doc, fields, bad))
+
+
+def _sources(doc, fields, bad) -> dict:
+    """The package's data sources (`sources`: key, Chinese name, kind) in the order of
+    `source_precedence`, which must name each exactly once; a field naming an undeclared
+    source is a problem."""
+    raw = doc.get("sources") or []
+    found = {}
+    for it in raw:
+        if not isinstance(it, dict) or not it.get("key") or not it.get("name") or set(it) - {"key", "name", "kind", "note"}:
+            bad(it, "sources 的每一项应为 {key: 键, name: 中文名, kind: 类别} / each source needs key, name and kind")
+            continue
+        key, kind = str(it["key"]), it.get("kind", "department")
+        if kind not in SOURCE_KINDS:
+            bad(it, f"数据来源 {key} 的 kind {kind!r} 应为 {', '.join(SOURCE_KINDS)} 之一 / unknown source kind")
+            continue
+        if key in found:
+            bad(it, f"数据来源 {key} 重复 / duplicate source")
+        found[key] = Source(key, str(it["name"]), kind)
+    for kind in ("declared", "public"):
+        if sum(s.kind == kind for s in found.values()) > 1:
+            bad(doc, f"kind 为 {kind} 的数据来源只能有一个 / only one {kind} source")
+    order = [str(k) for k in doc.get("source_precedence") or []]
+    if found and sorted(order) != sorted(found):
+        bad(doc, f"source_precedence 应恰好列出每个数据来源一次（{', '.join(found)}），现为 {', '.join(order) or '空'}"
+                 " / source_precedence must name every source once")
+    if order and not found:
+        bad(doc, "source_precedence 需要 sources / source_precedence without sources")
+    for f in fields:
+        if f.source and f.source not in found:
+            bad(doc, f"字段 {f.key} 的来源 {f.source!r} 未在 sources 中声明 / unknown source")
+    ranked = [k for k in order if k in found] + [k for k in found if k not in order]
+    return {k: found[k] for k in ranked}
 
 
 def by_header(fields):

@@ -204,7 +204,8 @@ def load_policy(policy=None) -> PolicyVersion:
     pv = PolicyVersion(name=str(meta.get("policy", path.name)), title=str(meta.get("title", "")),
                        document=str(meta.get("document", "")), path=path, digest=digest.hexdigest(),
                        groups=docs)
-    _check_keys(problems, "data.yaml", docs["data"], {"group", "stages", "contract_kinds", "history", "fields", "note"}, "")
+    _check_keys(problems, "data.yaml", docs["data"], {"group", "stages", "contract_kinds", "history", "fields", "note",
+                                                          "sources", "source_precedence"}, "")
     found = []
     pv.data = fields.dictionary(docs["data"], found)
     problems += [Problem("data.yaml", line, "", msg) for line, msg in found]

@@ -409,12 +409,25 @@ def table_from_rows(rows) -> Table:
     return Table(cols, len(rows))
 
 
-def records_from_table(raw: Table, source: str, today=None, data=None) -> pd.DataFrame:
-    """Validate enterprise records read as text (from a file or from `table_from_rows`)."""
+PARTIAL_KEYS = ("credit_code", "year")     # what a partial file must hold: which enterprise-year
+
+
+def records_from_table(raw: Table, source: str, today=None, data=None, partial=False):
+    """Validate enterprise records read as text (from a file or from `table_from_rows`).
+
+    With `partial`, the file may hold the identity (credit code and year) and any subset of
+    the fields (a department's extract): only those two columns are required, an empty cell
+    is a value not reported, absent columns are not filled in, and the answer is the typed
+    frame and the keys of the columns the file holds (a merge touches only those)."""
     today = today or dt.date.today()
     data = data or default_data()
     fields = data.record_fields
+    if partial:
+        import dataclasses
+        fields = [f if f.key in PARTIAL_KEYS or not f.required else dataclasses.replace(f, required=False)
+                  for f in fields]
     table, bad = _headers(raw, fields, source)
+    present = [f.key for f in fields if f.key in table]
     typed, chk = _typed(table, fields, today, data)
     if "credit_code" in typed and "year" in typed:
         year = np.nan_to_num(typed["year"].to_numpy(), nan=-1).astype(np.int64)
@@ -429,6 +442,9 @@ def records_from_table(raw: Table, source: str, today=None, data=None) -> pd.Dat
     bad += chk.bad
     if bad:
         raise InputError(source, bad, typed)
+    if partial:
+        typed["year"] = typed["year"].astype("int64")
+        return typed, present
     for f in fields:  # optional columns absent from the file are all-missing
         if f.key not in typed:
             typed[f.key] = _empty_column(f, len(typed))
@@ -436,6 +452,12 @@ def records_from_table(raw: Table, source: str, today=None, data=None) -> pd.Dat
     # an integer id per enterprise: history, contracts and rewards join on it, not on text
     typed["ent"] = chk.code_ids
     return typed
+
+
+def load_partial_records(path, today=None, data=None):
+    """A partial records file (`records_from_table(partial=True)`): the typed frame and the
+    keys of the columns present."""
+    return records_from_table(read_table(path), str(path), today, data, partial=True)
 
 
 def enterprise_codes(records) -> pd.Index:

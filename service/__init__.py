@@ -76,6 +76,9 @@ def create_app(test_config=None, instance_path=None):
         IMPORT_MAX_RATIO=100,               # XLSX: largest compression ratio of a part (zip bombs)
         IMPORT_MAX_CELLS=100_000_000,       # rows × columns of an upload
         IMPORT_MAX_MEMBERS=1000,            # XLSX: parts in the zip
+        OBJECTION_MAX_FILE_BYTES=5 * 2**20,  # 公示 objections: one evidence file at most
+        OBJECTION_MAX_FILES=5,              # ... and this many per objection
+        TODAY=None,                         # 公示 periods are judged by this date (ISO) when set; tests only
         IMPORT_SHOWN_BAD_CELLS=1000,        # bad cells listed in an answer (the total is always given)
         IMPORT_SLICE_ABOVE_BYTES=16 * 2**20,  # a CSV upload this large is checked in slices first,
         IMPORT_SLICE_ROWS=50_000,           # ... of this many rows (memory bounded for a file of bad rows)
@@ -90,7 +93,7 @@ def create_app(test_config=None, instance_path=None):
     app.config["SECRET_KEY"] = secret_key(app)
     app.json.ensure_ascii = False      # Chinese as such in every JSON answer
     app.json.sort_keys = False         # stages and columns in their own order
-    from . import access, api, authoring, calibration, db, pages, workspace
+    from . import access, api, authoring, calibration, db, gathering, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
         db.upgrade(app.config["DATABASE_URL"])
@@ -101,9 +104,10 @@ def create_app(test_config=None, instance_path=None):
     app.register_blueprint(workspace.bp)
     app.register_blueprint(authoring.bp)
     app.register_blueprint(calibration.bp)
+    app.register_blueprint(gathering.bp)
     api.init_app(app)
     for name, bp in app.blueprints.items():
-        if name not in ("pages", "ws", "policy", "calib"):          # the API authenticates with tokens, not cookies: no CSRF there
+        if name not in ("pages", "ws", "policy", "calib", "gather"):          # the API authenticates with tokens, not cookies: no CSRF there
             csrf.exempt(bp)
     access.init_app(app)
     register_filters(app)

@@ -11,7 +11,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 ATTR = "_innopoints_roles"
 ANYONE = "public"
-ALL_ROLES = ("public", "enterprise", "officer", "finance", "bank", "admin")
+ALL_ROLES = ("public", "enterprise", "officer", "finance", "bank", "admin", "department")
 # endpoints that the app's libraries add, which cannot carry a decorator
 LIBRARY_ENDPOINTS = {"static": {ANYONE}, "api-docs.openapi_json": {ANYONE}}
 READ_METHODS = ("GET", "HEAD", "OPTIONS")

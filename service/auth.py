@@ -30,20 +30,29 @@ class UserError(ValueError):
     pass
 
 
-def create_user(s, username, password, role, credit_code=None, display_name="", by=None) -> User:
+def create_user(s, username, password, role, credit_code=None, display_name="", by=None, source=None) -> User:
+    """A new user. An enterprise user is bound to its credit code, a department user
+    (数据报送单位) to one data source of the policy in force (data.yaml `sources`)."""
     if role not in ROLES or role == "public":
         raise UserError(f"未知角色 {role!r}；可选：{', '.join(r for r in ROLES if r != 'public')}")
     check_username(username)
     check_password(password, username)
     if role == "enterprise" and not credit_code:
         raise UserError("企业用户须指定统一社会信用代码")
+    if role == "department":
+        from . import shape
+        src = shape.data(s).source(source or "")
+        if src is None or src.kind != "department":
+            names = "、".join(f"{x.key}（{x.name}）" for x in shape.data(s).sources.values() if x.kind == "department")
+            raise UserError(f"数据报送单位须指定所属部门来源；可选：{names}")
     if s.scalar(select(User).where(User.username == username)):
         raise UserError(f"用户名 {username} 已存在")
     user = User(username=username, password_hash=generate_password_hash(password), role=role,
-                credit_code=credit_code if role == "enterprise" else None, display_name=display_name or username)
+                credit_code=credit_code if role == "enterprise" else None, display_name=display_name or username,
+                source=source if role == "department" else None)
     s.add(user)
     s.flush()
-    audit(s, by, "user.add", username, role=role, credit_code=credit_code)
+    audit(s, by, "user.add", username, role=role, credit_code=credit_code, source=user.source)
     return user
 
 

@@ -143,7 +143,7 @@ def rules_test(path, cases_dir):
 
 DEMO_USERS = [("admin", "admin", "系统管理员"), ("officer", "officer", "区科学技术局 张科员"),
               ("finance", "finance", "区财政局 李会计"), ("bank", "bank", "合作银行 新乡分行"),
-              ("enterprise", "enterprise", None)]
+              ("enterprise", "enterprise", None), ("department", "department", None)]
 
 
 def _version_files(s, ref, default_active=False):
@@ -301,7 +301,7 @@ def demo(out, enterprises, year, seed, fresh):
     from service.runs import publish as publish_run
     from service.store import import_file
     with app.app_context():
-        from service import db
+        from service import db, shape
         s = db.session()
         import_file(s, out / "records.csv", "records", None)
         import_file(s, out / "contracts.csv", "contracts", None)
@@ -330,7 +330,11 @@ def demo(out, enterprises, year, seed, fresh):
             password = f"{username}-demo-{year}"
             if _exists(s, username):
                 continue
-            create_user(s, username, password, role, code if role == "enterprise" else None, name or ent.name)
+            ent = s.get(Enterprise, code)
+            # the demo's department user reports for the package's first department source
+            dept = shape.data(s).source_of_kind("department") if role == "department" else None
+            create_user(s, username, password, role, code if role == "enterprise" else None,
+                        name or (f"{dept.name} 数据报送员" if dept else ent.name), source=dept.key if dept else None)
             logins.append((username, password, role))
         ent.credit_consent = True
         s.commit()
@@ -439,16 +443,17 @@ def user_group():
 
 @user_group.command("add")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["enterprise", "officer", "finance", "bank", "admin"]))
+@click.option("--role", required=True, type=click.Choice(["enterprise", "officer", "finance", "bank", "admin", "department"]))
 @click.option("--enterprise", "credit_code", default=None, help="企业用户的统一社会信用代码")
+@click.option("--source", default=None, help="数据报送单位所属的数据来源（如 tax）")
 @click.option("--name", "display_name", default="", help="显示名称")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="至少10个字符，混合字母、数字或符号")
-def user_add(username, role, credit_code, display_name, password):
+def user_add(username, role, credit_code, source, display_name, password):
     """Create a user (the password is stored hashed)."""
     from service.auth import UserError, create_user
     with _session() as (_, s):
         try:
-            create_user(s, username, password, role, credit_code, display_name)
+            create_user(s, username, password, role, credit_code, display_name, source=source)
         except UserError as exc:
             _fail(str(exc))
         s.commit()

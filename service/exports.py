@@ -124,16 +124,22 @@ def example_value(f, data):
     return EXAMPLE[f.kind]
 
 
-def template_xlsx(kind, data) -> bytes:
+def template_xlsx(kind, data, source=None) -> bytes:
     """The import template of a policy package's data dictionary (`data`): 数据 (headers only:
     Chinese label and unit), 示例 (the same headers and an example row), 说明 (each column's
-    key, label, unit, format, required)."""
+    key, label, unit, format, required). With `source`, a department's partial template:
+    the enterprise-year (credit code, year, name) and the fields that source owns."""
     import openpyxl
     from openpyxl.styles import Font, PatternFill
 
     from rules.fields import CONTRACT_FIELDS, header_with_unit
     from rules.records import credit_code_with_check
     fields = data.record_fields if kind == "records" else CONTRACT_FIELDS
+    if source is not None and kind == "records":
+        import dataclasses
+        from rules.records import PARTIAL_KEYS
+        fields = [f for f in data.record_fields if f.key in PARTIAL_KEYS or f.key == "name"] + \
+            [dataclasses.replace(f, required=False) for f in data.fields_of(source)]
     headers = [header_with_unit(f) for f in fields]
     example_code = credit_code_with_check("91410700MA9XAMPL0"[:17])
     example = [example_code if f.kind == "code" else example_value(f, data) for f in fields]
@@ -161,6 +167,9 @@ def template_xlsx(kind, data) -> bytes:
     doc.append([])
     doc.append(["说明：在「数据」表填写，每行一家企业一个年度；表头可用中文列名（可带单位）或英文键；"
                 "文件中任何一个单元格有误则整个文件不导入，并列出所有错误单元格。"])
+    if source is not None and kind == "records":
+        doc.append([f"本模板只含{data.source_name(source)}报送的字段：导入时按字段合并到已存储的企业年度记录，"
+                    "空单元格表示未报送、不改变原值；其他字段不受影响。"])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

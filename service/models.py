@@ -25,7 +25,7 @@ class Base(DeclarativeBase):
 
 
 ROLES = {"public": "公众", "enterprise": "企业", "officer": "科技局工作人员", "finance": "财政局",
-         "bank": "合作银行", "admin": "系统管理员"}
+         "bank": "合作银行", "admin": "系统管理员", "department": "数据报送单位"}
 
 IDENTITY_TYPES = {"code": lambda: String(18), "text": lambda: String(200), "date": Date, "year": Integer}
 
@@ -112,6 +112,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     credit_code: Mapped[str | None] = mapped_column(String(18))     # the enterprise of an enterprise user
+    source: Mapped[str | None] = mapped_column(String(32))          # the data source of a department user
     display_name: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -322,6 +323,131 @@ class CreditLookup(Base):
     credit_code: Mapped[str] = mapped_column(String(18), index=True)
     run_id: Mapped[int | None] = mapped_column(Integer)
     granted: Mapped[bool] = mapped_column(Boolean)
+
+
+class Provenance(Base):
+    """Where a stored value came from (§四.(一)): one row each time a field of an
+    enterprise-year is given a value, by an import, an approved declaration, an officer's
+    correction or a published list. `applied` is false for a value that lost to a source of
+    higher precedence (kept: it is one side of a conflict). A field's current provenance is
+    its newest applied row."""
+    __tablename__ = "provenance"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18))
+    year: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text, default="")        # as the text of an import cell
+    source: Mapped[str] = mapped_column(String(32), default="")
+    kind: Mapped[str] = mapped_column(String(16))                # import | declaration | correction | public_list
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"))
+    declaration_id: Mapped[int | None] = mapped_column(Integer)
+    public_list_id: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    applied: Mapped[bool] = mapped_column(Boolean, default=True)
+    __table_args__ = (Index("ix_provenance_record_field", "credit_code", "year", "field"),)
+
+
+class Conflict(Base):
+    """Two sources gave one field of one enterprise-year different values: held for an
+    officer; meanwhile the package's source precedence decided which is stored."""
+    __tablename__ = "conflicts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(64))
+    kept_value: Mapped[str] = mapped_column(Text, default="")
+    kept_source: Mapped[str] = mapped_column(String(32), default="")
+    kept_provenance_id: Mapped[int | None] = mapped_column(Integer)
+    other_value: Mapped[str] = mapped_column(Text, default="")
+    other_source: Mapped[str] = mapped_column(String(32), default="")
+    other_provenance_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")      # open | resolved
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resolution: Mapped[str] = mapped_column(Text, default="")
+
+
+class PublicList(Base):
+    """A published list an officer imported (公开数据): it sets one field for the
+    enterprises on it; rows that match no stored enterprise, or several, are held."""
+    __tablename__ = "public_lists"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(200))
+    year: Mapped[int | None] = mapped_column(Integer)              # None: each row's date gives its year
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    applied: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PublicListEntry(Base):
+    __tablename__ = "public_list_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("public_lists.id"), index=True)
+    row: Mapped[int] = mapped_column(Integer)
+    credit_code: Mapped[str] = mapped_column(String(18), default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    listed_on: Mapped[dt.date | None] = mapped_column(Date)
+    year: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))    # applied | unmatched | ambiguous | no_record | matched | dismissed
+    candidates: Mapped[str] = mapped_column(Text, default="[]")    # JSON: the enterprises a name matched
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Publicity(Base):
+    """A 公示 of a published run's award list and honour lists: open from `starts_on` to
+    `ends_on`; objections are filed meanwhile; finalised when the period has ended and no
+    objection is open. `run_id` follows the newest run made to resolve an objection."""
+    __tablename__ = "publicity"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    first_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    ends_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="open")      # open | final
+    opened_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finalised_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    finalised_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    statement: Mapped[str] = mapped_column(Text, default="")           # the final list's statement (JSON)
+
+
+class Objection(Base):
+    """An enterprise's objection (异议) to an item of a 公示 list, and its outcome."""
+    __tablename__ = "objections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publicity_id: Mapped[int] = mapped_column(ForeignKey("publicity.id"), index=True)
+    credit_code: Mapped[str] = mapped_column(String(18))
+    item: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")      # open | upheld | rejected
+    filed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    filed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    decision: Mapped[str] = mapped_column(Text, default="")
+    correction: Mapped[str] = mapped_column(Text, default="")      # JSON: field, year, old, new
+    new_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    old_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+
+class ObjectionFile(Base):
+    __tablename__ = "objection_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    objection_id: Mapped[int] = mapped_column(ForeignKey("objections.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
 class AuditEntry(Base):

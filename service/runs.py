@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import tempfile
@@ -165,7 +166,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")
-                _store(s, run, ev, out, snap["sha256"])
+                _store(s, run, ev, out, snap["sha256"], snap["provenance"])
             tell(*PHASES["done"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
             s.rollback()
@@ -192,7 +193,7 @@ def _int(text):
     return int(text) if text != "" else None
 
 
-def _store(s, run, ev, out: Path, data_sha):
+def _store(s, run, ev, out: Path, data_sha, provenance=None):
     """Insert the results from the written files, then mark the run done: one transaction."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
     with open(out / "trace.jsonl", encoding="utf-8") as f:
@@ -235,6 +236,14 @@ def _store(s, run, ev, out: Path, data_sha):
                  for a in awards])
     for name in STORED_FILES:
         s.add(RunFile(run_id=run.id, name=name, content=(out / name).read_bytes()))
+    if provenance is not None:
+        # the provenance of every value the snapshot read; the trace header names it, so a
+        # figure of the trace can be followed to the import, declaration or list behind it
+        content = Path(provenance).read_bytes()
+        s.add(RunFile(run_id=run.id, name="provenance.csv", content=content))
+        head = json.loads(header)
+        head["provenance"] = {"file": "provenance.csv", "sha256": hashlib.sha256(content).hexdigest()}
+        header = json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"
     s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))
     from .diagnostics import MATRIX_FILE, matrix_bytes          # read by the run's calibration diagnostics
     s.add(RunFile(run_id=run.id, name=MATRIX_FILE, content=matrix_bytes(ev)))

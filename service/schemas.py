@@ -85,6 +85,8 @@ class UserSchema(Schema):
     role = fields.Str(required=True, validate=validate.OneOf([r for r in ROLES if r != "public"]))
     credit_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(equal=18))
     display_name = fields.Str(load_default="", validate=validate.Length(max=200))
+    source = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=32),
+                        metadata=_d("数据报送单位所属的数据来源（data.yaml sources 的键）"))
     active = fields.Bool(dump_only=True)
 
 
@@ -194,6 +196,13 @@ class Consent(Schema):
 class ImportForm(Schema):
     kind = fields.Str(required=True, validate=validate.OneOf(["records", "contracts"]),
                       metadata=_d("records 企业年度记录 / contracts 技术合同"))
+    source = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9_]{0,32}$"),
+                        metadata=_d("工作人员导入时记录值的来源（data.yaml sources 的键）；缺省为各字段自己的来源"))
+
+
+class TemplateQuery(Schema):
+    source = fields.Str(load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9_]{1,32}$"),
+                        metadata=_d("数据来源的键：只含该来源字段的部分导入模板"))
 
 
 class ImportFile(Schema):
@@ -340,3 +349,64 @@ DraftDiagnostics = answer("DraftDiagnostics", year=fields.Int(), before=fields.N
 Potential = answer("Potential", credit_code=fields.Str(), run_id=fields.Int(), year=fields.Int(),
                    final_score=fields.Float(allow_none=True), levers=LIST, by_target=OBJ())
 Closest = answer("Closest", run_id=fields.Int(), year=fields.Int(), lists=LIST)
+
+
+# ---- sources, provenance, conflicts, published lists, 公示 (issue 17) --------------------------
+
+class ProvenanceQuery(Schema):
+    year = fields.Int(validate=validate.Range(min=2000, max=2100), metadata=_d("只看该年度"))
+    run = fields.Int(validate=validate.Range(min=1, max=2**31 - 1),
+                     metadata=_d("计算批次：给出该批次读取的值的来源"))
+
+
+class ConflictQuery(Schema):
+    status = fields.Str(validate=validate.OneOf(["open", "resolved"]), metadata=_d("open 待处理 / resolved 已处理"))
+
+
+class ConflictDecision(Schema):
+    use = fields.Str(required=True, validate=validate.OneOf(["kept", "other"]),
+                     metadata=_d("kept 采用现值 / other 采用另一来源的值"))
+    reason = fields.Str(load_default="", validate=validate.Length(max=1000))
+
+
+class UploadFile(Schema):
+    file = Upload(required=True, metadata=_d("CSV（UTF-8）或 XLSX 文件"))
+
+
+class PublicListForm(Schema):
+    title = fields.Str(required=True, validate=validate.Length(min=1, max=200), metadata=_d("名单名称"))
+    field = fields.Str(required=True, validate=validate.Length(min=1, max=64),
+                       metadata=_d("名单设置的字段（数据字典中的键）"))
+    value = fields.Str(load_default="", validate=validate.Length(max=200),
+                       metadata=_d("设置的值；是/否字段缺省为“是”"))
+    year = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=2000, max=2100),
+                      metadata=_d("评价年度；缺省取每行日期的年份"))
+
+
+class EntryDecision(Schema):
+    credit_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(equal=18),
+                             metadata=_d("该行所指企业；不填则驳回该行"))
+    reason = fields.Str(load_default="", validate=validate.Length(max=1000))
+
+
+class PublicityCreate(Schema):
+    starts_on = fields.Date(required=True, metadata=_d("公示开始日期"))
+    ends_on = fields.Date(required=True, metadata=_d("公示结束日期"))
+
+
+class ObjectionForm(Schema):
+    item = fields.Str(required=True, validate=validate.Length(min=1, max=200), metadata=_d("异议事项（奖励项目或榜单）"))
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=4000), metadata=_d("异议理由"))
+
+
+class EvidenceFiles(Schema):
+    evidence = fields.List(Upload(), load_default=list, metadata=_d("证明材料（PDF、图片、XLSX、CSV）"))
+
+
+class ObjectionDecisionSchema(Schema):
+    uphold = fields.Bool(required=True, metadata=_d("true 异议成立（更正数据并重新计算），false 驳回"))
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=4000), metadata=_d("处理意见"))
+    field = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=64),
+                       metadata=_d("成立时更正的字段"))
+    year = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=2000, max=2100))
+    value = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=200))

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import bindparam, delete, select, tuple_, update
 
-from rules.fields import CONTRACT_FIELDS, IDENTITY, IDENTITY_KEYS as RECORD_IDENTITY
-from rules.records import (DATA_SHEET, BadCell, InputError, contract_owner_errors, load_contracts, load_records,
-                           records_from_table, table_from_rows)
+from rules.fields import CONTRACT_FIELDS, IDENTITY, IDENTITY_KEYS as RECORD_IDENTITY, by_header
+from rules.records import (DATA_SHEET, PARTIAL_KEYS, BadCell, InputError, contract_owner_errors, load_contracts,
+                           load_records, read_table, records_from_table, table_from_rows)
 
 from . import shape
 from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, as_dict, records_table,
@@ -395,24 +395,53 @@ def _column_number(letters):
 
 
 def import_file(s, path, kind: str, user: User | None, filename: str | None = None, progress=None,
-                limits: UploadLimits | None = None) -> ImportOutcome:
-    """Validate a records or contracts file and, when every cell is good, replace what it
-    names in one transaction. A rejected file is recorded as such, with its bad-cell count.
-    With `limits` (uploads), a file that would expand past them is refused before parsing."""
+                limits: UploadLimits | None = None, source: str | None = None) -> ImportOutcome:
+    """Validate a records or contracts file and, when every cell is good, store it in one
+    transaction. A rejected file is recorded as such, with its bad-cell count. With
+    `limits` (uploads), a file that would expand past them is refused before parsing.
+
+    A records file holding every column of the dictionary, from an officer, replaces the
+    enterprise-years it names (as it always did). Any other records file — a department's
+    extract, or an officer's file with some of the columns — is merged field by field into
+    the stored records (`_merge_records`): only the columns it holds, only its non-empty
+    cells. A department user (bound to one source) may send only the fields its source owns;
+    `source` lets an officer record the values under a source (by default each field's own).
+    Every value stored keeps its provenance."""
     path = Path(path)
     filename = filename or path.name
     digest = sha256_file(path)
     tick = progress or (lambda n: None)
+    department = user is not None and user.role == "department"
+    present = None
     try:
         if limits is not None:
             check_bounds(path, limits)
-            pre = prevalidate_csv(path, kind, limits) if kind in ("records", "contracts") else None
+            pre = prevalidate_csv(path, kind, limits) if kind in ("records", "contracts") and not department else None
             if pre is not None:
                 kept, total, gz = pre
                 _reject(s, kind, filename, digest, user, kept, total, gz)
         data = shape.import_dictionary(s)
+        if source is not None and data.source(source) is None:
+            raise InputError(filename, [BadCell(0, "", source, f"未知的数据来源 {source}", f"unknown source {source!r}")])
+        if department and kind != "records":
+            raise InputError(filename, [BadCell(0, "", "", "数据报送单位只能导入企业年度记录中本单位的字段",
+                                                "a department imports its own record fields only")])
         if kind == "records":
-            frame = load_records(path, data=data)
+            table = read_table(path)
+            headers = by_header(data.record_fields)
+            full = not department and all(f.key in {getattr(headers.get(c), "key", None) for c in table.columns}
+                                          for f in data.record_fields)
+            if full:
+                frame = records_from_table(table, str(path), data=data)
+            else:
+                owner_cells = _ownership_errors(table, data, user, source)
+                try:
+                    frame, present = records_from_table(table, str(path), data=data, partial=True)
+                except InputError as exc:
+                    raise InputError(filename, owner_cells + exc.cells + _absent_required(s, exc.frame, table, data)) \
+                        from None
+                if owner_cells:
+                    raise InputError(filename, owner_cells)
         elif kind == "contracts":
             known = set(s.scalars(select(Enterprise.credit_code)))
             try:
@@ -435,13 +464,22 @@ def import_file(s, path, kind: str, user: User | None, filename: str | None = No
                  status="imported", rows=len(frame))
     s.add(imp)
     s.flush()
-    if kind == "records":
+    conflicts = 0
+    if kind == "records" and present is None:
         added, replaced = _replace_records(s, frame, imp.id, tick, data)
+        _provenance_of_file(s, frame, imp.id, user, source)
+    elif kind == "records":
+        try:
+            added, replaced, conflicts = _merge_records(s, frame, present, imp, user, data, source)
+        except InputError as exc:
+            _reject(s, kind, filename, digest, user, exc.cells)
     else:
         added, replaced = _replace_contracts(s, frame, imp.id, tick)
     imp.added, imp.replaced = added, replaced
     audit(s, user, f"import.{kind}", filename, import_id=imp.id, sha256=digest, rows=len(frame),
-          added=added, replaced=replaced)
+          added=added, replaced=replaced, **({"merged_fields": [k for k in present if k not in RECORD_IDENTITY],
+                                              "conflicts": conflicts, "source": source or (user.source if department else "")}
+                                             if present is not None else {}))
     s.commit()
     return ImportOutcome(imp.id, kind, len(frame), added, replaced, digest)
 
@@ -453,7 +491,7 @@ class BadUpload(ValueError):
     """An uploaded file that is not CSV or XLSX (by its name)."""
 
 
-def import_upload(s, upload, kind, user) -> ImportOutcome:
+def import_upload(s, upload, kind, user, source=None) -> ImportOutcome:
     """Import an uploaded file (a werkzeug FileStorage) as `import_file` does, under its
     own name; raise BadUpload when it is not CSV or XLSX."""
     name = Path(upload.filename or "upload").name
@@ -467,7 +505,7 @@ def import_upload(s, upload, kind, user) -> ImportOutcome:
             upload.save(path)
         finally:
             upload.close()          # a large upload is spooled to a temporary file: free it now
-        return import_file(s, path, kind, user, filename=name, limits=upload_limits())
+        return import_file(s, path, kind, user, filename=name, limits=upload_limits(), source=source)
 
 
 def upload_limits() -> UploadLimits:
@@ -522,6 +560,159 @@ def _replace_records(s, frame, import_id, tick, data):
     return n - len(existing), len(existing)
 
 
+def _ownership_errors(table, data, user, source) -> list:
+    """A department user's file may hold the identity columns and the fields its source
+    owns; every other field column is a bad header cell naming the field's owner."""
+    if user is None or user.role != "department":
+        return []
+    mine = data.source(user.source)
+    headers = by_header(data.record_fields)
+    out = []
+    for col in table.columns:
+        f = headers.get(col)
+        if f is None or f.key in RECORD_IDENTITY or f.source == user.source:
+            continue
+        owner = data.source_name(f.source) if f.source else "区科学技术局工作人员"
+        out.append(BadCell(1, col, col, f"「{f.label}」由{owner}报送，{mine.name if mine else user.source}不能导入此列",
+                           f"{f.key} is owned by {f.source or 'officers'}; {user.source} may not import it"))
+    return out
+
+
+def _absent_required(s, frame, table, data) -> list:
+    """For a rejected partial file: the required columns it lacks, when some of its rows
+    name an enterprise-year not stored yet (which those columns would have to make)."""
+    headers = by_header(data.record_fields)
+    have = {getattr(headers.get(c), "key", None) for c in table.columns}
+    lacking = [f for f in data.record_fields if f.required and f.key not in have]
+    if not lacking or frame is None or "credit_code" not in frame or "year" not in frame:
+        return []
+    keys = {(str(c), int(y)) for c, y in zip(frame["credit_code"], frame["year"]) if y == y and c}
+    stored = _existing_keys(s, (records_table.c.credit_code, records_table.c.year), list(keys)) if keys else set()
+    if keys <= stored:
+        return []
+    return [BadCell(1, f.key, "", f"缺少必填列「{f.label}」（文件中有尚未存储的企业年度，新建记录须包含此列）",
+                    f"required column {f.key} is missing (the file names enterprise-years not stored yet)")
+            for f in lacking]
+
+
+def _row_source(f, user, source):
+    """The source a value of field `f` is recorded under: the department's, the one the
+    officer named, else the field's own."""
+    if user is not None and user.role == "department":
+        return user.source or ""
+    return source or f.source
+
+
+def _provenance_of_file(s, frame, import_id, user, source):
+    """Provenance of a file that replaced whole enterprise-years: one row per enterprise-year
+    for all its values (field `*`; under the source the officer named, else each field's own)."""
+    from .provenance import ALL_FIELDS, add_rows
+    uid, now = user.id if user else None, utcnow()
+    add_rows(s, [{"credit_code": code, "year": int(year), "field": ALL_FIELDS, "value": "", "source": source or "",
+                  "kind": "import", "import_id": import_id, "user_id": uid, "at": now}
+                 for code, year in zip(frame["credit_code"].tolist(), frame["year"].tolist())])
+
+
+def _merge_records(s, frame, present, imp, user, data, source):
+    """Merge a partial file into the stored records, field by field: for each row, each
+    column the file holds with a non-empty cell. A stored value given by another source
+    that differs opens a conflict and the package's precedence decides which is kept. An
+    enterprise-year not stored yet is made only when the row holds every required column
+    (else the whole file is refused, naming the row). Returns (added, updated, conflicts)."""
+    from .provenance import add_rows, current, merge_value, open_conflict
+    department = user is not None and user.role == "department"
+    n = len(frame)
+    field_keys = [k for k in present if k not in RECORD_IDENTITY]
+    ident_keys = [k for k in present if k in IDENTITY_KEYS]
+    values = {k: _python_values(data.field(k), frame[k].to_numpy(), data) for k in present}
+    keys = [(c, int(y)) for c, y in zip(values["credit_code"], values["year"])]
+    stored = {}
+    for i in range(0, n, 500):
+        part = keys[i:i + 500]
+        for rec in s.scalars(select(Record).where(tuple_(records_table.c.credit_code, records_table.c.year).in_(part))):
+            stored[rec.credit_code, rec.year] = rec
+    required = [f for f in data.record_fields if f.required and f.key not in PARTIAL_KEYS]
+    bad = []
+    for i, key in enumerate(keys):
+        if key in stored:
+            continue
+        lacking = [f for f in required if f.key not in values or values[f.key][i] is None]
+        if lacking:
+            names = "、".join(f"「{f.label}」" for f in lacking)
+            for f in lacking:
+                bad.append(BadCell(i + 2 if f.key in values else 1, f.key, "",
+                                   f"{key[0]} 尚无 {key[1]} 年度记录：新建记录须填写必填列{names}（缺少必填列「{f.label}」）",
+                                   f"{key[0]} has no {key[1]} record yet: a new record needs {f.key}"))
+    if bad:
+        raise InputError(imp.filename, bad)
+    prov = current(s, [k for k in keys if k in stored], field_keys, data)
+    uid = user.id if user else None
+    now = utcnow()
+    rows, pending, added, updated = [], [], 0, 0
+    known = set(s.scalars(select(Enterprise.credit_code).where(
+        Enterprise.credit_code.in_(list({k[0] for k in keys if k not in stored})))))
+    for i, (code, year) in enumerate(keys):
+        rec = stored.get((code, year))
+        ident = {k: values[k][i] for k in ident_keys if k not in PARTIAL_KEYS and values[k][i] not in (None, "")}
+        if rec is None:
+            if code not in known:
+                s.add(Enterprise(credit_code=code, **{k: ident.get(k, "" if k != "registered_on" else None)
+                                                      for k in IDENTITY_KEYS}, credit_consent=False))
+                known.add(code)
+            rec = Record(credit_code=code, year=year, data={}, import_id=imp.id, updated_at=now,
+                         **{k: ident.get(k, "" if k != "registered_on" else None) for k in IDENTITY_KEYS})
+            s.add(rec)
+            stored[code, year] = rec
+            added += 1
+        else:
+            if not department:            # a department's name column identifies; it renames nothing
+                for k, v in ident.items():
+                    setattr(rec, k, v)
+            updated += 1
+        new_data = dict(rec.values())
+        for k in field_keys:
+            v = values[k][i]
+            if v is None:
+                continue
+            f = data.field(k)
+            src = _row_source(f, user, source)
+            held = prov.get((code, year, k))
+            apply, clash = merge_value(data, new_data.get(k), held.source if held else None, v, src)
+            row = {"credit_code": code, "year": year, "field": k, "value": text_of(v), "source": src,
+                   "kind": "import", "import_id": imp.id, "user_id": uid, "at": now, "applied": apply}
+            rows.append(row)
+            if clash:
+                pending.append((row, held, new_data.get(k), apply))
+            if apply:
+                new_data[k] = v
+        rec.data = new_data
+        rec.updated_at = now
+        if ident and code in known and not department:
+            ent = s.get(Enterprise, code)
+            if ent is not None:
+                for k, v in ident.items():
+                    setattr(ent, k, v)
+    s.flush()
+    add_rows(s, rows)
+    s.flush()
+    conflicts = 0
+    if pending:
+        from .models import Provenance
+        ids = {(p.credit_code, p.year, p.field): p.id for p in s.scalars(
+            select(Provenance).where(Provenance.import_id == imp.id))}
+        for row, held, old, apply in pending:
+            mine = ids.get((row["credit_code"], row["year"], row["field"]))
+            if apply:
+                open_conflict(s, row["credit_code"], row["year"], row["field"], row["value"], row["source"], mine,
+                              old, held.source, held.id)
+            else:
+                open_conflict(s, row["credit_code"], row["year"], row["field"], old, held.source, held.id,
+                              row["value"], row["source"], mine)
+            conflicts += 1
+        audit(s, user, "conflict.open", f"import:{imp.id}", conflicts=conflicts)
+    return added, updated, conflicts
+
+
 def _replace_contracts(s, frame, import_id, tick):
     dates = np.asarray(frame["registered_on"].to_numpy(), dtype="datetime64[D]").astype(object).tolist()
     rows = list(zip(frame["contract_no"].tolist(), frame["credit_code"].tolist(), frame["kind"].tolist(),
@@ -574,7 +765,10 @@ def snapshot(s, folder, data=None) -> dict:
     h = hashlib.sha256()
     for p in (rec_path, con_path):
         h.update(p.read_bytes())
-    return {"records": rec_path, "contracts": con_path, "sha256": h.hexdigest()}
+    from .provenance import snapshot_csv
+    prov_path = folder / "provenance.csv"       # where each value read came from
+    snapshot_csv(s, prov_path, [(r[0], r[len(ident) - 1], v) for r, v in zip(rows, values)], data)
+    return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "sha256": h.hexdigest()}
 
 
 # ---- one field: officers' corrections and enterprises' declarations ----------------------
@@ -604,12 +798,26 @@ def get_record(s, code, year):
     return s.scalar(select(Record).where(records_table.c.credit_code == code, records_table.c.year == year))
 
 
-def correct_field(s, rec, key, value, user, reason=""):
-    """An officer's correction of one field of one record, with its audit entry."""
+def correct_field(s, rec, key, value, user, reason="", declaration_id=None):
+    """An officer's correction of one field of one record, with its audit entry and its
+    provenance: a correction (under the field's own source), or an enterprise's approved
+    declaration (under the package's declared source). Either decides the field's open
+    conflicts."""
+    from .provenance import add_rows, resolve_open
     new = checked_value(rec, key, value)
     old = rec.get(key)
     rec.set(key, new)
     rec.updated_at = utcnow()
+    if key not in IDENTITY_KEYS:
+        data = shape.data()
+        f = data.field(key)
+        declared = data.source_of_kind("declared")
+        src = (declared.key if declared else "") if declaration_id is not None else (f.source if f else "")
+        add_rows(s, [{"credit_code": rec.credit_code, "year": rec.year, "field": key, "value": text_of(new),
+                      "source": src, "kind": "declaration" if declaration_id is not None else "correction",
+                      "declaration_id": declaration_id, "user_id": user.id if user else None}])
+        resolve_open(s, user, rec.credit_code, rec.year, key,
+                     f"自主申报 #{declaration_id} 审核通过" if declaration_id is not None else f"工作人员更正为 {text_of(new)}：{reason}")
     if key in IDENTITY_KEYS:
         ent = s.get(Enterprise, rec.credit_code)
         latest = s.scalar(select(records_table.c.year).where(records_table.c.credit_code == rec.credit_code)
@@ -647,7 +855,8 @@ def decide(s, user, decl: Declaration, approve: bool, reason: str):
         rec = get_record(s, decl.credit_code, decl.year)
         if rec is None:
             raise DecisionError("该年度记录已不存在")
-        correct_field(s, rec, decl.field, decl.value, user, reason=f"自主申报 #{decl.id} 审核通过：{reason}")
+        correct_field(s, rec, decl.field, decl.value, user, reason=f"自主申报 #{decl.id} 审核通过：{reason}",
+                      declaration_id=decl.id)
     decl.status = "approved" if approve else "rejected"
     decl.decided_by = user.id
     decl.decided_at = utcnow()

@@ -56,6 +56,9 @@ def profile(code):
         abort(404)
     run = _visible_run(s, request.args.get("run", type=int))
     detail = query.score_detail(s, run, code) if run else None
+    if detail:
+        from . import provenance as provenance_
+        provenance_.attach_to_score(s, run, detail, shape.data(s), staff=page_user().role in STAFF)
     charts = {}
     if detail and not detail["excluded"]:
         peers = detail["peers"]
@@ -67,10 +70,15 @@ def profile(code):
     user = page_user()
     decls = [decl_dict(d) for d in s.scalars(select(Declaration).where(Declaration.credit_code == code)
                                             .order_by(Declaration.id.desc()))]
-    records = []
+    records, sources = [], {}
     if user.role in STAFF or user.credit_code == code:
         records = [record_text(r) for r in s.scalars(select(Record).where(records_table.c.credit_code == code)
                                                        .order_by(records_table.c.year))]
+        from . import provenance as provenance_
+        data = shape.data(s)
+        sources = {(str(y), k): f"{data.source_name(p.source)} · {provenance_.KIND_ZH.get(p.kind, p.kind)}"
+                   f"{' #' + str(p.import_id) if p.import_id else ''}"
+                   for (y, k), p in provenance_.of_enterprise(s, code, data).items()}
     from . import uses
     from .models import CreditLookup
     lookups = []
@@ -88,7 +96,8 @@ def profile(code):
                            evidence=evidence_of(s, [x["id"] for x in decls]), evidence_mb=_evidence_limit() // 2**20,
                            contracts=contracts, potential=potential,
                            services=uses.recommend(detail) if detail else [], lookups=lookups,
-                           records=records, fields=shape.record_fields(s),
+                           records=records, fields=shape.record_fields(s), sources=sources,
+                           staff=user.role in STAFF,
                            declarable=[f for f in shape.record_fields(s) if f.key not in ("credit_code", "year")],
                            category=detail["categories"] if detail else query.category_titles(),
                            can_declare=user.role == "enterprise", ind_fields=labels.indicator_fields())
@@ -201,22 +210,28 @@ def enterprises():
 
 
 @bp.route("/workspace/imports", methods=["GET", "POST"])
-@page_role(*OFFICERS)
+@page_role(*OFFICERS, "department")
 def imports():
-    """Upload a records or contracts file; a rejected file shows every bad cell."""
+    """Upload a records or contracts file; a rejected file shows every bad cell. A department
+    user (数据报送单位) uploads its own fields (the template of its source) and sees its own
+    imports; an officer may record a file's values under a source."""
     s = db.session()
+    user = page_user()
+    department = user.role == "department"
+    data = shape.data(s)
     cells, outcome, rejected = None, None, None
     if request.method == "POST":
         upload = request.files.get("file")
-        kind = request.form.get("kind")
+        kind = "records" if department else request.form.get("kind")
+        source = None if department else (request.form.get("source") or None)
         if kind not in ("records", "contracts"):
             flash("请选择数据类型", "error")
         else:
             try:
                 if not upload:
                     raise BadUpload("no file")
-                outcome = import_upload(s, upload, kind, page_user())
-                flash(f"已导入 {outcome.rows} 行（新增 {outcome.added}，替换 {outcome.replaced}）")
+                outcome = import_upload(s, upload, kind, user, source=source)
+                flash(f"已导入 {outcome.rows} 行（新增 {outcome.added}，更新或替换 {outcome.replaced}）")
             except BadUpload:
                 flash("请选择 .csv 或 .xlsx 文件", "error")
             except ImportRejected as exc:
@@ -225,8 +240,14 @@ def imports():
                 more = f"，下表列出前 {len(cells)} 处" if len(cells) < exc.total else ""
                 flash(f"文件有 {exc.total} 处错误{more}，未导入任何数据", "error")
     users = dict(s.execute(select(User.id, User.username)).all())
-    history = s.scalars(select(Import).order_by(Import.id.desc()).limit(50)).all()
-    return (render_template("pages/imports.html", cells=cells, rejected=rejected, history=history, users=users),
+    q = select(Import).order_by(Import.id.desc()).limit(50)
+    if department:
+        q = q.where(Import.user_id == user.id)
+    history = s.scalars(q).all()
+    return (render_template("pages/imports.html", cells=cells, rejected=rejected, history=history, users=users,
+                            department=data.source(user.source) if department else None,
+                            owned=data.fields_of(user.source) if department else [],
+                            sources=list(data.sources.values())),
             422 if cells else 200)
 
 
@@ -525,7 +546,7 @@ def users():
                 raise UserError(f"没有统一社会信用代码为 {code} 的企业")
             if action == "add":
                 u = create_user(s, (f.get("username") or "").strip(), f.get("password", ""), f.get("role", ""), code,
-                                (f.get("display_name") or "").strip(), by=me)
+                                (f.get("display_name") or "").strip(), by=me, source=f.get("source") or None)
                 msg = f"已新增用户 {u.username}（{ROLES_ZH[u.role]}）"
             elif action in ("disable", "role") and u.id == me.id:
                 raise UserError("不能停用自己或更改自己的角色")
@@ -553,7 +574,8 @@ def users():
     tokens = dict(s.execute(select(ApiToken.user_id, func.count()).where(ApiToken.revoked.is_(False))
                             .group_by(ApiToken.user_id)).all())
     return render_template("pages/users.html", users=s.scalars(select(User).order_by(User.id)).all(), tokens=tokens,
-                           roles={k: v for k, v in ROLES_ZH.items() if k != "public"})
+                           roles={k: v for k, v in ROLES_ZH.items() if k != "public"},
+                           sources=[x for x in shape.data(s).sources.values() if x.kind == "department"])
 
 
 AUDIT_PER_PAGE = 100

@@ -4,7 +4,7 @@ import service.api as api
 from tests.conftest import make_app
 
 MODULE = {"enterprises": "enterprises", "data": "imports", "runs": "runs", "policies": "policies", "uses": "uses",
-          "auth": "users", "me": "users", "admin": "users"}
+          "auth": "users", "me": "users", "admin": "users", "sources": "sources", "publicity": "publicity"}
 
 
 def test_one_module_per_resource(sqlite_url):
@@ -20,8 +20,8 @@ def test_one_module_per_resource(sqlite_url):
             assert module == f"service.api.{MODULE[bp]}", (rule.rule, module)
             seen.add(bp)
         assert seen == set(MODULE)
-        assert [bp.name for bp in api.BLUEPRINTS] == ["auth", "enterprises", "runs", "data", "me", "admin",
-                                                       "policies", "uses"]
+        assert [bp.name for bp in api.BLUEPRINTS] == ["auth", "enterprises", "runs", "data", "sources", "publicity",
+                                                       "me", "admin", "policies", "uses"]
     finally:
         app.extensions["db_engine"].dispose()
 

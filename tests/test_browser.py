@@ -541,3 +541,155 @@ def test_roles_new_pieces_in_the_browser(tab, site):
     n.page.click("button[type=submit]")
     n.page.wait_for_load_state()
     assert "奖励名单" in n.text("header") and "计算批次" in n.text("header")     # the finance menu
+
+
+# ---- issue 17: department extracts, provenance, 公示 (these change the data: they run last) ------
+
+def _wait_run(site, run_id, timeout=120):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = site.get(f"/api/runs/{run_id}", "officer").get_json()
+        if run["status"] in ("done", "failed"):
+            assert run["status"] == "done", run
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_department_import_and_a_figure_followed_to_its_file(tab, site, tmp_path):
+    from service import db
+    from service.auth import create_user
+    with site.app.app_context():
+        s = db.session()
+        create_user(s, "tax-dept", PASSWORD, "department", display_name="区税务局 报送员", source="tax")
+        s.commit()
+    t = tab()
+    t.login("tax-dept")
+    t.open("/workspace/imports", shot="department-import")
+    assert "税务局" in t.text("h1") and "营业收入" in t.text("main")
+    assert t.page.get_attribute("#source-template", "href").endswith("source=tax")
+    tax = tmp_path / "tax.csv"
+    tax.write_text(f"统一社会信用代码,评价年度,营业收入（万元）,研发费用加计扣除所得税减免额（万元）\n{site.own},2022,,777\n",
+                   encoding="utf-8")
+    t.page.set_input_files("#import-form input[type=file]", str(tax))
+    t.page.click("#import-form button")
+    t.page.wait_for_load_state()
+    assert "已导入 1 行" in t.text("main"), t.text("main")
+    env = tmp_path / "env.csv"
+    env.write_text(f"credit_code,year,env_credit_rating\n{site.own},2022,good\n", encoding="utf-8")
+    t.page.set_input_files("#import-form input[type=file]", str(env))
+    t.page.click("#import-form button")
+    t.page.wait_for_load_state()
+    assert "由生态环境局报送" in t.text("#bad-cells"), t.text("main")
+    t.errors[:] = [x for x in t.errors if "status of 422" not in x]      # the refused file's page is a 422
+    t.open("/workspace/conflicts", status=403)
+    # the officer runs again; the profile's figure leads to the tax bureau's file
+    r = site.post("/api/runs", "officer", json={"year": 2022, "budget": 28000000})
+    run = _wait_run(site, r.get_json()["id"])
+    api = site.get(f"/api/enterprises/{site.own}?run={run['id']}", "officer").get_json()
+    ind = next(i for i in api["indicators"] if i["field"] == "rd_tax_deduction")
+    assert ind["value"] == 777 and ind["provenance"]["source_zh"] == "税务局"
+    assert ind["provenance"]["import_filename"] == "tax.csv" and ind["provenance"]["user"] == "tax-dept"
+    o = tab()
+    o.login("officer")
+    o.open(f"/enterprises/{site.own}?run={run['id']}", shot="officer-profile-provenance")
+    link = o.page.locator(f"#indicators tr[data-clause='{ind['clause']}'] a.source-link")
+    assert link.inner_text() == "税务局"
+    link.click()
+    assert o.page.url.endswith("#prov-rd_tax_deduction")
+    row = o.page.locator("#prov-rd_tax_deduction")
+    assert "777" in row.inner_text() and "导入" in row.inner_text()
+    row.locator("a.import-link").click()
+    o.page.wait_for_load_state()
+    assert o.text("#import-filename") == "tax.csv" and "tax-dept" in o.text("#import-user")
+    cited = o.page.locator("#cited")
+    assert cited.get_attribute("data-field") == "rd_tax_deduction" and "777" in cited.inner_text()
+    o.page.screenshot(path=str(SHOTS / "officer-import-provenance.png"), full_page=True)
+    # the unchanged revenue kept the golden import as its source (an empty cell reports nothing)
+    prov = site.get(f"/api/enterprises/{site.own}/provenance?year=2022", "officer").get_json()["records"]["2022"]
+    assert prov["revenue"]["import_filename"] == "records.csv" and prov["rd_tax_deduction"]["source_zh"] == "税务局"
+
+
+def test_publicity_objection_resolution_and_final_list(tab, site, tmp_path):
+    import datetime as dt
+    import time
+    today = dt.date.today()
+    o = tab()
+    o.login("officer")
+    o.open("/workspace/publicity", shot="officer-publicity")
+    newest = site.get("/api/runs", "officer").get_json()
+    published = max(r["id"] for r in (newest["items"] if isinstance(newest, dict) else newest) if r.get("published_at"))
+    o.page.select_option("#publicity-form select[name=run]", str(published))
+    o.page.fill("#publicity-form input[name=starts_on]", (today - dt.timedelta(days=1)).isoformat())
+    o.page.fill("#publicity-form input[name=ends_on]", (today + dt.timedelta(days=6)).isoformat())
+    o.page.click("#publicity-form button")
+    o.page.wait_for_load_state()
+    assert "已开启公示" in o.text("main") and o.text("#publicity-state") == "公示中"
+    pid = int(o.page.url.rstrip("/").rsplit("/", 1)[1])
+    # the public sees the lists under 公示 with their dates
+    pub = tab()
+    pub.open("/publicity", shot="public-publicity")
+    sec = pub.page.locator(f"#publicity-{pid}")
+    assert "公示中" in sec.inner_text()
+    assert sec.locator(".starts").inner_text() == (today - dt.timedelta(days=1)).isoformat()
+    assert sec.locator(".ends").inner_text() == (today + dt.timedelta(days=6)).isoformat()
+    api = site.get(f"/api/publicity/{pid}").get_json()
+    assert sec.locator("table.publicity-awards tbody tr").count() == len(api["awards"]) > 0
+    # the enterprise objects, with evidence
+    e = tab()
+    e.login("ent")
+    e.open("/publicity")
+    evidence = tmp_path / "完税证明.pdf"
+    evidence.write_bytes(b"%PDF-1.4\n% evidence\n")
+    form = e.page.locator(f"#publicity-{pid} form.objection-form")
+    form.locator("input[name=item]").fill("营业收入有误")
+    form.locator("textarea[name=reason]").fill("税务局数据未含第四季度收入")
+    form.locator("input[type=file]").set_input_files(str(evidence))
+    form.locator("button").click()
+    e.page.wait_for_load_state()
+    assert "异议已提交" in e.text("main")
+    assert "待处理" in e.text(f"#publicity-{pid} table.my-objections")
+    e.page.screenshot(path=str(SHOTS / "enterprise-objection.png"), full_page=True)
+    # the officer sees it with its evidence, upholds it: a correction and a new run
+    o.open(f"/workspace/publicity/{pid}")
+    obj = o.page.locator("section.objection").first
+    assert "营业收入有误" in obj.inner_text()
+    href = obj.locator("a.evidence").get_attribute("href")
+    assert site.get(href, "officer").data == evidence.read_bytes()
+    obj.locator(".uphold-form select[name=field]").select_option("revenue")
+    obj.locator(".uphold-form input[name=value]").fill("88888")
+    obj.locator(".uphold-form input[name=reason]").fill("核实完税证明，异议成立")
+    obj.locator(".uphold-form button").click()
+    o.page.wait_for_load_state()
+    assert "异议成立" in o.text("main")
+    deadline = time.time() + 120
+    while o.page.locator("#pending-runs").count() and time.time() < deadline:
+        time.sleep(1)
+        o.open(f"/workspace/publicity/{pid}")
+    assert o.page.locator("#pending-runs").count() == 0
+    o.page.reload()
+    assert int(o.text("#publicity-run")) > published
+    assert o.page.locator("table.objection-diff tbody tr").count() >= 1
+    o.page.screenshot(path=str(SHOTS / "officer-objection-resolved.png"), full_page=True)
+    # finalising during the period is refused; after it, the list is final
+    o.page.click("#finalise-form button")
+    o.page.wait_for_load_state()
+    assert "尚未结束" in o.text("main")
+    site.app.config["TODAY"] = (today + dt.timedelta(days=7)).isoformat()
+    try:
+        o.open(f"/workspace/publicity/{pid}")
+        o.page.click("#finalise-form button")
+        o.page.wait_for_load_state()
+        assert "名单已定稿" in o.text("main") and "已定稿" in o.text("#final-statement")
+        pub.open("/publicity", shot="public-publicity-final")
+        sec = pub.page.locator(f"#publicity-{pid}")
+        text = sec.locator(".statement").inner_text()
+        assert (today - dt.timedelta(days=1)).isoformat() in text and (today + dt.timedelta(days=6)).isoformat() in text
+        assert "收到异议 1 件" in text and "异议成立 1 件" in text and "核实完税证明" in text
+        e.open("/publicity")
+        assert "异议成立" in e.text(f"#publicity-{pid} table.my-objections")
+    finally:
+        site.app.config["TODAY"] = None
+    actions = {a["action"] for a in site.get("/api/audit", "officer").get_json()}
+    assert {"publicity.open", "objection.file", "objection.uphold", "publicity.run", "publicity.finalise"} <= actions

@@ -9,10 +9,10 @@ import re
 import pytest
 
 from service import access
-from tests.conftest import PASSWORD, Park, make_app
+from tests.conftest import GOLDEN, PASSWORD, Park, make_app
 
-ANY = {"public", "enterprise", "officer", "finance", "bank", "admin"}
-A, O, F, B, E = "admin", "officer", "finance", "bank", "enterprise"
+ANY = {"public", "enterprise", "officer", "finance", "bank", "admin", "department"}
+A, O, F, B, E, D = "admin", "officer", "finance", "bank", "enterprise", "department"
 READERS = {O, F, A}
 OFFICERS = {O, A}
 
@@ -31,7 +31,13 @@ EXPECTED = {
     ("GET", "ws.runs"): READERS, ("POST", "ws.runs"): OFFICERS, ("GET", "ws.run"): READERS, ("POST", "ws.run"): OFFICERS,
     ("GET", "ws.seed_pool"): READERS, ("POST", "ws.seed_pool"): OFFICERS, ("POST", "ws.honours"): OFFICERS,
     ("GET", "ws.declarations"): OFFICERS, ("POST", "ws.declarations"): OFFICERS,
-    ("GET", "ws.imports"): OFFICERS, ("POST", "ws.imports"): OFFICERS,
+    ("GET", "ws.imports"): OFFICERS | {D}, ("POST", "ws.imports"): OFFICERS | {D},
+    ("GET", "gather.import_detail"): OFFICERS, ("GET", "gather.conflicts"): OFFICERS,
+    ("POST", "gather.conflicts"): OFFICERS, ("GET", "gather.public_lists"): OFFICERS,
+    ("POST", "gather.public_lists"): OFFICERS, ("GET", "gather.publicity_manage"): OFFICERS,
+    ("POST", "gather.publicity_manage"): OFFICERS, ("GET", "gather.publicity_detail"): OFFICERS,
+    ("POST", "gather.publicity_detail"): OFFICERS, ("GET", "gather.publicity_public"): ANY,
+    ("POST", "gather.object_page"): {E},
     ("GET", "ws.users"): {A}, ("POST", "ws.users"): {A}, ("GET", "ws.audit_log"): OFFICERS,
     ("POST", "ws.consent"): {E}, ("GET", "ws.evidence"): OFFICERS | {E},
     ("GET", "policy.index"): OFFICERS, ("POST", "policy.index"): OFFICERS, ("GET", "policy.version"): OFFICERS,
@@ -47,10 +53,18 @@ EXPECTED = {
     ("GET", "runs.Runs"): READERS, ("POST", "runs.Runs"): OFFICERS, ("GET", "runs.run_get"): READERS,
     ("GET", "runs.run_manifest"): READERS, ("GET", "runs.run_files"): READERS, ("GET", "runs.run_diff"): READERS,
     ("POST", "runs.run_publish"): OFFICERS, ("POST", "runs.honours_publish"): OFFICERS,
-    ("POST", "data.import_post"): OFFICERS, ("GET", "data.import_list"): OFFICERS,
+    ("POST", "data.import_post"): OFFICERS | {D}, ("GET", "data.import_list"): OFFICERS,
     ("GET", "data.import_bad_cells"): OFFICERS,
     ("GET", "data.Declarations"): READERS | {E}, ("POST", "data.Declarations"): {E},
     ("POST", "data.declaration_decide"): OFFICERS,
+    ("GET", "sources.sources_get"): READERS | {D}, ("GET", "sources.enterprise_provenance"): READERS | {E},
+    ("GET", "sources.conflicts_get"): OFFICERS, ("POST", "sources.conflict_decide"): OFFICERS,
+    ("POST", "sources.public_list_post"): OFFICERS, ("GET", "sources.public_lists_get"): OFFICERS,
+    ("GET", "sources.public_list_get"): OFFICERS, ("POST", "sources.public_list_entry_decide"): OFFICERS,
+    ("POST", "publicity.publicity_open"): OFFICERS, ("GET", "publicity.publicity_list"): ANY,
+    ("GET", "publicity.publicity_get"): ANY, ("GET", "publicity.Objections"): OFFICERS | {E},
+    ("POST", "publicity.Objections"): {E}, ("POST", "publicity.objection_decide"): OFFICERS,
+    ("GET", "publicity.objection_evidence"): OFFICERS | {E}, ("POST", "publicity.publicity_finalise"): OFFICERS,
     ("GET", "me.me"): ANY - {"public"}, ("PUT", "me.consent"): {E}, ("GET", "me.credit_lookups"): {E},
     ("GET", "admin.Users"): {A}, ("POST", "admin.Users"): {A}, ("GET", "admin.audit_log"): OFFICERS,
     ("POST", "admin.user_disable"): {A}, ("POST", "admin.user_revoke"): {A},
@@ -68,8 +82,9 @@ EXPECTED = {
     ("GET", "enterprises.enterprise_potential"): READERS | {E}, ("POST", "policies.draft_diagnostics"): OFFICERS,
 }
 
-ROLES = ["public", "enterprise", "officer", "finance", "bank", "admin"]
-USERNAMES = {"enterprise": "ent", "officer": "officer", "finance": "finance", "bank": "bank", "admin": "admin"}
+ROLES = ["public", "enterprise", "officer", "finance", "bank", "admin", "department"]
+USERNAMES = {"enterprise": "ent", "officer": "officer", "finance": "finance", "bank": "bank", "admin": "admin",
+             "department": "dept"}
 
 
 @pytest.fixture
@@ -99,16 +114,53 @@ def walk_park(sqlite_url):
         from service.auth import create_user
         s = db.session()
         p.user_id = create_user(s, "walk-victim", PASSWORD, "officer").id    # disabled and revoked by the walk
+        from service.auth import issue_token
+        p.tokens["department"] = issue_token(s, create_user(s, "dept", PASSWORD, "department", source="tax"))
         s.commit()
+    _gathered_data(p)
     yield p
     app.extensions["db_engine"].dispose()
+
+
+def _gathered_data(p):
+    """A conflict, a published list with a held row, a 公示 with an objection and its evidence
+    (issue 17), so that their routes are walked with real ids."""
+    import datetime as dt
+    import io
+    from werkzeug.test import EnvironBuilder
+    import csv as csv_
+    with open(GOLDEN / "records.csv", encoding="utf-8") as f:
+        g = next(r for r in csv_.DictReader(f) if r["year"] == "2022" and r["credit_code"] == p.own)
+    body = io.BytesIO(f"credit_code,year,revenue\n{p.own},2022,{float(g['revenue']) + 1}\n".encode())
+    r = p.client.open(EnvironBuilder(path="/api/imports", method="POST", headers=p.h("officer"),
+                                     data={"kind": "records", "source": "self_report", "file": (body, "self.csv")}).get_environ())
+    assert r.status_code == 201, r.get_json()
+    p.conflict_id = p.get("/api/conflicts", "officer").get_json()["items"][0]["id"]
+    body = io.BytesIO("企业名称,日期\n查无此企业,2022-12-01\n".encode())
+    r = p.client.open(EnvironBuilder(path="/api/public-lists", method="POST", headers=p.h("officer"),
+                                     data={"title": "名单", "field": "hte_recognized_in_year",
+                                           "file": (body, "list.csv")}).get_environ())
+    assert r.status_code == 201, r.get_json()
+    p.list_id, p.entry_id = r.get_json()["id"], r.get_json()["entries"][0]["id"]
+    today = dt.date.today()
+    r = p.post(f"/api/runs/{p.run_id}/publicity", "officer",
+               json={"starts_on": (today - dt.timedelta(days=1)).isoformat(),
+                     "ends_on": (today + dt.timedelta(days=30)).isoformat()})
+    assert r.status_code == 201, r.get_json()
+    p.pid = r.get_json()["id"]
+    r = p.client.open(EnvironBuilder(path=f"/api/publicity/{p.pid}/objections", method="POST", headers=p.h("enterprise"),
+                                     data={"item": "营业收入", "reason": "walk",
+                                           "evidence": (io.BytesIO(b"%PDF-1.4 x"), "e.pdf")}).get_environ())
+    assert r.status_code == 201, r.get_json()
+    p.oid, p.fid = r.get_json()["id"], r.get_json()["evidence"][0]["id"]
 
 
 def args_for(p, rule):
     values = {"code": p.own, "run_id": p.run_id, "a": p.run_id, "b": p.run_id, "decl_id": p.decl_id,
               "draft_id": p.draft_id, "version_id": p.version_id, "clause_id": "IND-1.1", "year": 2022,
               "kind": "records", "filename": "favicon.svg", "user_id": p.user_id,
-              "import_id": 1, "file_id": 1}
+              "import_id": 1, "file_id": 1, "conflict_id": p.conflict_id, "list_id": p.list_id, "entry_id": p.entry_id,
+              "pid": p.pid, "oid": p.oid, "fid": p.fid}
     if rule.endpoint == "pages.export":
         values["name"] = "scores.csv"
     elif rule.endpoint == "runs.run_files":

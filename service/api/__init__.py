@@ -8,6 +8,8 @@ declared beside it (`auth.require`, `access.public`):
     imports      imports, bad-cell lists, templates, declarations                    (`data`)
     runs         runs, result files, diffs, publishing, honour lists of a run        (`runs`)
     policies     policy versions and drafts                                          (`policies`)
+    sources      data sources, provenance, conflicts, published lists               (`sources`)
+    publicity    公示 periods, objections and their evidence, finalisation          (`publicity`)
     uses         seed pool, services, honour lists, monitoring report                (`uses`)
     users        tokens (`auth`), the caller (`me`), users and the audit log (`admin`)
 
@@ -26,6 +28,8 @@ from .imports import data_bp, decl_dict
 from .policies import policy_bp
 from .runs import run_bp
 from .users import admin_bp, auth_bp, me_bp
+from .publicity import pub_bp
+from .sources import src_bp
 from .uses import uses_bp
 
 __all__ = ["AWARD_COLUMNS", "READERS", "RESULT_COLUMNS", "STAFF", "BLUEPRINTS", "InnoApi", "bad_cells",
@@ -33,7 +37,7 @@ __all__ = ["AWARD_COLUMNS", "READERS", "RESULT_COLUMNS", "STAFF", "BLUEPRINTS", 
            "run_dict", "run_or_404", "start", "translate"]
 
 # registered in this order, which is the order of the tags and paths in the OpenAPI document
-BLUEPRINTS = (auth_bp, ent_bp, run_bp, data_bp, me_bp, admin_bp, policy_bp, uses_bp)
+BLUEPRINTS = (auth_bp, ent_bp, run_bp, data_bp, src_bp, pub_bp, me_bp, admin_bp, policy_bp, uses_bp)
 
 
 def init_app(app):

@@ -56,6 +56,8 @@ def enterprise_score(args, code):
     if d is None:
         abort(404, message=f"企业 {code} 不在第 {run.id} 批次（{run.year} 年度）的评价中")
     d["services"] = uses.recommend(d)
+    from .. import provenance
+    provenance.attach_to_score(s, run, d, shape.data(s), staff=role_of(api_user(request)) in READERS)
     if args["format"] != "json":
         cols = [("clause", "条款"), ("title", "指标"), ("citation", "依据"), ("value", "指标值"), ("points", "得分")]
         return export_response(d["indicators"], cols, args["format"], f"score-{code}-{run.year}")

@@ -11,7 +11,7 @@ from ..access import public
 from ..auth import api_user, own_enterprise_only, require
 from ..exports import export_response, template_xlsx
 from ..models import Declaration, Import, User
-from ..schemas import (Decision, DeclarationCreate, DeclarationQuery, DeclarationSchema, FormatQuery,
+from ..schemas import (Decision, DeclarationCreate, DeclarationQuery, DeclarationSchema, FormatQuery, TemplateQuery,
                        ImportDone, ImportFile, ImportForm, ImportRejectedAnswer, ImportRow)
 from ..store import BadUpload, DecisionError, FieldRejected, ImportRejected, declare, decide, import_upload
 from .common import FILE_CONTENT, READERS, STAFF, XLSX, answers, bad_cells, iso, labels
@@ -22,15 +22,20 @@ data_bp = Blueprint("data", __name__, url_prefix="/api", description="数据采�
 
 
 @data_bp.route("/imports", methods=["POST"])
-@require(*STAFF)
+@require(*STAFF, "department")
 @answers(data_bp, ImportDone, 201)
 @answers(data_bp, ImportRejectedAnswer, 422, description="文件有错误，未导入 / rejected")
 @data_bp.arguments(ImportForm, location="form")
 @data_bp.arguments(ImportFile, location="files")
 def import_post(form, files):
-    """导入 CSV/XLSX（中文或英文表头）：任一单元格有误则不导入并列出全部错误；无误则原子替换所列企业年度"""
+    """导入 CSV/XLSX（中文或英文表头）：任一单元格有误则不导入并列出全部错误；含全部列的文件原子替换所列企业年度，
+    只含部分字段的文件（数据报送单位只能报送本单位的字段）按字段合并，并记录每个值的来源"""
+    user = api_user(request)
+    if form.get("source") and user.role == "department":
+        abort(422, message="数据报送单位的来源由其账户确定 / a department's source is its account's",
+              errors={"form": {"source": ["不可指定"]}})
     try:
-        out = import_upload(db.session(), files["file"], form["kind"], api_user(request))
+        out = import_upload(db.session(), files["file"], form["kind"], user, source=form.get("source") or None)
     except BadUpload as exc:
         abort(422, message="只接受 .csv 或 .xlsx 文件", errors={"files": {"file": [str(exc)]}})
     except ImportRejected as exc:
@@ -89,13 +94,19 @@ def import_bad_cells(import_id):
 @data_bp.route("/templates/<kind>.xlsx")
 @public
 @answers(data_bp, content={XLSX: FILE_CONTENT[XLSX]}, description="导入模板（XLSX）")
-def import_template(kind):
-    """导入模板（XLSX）：中文表头与单位、示例行、填写说明"""
+@data_bp.arguments(TemplateQuery, location="query")
+def import_template(args, kind):
+    """导入模板（XLSX）：中文表头与单位、示例行、填写说明；source=来源键 给出该来源（部门）只含本单位字段的模板"""
     from flask import Response
     if kind not in ("records", "contracts"):
         abort(404, message="模板只有 records 与 contracts")
-    return Response(template_xlsx(kind, shape.data()), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f"attachment; filename={kind}-template.xlsx"})
+    data = shape.data()
+    source = args.get("source")
+    if source is not None and (kind != "records" or data.source(source) is None):
+        abort(404, message=f"没有数据来源 {source} 的{'记录' if kind == 'records' else ''}模板 / no such source")
+    name = f"{kind}-{source}-template.xlsx" if source else f"{kind}-template.xlsx"
+    return Response(template_xlsx(kind, data, source), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename={name}"})
 
 
 def decl_dict(d: Declaration):

@@ -86,9 +86,10 @@ def run_manifest(run_id):
 
 @run_bp.route("/<int(max=2147483647):run_id>/files/<name>")
 @require(*READERS)
-@answers(run_bp, content=RUN_FILE_CONTENT, description="scores.csv、awards.csv、awards.html 或 manifest.json")
+@answers(run_bp, content=RUN_FILE_CONTENT, description="scores.csv、awards.csv、awards.html、manifest.json 或 provenance.csv")
 def run_files(run_id, name):
-    """批次的结果文件：scores.csv、awards.csv、awards.html、manifest.json（与 innopoints evaluate 写出的相同）"""
+    """批次的结果文件：scores.csv、awards.csv、awards.html、manifest.json（与 innopoints evaluate 写出的相同），
+    以及 provenance.csv（该批次读取的每个值的来源：来源单位、方式、导入批次、操作人、时间）"""
     from flask import Response
     s = db.session()
     run_or_404(s, run_id)

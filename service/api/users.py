@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from .. import db
+from .. import db, shape
 from ..access import public
 from ..auth import (TooManyAttempts, UserError, api_user, create_user, disable_user, issue_token, login,
                     require, revoke_access)
@@ -48,13 +48,16 @@ me_bp = Blueprint("me", __name__, url_prefix="/api/me", description="当前用�
 
 
 @me_bp.route("")
-@require("enterprise", "bank", "officer", "finance", "admin")
+@require("enterprise", "bank", "officer", "finance", "admin", "department")
 @answers(me_bp, Me)
 def me():
     """当前用户与角色"""
     s = db.session()
     user = api_user(request)
     d = {"username": user.username, "role": user.role, "role_zh": ROLES[user.role], "credit_code": user.credit_code}
+    if user.role == "department":
+        d["source"] = user.source
+        d["source_zh"] = shape.data(s).source_name(user.source)
     if user.role == "enterprise":
         ent = s.get(Enterprise, user.credit_code)
         d["credit_consent"] = bool(ent and ent.credit_consent)
@@ -117,7 +120,7 @@ class Users(MethodView):
         s = db.session()
         try:
             user = create_user(s, args["username"], args["password"], args["role"], args["credit_code"],
-                               args["display_name"], by=api_user(request))
+                               args["display_name"], by=api_user(request), source=args["source"])
         except UserError as exc:
             abort(422, message=str(exc), errors={"json": {"user": [str(exc)]}})
         s.commit()
