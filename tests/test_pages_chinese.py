@@ -11,7 +11,7 @@ import pytest
 
 from rules.policy import load_policy
 from tests.conftest import PASSWORD, Park, make_app
-from tests.test_security_routes import EXPECTED, USERNAMES, args_for
+from tests.test_security_routes import EXPECTED, USERNAMES, _gathered_data, args_for
 
 STAGES = dict(load_policy().data.stages)
 RECORD_FIELD_KEYS = [f.key for f in load_policy().data.record_fields if "_" in f.key]     # (one-word keys such as "name" are English words)
@@ -77,11 +77,14 @@ def scan_park(tmp_path_factory):
         officer = s.query(User).filter_by(username="officer").one()
         p.draft_id = policies.create_draft(s, policies.active(s), "scan", officer, "").id
         p.version_id = policies.active(s).id
+        from service.auth import create_user
+        create_user(s, "dept", PASSWORD, "department", source="tax")        # a 数据报送单位 sees its pages too
         s.commit()
     p.decl_id = p.post("/api/declarations", "enterprise", json={"year": 2022, "field": "revenue", "value": "1",
                                                                "reason": "scan"}).get_json()["id"]
     p.client.put("/api/me/consent", headers=p.h("enterprise"), json={"consent": True})
     p.user_id = 1
+    _gathered_data(p)          # a conflict, a published list, a 公示 with an objection: their pages too
     yield p
     app.extensions["db_engine"].dispose()
 
