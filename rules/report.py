@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from html import escape as esc
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup

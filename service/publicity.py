@@ -16,15 +16,10 @@ from . import query, uses
 from .models import HonourList, Objection, ObjectionFile, Publicity, Run, User, utcnow
 from .runs import create_run
 from .runs import publish as publish_run
-from .store import FieldRejected, audit, correct_field, get_record
+from .store import FieldRejected, audit, correct_field, evidence_kind, get_record
 
 STATUS_ZH = {"upcoming": "公示未开始", "open": "公示中", "ended": "公示期已结束，待定稿", "final": "已定稿"}
 OBJECTION_ZH = {"open": "待处理", "upheld": "异议成立，已更正并重新计算", "rejected": "异议不成立，已驳回"}
-# evidence: what a file's name says it is, and the bytes such a file starts with
-EVIDENCE_TYPES = {".pdf": ("application/pdf", (b"%PDF-",)), ".png": ("image/png", (b"\x89PNG\r\n\x1a\n",)),
-                  ".jpg": ("image/jpeg", (b"\xff\xd8\xff",)), ".jpeg": ("image/jpeg", (b"\xff\xd8\xff",)),
-                  ".xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", (b"PK\x03\x04",)),
-                  ".csv": ("text/csv", None)}
 
 
 class PublicityError(ValueError):
@@ -68,22 +63,16 @@ def open_period(s, run: Run, starts_on, ends_on, user) -> Publicity:
 def check_evidence(name, head: bytes, size, limit) -> str:
     """The content type of an evidence file, or PublicityError: its type by name and by its
     first bytes, its size within `limit`."""
-    suffix = Path(name or "").suffix.lower()
-    if suffix not in EVIDENCE_TYPES:
+    suffix, ctype, agrees = evidence_kind(name, head)
+    if ctype is None:
         raise PublicityError(f"证明材料「{name}」的类型不受支持：只接受 PDF、PNG、JPG、XLSX、CSV")
-    ctype, magic = EVIDENCE_TYPES[suffix]
     if size > limit:
         raise PublicityError(f"证明材料「{name}」超过 {limit // 2**20} MB")
     if size == 0:
         raise PublicityError(f"证明材料「{name}」是空文件")
-    if magic is not None and not any(head.startswith(m) for m in magic):
-        raise PublicityError(f"证明材料「{name}」的内容与其类型（{suffix}）不符")
-    if magic is None:
-        try:
-            head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:          # a character cut at the end of the head is fine
-                raise PublicityError(f"证明材料「{name}」不是 UTF-8 文本") from None
+    if not agrees:
+        raise PublicityError(f"证明材料「{name}」不是 UTF-8 文本" if suffix == ".csv"
+                             else f"证明材料「{name}」的内容与其类型（{suffix}）不符")
     return ctype
 
 

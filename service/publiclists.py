@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import tempfile
-from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -19,7 +17,7 @@ from rules.records import InputError, read_table, records_from_table, table_from
 from . import shape
 from .models import Enterprise, PublicList, PublicListEntry
 from .provenance import apply_value
-from .store import UPLOAD_SUFFIXES, audit, check_bounds, get_record, sha256_file, upload_limits
+from .store import BadUpload, audit, check_bounds, get_record, saved_upload, sha256_file, upload_limits
 
 CODE_HEADERS = ("credit_code", "统一社会信用代码", "信用代码")
 NAME_HEADERS = ("name", "企业名称", "名称", "单位名称")
@@ -76,23 +74,15 @@ def import_list(s, upload, title, field, value, year, user) -> PublicList:
     if public is None:
         raise ListRejected("数据字典没有声明公开数据来源（sources 中 kind: public）")
     typed = typed_value(data, field, value)
-    name = Path(upload.filename or "list").name
-    suffix = Path(name).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        upload.close()
-        raise ListRejected(f"不支持的文件类型 {suffix or '（无扩展名）'}：只接受 .csv 或 .xlsx")
-    with tempfile.TemporaryDirectory(prefix="innopoints-list-") as tmp:
-        path = Path(tmp) / f"list{suffix}"
-        try:
-            upload.save(path)
-        finally:
-            upload.close()
-        try:
+    try:
+        with saved_upload(upload) as (name, path):
             check_bounds(path, upload_limits())
             table = read_table(path)
-        except InputError as exc:
-            raise ListRejected("；".join(c.reason_zh for c in exc.cells)) from None
-        digest = sha256_file(path)
+            digest = sha256_file(path)
+    except BadUpload as exc:
+        raise ListRejected(f"{exc}：只接受 .csv 或 .xlsx") from None
+    except InputError as exc:
+        raise ListRejected("；".join(c.reason_zh for c in exc.cells)) from None
     codes, names, dates = _column(table, CODE_HEADERS), _column(table, NAME_HEADERS), _column(table, DATE_HEADERS)
     if codes is None and names is None:
         raise ListRejected("名单须有「统一社会信用代码」或「企业名称」列")

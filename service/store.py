@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -491,20 +492,28 @@ class BadUpload(ValueError):
     """An uploaded file that is not CSV or XLSX (by its name)."""
 
 
-def import_upload(s, upload, kind, user, source=None) -> ImportOutcome:
-    """Import an uploaded file (a werkzeug FileStorage) as `import_file` does, under its
-    own name; raise BadUpload when it is not CSV or XLSX."""
+@contextmanager
+def saved_upload(upload):
+    """An uploaded CSV or XLSX (a werkzeug FileStorage) saved to a temporary file: (its own
+    name, the path), removed afterwards; BadUpload when it is neither."""
     name = Path(upload.filename or "upload").name
     suffix = Path(name).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         upload.close()
         raise BadUpload(f"不支持的文件类型 {suffix or '（无扩展名）'}")
-    with tempfile.TemporaryDirectory(prefix="innopoints-import-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="innopoints-upload-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         try:
             upload.save(path)
         finally:
             upload.close()          # a large upload is spooled to a temporary file: free it now
+        yield name, path
+
+
+def import_upload(s, upload, kind, user, source=None) -> ImportOutcome:
+    """Import an uploaded file (a werkzeug FileStorage) as `import_file` does, under its
+    own name; raise BadUpload when it is not CSV or XLSX."""
+    with saved_upload(upload) as (name, path):
         return import_file(s, path, kind, user, filename=name, limits=upload_limits(), source=source)
 
 
@@ -867,10 +876,30 @@ def decide(s, user, decl: Declaration, approve: bool, reason: str):
 
 # ---- evidence files of a declaration ------------------------------------------------------------------
 
-EVIDENCE_TYPES = {"application/pdf": ((b"%PDF-",), (".pdf",)),
-                  "image/png": ((b"\x89PNG\r\n\x1a\n",), (".png",)),
-                  "image/jpeg": ((b"\xff\xd8\xff",), (".jpg", ".jpeg"))}
+# evidence files (of a declaration, of an objection): what a file's name says it is, and the
+# bytes such a file starts with (None: UTF-8 text)
+EVIDENCE_TYPES = {".pdf": ("application/pdf", (b"%PDF-",)), ".png": ("image/png", (b"\x89PNG\r\n\x1a\n",)),
+                  ".jpg": ("image/jpeg", (b"\xff\xd8\xff",)), ".jpeg": ("image/jpeg", (b"\xff\xd8\xff",)),
+                  ".xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", (b"PK\x03\x04",)),
+                  ".csv": ("text/csv", None)}
+DECLARATION_EVIDENCE = (".pdf", ".png", ".jpg", ".jpeg")
 EVIDENCE_PER_DECLARATION = 5
+
+
+def evidence_kind(filename: str, head: bytes):
+    """(suffix, content type, whether the first bytes are what the name says) of an evidence
+    file; the content type is None for a suffix no evidence may have."""
+    suffix = Path(filename or "").suffix.lower()
+    if suffix not in EVIDENCE_TYPES:
+        return suffix, None, False
+    ctype, magic = EVIDENCE_TYPES[suffix]
+    if magic is not None:
+        return suffix, ctype, any(head.startswith(m) for m in magic)
+    try:
+        head.decode("utf-8")
+        return suffix, ctype, True
+    except UnicodeDecodeError as exc:
+        return suffix, ctype, exc.start >= len(head) - 4       # a character cut at the end of the head is fine
 
 
 class EvidenceRejected(ValueError):
@@ -879,10 +908,9 @@ class EvidenceRejected(ValueError):
 
 def evidence_type(filename: str, head: bytes) -> str:
     """The file's type when its name and its first bytes agree on PDF, PNG or JPEG."""
-    name = (filename or "").lower()
-    for ctype, (magics, exts) in EVIDENCE_TYPES.items():
-        if name.endswith(exts) and head.startswith(magics):
-            return ctype
+    suffix, ctype, agrees = evidence_kind(filename, head)
+    if suffix in DECLARATION_EVIDENCE and agrees:
+        return ctype
     raise EvidenceRejected("证明材料只接受 PDF、PNG 或 JPEG 文件（文件名后缀与文件内容须一致）")
 
 
