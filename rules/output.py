@@ -263,12 +263,12 @@ def _stage_fragments(ev, lo, hi) -> pa.Array:
         unit = data.field(f).unit
         v = _num(col) if col.dtype.kind == "f" else pa.array(col.astype(object).map(lambda x: w.value_text(f, x)), pa.string())
         said += [f"{w.label(f)} ", v, f" {unit}，" if unit else "，"]
-        inputs += [f',"{f}":', v if col.dtype.kind == "f" else _json_text(v)]
+        inputs += [f'{"," if inputs else ""}"{f}":', v if col.dtype.kind == "f" else _json_text(v)]
     reg = pc.strftime(pa.array(pd.DatetimeIndex(s["registered_on"]).to_numpy().astype("datetime64[s]")), "%Y-%m-%d")
     years = _num(s["completed_years"])
     text = j(*said, "注册成立日期 ", reg, "，截至基准日 ", ref, " 注册满 ", years,
              " 周年；按表1分类第 ", pc.cast(matched, pa.string()), " 行（", row_texts.take(matched), "），为", stage_zh, "")
-    return j(_entry_head(c), ',"stage":"', stage, '","inputs":{', *(inputs[1:] and [inputs[0][1:]] + inputs[1:]),
+    return j(_entry_head(c), ',"stage":"', stage, '","inputs":{', *inputs,
              '},"registered_on":"', reg, '","completed_years":', years, ',"row":', pc.cast(matched, pa.string()),
              ',"text":', _json_text(text), "}", "")
 
