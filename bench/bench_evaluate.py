@@ -69,8 +69,9 @@ def child(size, workdir, trace):
          + [k for k in t if k.startswith("evaluate.")] + ["write_outputs"]
          + [k for k in t if k.startswith("write.")] + ["total"]}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    files = {p.name: p.stat().st_size for p in sorted((work / "out").iterdir())}
     print(json.dumps({"size": size, "seconds": t, "peak_mb": peak_mb,
-                      "engine_patterns": ev.engine_patterns}))
+                      "engine_patterns": ev.engine_patterns, "files": files}))
 
 
 def main():
@@ -104,6 +105,7 @@ def main():
             print(f"  peak memory                  {r['peak_mb']:8.0f} MB")
             print(f"  total / baseline read_csv    {s['total'] / s['baseline_read_csv']:8.1f} ×")
             print(f"  engine patterns per group    {r['engine_patterns']}")
+            print("  output files (MB)            " + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in r["files"].items()))
     if len(results) > 1:
         first = results[0]
         print("\nscaling against the smallest size (per-enterprise time ratio):")
