@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from .records import arrow_text
 
@@ -158,9 +159,22 @@ def _json_list(ct, values: pa.Array, mask=None, quote=True) -> pa.Array:
     return j("[", ct.joined(values, ",", mask), "]", "")
 
 
-def _entry_head(clause) -> str:
-    """The start of a JSON trace entry naming a clause: id, title, citation."""
+def _entry_head(clause, full=True) -> str:
+    """The start of a JSON trace entry naming a clause: id, title, citation (`full`), or the
+    id alone (trace.parquet: the header's `clauses` hold every title and citation)."""
+    if not full:
+        return _dump({"clause": clause.id})[:-1]
     return _dump({"clause": clause.id, "title": clause.title, "citation": clause.citation})[:-1]
+
+
+def _compact(entry, clauses) -> dict:
+    """A trace entry without the title and citation its clause has in the header, so that
+    the header puts them back (`rules.tracefile.expand_entry`); an entry whose title or
+    citation differ from the header's keeps them."""
+    c = clauses.get(entry.get("clause")) if isinstance(entry, dict) else None
+    if c is None or entry.get("title") != c["title"] or entry.get("citation") != c["citation"]:
+        return entry
+    return {k: v for k, v in entry.items() if k not in ("title", "citation")}
 
 
 def _yuan(values) -> pa.Array:
@@ -168,17 +182,23 @@ def _yuan(values) -> pa.Array:
 
 
 def _reward_fragments(ev, n) -> pa.Array:
+    """The rewards part of each enterprise's trace line, one text per row (trace.jsonl)."""
+    index, texts = _reward_parts(ev, n)
+    return texts.take(pa.array(index))
+
+
+def _reward_parts(ev, n, full=True):
     """The rewards part of each enterprise's trace line ('[]' when it has none), built
     column-wise from the award table: each line names its clause, title and citation, the
     inputs it read (for RW-5 every contract: number, kind, amount, 1%, after the cap, whether
     its kind counts), how the budget derived the granted amount, and says all that in Chinese."""
     aw = ev.awards
     if not len(aw):
-        return pa.array(np.full(n, "[]", dtype=object), pa.string())
+        return np.zeros(n, dtype=np.int32), pa.array(["[]"], pa.string())
     clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
     ids = list(clauses)
     which = pa.array(pd.Series(aw.clause).map({cid: i for i, cid in enumerate(ids)}).to_numpy())
-    heads = pa.array([_entry_head(clauses[c]) for c in ids], pa.string()).take(which)
+    heads = pa.array([_entry_head(clauses[c], full) for c in ids], pa.string()).take(which)
     fact_json = pa.array([_dump(f) for f in aw.facts] + ["{}"], pa.string())
     inputs = fact_json.take(pa.array(np.where(aw.pattern >= 0, aw.pattern, len(aw.facts))))
     contract_inputs = aw.per_contract_text(lambda ct: j(
@@ -205,9 +225,9 @@ def _reward_fragments(ev, n) -> pa.Array:
     starts = np.flatnonzero(np.concatenate([[True], aw.row[1:] != aw.row[:-1]]))
     offsets = np.concatenate([starts, [len(aw)]]).astype(np.int32)
     per_ent = j("[", pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), lines), ","), "]", "")
-    index = np.full(n, len(starts), dtype=np.int64)
+    index = np.full(n, len(starts), dtype=np.int32)
     index[aw.row[starts]] = np.arange(len(starts))
-    return pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())]).take(pa.array(index))
+    return index, pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())])
 
 
 def _contract_sentences(data, ct, clauses) -> pa.Array:
@@ -233,7 +253,7 @@ def _contract_sentences(data, ct, clauses) -> pa.Array:
     return j(head, tail, "")
 
 
-def _stage_fragments(ev, lo, hi) -> pa.Array:
+def _stage_fragments(ev, lo, hi, full=True) -> pa.Array:
     """STAGE per enterprise: the fields its rows read, registration date, completed years,
     the row of the STAGE table that matched, and the sentence."""
     from .explain import wording
@@ -268,26 +288,27 @@ def _stage_fragments(ev, lo, hi) -> pa.Array:
     years = _num(s["completed_years"])
     text = j(*said, "注册成立日期 ", reg, "，截至基准日 ", ref, " 注册满 ", years,
              " 周年；按表1分类第 ", pc.cast(matched, pa.string()), " 行（", row_texts.take(matched), "），为", stage_zh, "")
-    return j(_entry_head(c), ',"stage":"', stage, '","inputs":{', *inputs,
+    return j(_entry_head(c, full), ',"stage":"', stage, '","inputs":{', *inputs,
              '},"registered_on":"', reg, '","completed_years":', years, ',"row":', pc.cast(matched, pa.string()),
              ',"text":', _json_text(text), "}", "")
 
 
-def _history_fragments(ev, lo, hi) -> pa.Array:
+def _history_fragments(ev, rows, full=True) -> pa.Array:
     """The history entries of each enterprise (SPEC §2.4): the previous stages by name and
     where they came from (DEC-3), each history run the clauses read (its first year or its
     length, and its source), and "history may be incomplete" where a run reaches the earliest
-    record and no field extends it. One JSON object per enterprise."""
+    record and no field extends it. One JSON object per enterprise of `rows` (a slice or an
+    index array)."""
     data = ev.policy.data
     h = ev.history
     y = ev.year
-    readers = _readers(ev)
+    readers = _readers(ev, full)
     names = list(data.stages.values())
 
     def stage_name(levels):
         return pa.array([names[int(v) - 1] if v == v else "未知" for v in levels], pa.string())
 
-    sl = slice(lo, hi)
+    sl = rows
     source = pa.array(h.source[sl], pa.string())
     entries = []
     dec3 = readers.get("level_drop")
@@ -323,14 +344,14 @@ def _history_fragments(ev, lo, hi) -> pa.Array:
               ',"years":', n, ',"may_be_incomplete":', pa.array(np.where(st.open[sl], "true", "false")),
               ',"text":', _json_text(text), "}", "")
         entries.append(pc.if_else(pa.array(src != ""), e, ""))
-    entries += _status_entries(ev, lo, hi)
-    listed = pa.array(np.full(hi - lo, "", dtype=object), pa.string())
+    entries += _status_entries(ev, rows, full)
+    listed = pa.array(np.full(len(source), "", dtype=object), pa.string())
     for e in entries:
         listed = pc.if_else(pc.equal(e, ""), listed, pc.if_else(pc.equal(listed, ""), e, j(listed, ",", e, "")))
     return j('{"source":"', source, '","entries":[', listed, "]}", "")
 
 
-def _readers(ev) -> dict:
+def _readers(ev, full=True) -> dict:
     """For the history facts, the head of a trace entry naming the clause that reads them."""
     from .clauses import condition_fields
     out = {}
@@ -338,11 +359,11 @@ def _readers(ev) -> dict:
         cs = [c for g in ("decay", "rewards", "negative_list", "bonus", "scope")
               for c in ev.policy.clauses_for(g, ev.year) if field in condition_fields(c.when)]
         if cs:
-            out[field] = _dump({"clause": cs[0].id, "title": cs[0].title, "citation": cs[0].citation})[:-1]
+            out[field] = _entry_head(cs[0], full)
     return out
 
 
-def _status_entries(ev, lo, hi) -> list:
+def _status_entries(ev, rows, full=True) -> list:
     """SPEC §2.3 (v2): next to each NL deduction, the earlier years of the records in which
     the same status was reported, as history entries (column-wise; '' where none)."""
     from .explain import wording
@@ -358,20 +379,20 @@ def _status_entries(ev, lo, hi) -> list:
         if not fields:
             continue
         fired_p = np.array([any(e["clause"] == c.id and e.get("fired", True) for e in es) for es in entries], dtype=bool)
-        rows = fired_p[pat[lo:hi]] if len(fired_p) else np.zeros(hi - lo, dtype=bool)
-        if not rows.any():
+        hit = fired_p[pat[rows]] if len(fired_p) else np.zeros(len(pat[rows]), dtype=bool)
+        if not hit.any():
             continue
         texts = []
         for f in fields:
-            years = [pa.array(np.where(np.nan_to_num(v[lo:hi]) > 0, f"{y}、", ""), pa.string())
+            years = [pa.array(np.where(np.nan_to_num(v[rows]) > 0, f"{y}、", ""), pa.string())
                      for y, v in sorted(h.earlier[f].items())]
             joined = pc.utf8_rtrim(j(*years, ""), "、") if years else \
-                pa.array(np.full(hi - lo, "", dtype=object), pa.string())
+                pa.array(np.full(len(hit), "", dtype=object), pa.string())
             texts.append(pc.if_else(pc.equal(joined, ""), f"{label(f)}：此前各年记录中未报告",
                                     j(f"{label(f)}：此前已在 ", joined, " 年的记录中报告（恢复前每个评价周期均扣分）", "")))
         text = j(*texts, "；") if len(texts) > 1 else texts[0]
-        e = j(_entry_head(c), ',"topic":"status_reported_before","text":', _json_text(text), "}", "")
-        out.append(pc.if_else(pa.array(rows), e, ""))
+        e = j(_entry_head(c, full), ',"topic":"status_reported_before","text":', _json_text(text), "}", "")
+        out.append(pc.if_else(pa.array(hit), e, ""))
     return out
 
 
@@ -444,7 +465,7 @@ def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
               for x in scored]
     # the whole line in one join: each piece is copied once
     return j('{"credit_code":"', codes, f'","year":{ev.year},"stage":', _stage_fragments(ev, lo, hi),
-             ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, lo, hi), ',"excluded":',
+             ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, slice(lo, hi)), ',"excluded":',
              pa.array(np.where(excluded, "true", "false")), ',"exclusion_clauses":', excl_json,
              ',"negative_list":', frag["negative_list"], *scored,
              ',"rewards":', shared["rewards"].slice(lo, hi - lo), ',"rewards_not_paid":', not_paid, end, "")
@@ -467,6 +488,130 @@ def write_trace(ev, path):
         for lo in range(0, len(ev.scores), TRACE_CHUNK):
             arr = trace_array(ev, lo, lo + TRACE_CHUNK, shared, end="}\n")
             f.write(_string_bytes(arr))
+
+
+TRACE_PARTS = ("stage", "scope", "history", "excluded", "exclusion_clauses", "negative_list", "decay", "bonus",
+               "scores", "rewards", "rewards_not_paid")     # the keys of a trace.jsonl line after credit_code, year
+SCORED_PARTS = ("decay", "bonus", "scores")                 # absent (null) for an excluded enterprise
+DENSE_PARTS = ("stage", "scores")                           # one text per row; the others are dictionary columns
+
+
+def trace_schema() -> pa.Schema:
+    """trace.parquet's columns: credit_code, year, and one JSON text per part of the line."""
+    return pa.schema([("credit_code", pa.string()), ("year", pa.int32())]
+                     + [(p, pa.string() if p in DENSE_PARTS else pa.dictionary(pa.int32(), pa.string()))
+                        for p in TRACE_PARTS])
+
+
+def _header_clauses(ev) -> dict:
+    return {c.id: {"title": c.title, "citation": c.citation} for c in ev.policy.clauses_in_force(ev.year)}
+
+
+def _dictionary(index, texts, mask=None) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(index, dtype=np.int32), pa.int32(), mask=mask), texts)
+
+
+def _history_dictionary(ev):
+    """The history part depends only on a few small numbers per row (where the previous
+    stages came from and what they were, each run's source, first year, length and whether
+    it is open, the earlier years a fired NL clause's status was reported): one key per
+    distinct combination, the JSON text built once per key. Returns (key per row, texts)."""
+    data = ev.policy.data
+    h = ev.history
+    cols = [pd.factorize(h.source)[0], np.nan_to_num(h.prev1, nan=-1), np.nan_to_num(h.prev2, nan=-1)]
+    for r in data.runs:
+        st = h.runs[r.key]
+        cols += [pd.factorize(st.source)[0], np.nan_to_num(st.first_year, nan=-1),
+                 np.nan_to_num(st.length, nan=-1), st.open]
+    if h.earlier:
+        from .negative_list import clause_statuses
+        pat, entries = ev.traces["negative_list"]
+        for c in ev.policy.clauses_for("negative_list", ev.year):
+            fields = [f for f in clause_statuses(c) if f in h.earlier]
+            if not fields or not len(entries):
+                continue
+            fired_p = np.array([any(e["clause"] == c.id and e.get("fired", True) for e in es) for es in entries], dtype=bool)
+            hit = fired_p[pat]
+            cols.append(hit)
+            cols += [(np.nan_to_num(v) > 0) & hit for f in fields for _, v in sorted(h.earlier[f].items())]
+    key = np.stack([np.asarray(c, dtype="float64") for c in cols], axis=1)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int32), _history_fragments(ev, first, full=False)
+
+
+def _trace_parts_shared(ev):
+    """What every row group of trace.parquet reads: the dictionaries of the parts that come
+    from engine patterns, history keys, exclusion lists and award lines, in the compact form
+    (entries without the title and citation the header holds)."""
+    clauses = _header_clauses(ev)
+    out = {}
+    for g, (pat, entries) in ev.traces.items():
+        texts = [_dump([_compact(e, clauses) for e in es]) for es in entries]
+        index = np.asarray(pat, dtype=np.int32)
+        if g == "rewards_not_paid" and ev.awards.not_paid:
+            rows = sorted(ev.awards.not_paid)
+            index = index.copy()
+            index[rows] = len(texts) + np.arange(len(rows), dtype=np.int32)
+            texts += [_dump([_compact(e, clauses) for e in entries[pat[r]] + ev.awards.not_paid[r]]) for r in rows]
+        out[g] = (index, pa.array(texts, pa.string()))
+    out["history"] = _history_dictionary(ev)
+    out["rewards"] = _reward_parts(ev, len(ev.scores), full=False)
+    codes, lists = pd.factorize(pd.Series(ev.scores["exclusion_clauses"].to_numpy(dtype=object)).fillna(""))
+    out["exclusion_clauses"] = (codes, pa.array([_dump([x for x in v.split(";") if x]) for v in lists], pa.string()))
+    out["excluded"] = (ev.scores["excluded"].to_numpy(dtype=bool).astype(np.int32), pa.array(["false", "true"]))
+    return out
+
+
+def trace_table(ev, lo=0, hi=None, shared=None) -> pa.Table:
+    """Rows lo:hi of trace.parquet: credit_code, year and each part of the trace line as JSON
+    text (null where an excluded enterprise has no such part). The parts read from patterns
+    are dictionary columns: no row's text is materialised."""
+    shared = shared or _trace_parts_shared(ev)
+    s = ev.scores.iloc[lo:hi]
+    hi = lo + len(s)
+    n = hi - lo
+    excluded = s["excluded"].to_numpy(dtype=bool)
+    cols = {"credit_code": arrow_text(s["credit_code"]),
+            "year": pa.array(np.full(n, ev.year, dtype=np.int32)),
+            "stage": _stage_fragments(ev, lo, hi, full=False)}
+    for p in TRACE_PARTS:
+        if p in shared:
+            index, texts = shared[p]
+            cols[p] = _dictionary(index[lo:hi], texts, excluded if p in SCORED_PARTS else None)
+    cols["scores"] = _scores_part(ev, s, lo, hi, excluded)
+    return pa.table({k: cols[k] for k in ["credit_code", "year", *TRACE_PARTS]}, schema=trace_schema())
+
+
+def _scores_part(ev, s, lo, hi, excluded) -> pa.Array:
+    """The scores part (null for an excluded enterprise): cohort size, weights, every number of
+    its scores.csv row and the sentence."""
+    weights = ev.policy.groups["indicators"]["weights"]
+    st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
+    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], pd.Series(s["stage"]).map(st_codes).fillna(0).astype(int).to_numpy())
+    numbers = category_columns(ev.policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
+    safe = ~excluded
+    cohort = _num(ev.cohort_sizes[lo:hi])
+    text = j('{"indicators":"indicators.csv","cohort_size":', cohort, ',"weights":', w_frag,
+             *[x for k in numbers for x in (f',"{k}":', _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)))],
+             ',"explain":', _scores_explain(ev, s, cohort), "}", "")
+    return pc.if_else(pa.array(excluded), pa.scalar(None, pa.string()), text)
+
+
+TRACE_FILE, TRACE_HEADER_FILE = "trace.parquet", "trace_header.json"
+
+
+def write_trace_parquet(ev, out_dir):
+    """trace.parquet (zstd, one row group per TRACE_CHUNK rows) and trace_header.json (the
+    first line of trace.jsonl) in `out_dir`; rules.tracefile reads them back as trace.jsonl's lines."""
+    out_dir = Path(out_dir)
+    (out_dir / TRACE_HEADER_FILE).write_text(trace_header(ev), encoding="utf-8")
+    shared = _trace_parts_shared(ev)
+    schema = trace_schema()
+    with pq.ParquetWriter(out_dir / TRACE_FILE, schema, compression="zstd",
+                          use_dictionary=[p for p in TRACE_PARTS if p not in DENSE_PARTS],
+                          dictionary_pagesize_limit=1 << 30, write_statistics=["credit_code"]) as w:
+        for lo in range(0, max(len(ev.scores), 1), TRACE_CHUNK):
+            w.write_table(trace_table(ev, lo, lo + TRACE_CHUNK, shared), row_group_size=TRACE_CHUNK)
 
 
 def _string_bytes(arr) -> memoryview:
@@ -525,9 +670,11 @@ def manifest(ev, inputs: dict, extra=None) -> dict:
     return m
 
 
-def write(ev, out_dir, inputs: dict, trace=True, timings=None):
+def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="parquet"):
     """Write every output file of an evaluation into `out_dir` (created if needed).
-    `timings`, when a dict, receives the seconds each file took."""
+    `timings`, when a dict, receives the seconds each file took. `trace_format` "parquet":
+    trace.parquet + trace_header.json; "jsonl": the full trace.jsonl (header line, then one
+    JSON line per enterprise with every title and citation)."""
     from .report import render_awards
     t = timings if timings is not None else {}
     clock = [time.perf_counter()]
@@ -549,8 +696,10 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
             write_plain_csv(scores_table(ev), tmp / "scores.csv")
             write_plain_csv(awards_table(ev), tmp / "awards.csv")
             lap("write.scores_awards")
-            if trace:
+            if trace and trace_format == "jsonl":
                 write_trace(ev, tmp / "trace.jsonl")
+            elif trace:
+                write_trace_parquet(ev, tmp)
             lap("write.trace")
             (tmp / "awards.html").write_text(render_awards(ev), encoding="utf-8")
             lap("write.awards_html")

@@ -1,0 +1,134 @@
+"""Reading an evaluation's trace back: trace.parquet + trace_header.json (or an older
+trace.jsonl) as the per-enterprise objects of trace.jsonl.
+
+trace.parquet has one row per enterprise, sorted by credit_code: `credit_code`, `year`, and
+one JSON text per part of the trace line (`rules.output.TRACE_PARTS`: stage, scope, history,
+excluded, exclusion_clauses, negative_list, decay, bonus, scores, rewards, rewards_not_paid;
+decay, bonus and scores are null for an excluded enterprise, whose line has no such key).
+Entries name their clause id only: the title and citation of every clause in force are in
+trace_header.json's `clauses`, and `expand` puts them back after the id. The one entry whose
+clause is not in the header (the scores' `explain`, clause IND) keeps its own.
+
+    line = {"credit_code": …, "year": …, part: json.loads(text) for each non-null part}
+    expand(line, header) == the enterprise's trace.jsonl line
+
+`compact_lines` joins a table's parts into one JSON text per row (the service stores it per
+enterprise); `read_trace` reads one or a few enterprises by row-group statistics, or all.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+TRACE_FILE = "trace.parquet"
+HEADER_FILE = "trace_header.json"
+LEGACY_FILE = "trace.jsonl"
+PARTS = ("stage", "scope", "history", "excluded", "exclusion_clauses", "negative_list", "decay", "bonus",
+         "scores", "rewards", "rewards_not_paid")
+LIST_PARTS = ("scope", "negative_list", "decay", "bonus", "rewards", "rewards_not_paid")
+
+
+def locate(path) -> Path:
+    """The trace file of an OUT folder (trace.parquet, else trace.jsonl), or `path` itself."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (TRACE_FILE, LEGACY_FILE):
+            if (path / name).exists():
+                return path / name
+        raise FileNotFoundError(f"no {TRACE_FILE} or {LEGACY_FILE} in {path}")
+    return path
+
+
+def read_header(path) -> dict:
+    """The trace header: trace_header.json beside trace.parquet, or trace.jsonl's first line."""
+    f = locate(path)
+    if f.suffix == ".jsonl":
+        with open(f, encoding="utf-8") as fh:
+            return json.loads(fh.readline())
+    return json.loads((f.parent / HEADER_FILE).read_text(encoding="utf-8"))
+
+
+def expand_entry(entry, clauses: dict):
+    """An entry with the title and citation of its clause put back after the id (from the
+    header's `clauses`); an entry that has a title, or names no clause of the header, as is."""
+    if not isinstance(entry, dict) or "title" in entry:
+        return entry
+    c = clauses.get(entry.get("clause"))
+    if c is None:
+        return entry
+    out = {"clause": entry["clause"], "title": c.get("title", ""), "citation": c.get("citation", "")}
+    out.update((k, v) for k, v in entry.items() if k != "clause")
+    return out
+
+
+def expand(line, header: dict | None) -> dict:
+    """One enterprise's trace object (a dict or its JSON text), compact or full, as the full
+    trace.jsonl line: every entry with its clause's title and citation. Full lines (runs
+    stored before trace.parquet) come back unchanged."""
+    if isinstance(line, (str, bytes)):
+        line = json.loads(line)
+    clauses = (header or {}).get("clauses") or {}
+    if not clauses or not isinstance(line, dict):
+        return line
+    if "stage" in line:
+        line["stage"] = expand_entry(line["stage"], clauses)
+    for part in LIST_PARTS:
+        if isinstance(line.get(part), list):
+            line[part] = [expand_entry(e, clauses) for e in line[part]]
+    h = line.get("history")
+    if isinstance(h, dict) and isinstance(h.get("entries"), list):
+        h["entries"] = [expand_entry(e, clauses) for e in h["entries"]]
+    sc = line.get("scores")
+    if isinstance(sc, dict) and "explain" in sc:
+        sc["explain"] = expand_entry(sc["explain"], clauses)
+    return line
+
+
+def _text(col) -> pa.ChunkedArray | pa.Array:
+    return pc.cast(col, pa.string()) if pa.types.is_dictionary(col.type) else col
+
+
+def compact_lines(table: pa.Table) -> pa.Array:
+    """Each row of trace.parquet as one JSON object (trace.jsonl's key order, without the
+    titles and citations the header holds), joined column-wise."""
+    j = pc.binary_join_element_wise
+    c = {name: _text(table.column(name)) for name in table.column_names}
+    pieces = ['{"credit_code":"', c["credit_code"], '","year":', pc.cast(c["year"], pa.string())]
+    for p in PARTS:
+        if p in ("decay", "bonus", "scores"):
+            pieces.append(j(f',"{p}":', c[p], ""))          # null (no key) for an excluded enterprise
+        else:
+            pieces += [f',"{p}":', c[p]]
+    out = j(*pieces, "}", "", null_handling="replace", null_replacement="")
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def read_table(path, codes=None) -> pa.Table:
+    """trace.parquet's rows (all, or those of `codes`: row groups are skipped by their
+    credit_code statistics)."""
+    f = locate(path)
+    if codes is None:
+        return pq.read_table(f)
+    return pq.read_table(f, filters=[("credit_code", "in", sorted(set(codes)))])
+
+
+def read_trace(path, codes=None) -> list[dict]:
+    """The per-enterprise objects of a trace (an OUT folder, trace.parquet or trace.jsonl),
+    all or those of `codes`, in credit-code order, exactly as trace.jsonl's lines."""
+    f = locate(path)
+    header = read_header(f)
+    if f.suffix == ".jsonl":
+        wanted = None if codes is None else set(codes)
+        out = []
+        with open(f, encoding="utf-8") as fh:
+            fh.readline()
+            for raw in fh:
+                if wanted is not None and raw[16:16 + 40].split('"', 1)[0] not in wanted:
+                    continue
+                out.append(expand(raw, header))
+        return out
+    return [expand(x, header) for x in compact_lines(read_table(f, codes)).to_pylist()]
