@@ -511,6 +511,15 @@ def _dictionary(index, texts, mask=None) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(index, dtype=np.int32), pa.int32(), mask=mask), texts)
 
 
+def _canonical(index, texts):
+    """A dictionary column's (index per row, texts) with the texts it uses only, each once, in
+    sorted order: the engine numbers its patterns in no fixed order, the file must not vary."""
+    values = np.asarray(texts.to_pylist() if isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts, dtype=object)
+    uniq, inv = np.unique(values, return_inverse=True)
+    used, new = np.unique(inv.reshape(-1)[np.asarray(index)], return_inverse=True)
+    return new.reshape(-1).astype(np.int32), pa.array(uniq[used], pa.string())
+
+
 def _history_dictionary(ev):
     """The history part depends only on a few small numbers per row (where the previous
     stages came from and what they were, each run's source, first year, length and whether
@@ -534,9 +543,20 @@ def _history_dictionary(ev):
             hit = fired_p[pat]
             cols.append(hit)
             cols += [(np.nan_to_num(v) > 0) & hit for f in fields for _, v in sorted(h.earlier[f].items())]
-    key = np.stack([np.asarray(c, dtype="float64") for c in cols], axis=1)
-    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    return inverse.reshape(-1).astype(np.int32), _history_fragments(ev, first, full=False)
+    # one integer key: the columns' codes in mixed radix, refactorised before it could overflow
+    key = np.zeros(len(h.source), dtype=np.int64)
+    size = 1
+    for c in cols:
+        codes, uniq = pd.factorize(np.asarray(c, dtype="float64"))
+        if size * max(len(uniq), 1) >= 1 << 62:
+            key, kept = pd.factorize(key)
+            size = max(len(kept), 1)
+        key = key * max(len(uniq), 1) + codes
+        size *= max(len(uniq), 1)
+    inverse, _ = pd.factorize(key)
+    first = np.full(int(inverse.max(initial=-1)) + 1, len(inverse), dtype=np.int64)
+    np.minimum.at(first, inverse, np.arange(len(inverse)))
+    return inverse.astype(np.int32), _history_fragments(ev, first, full=False)
 
 
 def _trace_parts_shared(ev):
@@ -559,7 +579,7 @@ def _trace_parts_shared(ev):
     codes, lists = pd.factorize(pd.Series(ev.scores["exclusion_clauses"].to_numpy(dtype=object)).fillna(""))
     out["exclusion_clauses"] = (codes, pa.array([_dump([x for x in v.split(";") if x]) for v in lists], pa.string()))
     out["excluded"] = (ev.scores["excluded"].to_numpy(dtype=bool).astype(np.int32), pa.array(["false", "true"]))
-    return out
+    return {k: _canonical(*v) for k, v in out.items()}
 
 
 def trace_table(ev, lo=0, hi=None, shared=None) -> pa.Table:

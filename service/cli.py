@@ -47,9 +47,12 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
 @click.option("--budget", type=click.IntRange(min=0), default=None, help="年度奖励预算（元）；不填则不设上限")
 @click.option("--strategy", type=click.Choice(["pro_rata", "rank_priority"]), default=None,
               help="预算不足时浮动奖励的分配方式")
-@click.option("--no-trace", is_flag=True, help="不写 trace.jsonl 与 indicators.csv（仅用于测速）")
-def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_trace):
-    """Evaluate a year from files (SPEC §5) and write scores.csv, awards.csv, trace.jsonl,
+@click.option("--no-trace", is_flag=True, help="不写计算过程文件与 indicators.csv（仅用于测速）")
+@click.option("--trace-format", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True,
+              help="计算过程文件：trace.parquet + trace_header.json，或完整的 trace.jsonl（每行一家企业）")
+def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_trace, trace_format):
+    """Evaluate a year from files (SPEC §5) and write scores.csv, awards.csv, the trace
+    (trace.parquet + trace_header.json, or trace.jsonl with --trace-format jsonl),
     indicators.csv, awards.html and manifest.json into OUT."""
     try:
         ev = run_evaluation(records, contracts, year, policy, budget, strategy,
@@ -63,7 +66,7 @@ def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_tra
     except EvaluationError as exc:
         _fail(str(exc))
     click.echo("写出结果 / writing outputs", err=True)
-    write(ev, out, {"records": records, "contracts": contracts}, trace=not no_trace)
+    write(ev, out, {"records": records, "contracts": contracts}, trace=not no_trace, trace_format=trace_format)
     s = ev.scores
     click.echo(f"{year}年度：评价 {len(s)} 家，排除 {int(s['excluded'].sum())} 家；奖励 {len(ev.awards)} 笔，"
                f"核定 {ev.budget.fixed_total + ev.budget.floating_total:,} 元，拨付 {ev.budget.granted_total:,} 元")
@@ -75,22 +78,22 @@ def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_tra
 
 
 @cli.command("explain")
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.argument("trace", type=click.Path(exists=True))
 @click.argument("credit_code")
 def explain_cmd(trace, credit_code):
-    """Print one enterprise's explanation from a trace.jsonl (TRACE or an OUT folder's
-    trace.jsonl): every entry with its clause id, title, citation and sentence, in Chinese."""
-    import json
+    """Print one enterprise's explanation from a trace (an OUT folder, its trace.parquet, or
+    a trace.jsonl): every entry with its clause id, title, citation and sentence, in Chinese."""
     from rules.explain import explain_line
+    from rules.tracefile import read_header, read_trace
     code = credit_code.strip().upper()
-    with open(trace, encoding="utf-8") as f:
-        header = json.loads(f.readline())
-        for raw in f:
-            if raw.startswith(f'{{"credit_code":"{code}"'):
-                line = json.loads(raw)
-                break
-        else:
-            _fail(f"计算过程文件中没有企业 {code} / no enterprise {code} in the trace")
+    try:
+        header = read_header(trace)
+        lines = read_trace(trace, [code])
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        _fail(f"读取计算过程文件失败 / cannot read the trace: {exc}")
+    if not lines:
+        _fail(f"计算过程文件中没有企业 {code} / no enterprise {code} in the trace")
+    line = lines[0]
     click.echo(f"{header.get('title', '')}（{header.get('document', '')}）{header.get('year')}年度 · {code}")
     for e in explain_line(line, header):
         click.echo(f"[{e['clause']}] {e['title']}\n    {e['text']}\n    依据：{e['citation']}")

@@ -269,7 +269,7 @@ class Result(Base):
     rank_in_stage: Mapped[int | None] = mapped_column(Integer)
     rank_overall: Mapped[int | None] = mapped_column(Integer)
     stage_percentile: Mapped[float | None] = mapped_column(Float)
-    trace: Mapped[str] = mapped_column(Text)            # the enterprise's trace.jsonl line
+    trace: Mapped[str] = mapped_column(Text)            # the enterprise's trace, compact (query.expand_trace)
     indicators: Mapped[str] = mapped_column(Text)       # JSON: clause id -> [value, points]
     __table_args__ = (UniqueConstraint("run_id", "credit_code", name="uq_results_run_code"),
                       Index("ix_results_run_stage_rank", "run_id", "stage", "rank_in_stage"))

@@ -63,6 +63,14 @@ def trace_header(s, run) -> dict:
     return _header(run_file(s, run.id, "trace_header.json") or b"{}")
 
 
+def expand_trace(s, run, text) -> dict:
+    """A stored result's trace (`Result.trace`: its entries name their clause id, the run's
+    trace header holds the titles and citations) as the full trace.jsonl object, every entry
+    with its title and citation; runs stored with full lines come back as they are."""
+    from rules.tracefile import expand
+    return expand(text, trace_header(s, run)) if text else {}
+
+
 def result_row(result: Result, ent: Enterprise | None, stages: dict | None = None) -> dict:
     stages = stages if stages is not None else shape.stages()
     d = {"credit_code": result.credit_code, "name": ent.name if ent else "", "park": ent.park if ent else "",
@@ -133,7 +141,7 @@ def score_detail(s, run, code) -> dict | None:
         return None
     ent = s.get(Enterprise, code)
     header = trace_header(s, run)
-    trace = json.loads(r.trace)
+    trace = expand_trace(s, run, r.trace)
     d = result_row(r, ent, stage_names(s, run))
     d.update(run_id=run.id, year=run.year, policy=run.policy_name, policy_sha256=run.policy_sha256,
              document=header.get("document", ""),
@@ -225,7 +233,7 @@ def eligibility(s, run, code):
     lines = {r["clause"]: r for r in award_lines(s, run, code=code)}
     header = trace_header(s, run).get("clauses", {})
     result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
-    trace = json.loads(result.trace) if result is not None else {}
+    trace = expand_trace(s, run, result.trace) if result is not None else {}
     said = {e["clause"]: e.get("text", "") for e in trace.get("rewards") or []}
     for e in trace.get("rewards_not_paid") or []:
         if "reason" in e:
@@ -332,7 +340,7 @@ def contracts_of(s, run, code) -> list[dict]:
     Chinese and what RW-5 made of each (from the run's trace: counted or not, its 1%)."""
     from .models import Contract
     result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
-    trace = json.loads(result.trace) if result is not None else {}
+    trace = expand_trace(s, run, result.trace) if result is not None else {}
     per = {}
     for line in trace.get("rewards") or []:
         inp = line.get("inputs") or {}

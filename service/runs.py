@@ -196,9 +196,11 @@ def _int(text):
 def _store(s, run, ev, out: Path, data_sha, provenance=None):
     """Insert the results from the written files, then mark the run done: one transaction."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
-    with open(out / "trace.jsonl", encoding="utf-8") as f:
-        header = f.readline()
-        traces = [line.rstrip("\n") for line in f]
+    # each enterprise's trace as one compact JSON object (entries without the titles and
+    # citations of the header); query.expand_trace puts them back for every reader
+    from rules.tracefile import HEADER_FILE, compact_lines, read_table
+    header = (out / HEADER_FILE).read_text(encoding="utf-8")
+    traces = compact_lines(read_table(out)).to_pylist()
     with open(out / "indicators.csv", encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
         names = next(reader)[1:]

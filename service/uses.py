@@ -285,10 +285,10 @@ def credit_view(s, run, code):
 
 # ---- the monitoring report (§六.三) -------------------------------------------------------------------
 
-def _clause_counts(results, group):
+def _clause_counts(traces, group):
     counts = {}
-    for r in results:
-        for e in json.loads(r.trace).get(group) or []:
+    for t in traces:
+        for e in t.get(group) or []:
             if e.get("fired", True) is False or e.get("in_scope") is True:   # notes, and in-scope decisions
                 continue
             counts[e["clause"]] = counts.get(e["clause"], 0) + 1
@@ -302,6 +302,7 @@ def monitoring(s, run) -> dict:
     results = s.scalars(select(Result).where(Result.run_id == run.id)).all()
     ents = {e.credit_code: e for e in s.scalars(select(Enterprise))}
     header = query.trace_header(s, run).get("clauses", {})
+    traces = [query.expand_trace(s, run, r.trace) for r in results]
 
     def by(key):
         groups = {}
@@ -339,11 +340,11 @@ def monitoring(s, run) -> dict:
             "mean_score": agg["mean_score"], "by_stage": by("stage"), "by_industry": by("industry"), "by_park": by("park"),
             "histogram": agg["score_histogram"],
             "negative_list": [{"clause": k, "title": header.get(k, {}).get("title", ""), "count": v}
-                              for k, v in (_clause_counts(results, "scope") | _clause_counts(results, "negative_list")).items()],
+                              for k, v in (_clause_counts(traces, "scope") | _clause_counts(traces, "negative_list")).items()],
             "decay": [{"clause": k, "title": header.get(k, {}).get("title", ""), "count": v}
-                      for k, v in _clause_counts(results, "decay").items()],
+                      for k, v in _clause_counts(traces, "decay").items()],
             "bonus": [{"clause": k, "title": header.get(k, {}).get("title", ""), "count": v}
-                      for k, v in _clause_counts(results, "bonus").items()],
+                      for k, v in _clause_counts(traces, "bonus").items()],
             "awards": totals, "change": change, "top": top, "calibration": diagnostics.report_section(s, run)}
 
 

@@ -56,19 +56,20 @@ def test_fixed_shortfall_is_reported(runner, golden, tmp_path):
 def test_two_runs_are_byte_identical(runner, golden, tmp_path):
     for name in ("a", "b"):
         assert evaluate(runner, golden, tmp_path / name, ["--budget", "28000000"]).exit_code == 0
-    for f in ("scores.csv", "awards.csv", "trace.jsonl", "indicators.csv", "awards.html", "manifest.json"):
+    for f in ("scores.csv", "awards.csv", "trace.parquet", "trace_header.json", "indicators.csv", "awards.html",
+              "manifest.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
 def test_every_score_is_explained_by_its_trace(runner, golden, tmp_path):
-    """Recompute each scores.csv figure from trace.jsonl and indicators.csv alone."""
+    """Recompute each scores.csv figure from the trace and indicators.csv alone."""
     import csv
-    import json
+
+    from rules.tracefile import read_header, read_trace
     out = tmp_path / "out"
     assert evaluate(runner, golden, out, ["--budget", "28000000"]).exit_code == 0
-    lines = (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()
-    header = json.loads(lines[0])
-    traces = {t["credit_code"]: t for t in map(json.loads, lines[1:])}
+    header = read_header(out)
+    traces = {t["credit_code"]: t for t in read_trace(out)}
     with open(out / "scores.csv", encoding="utf-8") as f:
         scores = {r["credit_code"]: r for r in csv.DictReader(f)}
     with open(out / "indicators.csv", encoding="utf-8") as f:
@@ -109,6 +110,45 @@ def test_every_score_is_explained_by_its_trace(runner, golden, tmp_path):
             assert sum(line["inputs"]["yuan"]) >= int(a["eligible_yuan"])
 
 
+# sha256 of trace.jsonl as version 0.4.0 wrote it (before trace.parquet) for each golden
+# folder: `--trace-format jsonl` still writes exactly these bytes, and trace.parquet read
+# back gives every line of it. When the trace's wording changes on purpose, write the four
+# files with --trace-format jsonl, check them and put their new sha256 here.
+TRACE_JSONL_SHA256 = {
+    "expected-no-budget": "a419d76321b9ef4ec80d5013a66e2b2cbf3f3d1493935002113abf2d9dfad923",
+    "expected-budget-28000000-pro_rata": "353712c24d9cd2ca52fb0b51101727a98bdf4522eb5b4c537b187d04c5d6223f",
+    "expected-budget-28000000-rank_priority": "dab03f0b033a4c1554585a2a15fbb7b2fe470e02a39d770150bc13cf534bafbf",
+    "expected-budget-15000000-pro_rata": "a2ecfd7ec9e65c380b9382adb56b9a7147d0252c82bfc8663e25c785ad6fd703",
+}
+
+
+@pytest.mark.parametrize("folder", CASES)
+def test_trace_parquet_holds_every_line_of_trace_jsonl(runner, golden, tmp_path, folder):
+    """trace.parquet + trace_header.json read back (titles and citations put back from the
+    header) are trace.jsonl's objects, key order included, for every enterprise."""
+    import hashlib
+    import json
+
+    from rules.tracefile import read_header, read_trace
+    assert evaluate(runner, golden, tmp_path / "j", CASES[folder] + ["--trace-format", "jsonl"]).exit_code == 0
+    ref = (tmp_path / "j" / "trace.jsonl").read_bytes()
+    assert hashlib.sha256(ref).hexdigest() == TRACE_JSONL_SHA256[folder]
+    lines = ref.decode("utf-8").splitlines()
+    assert evaluate(runner, golden, tmp_path / "p", CASES[folder]).exit_code == 0
+    out = tmp_path / "p"
+    assert not (out / "trace.jsonl").exists()
+    assert (out / "trace_header.json").read_text(encoding="utf-8") == lines[0] + "\n"
+    assert read_header(out) == json.loads(lines[0])
+    got = read_trace(out)
+    assert len(got) == len(lines) - 1 == 300
+    for g, raw in zip(got, lines[1:]):
+        want = json.loads(raw)
+        assert g == want
+        assert json.dumps(g, ensure_ascii=False, separators=(",", ":")) == raw      # same keys, same order
+    # the file is a fraction of the lines it replaces
+    assert (out / "trace.parquet").stat().st_size < len(ref) / 5
+
+
 def test_printable_award_list_totals_match_awards_csv(runner, golden, tmp_path):
     import csv
     import re
@@ -131,11 +171,24 @@ def test_printable_award_list_totals_match_awards_csv(runner, golden, tmp_path):
 
 
 def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monkeypatch):
+    """Row groups of 7 rows (trace.parquet) or chunks of 7 lines (trace.jsonl) give the same
+    trace as one chunk; one enterprise is read from its row group alone."""
+    import pyarrow.parquet as pq
+
     from rules import output
-    assert evaluate(runner, golden, tmp_path / "a", []).exit_code == 0
+    from rules.tracefile import read_table, read_trace
+    for fmt in ([], ["--trace-format", "jsonl"]):
+        assert evaluate(runner, golden, tmp_path / f"a{len(fmt)}", fmt).exit_code == 0
     monkeypatch.setattr(output, "TRACE_CHUNK", 7)
-    assert evaluate(runner, golden, tmp_path / "b", []).exit_code == 0
-    assert (tmp_path / "a" / "trace.jsonl").read_bytes() == (tmp_path / "b" / "trace.jsonl").read_bytes()
+    for fmt in ([], ["--trace-format", "jsonl"]):
+        assert evaluate(runner, golden, tmp_path / f"b{len(fmt)}", fmt).exit_code == 0
+    a, b = tmp_path / "a0", tmp_path / "b0"
+    assert pq.ParquetFile(b / "trace.parquet").num_row_groups == 300 // 7 + 1
+    whole = read_trace(a)
+    assert read_trace(b) == whole and len(whole) == 300
+    assert (tmp_path / "a2" / "trace.jsonl").read_bytes() == (tmp_path / "b2" / "trace.jsonl").read_bytes()
+    code = whole[150]["credit_code"]
+    assert read_trace(b, [code]) == [whole[150]] and read_table(b, [code]).num_rows == 1
 
 
 def test_manifest_names_policy_inputs_and_outputs(runner, golden, tmp_path):
@@ -167,16 +220,16 @@ def test_year_outside_the_policy_or_the_data_is_a_clear_error(runner, golden, tm
 def _golden_run(runner, golden, out, extra):
     import csv
     import json
+    from rules.tracefile import read_header, read_trace
     assert evaluate(runner, golden, out, extra).exit_code == 0
-    lines = (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()
-    traces = {t["credit_code"]: t for t in map(json.loads, lines[1:])}
+    traces = {t["credit_code"]: t for t in read_trace(out)}
     with open(golden / "records.csv", encoding="utf-8") as f:
         records = {r["credit_code"]: r for r in csv.DictReader(f) if r["year"] == "2022"}
     with open(golden / "contracts.csv", encoding="utf-8") as f:
         contracts = [r for r in csv.DictReader(f) if r["registered_on"].startswith("2022")]
     with open(out / "awards.csv", encoding="utf-8") as f:
         awards = {(r["credit_code"], r["clause"]) for r in csv.DictReader(f)}
-    return json.loads(lines[0]), traces, records, contracts, awards
+    return read_header(out), traces, records, contracts, awards
 
 
 YES = {"true", "1", "yes", "是", "y", "t"}
