@@ -88,7 +88,9 @@ def test_example_batch_evaluate(runner, tmp_path, example):
     assert 250 <= len(rows) <= 350
     scored = [r for r in rows if r["excluded"] == "false"]
     assert scored and all(float(r["final_score"]) >= 0 for r in scored)
-    header = json.loads((out / "trace.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    from rules.tracefile import read_header, read_trace
+    header = read_header(out)
+    assert len(read_trace(out)) == len(rows)
     assert "示例" in json.dumps(header, ensure_ascii=False)
     with open(out / "awards.csv", encoding="utf-8") as f:
         clauses = {r["clause"] for r in csv.DictReader(f)}

@@ -145,8 +145,9 @@ def test_changing_a_coefficient_changes_exactly_the_affected_scores(runner, gold
          "when: {stage: growth, completed_years: {gte: 9, lt: 14}}\n    effect: {factor: 0.95}")
     new, _ = run(runner, golden, tmp_path / "b", policy_copy)
     changed = {a["credit_code"] for a, b in zip(base, new) if a["decay_factor"] != b["decay_factor"]}
-    trace = (tmp_path / "a" / "trace.jsonl").read_text(encoding="utf-8").splitlines()
-    dec1a = {line[16:34] for line in trace if '"clause":"DEC-1a"' in line}
+    from rules.tracefile import read_trace
+    dec1a = {t["credit_code"] for t in read_trace(tmp_path / "a")
+             if '"clause":"DEC-1a"' in json.dumps(t, ensure_ascii=False, separators=(",", ":"))}
     assert changed == dec1a and changed
     for a, b in zip(base, new):
         if a["credit_code"] in changed:
@@ -204,7 +205,8 @@ def test_rw5_kinds_list_and_rw2_first_year_are_clause_settings(runner, golden, t
     b2 = {r["credit_code"] for r in base if r["clause"] == "RW-2"}
     m2 = {r["credit_code"] for r in moved if r["clause"] == "RW-2"}
     assert m2 < b2
-    trace = [json.loads(x) for x in (tmp_path / "c" / "trace.jsonl").read_text(encoding="utf-8").splitlines()[1:]]
+    from rules.tracefile import read_trace
+    trace = read_trace(tmp_path / "c")
     for t in trace:
         if t["credit_code"] in b2 - m2:
             runs = [e for e in t["history"]["entries"] if e.get("run") == "tech_sme_streak"]
