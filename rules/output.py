@@ -114,6 +114,14 @@ def _num(values, digits=6):
     return pc.cast(pa.array(np.round(np.asarray(values, dtype="float64"), digits)), pa.string())
 
 
+def _codes(values, mapping: dict, default=0) -> np.ndarray:
+    """mapping[value] per value (default for others and missing ones), through the distinct
+    values (a pandas map over arrow strings costs ~20 ms per 100k)."""
+    codes, uniq = pd.factorize(values if isinstance(values, pd.Series) else np.asarray(values, dtype=object))
+    lut = np.array([mapping.get(u, default) for u in uniq] + [default], dtype=np.int64)
+    return lut[codes]
+
+
 def _take(fragments, pattern):
     return pa.array(fragments, type=pa.string()).take(pa.array(pattern))
 
@@ -144,10 +152,19 @@ def _s(values) -> pa.Array:
     return pa.array(values, pa.string()) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
 
 
+def _json_unsafe(arr) -> bool:
+    """Whether any value holds a quote, a backslash or a control character: a scan of the
+    bytes (UTF-8 continuation bytes are all >= 0x80), much faster than a regex per value."""
+    if arr.null_count:
+        return pc.any(pc.match_substring_regex(arr, _JSON_UNSAFE.pattern)).as_py() or False
+    b = np.frombuffer(_string_bytes(arr), dtype=np.uint8)
+    return bool(len(b)) and bool((b < 0x20).any() or (b == 0x22).any() or (b == 0x5C).any())
+
+
 def _json_text(arr: pa.Array) -> pa.Array:
     """Text values as JSON strings (quoted, escaped where needed), column-wise."""
     arr = _s(arr)
-    if pc.any(pc.match_substring_regex(arr, _JSON_UNSAFE.pattern)).as_py():
+    if _json_unsafe(arr):
         return pa.array([json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
     return j('"', arr, '"', "")
 
@@ -178,7 +195,9 @@ def _compact(entry, clauses) -> dict:
 
 
 def _yuan(values) -> pa.Array:
-    return pa.array([f"{int(x):,}" for x in np.asarray(values).tolist()], pa.string())
+    """Yuan with thousands separators (formatted once per distinct amount)."""
+    codes, uniq = pd.factorize(np.asarray(values).astype(np.int64))
+    return pa.array([f"{int(x):,}" for x in uniq.tolist()], pa.string()).take(pa.array(codes))
 
 
 def _reward_fragments(ev, n) -> pa.Array:
@@ -197,7 +216,7 @@ def _reward_parts(ev, n, full=True):
         return np.zeros(n, dtype=np.int32), pa.array(["[]"], pa.string())
     clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
     ids = list(clauses)
-    which = pa.array(pd.Series(aw.clause).map({cid: i for i, cid in enumerate(ids)}).to_numpy())
+    which = pa.array(_codes(aw.clause, {cid: i for i, cid in enumerate(ids)}))
     heads = pa.array([_entry_head(clauses[c], full) for c in ids], pa.string()).take(which)
     fact_json = pa.array([_dump(f) for f in aw.facts] + ["{}"], pa.string())
     inputs = fact_json.take(pa.array(np.where(aw.pattern >= 0, aw.pattern, len(aw.facts))))
@@ -276,7 +295,7 @@ def _stage_fragments(ev, lo, hi, full=True) -> pa.Array:
     matched = pa.array(ev.stage_rows[lo:hi])
     stage = pa.array(s["stage"].to_numpy(dtype=object), pa.string())
     stage_zh = pa.array(list(data.stages.values()), pa.string()).take(
-        pa.array(pd.Series(s["stage"]).map({k: i for i, k in enumerate(data.stages)}).to_numpy()))
+        pa.array(_codes(s["stage"], {k: i for i, k in enumerate(data.stages)})))
     said, inputs = [], []
     for f in row_fields(c):
         col = s[f"stage_input:{f}"]
@@ -406,7 +425,7 @@ def _scores_explain(ev, s, cohort) -> pa.Array:
     title = {k: v.get("title", k) for k, v in cats.items()}
     weights = ev.policy.groups["indicators"]["weights"]
     stages = [k for k in weights if k != "citation"]
-    code = pd.Series(s["stage"]).map({k: i for i, k in enumerate(stages)}).fillna(0).astype(int).to_numpy()
+    code = _codes(s["stage"], {k: i for i, k in enumerate(stages)})
     w = {c: pa.array([f"{weights[st][c]:g}" for st in stages], pa.string()).take(pa.array(code)) for c in title}
     order = "、".join({"deductions": "扣分（不低于0）", "decay": "乘衰减系数", "bonus": "加附加分"}[x]
                      for x in ev.policy.groups["policy"]["scoring"]["order"])
@@ -439,7 +458,7 @@ def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
     frag = {g: text.take(pa.array(pat[lo:hi])) for g, (pat, text) in shared["fragments"].items()}
     codes = arrow_text(s["credit_code"])
     st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
-    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], pd.Series(s["stage"]).map(st_codes).to_numpy())
+    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], _codes(s["stage"], st_codes))
     excluded = s["excluded"].to_numpy(dtype=bool)
     excl = pa.array(s["exclusion_clauses"].to_numpy(dtype=object), pa.string())
     excl_json = pc.if_else(pc.equal(excl, ""), "[]", j('["', pc.replace_substring(excl, ";", '","'), '"]', ""))
@@ -511,13 +530,28 @@ def _dictionary(index, texts, mask=None) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(index, dtype=np.int32), pa.int32(), mask=mask), texts)
 
 
-def _canonical(index, texts):
+def _canonical(index, texts: pa.Array):
     """A dictionary column's (index per row, texts) with the texts it uses only, each once, in
     sorted order: the engine numbers its patterns in no fixed order, the file must not vary."""
-    values = np.asarray(texts.to_pylist() if isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts, dtype=object)
-    uniq, inv = np.unique(values, return_inverse=True)
-    used, new = np.unique(inv.reshape(-1)[np.asarray(index)], return_inverse=True)
-    return new.reshape(-1).astype(np.int32), pa.array(uniq[used], pa.string())
+    if len(texts) == 0:
+        return np.asarray(index, dtype=np.int32), texts
+    order = pc.array_sort_indices(texts).to_numpy()
+    ordered = texts.take(pa.array(order))
+    new_text = np.ones(len(texts), dtype=bool)
+    new_text[1:] = pc.not_equal(ordered.slice(1), ordered.slice(0, len(texts) - 1)).to_numpy(zero_copy_only=False)
+    rank = np.empty(len(texts), dtype=np.int64)
+    rank[order] = np.cumsum(new_text) - 1
+    return _used_only(rank[np.asarray(index)], ordered.filter(pa.array(new_text)))
+
+
+def _used_only(index, texts: pa.Array):
+    """(index, texts) keeping the texts some row uses, in their order."""
+    used = np.zeros(len(texts), dtype=bool)
+    used[index] = True
+    if used.all():
+        return np.asarray(index, dtype=np.int32), texts
+    renumber = np.cumsum(used) - 1
+    return renumber[index].astype(np.int32), texts.filter(pa.array(used))
 
 
 def _history_dictionary(ev):
@@ -597,7 +631,8 @@ def trace_table(ev, lo=0, hi=None, shared=None) -> pa.Table:
     for p in TRACE_PARTS:
         if p in shared:
             index, texts = shared[p]
-            cols[p] = _dictionary(index[lo:hi], texts, excluded if p in SCORED_PARTS else None)
+            index, texts = _used_only(index[lo:hi], texts)          # each row group holds the entries it uses
+            cols[p] = _dictionary(index, texts, excluded if p in SCORED_PARTS else None)
     cols["scores"] = _scores_part(ev, s, lo, hi, excluded)
     return pa.table({k: cols[k] for k in ["credit_code", "year", *TRACE_PARTS]}, schema=trace_schema())
 
@@ -607,7 +642,7 @@ def _scores_part(ev, s, lo, hi, excluded) -> pa.Array:
     its scores.csv row and the sentence."""
     weights = ev.policy.groups["indicators"]["weights"]
     st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
-    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], pd.Series(s["stage"]).map(st_codes).fillna(0).astype(int).to_numpy())
+    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], _codes(s["stage"], st_codes))
     numbers = category_columns(ev.policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
     safe = ~excluded
     cohort = _num(ev.cohort_sizes[lo:hi])
@@ -629,9 +664,16 @@ def write_trace_parquet(ev, out_dir):
     schema = trace_schema()
     with pq.ParquetWriter(out_dir / TRACE_FILE, schema, compression="zstd",
                           use_dictionary=[p for p in TRACE_PARTS if p not in DENSE_PARTS],
-                          dictionary_pagesize_limit=1 << 30, write_statistics=["credit_code"]) as w:
+                          dictionary_pagesize_limit=1 << 30, write_statistics=["credit_code"]) as w, \
+            ThreadPoolExecutor(max_workers=1) as writer:
+        # arrow compresses and writes a row group without the GIL while the next one is built
+        pending = None
         for lo in range(0, max(len(ev.scores), 1), TRACE_CHUNK):
-            w.write_table(trace_table(ev, lo, lo + TRACE_CHUNK, shared), row_group_size=TRACE_CHUNK)
+            table = trace_table(ev, lo, lo + TRACE_CHUNK, shared)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(w.write_table, table, row_group_size=TRACE_CHUNK)
+        pending.result()
 
 
 def _string_bytes(arr) -> memoryview:
