@@ -69,7 +69,6 @@ def fixed(values, decimals) -> pa.Array:
 def scores_table(ev) -> pa.Table:
     """scores.csv as text columns, sorted by credit code."""
     s = ev.scores
-    d = ev.policy.groups["policy"]["scoring"]["decimals"]
     codes = arrow_text(s["credit_code"])
     order = pc.sort_indices(codes)
     cols = {"credit_code": codes,
@@ -77,11 +76,21 @@ def scores_table(ev) -> pa.Table:
             "stage": pa.array(s["stage"].to_numpy(dtype=object), pa.string()),
             "excluded": pa.array(np.where(s["excluded"], "true", "false")),
             "exclusion_clauses": pa.array(s["exclusion_clauses"], pa.string())}
-    for col in category_columns(ev.policy) + NUMBER_COLUMNS:
-        cols[col] = fixed(s[col], d)
-    for col in ("rank_in_stage", "rank_overall"):
-        cols[col] = fixed(s[col], 0)
+    cols.update(fixed_columns(ev))
     return pa.table(cols).take(order)
+
+
+def fixed_columns(ev) -> dict:
+    """scores.csv's number columns as text (`fixed`), in the rows' order; kept on `ev` while
+    the files are written, since the trace's sentences say the same figures."""
+    cached = ev.__dict__.get("_fixed_columns")
+    if cached is None:
+        s = ev.scores
+        d = ev.policy.groups["policy"]["scoring"]["decimals"]
+        cached = {col: fixed(s[col], d) for col in category_columns(ev.policy) + NUMBER_COLUMNS}
+        cached.update({col: fixed(s[col], 0) for col in ("rank_in_stage", "rank_overall")})
+        ev.__dict__["_fixed_columns"] = cached
+    return cached
 
 
 def awards_table(ev) -> pa.Table:
@@ -415,12 +424,10 @@ def _status_entries(ev, rows, full=True) -> list:
     return out
 
 
-def _scores_explain(ev, s, cohort) -> pa.Array:
+def _scores_explain(ev, s, cohort, lo=0) -> pa.Array:
     """The weighted score and the final score in words, per enterprise, with the decimals the
     policy reports (policy.yaml scoring.decimals)."""
-    d = ev.policy.groups["policy"]["scoring"]["decimals"]
-    fs = {k: fixed(s[k].to_numpy(dtype="float64"), d) for k in category_columns(ev.policy) + NUMBER_COLUMNS}
-    fs.update({k: fixed(s[k].to_numpy(dtype="float64"), 0) for k in ("rank_in_stage", "rank_overall")})
+    fs = {k: v.slice(lo, len(s)) for k, v in fixed_columns(ev).items()}
     cats = ev.policy.groups["indicators"].get("categories") or {}
     title = {k: v.get("title", k) for k, v in cats.items()}
     weights = ev.policy.groups["indicators"]["weights"]
@@ -476,7 +483,7 @@ def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
     fs = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in numbers}
     scored = [',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
               ',"scores":{"indicators":"indicators.csv","cohort_size":', _num(ev.cohort_sizes[lo:hi]), ',"weights":', w_frag,
-              *[x for k in numbers for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi])), "}"]
+              *[x for k in numbers for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi]), lo), "}"]
     # an excluded enterprise has no score part: every piece of it is empty on its row
     gone = pa.array(excluded)
     blank = pa.scalar("", pa.string())
@@ -620,20 +627,29 @@ def trace_table(ev, lo=0, hi=None, shared=None) -> pa.Table:
     """Rows lo:hi of trace.parquet: credit_code, year and each part of the trace line as JSON
     text (null where an excluded enterprise has no such part). The parts read from patterns
     are dictionary columns: no row's text is materialised."""
-    shared = shared or _trace_parts_shared(ev)
+    return _assemble(ev, lo, _dense_columns(ev, lo, hi), shared or _trace_parts_shared(ev))
+
+
+def _dense_columns(ev, lo, hi) -> dict:
+    """The columns of rows lo:hi that hold one text per row: credit_code, year, stage, scores."""
     s = ev.scores.iloc[lo:hi]
     hi = lo + len(s)
-    n = hi - lo
     excluded = s["excluded"].to_numpy(dtype=bool)
-    cols = {"credit_code": arrow_text(s["credit_code"]),
-            "year": pa.array(np.full(n, ev.year, dtype=np.int32)),
-            "stage": _stage_fragments(ev, lo, hi, full=False)}
+    return {"credit_code": arrow_text(s["credit_code"]),
+            "year": pa.array(np.full(hi - lo, ev.year, dtype=np.int32)),
+            "stage": _stage_fragments(ev, lo, hi, full=False),
+            "scores": _scores_part(ev, s, lo, hi, excluded)}
+
+
+def _assemble(ev, lo, cols, shared) -> pa.Table:
+    """A row group: the dense columns and, from `shared`, the dictionary columns of its rows."""
+    n = len(cols["credit_code"])
+    excluded = ev.scores["excluded"].to_numpy(dtype=bool)[lo:lo + n]
     for p in TRACE_PARTS:
         if p in shared:
             index, texts = shared[p]
-            index, texts = _used_only(index[lo:hi], texts)          # each row group holds the entries it uses
+            index, texts = _used_only(index[lo:lo + n], texts)      # each row group holds the entries it uses
             cols[p] = _dictionary(index, texts, excluded if p in SCORED_PARTS else None)
-    cols["scores"] = _scores_part(ev, s, lo, hi, excluded)
     return pa.table({k: cols[k] for k in ["credit_code", "year", *TRACE_PARTS]}, schema=trace_schema())
 
 
@@ -648,7 +664,7 @@ def _scores_part(ev, s, lo, hi, excluded) -> pa.Array:
     cohort = _num(ev.cohort_sizes[lo:hi])
     text = j('{"indicators":"indicators.csv","cohort_size":', cohort, ',"weights":', w_frag,
              *[x for k in numbers for x in (f',"{k}":', _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)))],
-             ',"explain":', _scores_explain(ev, s, cohort), "}", "")
+             ',"explain":', _scores_explain(ev, s, cohort, lo), "}", "")
     return pc.if_else(pa.array(excluded), pa.scalar(None, pa.string()), text)
 
 
@@ -660,20 +676,21 @@ def write_trace_parquet(ev, out_dir):
     first line of trace.jsonl) in `out_dir`; rules.tracefile reads them back as trace.jsonl's lines."""
     out_dir = Path(out_dir)
     (out_dir / TRACE_HEADER_FILE).write_text(trace_header(ev), encoding="utf-8")
-    shared = _trace_parts_shared(ev)
-    schema = trace_schema()
-    with pq.ParquetWriter(out_dir / TRACE_FILE, schema, compression="zstd",
+    starts = list(range(0, max(len(ev.scores), 1), TRACE_CHUNK))
+    with pq.ParquetWriter(out_dir / TRACE_FILE, trace_schema(), compression="zstd",
                           use_dictionary=[p for p in TRACE_PARTS if p not in DENSE_PARTS],
                           dictionary_pagesize_limit=1 << 30, write_statistics=["credit_code"]) as w, \
-            ThreadPoolExecutor(max_workers=1) as writer:
-        # arrow compresses and writes a row group without the GIL while the next one is built
-        pending = None
-        for lo in range(0, max(len(ev.scores), 1), TRACE_CHUNK):
-            table = trace_table(ev, lo, lo + TRACE_CHUNK, shared)
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(w.write_table, table, row_group_size=TRACE_CHUNK)
-        pending.result()
+            ThreadPoolExecutor(max_workers=2) as pool:
+        # arrow's kernels and the parquet writer run without the GIL: the dictionaries, the
+        # dense columns of the next row groups (two ahead at most) and the writing overlap
+        shared = pool.submit(_trace_parts_shared, ev)
+        ahead = [pool.submit(_dense_columns, ev, lo, lo + TRACE_CHUNK) for lo in starts[:2]]
+        for k, lo in enumerate(starts):
+            cols = ahead[k].result()
+            if k + 2 < len(starts):
+                ahead.append(pool.submit(_dense_columns, ev, starts[k + 2], starts[k + 2] + TRACE_CHUNK))
+            ahead[k] = None
+            w.write_table(_assemble(ev, lo, cols, shared.result()), row_group_size=TRACE_CHUNK)
 
 
 def _string_bytes(arr) -> memoryview:
@@ -778,4 +795,5 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             os.replace(p, out_dir / p.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        ev.__dict__.pop("_fixed_columns", None)
     return out_dir
