@@ -3,8 +3,9 @@
 The engine decides; this module only words what it decided so that a policy officer and an
 enterprise can read it. Every sentence is built from the clause files (titles, citations,
 conditions, amounts) and the enterprise's inputs, so it holds no policy number of its own.
-`explain_line` turns one trace.jsonl line into a list of entries, each naming its clause id,
-title and citation; the service's pages and `innopoints explain` show that list.
+`explain_line` turns one enterprise's trace (a trace.jsonl line, or an object of
+`rules.tracefile.read_trace`) into a list of entries, each naming its clause id, title and
+citation; the service's pages and `innopoints explain` show that list.
 """
 from __future__ import annotations
 

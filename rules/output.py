@@ -1,5 +1,6 @@
-"""Writing an evaluation as files (SPEC §5): scores.csv, awards.csv, trace.jsonl,
-indicators.csv, manifest.json and the printable award list awards.html.
+"""Writing an evaluation as files (SPEC §5): scores.csv, awards.csv, the trace
+(trace.parquet + trace_header.json, or trace.jsonl), indicators.csv, manifest.json and the
+printable award list awards.html.
 
 Files are written to a fresh folder beside the target and moved in only when all are
 complete, so a failed run leaves the target as it was.
