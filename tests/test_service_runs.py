@@ -71,6 +71,36 @@ def test_rerun_on_unchanged_data_is_identical_and_current(golden_park):
     assert set(manifest["inputs"]) == {"records", "contracts"}
 
 
+def test_stored_trace_is_compact_and_the_api_gives_it_in_full(golden_park, tmp_path):
+    """Each result stores its trace without the titles and citations the run's header holds;
+    the API's trace and explanation have them back, the same as the batch file's."""
+    import json
+
+    from click.testing import CliRunner
+
+    from rules.tracefile import read_trace
+    from service import db
+    from service.cli import cli
+    from service.models import Result
+    p = golden_park
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["evaluate", "--records", str(GOLDEN / "records.csv"), "--contracts",
+                                   str(GOLDEN / "contracts.csv"), "--year", "2022", "--budget", "28000000",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    batch = {t["credit_code"]: t for t in read_trace(out)}
+    with p.app.app_context():
+        stored = {r.credit_code: r.trace for r in db.session().query(Result).filter_by(run_id=p.run_id)}
+    assert set(stored) == set(batch)
+    excluded = [c for c, t in batch.items() if t["excluded"]]
+    for code in sorted(batch)[:3] + excluded[:2]:
+        assert '"title"' not in stored[code].replace('"clause":"IND","title"', "")
+        body = p.get(f"/api/enterprises/{code}?run={p.run_id}", "officer").get_json()
+        assert body["trace"] == batch[code]
+        assert len(json.dumps(body["trace"], ensure_ascii=False)) > len(stored[code])
+        assert body["explanation"] and all(e["title"] and e["citation"] for e in body["explanation"])
+
+
 def test_a_correction_changes_the_next_run_and_the_diff_names_it(golden_park):
     p = golden_park
     code = p.own
