@@ -219,7 +219,7 @@ def test_year_outside_the_policy_or_the_data_is_a_clear_error(runner, golden, tm
 
 def _golden_run(runner, golden, out, extra):
     import csv
-    import json
+
     from rules.tracefile import read_header, read_trace
     assert evaluate(runner, golden, out, extra).exit_code == 0
     traces = {t["credit_code"]: t for t in read_trace(out)}
