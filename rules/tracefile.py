@@ -113,7 +113,10 @@ def read_table(path, codes=None) -> pa.Table:
     f = locate(path)
     if codes is None:
         return pq.read_table(f)
-    return pq.read_table(f, filters=[("credit_code", "in", sorted(set(codes)))])
+    codes = sorted(set(codes))
+    if not codes:
+        return pq.read_schema(f).empty_table()
+    return pq.read_table(f, filters=[("credit_code", "in", codes)])
 
 
 def read_trace(path, codes=None) -> list[dict]:
