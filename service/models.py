@@ -271,6 +271,9 @@ class Result(Base):
     stage_percentile: Mapped[float | None] = mapped_column(Float)
     trace: Mapped[str] = mapped_column(Text)            # the enterprise's trace.jsonl line
     indicators: Mapped[str] = mapped_column(Text)       # JSON: clause id -> [value, points]
+    # JSON: field -> [value, source, kind, import, declaration, list, user, time, provenance id]
+    # of what the run read for this enterprise-year (its lines of the run's provenance.csv)
+    provenance: Mapped[str | None] = mapped_column(Text, nullable=True)
     __table_args__ = (UniqueConstraint("run_id", "credit_code", name="uq_results_run_code"),
                       Index("ix_results_run_stage_rank", "run_id", "stage", "rank_in_stage"))
 

@@ -166,7 +166,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")
-                _store(s, run, ev, out, snap["sha256"], snap["provenance"])
+                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap.get("provenance_table"))
             tell(*PHASES["done"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
             s.rollback()
@@ -193,7 +193,7 @@ def _int(text):
     return int(text) if text != "" else None
 
 
-def _store(s, run, ev, out: Path, data_sha, provenance=None):
+def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None):
     """Insert the results from the written files, then mark the run done: one transaction."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
     with open(out / "trace.jsonl", encoding="utf-8") as f:
@@ -203,30 +203,35 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None):
         reader = csv.reader(f)
         names = next(reader)[1:]
         ids = [n.split(" ")[0] for n in names[::2]]
-        indicators = [json.dumps({cid: [_num(row[1 + 2 * j]), _num(row[2 + 2 * j])] for j, cid in enumerate(ids)},
-                                 separators=(",", ":")) for row in reader]
+        ind_dicts = [{cid: [_num(row[1 + 2 * j]), _num(row[2 + 2 * j])] for j, cid in enumerate(ids)} for row in reader]
+        indicators = [json.dumps(d, separators=(",", ":")) for d in ind_dicts]
     numbers = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
     cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64"), 6)   # as the trace says
-    results = []
+    from .provenance import per_enterprise
+    prov = per_enterprise(provenance_table if provenance_table is not None else Path(provenance).read_bytes(),
+                          run.year) if provenance is not None else {}
+    results, cat_dicts = [], []
     for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
         if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
             raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
         excluded = row["excluded"] == "true"
-        cats = json.dumps({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""}, separators=(",", ":"))
+        cat_dicts.append({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""})
+        cats = json.dumps(cat_dicts[-1], separators=(",", ":"))
         results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"], cats,
                         *[_num(row[k]) for k in numbers], _int(row["rank_in_stage"]), _int(row["rank_overall"]),
-                        None if excluded else float(percentile[i]), tr, ind))
+                        None if excluded else float(percentile[i]), tr, ind, prov.get(row["credit_code"])))
     bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
-                                      "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators"],
+                                      "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators",
+                                      "provenance"],
                 results)
     # the stage figures every profile shows (medians, top deciles), computed once here
     from .query import stats_of
     by_stage = {}
-    for row, res in zip(scores, results):
+    for i, (row, res) in enumerate(zip(scores, results)):
         if not res[3]:
-            by_stage.setdefault(row["stage"], []).append(res)
-    stats = {st: stats_of(st, [json.loads(r[5]) for r in rs], [r[-6] for r in rs], [json.loads(r[-1]) for r in rs])
+            by_stage.setdefault(row["stage"], []).append(i)
+    stats = {st: stats_of(st, [cat_dicts[i] for i in rs], [results[i][-4] for i in rs], [ind_dicts[i] for i in rs])
              for st, rs in by_stage.items()}
     s.add(RunFile(run_id=run.id, name="stage_stats.json",
                   content=json.dumps(stats, ensure_ascii=False, separators=(",", ":")).encode("utf-8")))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import bindparam, delete, select, tuple_, update
 
@@ -23,7 +24,7 @@ from rules.records import (DATA_SHEET, PARTIAL_KEYS, BadCell, InputError, contra
                            load_records, read_table, records_from_table, table_from_rows)
 
 from . import shape
-from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, as_dict, records_table,
+from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, records_table,
                      utcnow)
 
 IDENTITY_KEYS = ("name", "park", "industry", "registered_on")
@@ -745,10 +746,43 @@ ARROW_TYPES = {"code": pa.string(), "text": pa.string(), "date": pa.date32(), "y
 
 def _write_snapshot(path, names, types, rows):
     columns = list(zip(*rows)) if rows else [[] for _ in names]
-    table = pa.table([pa.array(list(c), type=t) for c, t in zip(columns, types)], names=names)
+    _write_table(path, pa.table([pa.array(list(c), type=t) for c, t in zip(columns, types)], names=names))
+
+
+def _write_table(path, table):
     # numbers, dates and yes/no print as the loader reads them back (shortest round-trip
     # text for floats); text is quoted; a missing value is an empty cell
     pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+
+def _records_table(s, data) -> pa.Table:
+    """Every stored record (identity columns, then the dictionary's fields), sorted by credit
+    code and year, as a typed table: the JSON of the records' values is parsed by arrow's
+    JSON reader, not one json.loads per record."""
+    import io
+    import pyarrow.json as pajson
+    from sqlalchemy import Text, cast
+    ident = list(RECORD_IDENTITY)
+    q = select(*[records_table.c[k] for k in ident], cast(records_table.c.data, Text)) \
+        .order_by(records_table.c.credit_code, records_table.c.year)
+    rows = s.execute(q).all()
+    id_types = [ARROW_TYPES[f.kind] for f in IDENTITY]
+    columns = list(zip(*rows)) if rows else [[] for _ in range(len(ident) + 1)]
+    arrays = [pa.array(list(c), type=t) for c, t in zip(columns, id_types)]
+    fields = list(data.fields)
+    # dates travel as text in the JSON: read as text, then as dates
+    schema = pa.schema([(f.key, pa.string() if f.kind == "date" else ARROW_TYPES[f.kind]) for f in fields])
+    texts = [x or "{}" for x in columns[-1]]
+    if texts and fields:
+        parsed = pajson.read_json(io.BytesIO("\n".join(texts).encode("utf-8")),
+                                  parse_options=pajson.ParseOptions(explicit_schema=schema,
+                                                                    unexpected_field_behavior="ignore"),
+                                  read_options=pajson.ReadOptions(block_size=1 << 24))
+        values = [parsed.column(f.key).combine_chunks() for f in fields]
+    else:
+        values = [pa.nulls(len(rows), ARROW_TYPES[f.kind]) for f in fields]
+    values = [pc.cast(v, pa.date32()) if f.kind == "date" else v for v, f in zip(values, fields)]
+    return pa.table(arrays + values, names=ident + [f.key for f in fields])
 
 
 def snapshot(s, folder, data=None) -> dict:
@@ -758,16 +792,8 @@ def snapshot(s, folder, data=None) -> dict:
     folder = Path(folder)
     data = data or shape.data(s)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
-    ident = list(RECORD_IDENTITY)
-    q = select(*[records_table.c[k] for k in ident], records_table.c.data) \
-        .order_by(records_table.c.credit_code, records_table.c.year)
-    rows = s.execute(q).all()
-    values = [as_dict(r[-1]) for r in rows]
-    fields = [f for f in data.fields]
-    full = [tuple(r[:-1]) + tuple(v.get(f.key) for f in fields) for r, v in zip(rows, values)]
-    keys = ident + [f.key for f in fields]
-    types = [ARROW_TYPES[f.kind] for f in IDENTITY] + [ARROW_TYPES[f.kind] for f in fields]
-    _write_snapshot(rec_path, keys, types, full)
+    table = _records_table(s, data)
+    _write_table(rec_path, table)
     ckeys = [f.key for f in CONTRACT_FIELDS]
     cq = select(*[Contract.__table__.c[k] for k in ckeys]).order_by(Contract.contract_no)
     _write_snapshot(con_path, ckeys, [pa.string()] * 4 + [pa.date32()], s.execute(cq).all())
@@ -776,8 +802,9 @@ def snapshot(s, folder, data=None) -> dict:
         h.update(p.read_bytes())
     from .provenance import snapshot_csv
     prov_path = folder / "provenance.csv"       # where each value read came from
-    snapshot_csv(s, prov_path, [(r[0], r[len(ident) - 1], v) for r, v in zip(rows, values)], data)
-    return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "sha256": h.hexdigest()}
+    prov = snapshot_csv(s, prov_path, table, data)
+    return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "provenance_table": prov,
+            "sha256": h.hexdigest()}
 
 
 # ---- one field: officers' corrections and enterprises' declarations ----------------------
