@@ -59,8 +59,20 @@ def sort_column(key):
     return None
 
 
+_HEADERS: dict = {}
+
+
 def trace_header(s, run) -> dict:
-    return _header(run_file(s, run.id, "trace_header.json") or b"{}")
+    """The run's trace header (its policy version's clauses, stages, categories), read once
+    per stored run: a done run's files never change."""
+    key = (str(s.get_bind().url), run.id, run.finished_at)
+    if run.status != "done" or run.finished_at is None:
+        return _header(run_file(s, run.id, "trace_header.json") or b"{}")
+    if key not in _HEADERS:
+        if len(_HEADERS) > 64:
+            _HEADERS.clear()
+        _HEADERS[key] = _header(run_file(s, run.id, "trace_header.json") or b"{}")
+    return _HEADERS[key]
 
 
 def result_row(result: Result, ent: Enterprise | None, stages: dict | None = None) -> dict:
