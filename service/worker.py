@@ -20,6 +20,7 @@ PRELOAD = ["service.runs", "service.store", "rules.evaluate", "rules.output", "r
 NICENESS = 5                # the run yields the cores to the server's lookups
 _ctx = None
 _lock = threading.Lock()
+PROCESSES: dict = {}        # run id -> its process (this server's runs; tests kill one)
 
 
 def context():
@@ -68,5 +69,10 @@ def start(url, maker, run_id, heartbeat_every) -> "multiprocessing.Process":
     proc = context().Process(target=_child, args=(url, run_id, heartbeat_every), name=f"innopoints-run-{run_id}",
                              daemon=False)
     proc.start()
+    with _lock:
+        if len(PROCESSES) > 256:
+            for k in [k for k, p in PROCESSES.items() if p.exitcode is not None]:
+                del PROCESSES[k]
+        PROCESSES[run_id] = proc
     threading.Thread(target=_watch, args=(proc, maker, run_id), daemon=True, name=f"run-{run_id}-watch").start()
     return proc

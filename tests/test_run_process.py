@@ -1,0 +1,77 @@
+"""Issue 16: what keeps lookups fast — a run computes in a process of its own (a killed one
+fails its run at once), and a lookup reads its enterprise's provenance from its result row,
+which says exactly what the run's provenance.csv says."""
+import time
+
+from service import db
+from service.models import Result, Run
+
+
+def _wait(park, rid, seconds=120):
+    st = {}
+    for _ in range(int(seconds / 0.05)):
+        st = park.get(f"/api/runs/{rid}", "officer").get_json()
+        if st["status"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    return st
+
+
+def test_a_run_in_its_own_process_is_done_and_read_by_the_server(golden_park):
+    """RUNS_IN_PROCESS (the default): the run is computed by a child process on its own
+    connection; the server reads the results it stored."""
+    from service import worker
+    p = golden_park
+    p.app.config.update(RUNS_INLINE=False, RUNS_IN_PROCESS=True)
+    r = p.post("/api/runs", "officer", json={"year": 2022, "budget": 15000000})
+    assert r.status_code == 202
+    rid = r.get_json()["id"]
+    st = _wait(p, rid)
+    assert st["status"] == "done", st
+    proc = worker.PROCESSES[rid]
+    assert proc.pid != __import__("os").getpid() and proc.exitcode == 0
+    first = p.get(f"/api/enterprises/{p.own}?run={rid}", "officer").get_json()
+    before = p.get(f"/api/enterprises/{p.own}?run={p.run_id}", "officer").get_json()
+    assert first["run_id"] == rid and first["final_score"] == before["final_score"]
+    assert first["provenance"] and first["provenance"] == before["provenance"]
+
+
+def test_a_killed_run_process_fails_its_run_at_once(golden_park):
+    """Not after the heartbeat goes stale (a minute): when the child dies, its run is failed
+    with the exit code, and nothing of it is kept."""
+    from service import worker
+    p = golden_park
+    p.app.config.update(RUNS_INLINE=False, RUNS_IN_PROCESS=True, RUN_STALE_SECONDS=3600)
+    r = p.post("/api/runs", "officer", json={"year": 2022})
+    rid = r.get_json()["id"]
+    worker.PROCESSES[rid].kill()
+    t0 = time.perf_counter()
+    st = _wait(p, rid, seconds=20)
+    assert st["status"] == "failed", st
+    assert time.perf_counter() - t0 < 10
+    assert "退出码" in st["error"] and "exit code" in st["error"]
+    with p.app.app_context():
+        s = db.session()
+        assert s.query(Result).filter(Result.run_id == rid).count() == 0
+        assert s.get(Run, rid).finished_at is not None
+
+
+def test_stored_provenance_is_the_runs_provenance_file(golden_park):
+    """Every enterprise's provenance read from its result equals what the run's provenance.csv
+    gives for it (the way runs stored before the column are still read)."""
+    from service import provenance, shape
+    p = golden_park
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        data = shape.data(s)
+        codes = [c for c, in s.query(Result.credit_code).filter(Result.run_id == run.id)]
+        assert len(codes) == 300
+        stored = {c: provenance.run_provenance(s, run, c, data) for c in codes}
+        s.query(Result).filter(Result.run_id == run.id).update({Result.provenance: None})
+        from_file = {c: provenance.run_provenance(s, run, c, data) for c in codes}
+        s.rollback()
+    assert stored == from_file
+    assert all(stored[c] for c in codes)
+    some = stored[p.own]
+    assert {"source_zh", "kind_zh", "import_id", "value"} <= set(next(iter(some.values())))
