@@ -193,18 +193,33 @@ def _int(text):
     return int(text) if text != "" else None
 
 
+def _indicator_json(ids, values, points) -> list:
+    """Per enterprise, {clause id: [value, points]} as JSON text, built column-wise (a
+    missing value is null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    n = len(values)
+    if not ids:
+        return ["{}"] * n
+
+    def text(col):
+        return pc.fill_null(pc.cast(pa.array(col, from_pandas=True), pa.string()), "null")
+    parts = []
+    for j, cid in enumerate(ids):
+        parts += [f'{"{" if j == 0 else ","}{json.dumps(cid)}:[', text(values[:, j]), ",", text(points[:, j]), "]"]
+    return pc.binary_join_element_wise(*parts, "}", "").to_pylist()
+
+
 def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None):
     """Insert the results from the written files, then mark the run done: one transaction."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
     with open(out / "trace.jsonl", encoding="utf-8") as f:
         header = f.readline()
         traces = [line.rstrip("\n") for line in f]
-    with open(out / "indicators.csv", encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        names = next(reader)[1:]
-        ids = [n.split(" ")[0] for n in names[::2]]
-        ind_dicts = [{cid: [_num(row[1 + 2 * j]), _num(row[2 + 2 * j])] for j, cid in enumerate(ids)} for row in reader]
-        indicators = [json.dumps(d, separators=(",", ":")) for d in ind_dicts]
+    # each indicator's value and points, as indicators.csv has them, from the same matrices
+    ids = [c.id for c in ev.indicator_clauses]
+    values, points = ev.indicator_values, np.round(ev.indicator_points, 6)
+    indicators = _indicator_json(ids, values, points)
     numbers = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
     cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64"), 6)   # as the trace says
@@ -212,6 +227,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     prov = per_enterprise(provenance_table if provenance_table is not None else Path(provenance).read_bytes(),
                           run.year) if provenance is not None else {}
     results, cat_dicts = [], []
+    final = 6 + numbers.index("final_score")            # its place in a results row
     for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
         if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
             raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
@@ -231,7 +247,9 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     for i, (row, res) in enumerate(zip(scores, results)):
         if not res[3]:
             by_stage.setdefault(row["stage"], []).append(i)
-    stats = {st: stats_of(st, [cat_dicts[i] for i in rs], [results[i][-4] for i in rs], [ind_dicts[i] for i in rs])
+    stats = {st: stats_of(st, {k[:-len("_score")]: [cat_dicts[i].get(k[:-len("_score")]) for i in rs] for k in cat_cols},
+                          [results[i][final] for i in rs],
+                          {cid: (values[rs, j], points[rs, j]) for j, cid in enumerate(ids)})
              for st, rs in by_stage.items()}
     s.add(RunFile(run_id=run.id, name="stage_stats.json",
                   content=json.dumps(stats, ensure_ascii=False, separators=(",", ":")).encode("utf-8")))

@@ -3,6 +3,7 @@ fails its run at once), and a lookup reads its enterprise's provenance from its 
 which says exactly what the run's provenance.csv says."""
 import time
 
+from conftest import GOLDEN
 from service import db
 from service.models import Result, Run
 
@@ -75,3 +76,41 @@ def test_stored_provenance_is_the_runs_provenance_file(golden_park):
     assert all(stored[c] for c in codes)
     some = stored[p.own]
     assert {"source_zh", "kind_zh", "import_id", "value"} <= set(next(iter(some.values())))
+
+
+def test_what_a_run_stores_per_result_agrees_with_its_files(golden_park, tmp_path):
+    """The stored indicators (built from the evaluation's matrices) are indicators.csv's
+    figures, and the stage figures computed when the run was stored are those computed from
+    the stored results."""
+    import csv
+    import io
+    import json
+
+    from service import query
+    p = golden_park
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        stored = {r.credit_code: json.loads(r.indicators) for r in s.query(Result).filter(Result.run_id == run.id)}
+    out = tmp_path / "out"
+    from click.testing import CliRunner
+
+    from service.cli import cli
+    r = CliRunner().invoke(cli, ["evaluate", "--records", str(GOLDEN / "records.csv"), "--contracts",
+                                 str(GOLDEN / "contracts.csv"), "--year", "2022", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.reader(io.StringIO((out / "indicators.csv").read_text(encoding="utf-8"))))
+    ids = [n.split(" ")[0] for n in rows[0][1::2]]
+    assert len(rows) == 301 and len(ids) == 35 and len(stored) == 300
+    for row in rows[1:]:
+        want = {cid: [float(row[1 + 2 * j]) if row[1 + 2 * j] else None, float(row[2 + 2 * j])]
+                for j, cid in enumerate(ids)}
+        assert stored[row[0]] == want
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        for stage in query.stage_names(s, run):
+            from_file = query.stage_stats(s, run, stage)
+            computed = query._computed_stage_stats(s, run, stage, ("test", stage))
+            assert from_file == computed, stage
+            assert from_file["count"] > 0 and from_file["final_score"] is not None
