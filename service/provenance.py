@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import select, tuple_
 
 from .models import Conflict, Provenance, utcnow
-from .store import audit, bulk_insert, text_of
+from .store import audit, bulk_insert, json_strings, text_of
 
 COLUMNS = ("credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
            "public_list_id", "user_id", "at", "applied")
@@ -196,11 +196,12 @@ def snapshot_csv(s, path, table: pa.Table, data):
     return out
 
 
-def csv_as_python_writes(table: pa.Table, path):
+def csv_as_python_writes(table: pa.Table, path, free_text=("value",)):
     """A table as CSV the way Python's csv module writes it (a cell is quoted only when it
-    holds a comma, a quote or a line break): column-wise when no cell needs quoting."""
-    special = any(pc.any(pc.match_substring_regex(table[k], '[,"\r\n]')).as_py()
-                  for k in table.column_names if pa.types.is_string(table.schema.field(k).type))
+    holds a comma, a quote or a line break): column-wise when no cell needs quoting. Only
+    the `free_text` columns may hold such characters (the others are codes, keys, numbers
+    and times)."""
+    special = any(pc.any(pc.match_substring_regex(table[k], '[,"\r\n]')).as_py() for k in free_text)
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(table.column_names)
@@ -234,18 +235,6 @@ ROW_KEYS = ("value", "source", "kind", "import_id", "declaration_id", "public_li
             "provenance_id")
 
 
-def _json_strings(arr: pa.Array) -> pa.Array:
-    """Text cells as JSON strings (quoted and escaped), column-wise; a cell with a rarer
-    control character falls back to json.dumps for its column."""
-    if pc.any(pc.match_substring_regex(arr, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
-        return pa.array([json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
-    if not pc.any(pc.match_substring_regex(arr, r'["\\\n\r\t]')).as_py():
-        return pc.binary_join_element_wise('"', arr, '"', "")
-    for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
-        arr = pc.replace_substring(arr, a, b)
-    return pc.binary_join_element_wise('"', arr, '"', "")
-
-
 def per_enterprise(provenance, year) -> dict:
     """{credit code: JSON text} of a run's provenance (the table `snapshot_csv` wrote, or the
     bytes of its provenance.csv) for its year, built column-wise when the run is stored, so
@@ -264,8 +253,8 @@ def per_enterprise(provenance, year) -> dict:
     if not t.num_rows:
         return {}
     t = t.take(pc.sort_indices(t, [("credit_code", "ascending")]))     # stable: file order within a code
-    cells = [_json_strings(t[k].combine_chunks()) for k in ROW_KEYS]
-    rows = pc.binary_join_element_wise(_json_strings(t["field"].combine_chunks()), ":[",
+    cells = [json_strings(t[k].combine_chunks(), plain=k != "value") for k in ROW_KEYS]
+    rows = pc.binary_join_element_wise(json_strings(t["field"].combine_chunks(), plain=True), ":[",
                                        *[x for c in cells for x in (c, ",")][:-1], "]", "")
     codes = t["credit_code"].to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))

@@ -75,16 +75,67 @@ def _python_values(f, v, data) -> list:
     return out.tolist()
 
 
+def json_strings(arr: pa.Array, plain=False) -> pa.Array:
+    """Text cells as JSON strings (quoted and escaped), column-wise; a cell with a rarer
+    control character falls back to json.dumps for its column. `plain`: the column holds
+    codes, keys, numbers or times only (nothing to escape)."""
+    if plain:
+        return pc.binary_join_element_wise('"', arr, '"', "")
+    if pc.any(pc.match_substring_regex(arr, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
+        return pa.array([json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
+    if not pc.any(pc.match_substring_regex(arr, r'["\\\n\r\t]')).as_py():
+        return pc.binary_join_element_wise('"', arr, '"', "")
+    for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        arr = pc.replace_substring(arr, a, b)
+    return pc.binary_join_element_wise('"', arr, '"', "")
+
+
+def _json_values(f, v, data) -> pa.Array:
+    """One column of the loader's typed frame as JSON values, null where missing: the text
+    json.dumps gives `_python_values` (floats keep their point), built column-wise."""
+    n = len(v)
+    if f.kind in ("code", "text"):
+        return json_strings(pa.array([str(x) for x in v], pa.string()))
+    if f.kind == "choice":
+        a = pa.array(v, pa.string(), from_pandas=True)
+        return json_strings(pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a))
+    if f.kind == "date":
+        d = pa.array(np.asarray(v, dtype="datetime64[D]"), pa.date32(), from_pandas=True)
+        return pc.binary_join_element_wise('"', pc.cast(d, pa.string()), '"', "")
+    num = np.asarray(v, dtype="float64")
+    missing = np.isnan(num)
+    if f.kind in ("year", "count"):
+        return pc.cast(pa.array(np.where(missing, 0, num).astype(np.int64), mask=missing), pa.string())
+    if f.kind == "bool":
+        return pa.array(np.where(num != 0, "true", "false"), pa.string(), mask=missing)
+    if f.kind == "stage":
+        keys = np.array(["null"] + [json.dumps(k) for k in data.stages], dtype=object)
+        return pa.array(keys[np.where(missing, 0, num).astype(np.int64)], pa.string(), mask=missing)
+    text = pc.cast(pa.array(num, pa.float64(), mask=missing), pa.string())
+    whole = pc.match_substring_regex(text, r"^-?[0-9]+$")          # 3 -> 3.0, as Python writes a float
+    return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text) if n else text
+
+
+def _data_json(frame: pd.DataFrame, data) -> list:
+    """Each row's fields as one JSON object (keys sorted, a missing value left out), as
+    json.dumps(sort_keys=True) writes `_python_values`, built column-wise."""
+    fields = sorted((f for f in data.fields if f.key in frame), key=lambda f: f.key)
+    if not fields:
+        return ["{}"] * len(frame)
+    parts = []
+    for f in fields:
+        v = _json_values(f, frame[f.key].to_numpy(), data)
+        parts.append(pc.binary_join_element_wise(json.dumps(f.key, ensure_ascii=False) + ": ", v, ""))
+    body = pc.binary_join_element_wise(*parts, ", ", null_handling="skip")
+    return pc.binary_join_element_wise("{", body, "}", "").to_pylist()
+
+
 def _db_columns(frame: pd.DataFrame, data) -> dict:
     """Validated records (the loader's typed frame) as the records table's columns: the
     identity columns, and `data`, the package's fields as one JSON object per row (a missing
     value left out; dates as ISO text)."""
     cols = {f.key: _python_values(f, frame[f.key].to_numpy(), data) for f in IDENTITY}
-    fields = [(f.key, _python_values(f, frame[f.key].to_numpy(), data)) for f in data.fields if f.key in frame]
-    keys = [k for k, _ in fields]
-    dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
-    cols["data"] = [dumps({k: v for k, v in zip(keys, row) if v is not None})
-                    for row in zip(*(v for _, v in fields))] if fields else ["{}"] * len(frame)
+    cols["data"] = _data_json(frame, data)
     return cols
 
 
@@ -527,6 +578,13 @@ def upload_limits() -> UploadLimits:
 
 
 def _existing_keys(s, column_pairs, keys):
+    """Which of the (credit code, year) `keys` are stored: by chunks of 500 for a few keys;
+    for many (a zone's file), the stored keys of the file's years in one query."""
+    if len(keys) > 5000:
+        code_col, year_col = column_pairs
+        wanted = set(keys)
+        rows = s.execute(select(code_col, year_col).where(year_col.in_({y for _, y in wanted})))
+        return {tuple(r) for r in rows if tuple(r) in wanted}
     found = set()
     for i in range(0, len(keys), 500):
         part = keys[i:i + 500]

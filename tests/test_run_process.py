@@ -30,6 +30,7 @@ def test_a_run_in_its_own_process_is_done_and_read_by_the_server(golden_park):
     st = _wait(p, rid)
     assert st["status"] == "done", st
     proc = worker.PROCESSES[rid]
+    proc.join(30)                       # done is committed just before the process ends
     assert proc.pid != __import__("os").getpid() and proc.exitcode == 0
     first = p.get(f"/api/enterprises/{p.own}?run={rid}", "officer").get_json()
     before = p.get(f"/api/enterprises/{p.own}?run={p.run_id}", "officer").get_json()
