@@ -115,3 +115,30 @@ def test_what_a_run_stores_per_result_agrees_with_its_files(golden_park, tmp_pat
             computed = query._computed_stage_stats(s, run, stage, ("test", stage))
             assert from_file == computed, stage
             assert from_file["count"] > 0 and from_file["final_score"] is not None
+
+
+def test_two_servers_on_one_database_see_each_others_runs_and_publishes(app, tmp_path):
+    """Several server processes may share one database (PostgreSQL; SQLite too): a run
+    started on one is seen, done, on the other; a run published on one is what the other
+    serves the public at once."""
+    from conftest import Park, make_app
+    a = Park(app)
+    a.import_golden()
+    first = a.run()
+    assert a.post(f"/api/runs/{first}/publish", "officer").status_code == 200
+    other = make_app(app.config["DATABASE_URL"])
+    try:
+        b = Park.__new__(Park)
+        b.app, b.client, b.tokens, b.own = other, other.test_client(), a.tokens, a.own
+        assert b.get(f"/api/enterprises/{a.own}", "enterprise").get_json()["run_id"] == first
+        app.config.update(RUNS_INLINE=False, RUNS_IN_PROCESS=True)
+        r = a.post("/api/runs", "officer", json={"year": 2022, "budget": 15000000})
+        second = r.get_json()["id"]
+        st = _wait(b, second)                           # watched on the other server
+        assert st["status"] == "done", st
+        assert b.get(f"/api/enterprises/{a.own}", "enterprise").get_json()["run_id"] == first
+        assert a.post(f"/api/runs/{second}/publish", "officer").status_code == 200
+        assert b.get(f"/api/enterprises/{a.own}", "enterprise").get_json()["run_id"] == second
+        assert b.get("/api/aggregates").get_json()["run_id"] == second
+    finally:
+        other.extensions["db_engine"].dispose()
