@@ -7,7 +7,11 @@ run starts in milliseconds and the server's threads keep answering meanwhile.
 The child opens its own connection to the database (SQLite in WAL mode or PostgreSQL: the
 results appear to every server process at once when the run's transaction commits). A
 thread of the server waits for the child: a child that dies (killed, out of memory) fails
-its run at once with the exit code, without waiting for the heartbeat to go stale."""
+its run at once with the exit code, without waiting for the heartbeat to go stale.
+
+As with every multiprocessing start method but fork, the child imports the server's main
+module under another name: a script that starts the server must do so under
+`if __name__ == "__main__":` (gunicorn, waitress-serve, flask and the innopoints command do)."""
 from __future__ import annotations
 
 import multiprocessing
@@ -16,7 +20,8 @@ import threading
 
 from sqlalchemy import update
 
-PRELOAD = ["service.runs", "service.store", "rules.evaluate", "rules.output", "rules.engine", "rules.records"]
+PRELOAD = ["service.runs", "service.store", "rules.evaluate", "rules.output", "rules.engine", "rules.records",
+           "service.warm"]
 NICENESS = 5                # the run yields the cores to the server's lookups
 _ctx = None
 _lock = threading.Lock()
