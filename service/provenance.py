@@ -168,30 +168,24 @@ def snapshot_csv(s, path, table: pa.Table, data):
     o_id = np.where(o_pos >= 0, own["id"].to_numpy()[np.maximum(o_pos, 0)] if len(own) else -1, -1)
     use_w = (w >= 0) & ((o_pos < 0) | (w_id > o_id))
     keep = use_w | (o_pos >= 0)
-    rows, fields, values, w, o_pos, use_w = rows[keep], fields[keep], values.filter(pa.array(keep)), \
-        w[keep], o_pos[keep], use_w[keep]
-    owner = [next(f.source for f in data.fields if f.key == k) or "" for k in keys]
-
-    def pick(col, empty=None):
-        a = whole[col].to_numpy(dtype=object)[np.maximum(w, 0)] if len(whole) else np.full(len(w), empty, dtype=object)
-        b = own[col].to_numpy(dtype=object)[np.maximum(o_pos, 0)] if len(own) else np.full(len(w), empty, dtype=object)
-        return np.where(use_w, a, b)
-    source = pick("source", "")
-    blank = use_w & np.array([not x for x in source], dtype=bool)
-    source[blank] = np.array(owner, dtype=object)[fields[blank]]
-
-    def ids(col):
-        def num(frame):
-            return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64") if len(frame) \
-                else np.full(1, np.nan)
-        v = np.where(use_w, num(whole)[np.maximum(w, 0)], num(own)[np.maximum(o_pos, 0)])
-        mask = np.isnan(v)
-        return pa.array(np.where(mask, 0, v).astype(np.int64), mask=mask)
+    rows, fields, values, use_w = rows[keep], fields[keep], values.filter(pa.array(keep)), use_w[keep]
+    # every value's provenance row, as a position in whole-record rows then field rows
+    at = np.where(use_w, w[keep], len(whole) + o_pos[keep])
+    both = pd.concat([whole, own], ignore_index=True)
+    taken = {k: pa.array(both[k].to_numpy(dtype=object), pa.string()).take(pa.array(at))
+             for k in ("source", "kind", "at")}
+    ids = {k: pa.array(pd.to_numeric(both[k], errors="coerce").to_numpy(dtype="float64"), from_pandas=True)
+           .cast(pa.int64()).take(pa.array(at)) for k in ("import_id", "declaration_id", "public_list_id", "user_id", "id")}
+    owner = pa.array([next(f.source for f in data.fields if f.key == k) or "" for k in keys], pa.string())
+    field_idx = pa.array(fields)
+    # a whole-record row without a source: the field's own source
+    blank = pc.and_(pa.array(use_w), pc.equal(pc.fill_null(taken["source"], ""), ""))
+    source = pc.if_else(blank, owner.take(field_idx), pc.fill_null(taken["source"], ""))
     out = pa.table({"credit_code": pa.array(codes[rows], pa.string()), "year": pa.array(years[rows], pa.int64()),
-                    "field": pa.array(np.array(keys, dtype=object)[fields] if len(keys) else [], pa.string()),
-                    "value": values, "source": pa.array(source, pa.string()), "kind": pa.array(pick("kind"), pa.string()),
-                    **{k: ids(k) for k in ("import_id", "declaration_id", "public_list_id", "user_id")},
-                    "at": pa.array(pick("at", ""), pa.string()), "provenance_id": ids("id")})
+                    "field": pa.array(keys, pa.string()).take(field_idx) if keys else pa.array([], pa.string()),
+                    "value": values, "source": source, "kind": taken["kind"],
+                    **{k: ids[k] for k in ("import_id", "declaration_id", "public_list_id", "user_id")},
+                    "at": pc.fill_null(taken["at"], ""), "provenance_id": ids["id"]})
     csv_as_python_writes(out, path)
     return out
 
@@ -275,19 +269,34 @@ def _stored_rows(text: str, code, year) -> dict:
     return out
 
 
+def run_provenance_file(s, run_id, gzipped=False) -> bytes | None:
+    """A run's provenance.csv (stored gzipped; runs stored before, as such), as CSV bytes or,
+    with `gzipped`, as gzip bytes."""
+    import gzip
+    from .models import RunFile
+    from .runs import PROVENANCE_GZ
+    f = s.get(RunFile, (run_id, PROVENANCE_GZ))
+    if f is not None:
+        return f.content if gzipped else gzip.decompress(f.content)
+    f = s.get(RunFile, (run_id, "provenance.csv"))
+    if f is None:
+        return None
+    return gzip.compress(f.content, 1) if gzipped else f.content
+
+
 def run_provenance(s, run, code, data) -> dict:
     """What a run read for one enterprise in its year: {field: description}: from its result
     (stored with the run), else from the run's provenance file (runs stored before results
     carried it), else {} (runs made before provenance was kept)."""
-    from .models import Import, Result, RunFile, User
+    from .models import Import, Result, User
     stored = s.scalar(select(Result.provenance).where(Result.run_id == run.id, Result.credit_code == code))
     if stored is not None:
         rows = _stored_rows(stored, code, run.year)
     else:
-        f = s.get(RunFile, (run.id, "provenance.csv"))
-        if f is None:
+        content = run_provenance_file(s, run.id)
+        if content is None:
             return {}
-        rows = from_run_file(f.content, code, run.year)
+        rows = from_run_file(content, code, run.year)
     user_ids = {r["user_id"] for r in rows.values() if r["user_id"]}
     import_ids = {r["import_id"] for r in rows.values() if r["import_id"]}
     users = dict(s.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()) if user_ids else {}

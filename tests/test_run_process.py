@@ -142,3 +142,19 @@ def test_two_servers_on_one_database_see_each_others_runs_and_publishes(app, tmp
         assert b.get("/api/aggregates").get_json()["run_id"] == second
     finally:
         other.extensions["db_engine"].dispose()
+
+
+def test_the_runs_provenance_file_is_served_as_csv_or_gzip(golden_park):
+    """Stored gzipped; a client that takes gzip gets it so, any other the CSV itself."""
+    import gzip
+    p = golden_park
+    url = f"/api/runs/{p.run_id}/files/provenance.csv"
+    plain = p.get(url, "officer")
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+    text = plain.data.decode("utf-8")
+    assert text.startswith("credit_code,year,field,value,source,kind,")
+    assert text.count("\n") > 300 * 30
+    packed = p.client.get(url, headers={**p.h("officer"), "Accept-Encoding": "gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip" and gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) * 5 < len(plain.data)
+    assert p.get(url, "enterprise").status_code == 403
