@@ -103,8 +103,8 @@ def authenticate(s, username, password) -> User | None:
 
 class Throttle:
     """Failed logins per username and per client address in a sliding window, in this
-    process (the service runs as one process; a restart forgets them). After `limit`
-    failures the key is refused until the oldest failure leaves the window."""
+    process (a restart forgets them; with several server processes each counts its own).
+    After `limit` failures the key is refused until the oldest failure leaves the window."""
 
     def __init__(self):
         self.failures = {}
