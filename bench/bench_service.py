@@ -94,7 +94,7 @@ def child(workdir, backend, url):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000,10000,50000")
+    ap.add_argument("--sizes", default="2000,10000,50000")
     ap.add_argument("--pg", default=os.environ.get("INNOPOINTS_TEST_PG_URL"))
     a = ap.parse_args()
     backends = ["files", "sqlite"] + (["postgresql"] if a.pg else [])

@@ -63,6 +63,7 @@ def create_app(test_config=None, instance_path=None):
         DATABASE_URL=None,
         DB_UPGRADE=True,
         RUNS_INLINE=False,
+        RUNS_IN_PROCESS=True,               # a run computes in a child process, not on a server thread
         MAX_CONTENT_LENGTH=200 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=12 * 3600,      # a form's CSRF token expires (seconds)
         SESSION_LIFETIME=12 * 3600,         # a page login lasts this long (seconds)

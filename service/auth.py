@@ -103,8 +103,8 @@ def authenticate(s, username, password) -> User | None:
 
 class Throttle:
     """Failed logins per username and per client address in a sliding window, in this
-    process (the service runs as one process; a restart forgets them). After `limit`
-    failures the key is refused until the oldest failure leaves the window."""
+    process (a restart forgets them; with several server processes each counts its own).
+    After `limit` failures the key is refused until the oldest failure leaves the window."""
 
     def __init__(self):
         self.failures = {}
@@ -236,13 +236,14 @@ def issue_token(s, user, label="") -> str:
 def user_from_token(s, token) -> User | None:
     """The token's user, unless the token is revoked or older than `TOKEN_LIFETIME`
     (seconds), or the user is disabled."""
-    row = s.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token), ApiToken.revoked.is_(False)))
-    if row is None or not row.user.active:
+    found = s.execute(select(ApiToken.created_at, User).join(User, User.id == ApiToken.user_id).where(
+        ApiToken.token_sha256 == _digest(token), ApiToken.revoked.is_(False))).first()
+    if found is None or not found.User.active:
         return None
     lifetime = current_app.config["TOKEN_LIFETIME"]
-    if lifetime and utcnow() - row.created_at > dt.timedelta(seconds=lifetime):
+    if lifetime and utcnow() - found.created_at > dt.timedelta(seconds=lifetime):
         return None
-    return row.user
+    return found.User
 
 
 def api_user(request) -> User | None:

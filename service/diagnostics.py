@@ -7,7 +7,6 @@ records an enterprise's potential re-evaluates."""
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import numpy as np
@@ -17,14 +16,14 @@ from rules import diagnostics as D
 from rules.indicators import cohort_extra_keys
 
 from . import policies, shape
-from .models import Enterprise, PolicyVersion, Record, Result, records_table
+from .models import Enterprise, Record, Result, records_table
 
 _SCORED: dict = {}
 
 
 def run_policy(s, run):
     """The policy version a run was evaluated under."""
-    return policies.load_files(policies.files_of(s.get(PolicyVersion, run.policy_id)))
+    return policies.of_run(s, run)
 
 
 def indicator_matrices(texts, clauses):

@@ -271,8 +271,13 @@ class Result(Base):
     stage_percentile: Mapped[float | None] = mapped_column(Float)
     trace: Mapped[str] = mapped_column(Text)            # the enterprise's trace, compact (query.expand_trace)
     indicators: Mapped[str] = mapped_column(Text)       # JSON: clause id -> [value, points]
+    # JSON: field -> [value, source, kind, import, declaration, list, user, time, provenance id]
+    # of what the run read for this enterprise-year (its lines of the run's provenance.csv)
+    provenance: Mapped[str | None] = mapped_column(Text, nullable=True)
     __table_args__ = (UniqueConstraint("run_id", "credit_code", name="uq_results_run_code"),
-                      Index("ix_results_run_stage_rank", "run_id", "stage", "rank_in_stage"))
+                      Index("ix_results_run_stage_rank", "run_id", "stage", "rank_in_stage"),
+                      Index("ix_results_run_rank", "run_id", "rank_overall"),
+                      Index("ix_results_run_score", "run_id", "final_score"))
 
 
 class AwardLine(Base):
@@ -284,6 +289,7 @@ class AwardLine(Base):
     eligible_yuan: Mapped[int] = mapped_column(BigInteger)
     granted_yuan: Mapped[int] = mapped_column(BigInteger)
     basis: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (Index("ix_award_lines_run_code", "run_id", "credit_code"),)
 
 
 class SeedPoolEntry(Base):

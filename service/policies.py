@@ -92,6 +92,34 @@ def files_of(row) -> dict:
     return json.loads(row.files)
 
 
+_by_sha: dict = {}
+
+
+def loaded(row):
+    """A stored version (a PolicyVersion row) loaded, kept per its content hash: a stored
+    version's files never change, and its hash is theirs, so a request that asks for the
+    version in force (or a run's) reads no files and hashes nothing."""
+    with _lock:
+        pv = _by_sha.get(row.sha256)
+    if pv is None:
+        pv = load_files(files_of(row))
+        with _lock:
+            if len(_by_sha) > 32:
+                _by_sha.clear()
+            _by_sha[row.sha256] = pv
+    return pv
+
+
+def of_run(s, run):
+    """The loaded version a run was evaluated under (None for a run without one)."""
+    with _lock:
+        pv = _by_sha.get(run.policy_sha256)
+    if pv is not None:
+        return pv
+    row = s.get(PolicyVersion, run.policy_id) if run.policy_id else None
+    return loaded(row) if row is not None else None
+
+
 def ensure_bundled(s) -> PolicyVersion:
     """The bundled version (新开〔2022〕110号) is the first published version."""
     row = s.scalar(select(PolicyVersion).where(PolicyVersion.status == "published").limit(1))

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from types import SimpleNamespace
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import select, tuple_
 
 from .models import Conflict, Provenance, utcnow
-from .store import audit, bulk_insert, text_of
+from .store import audit, bulk_insert, json_strings, text_of
 
 COLUMNS = ("credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
            "public_list_id", "user_id", "at", "applied")
@@ -34,6 +40,8 @@ def add_rows(s, rows):
         bulk_insert(s, Provenance.__table__, list(COLUMNS), tuples)
 
 
+_CSV_COLUMNS = ["credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
+                "public_list_id", "user_id", "at", "provenance_id"]       # a run's provenance.csv
 ALL_FIELDS = "*"      # a row for a whole enterprise-year: a complete file replaced it
 
 
@@ -110,44 +118,92 @@ def _iso(when):
     return when.isoformat(timespec="seconds") + "+00:00" if when else None
 
 
-def snapshot_csv(s, path, records, data):
+def snapshot_csv(s, path, table: pa.Table, data):
     """Write the provenance of every value a run's snapshot read to `path` (CSV), one line
-    per value: `records` are its (credit code, year, {field: value}) in the snapshot's order."""
-    whole, own = {}, {}
-    cols = [Provenance.__table__.c[k] for k in ("id",) + COLUMNS]
-    for r in s.execute(select(*cols).where(Provenance.applied.is_(True)).order_by(Provenance.id)):
-        if r.field == ALL_FIELDS:
-            whole[r.credit_code, r.year] = r
-        else:
-            own[r.credit_code, r.year, r.field] = r
-    owner = {f.key: f.source for f in data.fields}
-    tail = {}
+    per value, in the snapshot's order (by enterprise and year, fields by key): `table` is
+    the snapshot's records (store._records_table), and a value is its text there. A value's
+    provenance is the newer of its field's newest applied row and its enterprise-year's
+    newest whole-record row (`*`, whose source is the import's, else the field's own).
+    Column-wise throughout: a zone's history is millions of values."""
+    import pandas as pd
+    cols = ("id",) + COLUMNS
+    prov = pd.DataFrame(s.execute(select(*[Provenance.__table__.c[k] for k in cols])
+                                  .where(Provenance.applied.is_(True)).order_by(Provenance.id)).all(),
+                        columns=list(cols))
+    prov["at"] = [_iso(x) or "" for x in prov["at"]]
+    newest = prov.drop_duplicates(["credit_code", "year", "field"], keep="last")      # in id order: last wins
+    whole = newest[newest["field"] == ALL_FIELDS].reset_index(drop=True)
+    own = newest[newest["field"] != ALL_FIELDS].reset_index(drop=True)
+    codes = table["credit_code"].to_numpy(zero_copy_only=False).astype(object)
+    years = table["year"].to_numpy(zero_copy_only=False).astype(np.int64)
+    recs = pd.DataFrame({"credit_code": codes, "year": years})
+    # each record row's whole-record provenance (its position in `whole`, -1 for none)
+    w_pos = recs.merge(whole[["credit_code", "year"]].assign(w=np.arange(len(whole))), how="left",
+                       on=["credit_code", "year"])["w"].fillna(-1).to_numpy(dtype=np.int64)
+    keys = sorted(f.key for f in data.fields if f.key in table.column_names)
+    row_parts, field_parts, value_parts = [], [], []
+    for j, k in enumerate(keys):
+        col = table[k].combine_chunks()
+        present = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        row_parts.append(present)
+        field_parts.append(np.full(len(present), j, dtype=np.int32))
+        value_parts.append(pc.cast(col, pa.string()).take(pa.array(present)))
+    rows = np.concatenate(row_parts) if row_parts else np.zeros(0, np.int64)
+    fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int32)
+    values = pa.concat_arrays(value_parts) if value_parts else pa.array([], pa.string())
+    order = np.lexsort((fields, rows))                      # by record row, then field key
+    rows, fields, values = rows[order], fields[order], values.take(pa.array(order))
+    # the field's own newest row, where it has one (few: corrections, declarations, lists)
+    o_pos = np.full(len(rows), -1, dtype=np.int64)
+    if len(own):
+        kid = {k: j for j, k in enumerate(keys)}
+        own_key = pd.DataFrame({"credit_code": own["credit_code"], "year": own["year"].astype(np.int64),
+                                "f": own["field"].map(kid), "o": np.arange(len(own))}).dropna(subset=["f"])
+        val_key = pd.DataFrame({"credit_code": codes[rows], "year": years[rows], "f": fields.astype(float),
+                                "i": np.arange(len(rows))})
+        hit = val_key.merge(own_key.astype({"f": float}), on=["credit_code", "year", "f"], how="inner")
+        o_pos[hit["i"].to_numpy()] = hit["o"].to_numpy()
+    w = w_pos[rows]
+    w_id = np.where(w >= 0, whole["id"].to_numpy()[np.maximum(w, 0)] if len(whole) else -1, -1)
+    o_id = np.where(o_pos >= 0, own["id"].to_numpy()[np.maximum(o_pos, 0)] if len(own) else -1, -1)
+    use_w = (w >= 0) & ((o_pos < 0) | (w_id > o_id))
+    keep = use_w | (o_pos >= 0)
+    rows, fields, values, use_w = rows[keep], fields[keep], values.filter(pa.array(keep)), use_w[keep]
+    # every value's provenance row, as a position in whole-record rows then field rows
+    at = np.where(use_w, w[keep], len(whole) + o_pos[keep])
+    both = pd.concat([whole, own], ignore_index=True)
+    taken = {k: pa.array(both[k].to_numpy(dtype=object), pa.string()).take(pa.array(at))
+             for k in ("source", "kind", "at")}
+    ids = {k: pa.array(pd.to_numeric(both[k], errors="coerce").to_numpy(dtype="float64"), from_pandas=True)
+           .cast(pa.int64()).take(pa.array(at)) for k in ("import_id", "declaration_id", "public_list_id", "user_id", "id")}
+    owner = pa.array([next(f.source for f in data.fields if f.key == k) or "" for k in keys], pa.string())
+    field_idx = pa.array(fields)
+    # a whole-record row without a source: the field's own source
+    blank = pc.and_(pa.array(use_w), pc.equal(pc.fill_null(taken["source"], ""), ""))
+    source = pc.if_else(blank, owner.take(field_idx), pc.fill_null(taken["source"], ""))
+    out = pa.table({"credit_code": pa.array(codes[rows], pa.string()), "year": pa.array(years[rows], pa.int64()),
+                    "field": pa.array(keys, pa.string()).take(field_idx) if keys else pa.array([], pa.string()),
+                    "value": values, "source": source, "kind": taken["kind"],
+                    **{k: ids[k] for k in ("import_id", "declaration_id", "public_list_id", "user_id")},
+                    "at": pc.fill_null(taken["at"], ""), "provenance_id": ids["id"]})
+    csv_as_python_writes(out, path)
+    return out
 
-    def line_tail(r):                                   # the columns after the value, once per row read
-        t = tail.get(r.id)
-        if t is None:
-            t = tail[r.id] = (r.kind, text_of(r.import_id), text_of(r.declaration_id), text_of(r.public_list_id),
-                              text_of(r.user_id), _iso(r.at) or "", r.id)
-        return t
+
+def csv_as_python_writes(table: pa.Table, path, free_text=("value",)):
+    """A table as CSV the way Python's csv module writes it (a cell is quoted only when it
+    holds a comma, a quote or a line break): column-wise when no cell needs quoting. Only
+    the `free_text` columns may hold such characters (the others are codes, keys, numbers
+    and times)."""
+    special = any(pc.any(pc.match_substring_regex(table[k], '[,"\r\n]')).as_py() for k in free_text)
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
-                    "public_list_id", "user_id", "at", "provenance_id"])
-        out = []
-        for code, year, values in records:
-            wr = whole.get((code, year))
-            for k in sorted(values):
-                v = values[k]
-                if v is None:
-                    continue
-                r = own.get((code, year, k))
-                if r is None or (wr is not None and wr.id > r.id):
-                    r = wr
-                if r is None:
-                    continue
-                src = r.source or owner.get(k, "") if r.field == ALL_FIELDS else r.source
-                out.append((code, year, k, text_of(v), src, *line_tail(r)))
-        w.writerows(out)
+        w.writerow(table.column_names)
+        if special:
+            w.writerows(zip(*[["" if v is None else v for v in table[k].to_pylist()] for k in table.column_names]))
+    if not special:
+        with open(path, "ab") as f:
+            pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
 def from_run_file(content: bytes, code, year=None) -> dict:
@@ -169,22 +225,88 @@ def from_run_file(content: bytes, code, year=None) -> dict:
     return out
 
 
-def run_provenance(s, run, code, data) -> dict:
-    """What a run read for one enterprise in its year: {field: description}, from the
-    provenance file stored with the run (runs made before it have none: {})."""
-    from .models import Import, RunFile, User
-    f = s.get(RunFile, (run.id, "provenance.csv"))
-    if f is None:
+ROW_KEYS = ("value", "source", "kind", "import_id", "declaration_id", "public_list_id", "user_id", "at",
+            "provenance_id")
+
+
+def per_enterprise(provenance, year) -> dict:
+    """{credit code: JSON text} of a run's provenance (the table `snapshot_csv` wrote, or the
+    bytes of its provenance.csv) for its year, built column-wise when the run is stored, so
+    that a lookup reads one enterprise's rows from its result ({field: [value, source, kind,
+    import id, declaration id, list id, user id, time, provenance id]}) instead of scanning
+    the run's whole file."""
+    if isinstance(provenance, pa.Table):
+        t = provenance.filter(pc.equal(provenance["year"], year))
+        t = pa.table({k: pc.fill_null(pc.cast(t[k], pa.string()), "") for k in _CSV_COLUMNS})
+    else:
+        t = pacsv.read_csv(io.BytesIO(provenance), read_options=pacsv.ReadOptions(use_threads=True),
+                           parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                           convert_options=pacsv.ConvertOptions(column_types={k: pa.string() for k in _CSV_COLUMNS},
+                                                                strings_can_be_null=False))
+        t = t.filter(pc.equal(t["year"], str(year)))
+    if not t.num_rows:
         return {}
-    rows = from_run_file(f.content, code, run.year)
-    users = dict(s.execute(select(User.id, User.username)).all())
-    imports = dict(s.execute(select(Import.id, Import.filename).where(
-        Import.id.in_({r["import_id"] for r in rows.values() if r["import_id"]}))).all())
+    t = t.take(pc.sort_indices(t, [("credit_code", "ascending")]))     # stable: file order within a code
+    cells = [json_strings(t[k].combine_chunks(), plain=k != "value") for k in ROW_KEYS]
+    rows = pc.binary_join_element_wise(json_strings(t["field"].combine_chunks(), plain=True), ":[",
+                                       *[x for c in cells for x in (c, ",")][:-1], "]", "")
+    codes = t["credit_code"].to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+    offsets = pa.array(np.concatenate([starts, [len(codes)]]).astype(np.int32))
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), ",")
+    return dict(zip(codes[starts].tolist(), pc.binary_join_element_wise("{", joined, "}", "").to_pylist()))
+
+
+def _stored_rows(text: str, code, year) -> dict:
+    """A result's provenance JSON as from_run_file's rows."""
+    out = {}
+    for field, cells in json.loads(text).items():
+        r = dict(zip(ROW_KEYS, cells))
+        for k in ("import_id", "declaration_id", "public_list_id", "user_id", "provenance_id"):
+            r[k] = int(r[k]) if r[k] else None
+        r.update(credit_code=code, year=year, field=field)
+        out[year, field] = r
+    return out
+
+
+def run_provenance_file(s, run_id, gzipped=False) -> bytes | None:
+    """A run's provenance.csv (stored gzipped; runs stored before, as such), as CSV bytes or,
+    with `gzipped`, as gzip bytes."""
+    import gzip
+    from .models import RunFile
+    from .runs import PROVENANCE_GZ
+    f = s.get(RunFile, (run_id, PROVENANCE_GZ))
+    if f is not None:
+        return f.content if gzipped else gzip.decompress(f.content)
+    f = s.get(RunFile, (run_id, "provenance.csv"))
+    if f is None:
+        return None
+    return gzip.compress(f.content, 1) if gzipped else f.content
+
+
+def run_provenance(s, run, code, data) -> dict:
+    """What a run read for one enterprise in its year: {field: description}: from its result
+    (stored with the run), else from the run's provenance file (runs stored before results
+    carried it), else {} (runs made before provenance was kept)."""
+    from .models import Import, Result, User
+    stored = s.scalar(select(Result.provenance).where(Result.run_id == run.id, Result.credit_code == code))
+    if stored is not None:
+        rows = _stored_rows(stored, code, run.year)
+    else:
+        content = run_provenance_file(s, run.id)
+        if content is None:
+            return {}
+        rows = from_run_file(content, code, run.year)
+    user_ids = {r["user_id"] for r in rows.values() if r["user_id"]}
+    import_ids = {r["import_id"] for r in rows.values() if r["import_id"]}
+    users = dict(s.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    imports = dict(s.execute(select(Import.id, Import.filename).where(Import.id.in_(import_ids))).all()) \
+        if import_ids else {}
     out = {}
     for (_, field), r in sorted(rows.items()):
-        p = Provenance(id=r["provenance_id"], credit_code=code, year=r["year"], field=field, value=r["value"],
-                       source=r["source"], kind=r["kind"], import_id=r["import_id"],
-                       declaration_id=r["declaration_id"], public_list_id=r["public_list_id"], user_id=r["user_id"])
+        p = SimpleNamespace(id=r["provenance_id"], field=field, value=r["value"], source=r["source"], kind=r["kind"],
+                            import_id=r["import_id"], declaration_id=r["declaration_id"],
+                            public_list_id=r["public_list_id"], user_id=r["user_id"], at=None)
         d = describe(p, data, users, imports)
         d["at"] = r["at"]
         out[field] = d
@@ -263,15 +385,21 @@ def without_user(d: dict) -> dict:
     return {k: v for k, v in d.items() if k not in ("user", "user_id")}
 
 
+_INDICATOR_FIELDS: dict = {}
+
+
 def indicator_fields(s, run) -> dict:
-    """Indicator clause id -> the field it reads, in the policy version the run used."""
+    """Indicator clause id -> the field it reads, in the policy version the run used (read
+    once per version and year: a run's version never changes, its content is its hash)."""
     from . import policies
-    from .models import PolicyVersion
-    row = s.get(PolicyVersion, run.policy_id) if run.policy_id else None
-    if row is None:
-        return {}
-    pv = policies.load_files(policies.files_of(row))
-    return {c.id: c.body.get("key") for c in pv.clauses_for("indicators", run.year) if c.body.get("key")}
+    key = (run.policy_sha256, run.year)
+    if key not in _INDICATOR_FIELDS:
+        pv = policies.of_run(s, run)
+        if pv is None:
+            return {}
+        _INDICATOR_FIELDS[key] = {c.id: c.body.get("key") for c in pv.clauses_for("indicators", run.year)
+                                  if c.body.get("key")}
+    return _INDICATOR_FIELDS[key]
 
 
 def attach_to_score(s, run, detail, data, staff=True):

@@ -59,8 +59,20 @@ def sort_column(key):
     return None
 
 
+_HEADERS: dict = {}
+
+
 def trace_header(s, run) -> dict:
-    return _header(run_file(s, run.id, "trace_header.json") or b"{}")
+    """The run's trace header (its policy version's clauses, stages, categories), read once
+    per stored run: a done run's files never change."""
+    key = (str(s.get_bind().url), run.id, run.finished_at)
+    if run.status != "done" or run.finished_at is None:
+        return _header(run_file(s, run.id, "trace_header.json") or b"{}")
+    if key not in _HEADERS:
+        if len(_HEADERS) > 64:
+            _HEADERS.clear()
+        _HEADERS[key] = _header(run_file(s, run.id, "trace_header.json") or b"{}")
+    return _HEADERS[key]
 
 
 def expand_trace(s, run, text) -> dict:
@@ -360,16 +372,22 @@ def contracts_of(s, run, code) -> list[dict]:
     return out
 
 
+def _present(values):
+    import numpy as np
+    v = np.asarray([np.nan if x is None else x for x in values], dtype="float64")
+    return v[~np.isnan(v)]
+
+
 def _median(values):
     import numpy as np
-    v = [x for x in values if x is not None]
-    return round(float(np.median(v)), 4) if v else None
+    v = _present(values)
+    return round(float(np.median(v)), 4) if len(v) else None
 
 
 def _top_decile(values):
     import numpy as np
-    v = [x for x in values if x is not None]
-    return round(float(np.percentile(v, 90)), 4) if v else None
+    v = _present(values)
+    return round(float(np.percentile(v, 90)), 4) if len(v) else None
 
 
 _STATS: dict = {}
@@ -392,18 +410,18 @@ def stage_stats(s, run, stage) -> dict:
     return _computed_stage_stats(s, run, stage, key)
 
 
-def stats_of(stage, cat_scores, finals, indicators) -> dict:
-    """The figures of `stage_stats` from the stage's scored rows: category scores (dicts),
-    final scores and indicator [value, points] maps."""
+def stats_of(stage, cat_scores: dict, finals, indicators: dict) -> dict:
+    """The figures of `stage_stats` from the stage's scored rows, column by column: category
+    scores ({category: scores}), final scores, and {clause id: (values, points)}."""
     per = {}
-    for cid in (indicators[0] if indicators else {}):
-        vals = [d[cid][0] for d in indicators]
-        pts = [d[cid][1] for d in indicators]
-        per[cid] = {"value_median": _median(vals), "value_top_decile": _top_decile(vals),
-                    "points_median": _median(pts), "points_top_decile": _top_decile(pts)}
+    if len(finals):
+        for cid, (vals, pts) in indicators.items():
+            per[cid] = {"value_median": _median(vals), "value_top_decile": _top_decile(vals),
+                        "points_median": _median(pts), "points_top_decile": _top_decile(pts)}
     out = {"stage": stage, "count": len(finals), "final_score": _median(finals), "indicators": per}
-    for k in (cat_scores[0] if cat_scores else {}):
-        out[f"{k}_score"] = _median([c.get(k) for c in cat_scores])
+    if len(finals):
+        for k, col in cat_scores.items():
+            out[f"{k}_score"] = _median(col)
     return out
 
 
@@ -411,7 +429,9 @@ def _computed_stage_stats(s, run, stage, key) -> dict:
     rows = s.execute(select(Result.category_scores, Result.final_score, Result.indicators)
                      .where(Result.run_id == run.id, Result.stage == stage, Result.excluded.is_(False))).all()
     cols = list(zip(*rows)) if rows else [[]] * 3
-    out = stats_of(stage, [as_dict(t) for t in cols[0]], list(cols[1]), [json.loads(t) for t in cols[2]])
+    cats, inds = [as_dict(t) for t in cols[0]], [json.loads(t) for t in cols[2]]
+    out = stats_of(stage, {k: [c.get(k) for c in cats] for k in (cats[0] if cats else {})}, list(cols[1]),
+                   {cid: ([d[cid][0] for d in inds], [d[cid][1] for d in inds]) for cid in (inds[0] if inds else {})})
     if len(_STATS) > 64:
         _STATS.clear()
     _STATS[key] = out

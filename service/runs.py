@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import hashlib
 import io
 import json
@@ -31,6 +32,7 @@ from .store import audit, bulk_insert, snapshot
 HEARTBEAT_EVERY = 5.0       # seconds between a running run's signs of life (RUN_HEARTBEAT_SECONDS)
 STALE_AFTER = 60.0          # seconds without one after which the run is failed (RUN_STALE_SECONDS)
 STORED_FILES = ("scores.csv", "awards.csv", "awards.html", "manifest.json")
+PROVENANCE_GZ = "provenance.csv.gz"     # the run's provenance.csv, gzipped
 PHASES = {"snapshot": (5, "导出已审核数据"), "evaluate": (20, "校验并评价"), "write": (60, "生成结果文件"),
           "store": (80, "保存结果"), "done": (100, "完成")}
 
@@ -166,7 +168,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")
-                _store(s, run, ev, out, snap["sha256"], snap["provenance"])
+                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap.get("provenance_table"))
             tell(*PHASES["done"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
             s.rollback()
@@ -193,7 +195,24 @@ def _int(text):
     return int(text) if text != "" else None
 
 
-def _store(s, run, ev, out: Path, data_sha, provenance=None):
+def _indicator_json(ids, values, points) -> list:
+    """Per enterprise, {clause id: [value, points]} as JSON text, built column-wise (a
+    missing value is null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    n = len(values)
+    if not ids:
+        return ["{}"] * n
+
+    def text(col):
+        return pc.fill_null(pc.cast(pa.array(col, from_pandas=True), pa.string()), "null")
+    parts = []
+    for j, cid in enumerate(ids):
+        parts += [f'{"{" if j == 0 else ","}{json.dumps(cid)}:[', text(values[:, j]), ",", text(points[:, j]), "]"]
+    return pc.binary_join_element_wise(*parts, "}", "").to_pylist()
+
+
+def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None):
     """Insert the results from the written files, then mark the run done: one transaction."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
     # each enterprise's trace as one compact JSON object (entries without the titles and
@@ -201,34 +220,40 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None):
     from rules.tracefile import HEADER_FILE, compact_lines, read_table
     header = (out / HEADER_FILE).read_text(encoding="utf-8")
     traces = compact_lines(read_table(out)).to_pylist()
-    with open(out / "indicators.csv", encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        names = next(reader)[1:]
-        ids = [n.split(" ")[0] for n in names[::2]]
-        indicators = [json.dumps({cid: [_num(row[1 + 2 * j]), _num(row[2 + 2 * j])] for j, cid in enumerate(ids)},
-                                 separators=(",", ":")) for row in reader]
+    # each indicator's value and points, as indicators.csv has them, from the same matrices
+    ids = [c.id for c in ev.indicator_clauses]
+    values, points = ev.indicator_values, np.round(ev.indicator_points, 6)
+    indicators = _indicator_json(ids, values, points)
     numbers = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
     cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64"), 6)   # as the trace says
-    results = []
+    from .provenance import per_enterprise
+    prov = per_enterprise(provenance_table if provenance_table is not None else Path(provenance).read_bytes(),
+                          run.year) if provenance is not None else {}
+    results, cat_dicts = [], []
+    final = 6 + numbers.index("final_score")            # its place in a results row
     for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
         if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
             raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
         excluded = row["excluded"] == "true"
-        cats = json.dumps({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""}, separators=(",", ":"))
+        cat_dicts.append({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""})
+        cats = json.dumps(cat_dicts[-1], separators=(",", ":"))
         results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"], cats,
                         *[_num(row[k]) for k in numbers], _int(row["rank_in_stage"]), _int(row["rank_overall"]),
-                        None if excluded else float(percentile[i]), tr, ind))
+                        None if excluded else float(percentile[i]), tr, ind, prov.get(row["credit_code"])))
     bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
-                                      "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators"],
+                                      "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators",
+                                      "provenance"],
                 results)
     # the stage figures every profile shows (medians, top deciles), computed once here
     from .query import stats_of
     by_stage = {}
-    for row, res in zip(scores, results):
+    for i, (row, res) in enumerate(zip(scores, results)):
         if not res[3]:
-            by_stage.setdefault(row["stage"], []).append(res)
-    stats = {st: stats_of(st, [json.loads(r[5]) for r in rs], [r[-6] for r in rs], [json.loads(r[-1]) for r in rs])
+            by_stage.setdefault(row["stage"], []).append(i)
+    stats = {st: stats_of(st, {k[:-len("_score")]: [cat_dicts[i].get(k[:-len("_score")]) for i in rs] for k in cat_cols},
+                          [results[i][final] for i in rs],
+                          {cid: (values[rs, j], points[rs, j]) for j, cid in enumerate(ids)})
              for st, rs in by_stage.items()}
     s.add(RunFile(run_id=run.id, name="stage_stats.json",
                   content=json.dumps(stats, ensure_ascii=False, separators=(",", ":")).encode("utf-8")))
@@ -242,7 +267,8 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None):
         # the provenance of every value the snapshot read; the trace header names it, so a
         # figure of the trace can be followed to the import, declaration or list behind it
         content = Path(provenance).read_bytes()
-        s.add(RunFile(run_id=run.id, name="provenance.csv", content=content))
+        # stored gzipped (a zone's file is tens of MB of repeated text; ~1/12 of it), served as CSV
+        s.add(RunFile(run_id=run.id, name=PROVENANCE_GZ, content=gzip.compress(content, 1)))
         head = json.loads(header)
         head["provenance"] = {"file": "provenance.csv", "sha256": hashlib.sha256(content).hexdigest()}
         header = json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -19,7 +19,7 @@ def policy(s=None):
         return load_policy()
     if has_app_context() and "policy_in_force" in g:
         return g.policy_in_force
-    pv = policies.load_files(policies.files_of(policies.active(s or session())))
+    pv = policies.loaded(policies.active(s or session()))
     if has_app_context():
         g.policy_in_force = pv
     return pv

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import bindparam, delete, select, tuple_, update
 
@@ -23,7 +24,7 @@ from rules.records import (DATA_SHEET, PARTIAL_KEYS, BadCell, InputError, contra
                            load_records, read_table, records_from_table, table_from_rows)
 
 from . import shape
-from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, as_dict, records_table,
+from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Record, User, records_table,
                      utcnow)
 
 IDENTITY_KEYS = ("name", "park", "industry", "registered_on")
@@ -74,16 +75,67 @@ def _python_values(f, v, data) -> list:
     return out.tolist()
 
 
+def json_strings(arr: pa.Array, plain=False) -> pa.Array:
+    """Text cells as JSON strings (quoted and escaped), column-wise; a cell with a rarer
+    control character falls back to json.dumps for its column. `plain`: the column holds
+    codes, keys, numbers or times only (nothing to escape)."""
+    if plain:
+        return pc.binary_join_element_wise('"', arr, '"', "")
+    if pc.any(pc.match_substring_regex(arr, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
+        return pa.array([json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
+    if not pc.any(pc.match_substring_regex(arr, r'["\\\n\r\t]')).as_py():
+        return pc.binary_join_element_wise('"', arr, '"', "")
+    for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        arr = pc.replace_substring(arr, a, b)
+    return pc.binary_join_element_wise('"', arr, '"', "")
+
+
+def _json_values(f, v, data) -> pa.Array:
+    """One column of the loader's typed frame as JSON values, null where missing: the text
+    json.dumps gives `_python_values` (floats keep their point), built column-wise."""
+    n = len(v)
+    if f.kind in ("code", "text"):
+        return json_strings(pa.array([str(x) for x in v], pa.string()))
+    if f.kind == "choice":
+        a = pa.array(v, pa.string(), from_pandas=True)
+        return json_strings(pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a))
+    if f.kind == "date":
+        d = pa.array(np.asarray(v, dtype="datetime64[D]"), pa.date32(), from_pandas=True)
+        return pc.binary_join_element_wise('"', pc.cast(d, pa.string()), '"', "")
+    num = np.asarray(v, dtype="float64")
+    missing = np.isnan(num)
+    if f.kind in ("year", "count"):
+        return pc.cast(pa.array(np.where(missing, 0, num).astype(np.int64), mask=missing), pa.string())
+    if f.kind == "bool":
+        return pa.array(np.where(num != 0, "true", "false"), pa.string(), mask=missing)
+    if f.kind == "stage":
+        keys = np.array(["null"] + [json.dumps(k) for k in data.stages], dtype=object)
+        return pa.array(keys[np.where(missing, 0, num).astype(np.int64)], pa.string(), mask=missing)
+    text = pc.cast(pa.array(num, pa.float64(), mask=missing), pa.string())
+    whole = pc.match_substring_regex(text, r"^-?[0-9]+$")          # 3 -> 3.0, as Python writes a float
+    return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text) if n else text
+
+
+def _data_json(frame: pd.DataFrame, data) -> list:
+    """Each row's fields as one JSON object (keys sorted, a missing value left out), as
+    json.dumps(sort_keys=True) writes `_python_values`, built column-wise."""
+    fields = sorted((f for f in data.fields if f.key in frame), key=lambda f: f.key)
+    if not fields:
+        return ["{}"] * len(frame)
+    parts = []
+    for f in fields:
+        v = _json_values(f, frame[f.key].to_numpy(), data)
+        parts.append(pc.binary_join_element_wise(json.dumps(f.key, ensure_ascii=False) + ": ", v, ""))
+    body = pc.binary_join_element_wise(*parts, ", ", null_handling="skip")
+    return pc.binary_join_element_wise("{", body, "}", "").to_pylist()
+
+
 def _db_columns(frame: pd.DataFrame, data) -> dict:
     """Validated records (the loader's typed frame) as the records table's columns: the
     identity columns, and `data`, the package's fields as one JSON object per row (a missing
     value left out; dates as ISO text)."""
     cols = {f.key: _python_values(f, frame[f.key].to_numpy(), data) for f in IDENTITY}
-    fields = [(f.key, _python_values(f, frame[f.key].to_numpy(), data)) for f in data.fields if f.key in frame]
-    keys = [k for k, _ in fields]
-    dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
-    cols["data"] = [dumps({k: v for k, v in zip(keys, row) if v is not None})
-                    for row in zip(*(v for _, v in fields))] if fields else ["{}"] * len(frame)
+    cols["data"] = _data_json(frame, data)
     return cols
 
 
@@ -526,6 +578,13 @@ def upload_limits() -> UploadLimits:
 
 
 def _existing_keys(s, column_pairs, keys):
+    """Which of the (credit code, year) `keys` are stored: by chunks of 500 for a few keys;
+    for many (a zone's file), the stored keys of the file's years in one query."""
+    if len(keys) > 5000:
+        code_col, year_col = column_pairs
+        wanted = set(keys)
+        rows = s.execute(select(code_col, year_col).where(year_col.in_({y for _, y in wanted})))
+        return {tuple(r) for r in rows if tuple(r) in wanted}
     found = set()
     for i in range(0, len(keys), 500):
         part = keys[i:i + 500]
@@ -745,10 +804,43 @@ ARROW_TYPES = {"code": pa.string(), "text": pa.string(), "date": pa.date32(), "y
 
 def _write_snapshot(path, names, types, rows):
     columns = list(zip(*rows)) if rows else [[] for _ in names]
-    table = pa.table([pa.array(list(c), type=t) for c, t in zip(columns, types)], names=names)
+    _write_table(path, pa.table([pa.array(list(c), type=t) for c, t in zip(columns, types)], names=names))
+
+
+def _write_table(path, table):
     # numbers, dates and yes/no print as the loader reads them back (shortest round-trip
     # text for floats); text is quoted; a missing value is an empty cell
     pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+
+def _records_table(s, data) -> pa.Table:
+    """Every stored record (identity columns, then the dictionary's fields), sorted by credit
+    code and year, as a typed table: the JSON of the records' values is parsed by arrow's
+    JSON reader, not one json.loads per record."""
+    import io
+    import pyarrow.json as pajson
+    from sqlalchemy import Text, cast
+    ident = list(RECORD_IDENTITY)
+    q = select(*[records_table.c[k] for k in ident], cast(records_table.c.data, Text)) \
+        .order_by(records_table.c.credit_code, records_table.c.year)
+    rows = s.execute(q).all()
+    id_types = [ARROW_TYPES[f.kind] for f in IDENTITY]
+    columns = list(zip(*rows)) if rows else [[] for _ in range(len(ident) + 1)]
+    arrays = [pa.array(list(c), type=t) for c, t in zip(columns, id_types)]
+    fields = list(data.fields)
+    # dates travel as text in the JSON: read as text, then as dates
+    schema = pa.schema([(f.key, pa.string() if f.kind == "date" else ARROW_TYPES[f.kind]) for f in fields])
+    texts = [x or "{}" for x in columns[-1]]
+    if texts and fields:
+        parsed = pajson.read_json(io.BytesIO("\n".join(texts).encode("utf-8")),
+                                  parse_options=pajson.ParseOptions(explicit_schema=schema,
+                                                                    unexpected_field_behavior="ignore"),
+                                  read_options=pajson.ReadOptions(block_size=1 << 24))
+        values = [parsed.column(f.key).combine_chunks() for f in fields]
+    else:
+        values = [pa.nulls(len(rows), ARROW_TYPES[f.kind]) for f in fields]
+    values = [pc.cast(v, pa.date32()) if f.kind == "date" else v for v, f in zip(values, fields)]
+    return pa.table(arrays + values, names=ident + [f.key for f in fields])
 
 
 def snapshot(s, folder, data=None) -> dict:
@@ -758,16 +850,8 @@ def snapshot(s, folder, data=None) -> dict:
     folder = Path(folder)
     data = data or shape.data(s)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
-    ident = list(RECORD_IDENTITY)
-    q = select(*[records_table.c[k] for k in ident], records_table.c.data) \
-        .order_by(records_table.c.credit_code, records_table.c.year)
-    rows = s.execute(q).all()
-    values = [as_dict(r[-1]) for r in rows]
-    fields = [f for f in data.fields]
-    full = [tuple(r[:-1]) + tuple(v.get(f.key) for f in fields) for r, v in zip(rows, values)]
-    keys = ident + [f.key for f in fields]
-    types = [ARROW_TYPES[f.kind] for f in IDENTITY] + [ARROW_TYPES[f.kind] for f in fields]
-    _write_snapshot(rec_path, keys, types, full)
+    table = _records_table(s, data)
+    _write_table(rec_path, table)
     ckeys = [f.key for f in CONTRACT_FIELDS]
     cq = select(*[Contract.__table__.c[k] for k in ckeys]).order_by(Contract.contract_no)
     _write_snapshot(con_path, ckeys, [pa.string()] * 4 + [pa.date32()], s.execute(cq).all())
@@ -776,8 +860,9 @@ def snapshot(s, folder, data=None) -> dict:
         h.update(p.read_bytes())
     from .provenance import snapshot_csv
     prov_path = folder / "provenance.csv"       # where each value read came from
-    snapshot_csv(s, prov_path, [(r[0], r[len(ident) - 1], v) for r, v in zip(rows, values)], data)
-    return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "sha256": h.hexdigest()}
+    prov = snapshot_csv(s, prov_path, table, data)
+    return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "provenance_table": prov,
+            "sha256": h.hexdigest()}
 
 
 # ---- one field: officers' corrections and enterprises' declarations ----------------------

@@ -176,11 +176,16 @@ def result_columns(titles) -> list:
 
 
 def start(app, run_id):
-    """Run in this request (tests, `RUNS_INLINE`) or on a thread of its own."""
+    """Run in this request (tests, `RUNS_INLINE`), in a process of its own (the default,
+    `RUNS_IN_PROCESS`: the server's lookups keep their speed meanwhile, see service/worker.py)
+    or on a thread of the server."""
     maker = app.extensions["db_sessions"]
     every = app.config["RUN_HEARTBEAT_SECONDS"]
     if app.config.get("RUNS_INLINE"):
         execute_run(maker, run_id, heartbeat_every=every)
+    elif app.config.get("RUNS_IN_PROCESS"):
+        from .. import worker
+        worker.start(app.config["DATABASE_URL"], maker, run_id, every)
     else:
         threading.Thread(target=execute_run, args=(maker, run_id), kwargs={"heartbeat_every": every}, daemon=True,
                          name=f"run-{run_id}").start()

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 
-from .. import db, query, shape, uses
+from .. import db, policies, query, shape, uses
 from ..auth import api_user, require, role_of
 from ..exports import export_response
 from ..models import Record, Run, records_table
@@ -57,7 +57,8 @@ def enterprise_score(args, code):
         abort(404, message=f"企业 {code} 不在第 {run.id} 批次（{run.year} 年度）的评价中")
     d["services"] = uses.recommend(d)
     from .. import provenance
-    provenance.attach_to_score(s, run, d, shape.data(s), staff=role_of(api_user(request)) in READERS)
+    pv = policies.of_run(s, run)           # the run's own dictionary: its fields and sources
+    provenance.attach_to_score(s, run, d, pv.data if pv else shape.data(s), staff=role_of(api_user(request)) in READERS)
     if args["format"] != "json":
         cols = [("clause", "条款"), ("title", "指标"), ("citation", "依据"), ("value", "指标值"), ("points", "得分")]
         return export_response(d["indicators"], cols, args["format"], f"score-{code}-{run.year}")

@@ -94,10 +94,21 @@ def run_files(run_id, name):
     s = db.session()
     run_or_404(s, run_id)
     from ..runs import STORED_FILES
+    mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
+    if name == "provenance.csv":                 # kept gzipped: sent so to a client that takes gzip
+        from ..provenance import run_provenance_file
+        packed = "gzip" in request.accept_encodings
+        content = run_provenance_file(s, run_id, gzipped=packed)
+        if content is None:
+            abort(404, message=f"没有文件 {name}")
+        r = Response(content, content_type=mime["csv"])
+        if packed:
+            r.headers["Content-Encoding"] = "gzip"
+            r.headers["Vary"] = "Accept-Encoding"
+        return r
     content = query.run_file(s, run_id, name) if name in STORED_FILES else None
     if content is None:
         abort(404, message=f"没有文件 {name}")
-    mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
     return Response(content, content_type=mime[name.rsplit(".", 1)[-1]])
 
 

@@ -1,0 +1,34 @@
+"""Imported once by the run processes' forkserver (service/worker.py PRELOAD): evaluates a
+small zone of the bundled package end to end, so that every run forked afterwards starts
+with the evaluation's code paths, lazily imported modules and the bundled package's
+compiled rulesets already in memory (a cold process spends about half a second on them,
+half a zone-size run). A failure here only leaves the runs cold."""
+from __future__ import annotations
+
+
+def warm(enterprises=30):
+    import tempfile
+    from pathlib import Path
+
+    from rules.evaluate import evaluate
+    from rules.output import write
+    from rules.policy import load_policy
+    from rules.records import load_inputs
+
+    from .demo import generate, write_csv
+    pv = load_policy()
+    year = next(y for y in (2025, 2024, 2023, 2022) if pv.in_force(y))
+    with tempfile.TemporaryDirectory(prefix="innopoints-warm-") as tmp:
+        tmp = Path(tmp)
+        records, contracts = generate(enterprises, year, seed=1, history=3, policy=pv)
+        write_csv(records, tmp / "records.csv")
+        write_csv(contracts, tmp / "contracts.csv")
+        recs, cons = load_inputs(tmp / "records.csv", tmp / "contracts.csv", data=pv.data)
+        ev = evaluate(recs, year, pv, cons)
+        write(ev, tmp / "out", {"records": tmp / "records.csv", "contracts": tmp / "contracts.csv"})
+
+
+try:
+    warm()
+except Exception:       # noqa: BLE001 - warming is an optimisation, never a reason to fail
+    pass

@@ -1,0 +1,160 @@
+"""Issue 16: what keeps lookups fast — a run computes in a process of its own (a killed one
+fails its run at once), and a lookup reads its enterprise's provenance from its result row,
+which says exactly what the run's provenance.csv says."""
+import time
+
+from conftest import GOLDEN
+from service import db
+from service.models import Result, Run
+
+
+def _wait(park, rid, seconds=120):
+    st = {}
+    for _ in range(int(seconds / 0.05)):
+        st = park.get(f"/api/runs/{rid}", "officer").get_json()
+        if st["status"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    return st
+
+
+def test_a_run_in_its_own_process_is_done_and_read_by_the_server(golden_park):
+    """RUNS_IN_PROCESS (the default): the run is computed by a child process on its own
+    connection; the server reads the results it stored."""
+    from service import worker
+    p = golden_park
+    p.app.config.update(RUNS_INLINE=False, RUNS_IN_PROCESS=True)
+    r = p.post("/api/runs", "officer", json={"year": 2022, "budget": 15000000})
+    assert r.status_code == 202
+    rid = r.get_json()["id"]
+    st = _wait(p, rid)
+    assert st["status"] == "done", st
+    proc = worker.PROCESSES[rid]
+    proc.join(30)                       # done is committed just before the process ends
+    assert proc.pid != __import__("os").getpid() and proc.exitcode == 0
+    first = p.get(f"/api/enterprises/{p.own}?run={rid}", "officer").get_json()
+    before = p.get(f"/api/enterprises/{p.own}?run={p.run_id}", "officer").get_json()
+    assert first["run_id"] == rid and first["final_score"] == before["final_score"]
+    assert first["provenance"] and first["provenance"] == before["provenance"]
+
+
+def test_a_killed_run_process_fails_its_run_at_once(golden_park):
+    """Not after the heartbeat goes stale (a minute): when the child dies, its run is failed
+    with the exit code, and nothing of it is kept."""
+    from service import worker
+    p = golden_park
+    p.app.config.update(RUNS_INLINE=False, RUNS_IN_PROCESS=True, RUN_STALE_SECONDS=3600)
+    r = p.post("/api/runs", "officer", json={"year": 2022})
+    rid = r.get_json()["id"]
+    worker.PROCESSES[rid].kill()
+    t0 = time.perf_counter()
+    st = _wait(p, rid, seconds=20)
+    assert st["status"] == "failed", st
+    assert time.perf_counter() - t0 < 10
+    assert "退出码" in st["error"] and "exit code" in st["error"]
+    with p.app.app_context():
+        s = db.session()
+        assert s.query(Result).filter(Result.run_id == rid).count() == 0
+        assert s.get(Run, rid).finished_at is not None
+
+
+def test_stored_provenance_is_the_runs_provenance_file(golden_park):
+    """Every enterprise's provenance read from its result equals what the run's provenance.csv
+    gives for it (the way runs stored before the column are still read)."""
+    from service import provenance, shape
+    p = golden_park
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        data = shape.data(s)
+        codes = [c for c, in s.query(Result.credit_code).filter(Result.run_id == run.id)]
+        assert len(codes) == 300
+        stored = {c: provenance.run_provenance(s, run, c, data) for c in codes}
+        s.query(Result).filter(Result.run_id == run.id).update({Result.provenance: None})
+        from_file = {c: provenance.run_provenance(s, run, c, data) for c in codes}
+        s.rollback()
+    assert stored == from_file
+    assert all(stored[c] for c in codes)
+    some = stored[p.own]
+    assert {"source_zh", "kind_zh", "import_id", "value"} <= set(next(iter(some.values())))
+
+
+def test_what_a_run_stores_per_result_agrees_with_its_files(golden_park, tmp_path):
+    """The stored indicators (built from the evaluation's matrices) are indicators.csv's
+    figures, and the stage figures computed when the run was stored are those computed from
+    the stored results."""
+    import csv
+    import io
+    import json
+
+    from service import query
+    p = golden_park
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        stored = {r.credit_code: json.loads(r.indicators) for r in s.query(Result).filter(Result.run_id == run.id)}
+    out = tmp_path / "out"
+    from click.testing import CliRunner
+
+    from service.cli import cli
+    r = CliRunner().invoke(cli, ["evaluate", "--records", str(GOLDEN / "records.csv"), "--contracts",
+                                 str(GOLDEN / "contracts.csv"), "--year", "2022", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.reader(io.StringIO((out / "indicators.csv").read_text(encoding="utf-8"))))
+    ids = [n.split(" ")[0] for n in rows[0][1::2]]
+    assert len(rows) == 301 and len(ids) == 35 and len(stored) == 300
+    for row in rows[1:]:
+        want = {cid: [float(row[1 + 2 * j]) if row[1 + 2 * j] else None, float(row[2 + 2 * j])]
+                for j, cid in enumerate(ids)}
+        assert stored[row[0]] == want
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        for stage in query.stage_names(s, run):
+            from_file = query.stage_stats(s, run, stage)
+            computed = query._computed_stage_stats(s, run, stage, ("test", stage))
+            assert from_file == computed, stage
+            assert from_file["count"] > 0 and from_file["final_score"] is not None
+
+
+def test_two_servers_on_one_database_see_each_others_runs_and_publishes(app, tmp_path):
+    """Several server processes may share one database (PostgreSQL; SQLite too): a run
+    started on one is seen, done, on the other; a run published on one is what the other
+    serves the public at once."""
+    from conftest import Park, make_app
+    a = Park(app)
+    a.import_golden()
+    first = a.run()
+    assert a.post(f"/api/runs/{first}/publish", "officer").status_code == 200
+    other = make_app(app.config["DATABASE_URL"])
+    try:
+        b = Park.__new__(Park)
+        b.app, b.client, b.tokens, b.own = other, other.test_client(), a.tokens, a.own
+        assert b.get(f"/api/enterprises/{a.own}", "enterprise").get_json()["run_id"] == first
+        app.config.update(RUNS_INLINE=False, RUNS_IN_PROCESS=True)
+        r = a.post("/api/runs", "officer", json={"year": 2022, "budget": 15000000})
+        second = r.get_json()["id"]
+        st = _wait(b, second)                           # watched on the other server
+        assert st["status"] == "done", st
+        assert b.get(f"/api/enterprises/{a.own}", "enterprise").get_json()["run_id"] == first
+        assert a.post(f"/api/runs/{second}/publish", "officer").status_code == 200
+        assert b.get(f"/api/enterprises/{a.own}", "enterprise").get_json()["run_id"] == second
+        assert b.get("/api/aggregates").get_json()["run_id"] == second
+    finally:
+        other.extensions["db_engine"].dispose()
+
+
+def test_the_runs_provenance_file_is_served_as_csv_or_gzip(golden_park):
+    """Stored gzipped; a client that takes gzip gets it so, any other the CSV itself."""
+    import gzip
+    p = golden_park
+    url = f"/api/runs/{p.run_id}/files/provenance.csv"
+    plain = p.get(url, "officer")
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+    text = plain.data.decode("utf-8")
+    assert text.startswith("credit_code,year,field,value,source,kind,")
+    assert text.count("\n") > 300 * 30
+    packed = p.client.get(url, headers={**p.h("officer"), "Accept-Encoding": "gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip" and gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) * 5 < len(plain.data)
+    assert p.get(url, "enterprise").status_code == 403
