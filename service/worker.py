@@ -21,7 +21,7 @@ import threading
 from sqlalchemy import update
 
 PRELOAD = ["service.runs", "service.store", "rules.evaluate", "rules.output", "rules.engine", "rules.records",
-           "service.warm"]
+           "rules.tracefile", "service.warm"]
 NICENESS = 5                # the run yields the cores to the server's lookups
 _ctx = None
 _lock = threading.Lock()
