@@ -118,9 +118,10 @@ def _iso(when):
     return when.isoformat(timespec="seconds") + "+00:00" if when else None
 
 
-def snapshot_csv(s, path, table: pa.Table, data):
-    """Write the provenance of every value a run's snapshot read to `path` (CSV), one line
-    per value, in the snapshot's order (by enterprise and year, fields by key): `table` is
+def snapshot_provenance(s, path, table: pa.Table, data):
+    """Write the provenance of every value a run's snapshot read to `path` (Parquet, zstd;
+    served as provenance.csv, see `run_provenance_file`), one row per value, in the
+    snapshot's order (by enterprise and year, fields by key): `table` is
     the snapshot's records (store._records_table), and a value is its text there. A value's
     provenance is the newer of its field's newest applied row and its enterprise-year's
     newest whole-record row (`*`, whose source is the import's, else the field's own).
@@ -186,24 +187,26 @@ def snapshot_csv(s, path, table: pa.Table, data):
                     "value": values, "source": source, "kind": taken["kind"],
                     **{k: ids[k] for k in ("import_id", "declaration_id", "public_list_id", "user_id")},
                     "at": pc.fill_null(taken["at"], ""), "provenance_id": ids["id"]})
-    csv_as_python_writes(out, path)
+    import pyarrow.parquet as pq
+    pq.write_table(out, str(path), compression="zstd")
     return out
 
 
-def csv_as_python_writes(table: pa.Table, path, free_text=("value",)):
+def csv_as_python_writes(table: pa.Table, free_text=("value",)) -> bytes:
     """A table as CSV the way Python's csv module writes it (a cell is quoted only when it
     holds a comma, a quote or a line break): column-wise when no cell needs quoting. Only
     the `free_text` columns may hold such characters (the others are codes, keys, numbers
     and times)."""
     special = any(pc.any(pc.match_substring_regex(table[k], '[,"\r\n]')).as_py() for k in free_text)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(table.column_names)
-        if special:
-            w.writerows(zip(*[["" if v is None else v for v in table[k].to_pylist()] for k in table.column_names]))
-    if not special:
-        with open(path, "ab") as f:
-            pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    text = io.StringIO(newline="")
+    w = csv.writer(text, lineterminator="\n")
+    w.writerow(table.column_names)
+    if special:
+        w.writerows(zip(*[["" if v is None else v for v in table[k].to_pylist()] for k in table.column_names]))
+        return text.getvalue().encode("utf-8")
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return text.getvalue().encode("utf-8") + sink.getvalue().to_pybytes()
 
 
 def from_run_file(content: bytes, code, year=None) -> dict:
@@ -230,7 +233,7 @@ ROW_KEYS = ("value", "source", "kind", "import_id", "declaration_id", "public_li
 
 
 def per_enterprise(provenance, year) -> dict:
-    """{credit code: JSON text} of a run's provenance (the table `snapshot_csv` wrote, or the
+    """{credit code: JSON text} of a run's provenance (the table `snapshot_provenance` wrote, or the
     bytes of its provenance.csv) for its year, built column-wise when the run is stored, so
     that a lookup reads one enterprise's rows from its result ({field: [value, source, kind,
     import id, declaration id, list id, user id, time, provenance id]}) instead of scanning
@@ -270,18 +273,21 @@ def _stored_rows(text: str, code, year) -> dict:
 
 
 def run_provenance_file(s, run_id, gzipped=False) -> bytes | None:
-    """A run's provenance.csv (stored gzipped; runs stored before, as such), as CSV bytes or,
-    with `gzipped`, as gzip bytes."""
+    """A run's provenance.csv, as CSV bytes or, with `gzipped`, as gzip bytes: made from the
+    Parquet file stored with the run (runs stored before kept the CSV itself)."""
     import gzip
     from .models import RunFile
-    from .runs import PROVENANCE_GZ
-    f = s.get(RunFile, (run_id, PROVENANCE_GZ))
+    from .runs import PROVENANCE_FILE
+    f = s.get(RunFile, (run_id, PROVENANCE_FILE))
     if f is not None:
-        return f.content if gzipped else gzip.decompress(f.content)
-    f = s.get(RunFile, (run_id, "provenance.csv"))
-    if f is None:
-        return None
-    return gzip.compress(f.content, 1) if gzipped else f.content
+        import pyarrow.parquet as pq
+        content = csv_as_python_writes(pq.read_table(io.BytesIO(f.content)))
+    else:
+        f = s.get(RunFile, (run_id, "provenance.csv"))
+        if f is None:
+            return None
+        content = f.content
+    return gzip.compress(content, 1) if gzipped else content
 
 
 def run_provenance(s, run, code, data) -> dict:

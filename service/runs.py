@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gzip
 import hashlib
 import io
 import json
@@ -32,7 +31,7 @@ from .store import audit, bulk_insert, snapshot
 HEARTBEAT_EVERY = 5.0       # seconds between a running run's signs of life (RUN_HEARTBEAT_SECONDS)
 STALE_AFTER = 60.0          # seconds without one after which the run is failed (RUN_STALE_SECONDS)
 STORED_FILES = ("scores.csv", "awards.csv", "awards.html", "manifest.json")
-PROVENANCE_GZ = "provenance.csv.gz"     # the run's provenance.csv, gzipped
+PROVENANCE_FILE = "provenance.parquet"  # what the run read, served as provenance.csv
 PHASES = {"snapshot": (5, "导出已审核数据"), "evaluate": (20, "校验并评价"), "write": (60, "生成结果文件"),
           "store": (80, "保存结果"), "done": (100, "完成")}
 
@@ -228,8 +227,10 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64"), 6)   # as the trace says
     from .provenance import per_enterprise
-    prov = per_enterprise(provenance_table if provenance_table is not None else Path(provenance).read_bytes(),
-                          run.year) if provenance is not None else {}
+    if provenance_table is None and provenance is not None:
+        import pyarrow.parquet as pq
+        provenance_table = pq.read_table(str(provenance))
+    prov = per_enterprise(provenance_table, run.year) if provenance_table is not None else {}
     results, cat_dicts = [], []
     final = 6 + numbers.index("final_score")            # its place in a results row
     for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
@@ -267,10 +268,11 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         # the provenance of every value the snapshot read; the trace header names it, so a
         # figure of the trace can be followed to the import, declaration or list behind it
         content = Path(provenance).read_bytes()
-        # stored gzipped (a zone's file is tens of MB of repeated text; ~1/12 of it), served as CSV
-        s.add(RunFile(run_id=run.id, name=PROVENANCE_GZ, content=gzip.compress(content, 1)))
+        # stored as Parquet (a zone's CSV is tens of MB of repeated text; ~1/30 of it), served as CSV
+        s.add(RunFile(run_id=run.id, name=PROVENANCE_FILE, content=content))
         head = json.loads(header)
-        head["provenance"] = {"file": "provenance.csv", "sha256": hashlib.sha256(content).hexdigest()}
+        head["provenance"] = {"file": "provenance.csv", "stored_as": PROVENANCE_FILE,
+                              "sha256": hashlib.sha256(content).hexdigest()}
         header = json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"
     s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))
     from .diagnostics import MATRIX_FILE, matrix_bytes          # read by the run's calibration diagnostics

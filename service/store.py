@@ -858,9 +858,9 @@ def snapshot(s, folder, data=None) -> dict:
     h = hashlib.sha256()
     for p in (rec_path, con_path):
         h.update(p.read_bytes())
-    from .provenance import snapshot_csv
-    prov_path = folder / "provenance.csv"       # where each value read came from
-    prov = snapshot_csv(s, prov_path, table, data)
+    from .provenance import snapshot_provenance
+    prov_path = folder / "provenance.parquet"   # where each value read came from
+    prov = snapshot_provenance(s, prov_path, table, data)
     return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "provenance_table": prov,
             "sha256": h.hexdigest()}
 
