@@ -223,30 +223,44 @@ class _Checker:
         return empty
 
     def number(self, f, raw, empty):
-        """Parse a number column. Fast path: one arrow cast and a min/max decide that the
-        whole column is fine; the per-cell tests run only when something is wrong."""
-        try:
-            arr = pc.cast(raw, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            arr = None
-        if arr is not None:
-            mm = pc.min_max(arr).as_py()
-            lo, hi = mm["min"], mm["max"]
-            fine = (lo is None or (np.isfinite(lo) and np.isfinite(hi)
-                                   and (f.kind == "signed" or lo >= 0)
-                                   and (f.kind != "ratio" or hi <= 100)))
-            if fine and f.kind in ("count", "year") and lo is not None:
-                fine = hi <= MAX_COUNT and pc.all(pc.equal(pc.floor(arr), arr)).as_py() is not False
-            if fine and lo is not None:
-                fine = not pc.any(pc.is_nan(arr)).as_py()          # a cell that says 'nan'
+        """Parse a number column. Fast path: one arrow cast (or the numbers as read) and a
+        min/max decide that the whole column is fine; the per-cell tests run only when
+        something is wrong."""
+        if pa.types.is_floating(raw.type):      # parsed as read: the same tests in numpy
+            num = raw.to_numpy()                 # nulls are NaN
+            nan = np.isnan(num)
+            fine = int(nan.sum()) == int(empty.sum())       # else a cell says 'nan'
+            if fine and not nan.all():
+                lo, hi = np.nanmin(num), np.nanmax(num)
+                fine = (np.isfinite(lo) and np.isfinite(hi) and (f.kind == "signed" or lo >= 0)
+                        and (f.kind != "ratio" or hi <= 100))
+                if fine and f.kind in ("count", "year"):
+                    fine = hi <= MAX_COUNT and not ((np.floor(num) != num) & ~nan).any()
             if fine:
-                return arr.to_numpy(zero_copy_only=False)
-            num = arr.to_numpy(zero_copy_only=False)
+                return num
         else:
-            # slow path, only for a column with blanks around numbers or bad cells
-            text = pd.Series(raw.to_pylist(), dtype=object).str.strip()
-            empty |= (text == "").to_numpy()
-            num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype="float64")
+            try:
+                arr = pc.cast(raw, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                arr = None
+            if arr is not None:
+                mm = pc.min_max(arr).as_py()
+                lo, hi = mm["min"], mm["max"]
+                fine = (lo is None or (np.isfinite(lo) and np.isfinite(hi)
+                                       and (f.kind == "signed" or lo >= 0)
+                                       and (f.kind != "ratio" or hi <= 100)))
+                if fine and f.kind in ("count", "year") and lo is not None:
+                    fine = hi <= MAX_COUNT and pc.all(pc.equal(pc.floor(arr), arr)).as_py() is not False
+                if fine and lo is not None:
+                    fine = not pc.any(pc.is_nan(arr)).as_py()          # a cell that says 'nan'
+                if fine:
+                    return arr.to_numpy(zero_copy_only=False)
+                num = arr.to_numpy(zero_copy_only=False)
+            else:
+                # slow path, only for a column with blanks around numbers or bad cells
+                text = pd.Series(raw.to_pylist(), dtype=object).str.strip()
+                empty |= (text == "").to_numpy()
+                num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype="float64")
         num = np.where(empty, np.nan, num)
         self.flag(f.key, ~empty & np.isnan(num), "不是数字", "not a number")
         with np.errstate(invalid="ignore"):
