@@ -103,15 +103,23 @@ def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]
     keys = cohort_extra_keys(policy)
     zero_nonpositive = settings.get("nonpositive_scores_zero", True)
     n = len(frame)
-    pts = np.zeros((n, len(clauses)))
-    values = np.column_stack([indicator_values(c, frame) for c in clauses]) if clauses else np.zeros((n, 0))
+    # column-major: each indicator's values and points are contiguous (the loops below and
+    # indicators.csv read them a column at a time)
+    pts = np.zeros((n, len(clauses)), order="F")
+    values = np.empty((n, len(clauses)), order="F")
+    for j, c in enumerate(clauses):
+        values[:, j] = indicator_values(c, frame)
     cohort_id = cohort_ids(stage_level, {k: frame[k].to_numpy() for k in keys}, included)
     sizes = np.zeros(n, dtype=np.int64)
-    for cid in np.unique(cohort_id[cohort_id >= 0]):
-        rows = np.flatnonzero(cohort_id == cid)
+    members = np.flatnonzero(cohort_id >= 0)
+    members = members[np.argsort(cohort_id[members], kind="stable")]      # by cohort, rows ascending
+    cohorts = np.split(members, np.flatnonzero(np.diff(cohort_id[members])) + 1) if len(members) else []
+    for rows in cohorts:
         sizes[rows] = len(rows)
-        for j, c in enumerate(clauses):
-            pts[rows, j] = cohort_points(c, values[rows, j], zero_nonpositive)
+    for j, c in enumerate(clauses):
+        col, out = values[:, j], pts[:, j]
+        for rows in cohorts:
+            out[rows] = cohort_points(c, col[rows], zero_nonpositive)
     return clauses, values, pts, sizes
 
 
