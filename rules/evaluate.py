@@ -69,6 +69,15 @@ def final_score(policy, weighted, deductions, decay_factor, bonus) -> np.ndarray
     return round_half_up(final, scoring["decimals"])
 
 
+def current_rows(records, mask) -> pd.DataFrame:
+    """The rows of `mask`, renumbered from 0. When they are one block (a file sorted by
+    year), a slice that shares the records' memory instead of a copy of every column."""
+    rows = np.flatnonzero(mask)
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return records.iloc[rows[0]:rows[-1] + 1].reset_index(drop=True)
+    return records[mask].reset_index(drop=True)
+
+
 def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame | None = None,
              budget: int | None = None, strategy: str | None = None) -> Evaluation:
     """Evaluate `year` over validated records (earlier years in `records` are history)."""
@@ -91,12 +100,12 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     cur_mask = (records["year"] == year).to_numpy()
     if not cur_mask.any():
         raise EvaluationError(f"数据中没有 {year} 年度的记录 / no records of year {year}")
-    cur = records[cur_mask].reset_index(drop=True)
+    cur = current_rows(records, cur_mask)
     level = levels[cur_mask]
     stage_names = pd.Series(level).map(data.level_stage).to_numpy(dtype=object)
     completed = stage.completed_years(cur["registered_on"].to_numpy(), cur["year"].to_numpy(), ref)
     hist = history.build(records, levels, cur_mask, year, data, policy.history_settings(),
-                         earlier_fields=negative_list.status_fields(policy, year))
+                         earlier_fields=negative_list.status_fields(policy, year), cur=cur)
     t["stage_history"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -170,8 +170,10 @@ def _read_xlsx(path):
     return Table(cols, len(data))
 
 
-def _headers(table, fields, source):
-    """Rename Chinese or English headers to keys; unknown or missing columns are bad cells."""
+def _headers(table, fields, source, consume=False):
+    """Rename Chinese or English headers to keys; unknown or missing columns are bad cells.
+    With `consume`, `table` gives its columns up (so that `_typed` can free each one once it
+    is checked: a million-row file holds gigabytes as read)."""
     known = by_header(fields)
     bad, cols, seen = [], {}, {}
     for col, arr in table.columns.items():
@@ -186,6 +188,8 @@ def _headers(table, fields, source):
     for f in fields:
         if f.required and f.key not in seen:
             bad.append(BadCell(1, f.key, "", f"缺少必填列「{f.label}」", f"required column {f.key} is missing"))
+    if consume:
+        table.columns = {}
     return Table(cols, table.n), bad
 
 
@@ -486,9 +490,9 @@ def load_records(path, today=None, data=None) -> pd.DataFrame:
     (`data`; the bundled policy's by default); raise InputError listing every bad cell."""
     data = data or default_data()
     try:
-        return records_from_table(read_table(path, data.record_fields), str(path), today, data)
+        return records_from_table(read_table(path, data.record_fields), str(path), today, data, consume=True)
     except _NeedText:
-        return records_from_table(read_table(path), str(path), today, data)
+        return records_from_table(read_table(path), str(path), today, data, consume=True)
 
 
 def table_from_rows(rows) -> Table:
@@ -502,13 +506,14 @@ def table_from_rows(rows) -> Table:
 PARTIAL_KEYS = ("credit_code", "year")     # what a partial file must hold: which enterprise-year
 
 
-def records_from_table(raw: Table, source: str, today=None, data=None, partial=False):
+def records_from_table(raw: Table, source: str, today=None, data=None, partial=False, consume=False):
     """Validate enterprise records read as text (from a file or from `table_from_rows`).
 
     With `partial`, the file may hold the identity (credit code and year) and any subset of
     the fields (a department's extract): only those two columns are required, an empty cell
     is a value not reported, absent columns are not filled in, and the answer is the typed
-    frame and the keys of the columns the file holds (a merge touches only those)."""
+    frame and the keys of the columns the file holds (a merge touches only those). With
+    `consume`, `raw` is emptied as its columns are checked."""
     today = today or dt.date.today()
     data = data or default_data()
     fields = data.record_fields
@@ -516,7 +521,7 @@ def records_from_table(raw: Table, source: str, today=None, data=None, partial=F
         import dataclasses
         fields = [f if f.key in PARTIAL_KEYS or not f.required else dataclasses.replace(f, required=False)
                   for f in fields]
-    table, bad = _headers(raw, fields, source)
+    table, bad = _headers(raw, fields, source, consume)
     present = [f.key for f in fields if f.key in table]
     typed, chk = _typed(table, fields, today, data)
     if "credit_code" in typed and "year" in typed:
@@ -592,7 +597,7 @@ def load_contracts(path, known_codes=None, today=None, data=None) -> pd.DataFram
 
 
 def _contracts(raw, path, known_codes, today, data):
-    table, bad = _headers(raw, CONTRACT_FIELDS, path)
+    table, bad = _headers(raw, CONTRACT_FIELDS, path, consume=True)
     typed, chk = _typed(table, CONTRACT_FIELDS, today, data or default_data())
     if "contract_no" in typed:
         no = typed["contract_no"]
@@ -652,4 +657,17 @@ def load_inputs(records, contracts=None, today=None, data=None):
                 errors.append(InputError(str(contracts), cells))
     if errors:
         raise InputErrors(errors)
+    release_memory()
     return recs, cons
+
+
+def release_memory():
+    """Hand the memory freed while reading (the text and numbers as read, gigabytes for a
+    million-row file) back to the system, so that it does not count on top of what the
+    evaluation allocates next: arrow's pool, and the C library's heap where it has one."""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)        # glibc; elsewhere there is nothing to trim
+    except (OSError, AttributeError):
+        pass
