@@ -70,16 +70,21 @@ def scores_table(ev) -> pa.Table:
     s = ev.scores
     d = ev.policy.groups["policy"]["scoring"]["decimals"]
     codes = arrow_text(s["credit_code"])
-    order = pc.sort_indices(codes)
+    year = s["year"].to_numpy()
     cols = {"credit_code": codes,
-            "year": pa.array(s["year"].astype(str).to_numpy(dtype=object), pa.string()),
+            "year": pc.cast(pa.array(year), pa.string()) if year.dtype.kind in "iu"
+            else pa.array(s["year"].astype(str).to_numpy(dtype=object), pa.string()),
             "stage": pa.array(s["stage"].to_numpy(dtype=object), pa.string()),
             "excluded": pa.array(np.where(s["excluded"], "true", "false")),
             "exclusion_clauses": pa.array(s["exclusion_clauses"], pa.string())}
-    for col in category_columns(ev.policy) + NUMBER_COLUMNS:
-        cols[col] = fixed(s[col], d)
-    for col in ("rank_in_stage", "rank_overall"):
-        cols[col] = fixed(s[col], 0)
+    numbers = [(col, d) for col in category_columns(ev.policy) + NUMBER_COLUMNS] \
+        + [(col, 0) for col in ("rank_in_stage", "rank_overall")]
+    # the number columns and the sort by code on both cores (numpy and arrow let go of the GIL)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        order = pool.submit(pc.sort_indices, codes)
+        texts = pool.map(lambda cd: fixed(s[cd[0]].to_numpy(dtype="float64"), cd[1]), numbers)
+        cols.update(zip([c for c, _ in numbers], texts))
+        order = order.result()
     return pa.table(cols).take(order)
 
 
@@ -483,11 +488,9 @@ def _string_bytes(arr) -> memoryview:
 def write_plain_csv(table: pa.Table, path):
     """CSV with no quoting at all, for files that hold only codes, numbers and clause ids
     (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes."""
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(quoting_style="none", include_header=False))
     with open(path, "wb") as f:
         f.write((",".join(table.column_names) + "\n").encode("utf-8"))
-        f.write(sink.getvalue().to_pybytes())
+        pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(quoting_style="none", include_header=False))
 
 
 def write_csv(frame: pd.DataFrame, path):
@@ -512,11 +515,14 @@ def write_indicators(ev, path, chunk=TRACE_CHUNK):
             w.write_table(pa.table(cols, schema=schema))
 
 
-def manifest(ev, inputs: dict, extra=None) -> dict:
-    """What makes a run reproducible: policy version and hash, input checksums, options."""
+def manifest(ev, inputs: dict, extra=None, sums=None) -> dict:
+    """What makes a run reproducible: policy version and hash, input checksums, options.
+    `sums` (optional): input key -> its sha256, already worked out."""
+    sums = sums or {}
     m = {"program": "innopoints", "program_version": PROGRAM_VERSION,
          "policy": {"name": ev.policy.name, "document": ev.policy.document, "sha256": ev.policy.digest},
-         "year": ev.year, "inputs": {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items() if p},
+         "year": ev.year, "inputs": {k: {"file": Path(p).name, "sha256": sums.get(k) or sha256_file(p)}
+                                     for k, p in inputs.items() if p},
          "budget": ev.budget.as_dict(),
          "enterprises": int(len(ev.scores)), "excluded": int(ev.scores["excluded"].sum()),
          "award_lines": len(ev.awards)}
@@ -542,6 +548,9 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
     tmp = Path(tempfile.mkdtemp(prefix=".innopoints-", dir=out_dir.parent))
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
+            # the input files' checksums (hashlib lets go of the GIL: a million-row zone is
+            # about a gigabyte to hash) on the second core while this one writes
+            sums = {k: pool.submit(sha256_file, p) for k, p in inputs.items() if p}
             # arrow's CSV writer runs without the GIL: the wide indicator table is written
             # on the second core while this one builds the trace and the award list
             side = pool.submit(write_indicators, ev, tmp / "indicators.csv") if trace else None
@@ -557,7 +566,7 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
             if side is not None:
                 side.result()
             lap("write.indicators_wait")
-        m = manifest(ev, inputs)
+        m = manifest(ev, inputs, sums={k: f.result() for k, f in sums.items()})
         m["outputs"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         lap("write.checksums")
         (tmp / "manifest.json").write_text(json.dumps(m, ensure_ascii=False, indent=2, sort_keys=True) + "\n",

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import assets
+from .records import arrow_text
 
 TEMPLATES = assets.path("templates")
 
@@ -49,7 +50,7 @@ def award_rows(ev):
     which = pa.array(pd.Series(aw.clause).map({cid: i for i, cid in enumerate(ids)}).to_numpy())
     head = pa.array([f"{cid} {esc(clauses[cid].title)}" for cid in ids], pa.string()).take(which)
     cite = pa.array([esc(clauses[cid].citation) for cid in ids], pa.string()).take(which)
-    names = _escape(pa.array(ev.scores["name"].to_numpy(dtype=object)[aw.row], pa.string()))
+    names = _escape(arrow_text(ev.scores["name"]).take(pa.array(aw.row)))
     basis = _escape(aw.basis_text(";"))
     basis = pc.if_else(pc.equal(basis, ""), "", pc.binary_join_element_wise("；合同：", basis, ""))
     cut = pc.if_else(pa.array(aw.granted != aw.eligible),
@@ -59,7 +60,11 @@ def award_rows(ev):
         "<tr><td>", names, "</td><td>", pa.array(aw.code, pa.string()), "</td><td>", head,
         '</td><td class="num">', money(aw.eligible), '</td><td class="num">', money(aw.granted),
         '</td><td class="basis">', cite, basis, cut, "</td></tr>", "")
-    return Markup("\n".join(rows.to_pylist())), totals
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    # the lines joined in arrow, decoded once (not a Python string per line)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows), "\n")
+    return Markup(joined[0].as_py()), totals
 
 
 def render_awards(ev) -> str:
