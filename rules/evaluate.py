@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import bonus, decay, history, indicators, negative_list, rewards, scope, stage
-from .records import enterprise_codes, positions_of
+from .records import enterprise_codes, positions_of, release_memory
 
 
 class EvaluationError(ValueError):
@@ -161,6 +161,7 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
                                                     hist, contracts, reported)
     outcome = rewards.allocate(lines, budget, strategy)
     t["rewards"] = time.perf_counter() - t0
+    release_memory()        # the temporaries of the phases above, before the outputs are built
 
     traces = {"scope": (sc.decision.pattern, sc.trace), "negative_list": (nl.decision.pattern, nl.trace), "decay": (dec_decision.pattern, dec_trace),
               "bonus": (bon_decision.pattern, bon_trace), "rewards": (rw_decision.pattern, rw_trace.fired),

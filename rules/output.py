@@ -534,7 +534,7 @@ def manifest(ev, inputs: dict, extra=None, sums=None) -> dict:
 def write(ev, out_dir, inputs: dict, trace=True, timings=None):
     """Write every output file of an evaluation into `out_dir` (created if needed).
     `timings`, when a dict, receives the seconds each file took."""
-    from .report import render_awards
+    from .report import write_awards
     t = timings if timings is not None else {}
     clock = [time.perf_counter()]
 
@@ -561,7 +561,7 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
             if trace:
                 write_trace(ev, tmp / "trace.jsonl")
             lap("write.trace")
-            (tmp / "awards.html").write_text(render_awards(ev), encoding="utf-8")
+            write_awards(ev, tmp / "awards.html")
             lap("write.awards_html")
             if side is not None:
                 side.result()

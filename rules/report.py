@@ -36,6 +36,14 @@ def _escape(arr: pa.Array) -> pa.Array:
 def award_rows(ev):
     """The award list: the detail rows as HTML, built column-wise (a large zone has hundreds
     of thousands of lines), and the totals per clause."""
+    rows, totals = _award_lines(ev)
+    if rows is None:
+        return Markup(""), totals
+    return Markup("\n".join(rows.to_pylist())), totals
+
+
+def _award_lines(ev):
+    """The detail rows as an arrow array of HTML lines (None without awards), and the totals."""
     aw = ev.awards
     clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
     totals = []
@@ -45,7 +53,7 @@ def award_rows(ev):
             totals.append({"clause": cid, "title": c.title, "count": int(sel.sum()),
                            "eligible": int(aw.eligible[sel].sum()), "granted": int(aw.granted[sel].sum())})
     if not len(aw):
-        return Markup(""), totals
+        return None, totals
     ids = list(clauses)
     which = pa.array(pd.Series(aw.clause).map({cid: i for i, cid in enumerate(ids)}).to_numpy())
     head = pa.array([f"{cid} {esc(clauses[cid].title)}" for cid in ids], pa.string()).take(which)
@@ -60,15 +68,38 @@ def award_rows(ev):
         "<tr><td>", names, "</td><td>", pa.array(aw.code, pa.string()), "</td><td>", head,
         '</td><td class="num">', money(aw.eligible), '</td><td class="num">', money(aw.granted),
         '</td><td class="basis">', cite, basis, cut, "</td></tr>", "")
-    if isinstance(rows, pa.ChunkedArray):
-        rows = rows.combine_chunks()
-    # the lines joined in arrow, decoded once (not a Python string per line)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows), "\n")
-    return Markup(joined[0].as_py()), totals
+    return (rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows), totals
+
+
+def _render(ev, rows, totals) -> str:
+    return environment().get_template("reports/awards.html").render(
+        ev=ev, rows=rows, totals=totals, budget=ev.budget,
+        total_eligible=sum(t["eligible"] for t in totals), total_granted=sum(t["granted"] for t in totals))
 
 
 def render_awards(ev) -> str:
     rows, totals = award_rows(ev)
-    return environment().get_template("reports/awards.html").render(
-        ev=ev, rows=rows, totals=totals, budget=ev.budget,
-        total_eligible=sum(t["eligible"] for t in totals), total_granted=sum(t["granted"] for t in totals))
+    return _render(ev, rows, totals)
+
+
+ROWS_MARK = "<!--innopoints:award-rows-->"
+LINES_PER_WRITE = 50_000
+
+
+def write_awards(ev, path):
+    """awards.html, the same bytes as `render_awards` encoded, without ever holding the
+    detail rows as one Python string (hundreds of megabytes for a million-enterprise zone):
+    the page is rendered around a mark and the rows are written in between, joined in arrow
+    a slice at a time."""
+    rows, totals = _award_lines(ev)
+    page = _render(ev, Markup(ROWS_MARK), totals)
+    head, tail = page.split(ROWS_MARK)
+    with open(path, "wb") as f:
+        f.write(head.encode("utf-8"))
+        for lo in range(0, len(rows) if rows is not None else 0, LINES_PER_WRITE):
+            part = rows.slice(lo, LINES_PER_WRITE)
+            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part), "\n")
+            if lo:
+                f.write(b"\n")
+            f.write(joined[0].as_buffer())
+        f.write(tail.encode("utf-8"))
