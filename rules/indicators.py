@@ -25,12 +25,20 @@ def indicator_values(clause, frame) -> np.ndarray:
 def _percentile(v, maximum):
     """max × (#members with value ≤ v) ÷ cohort size; missing counts as below every value."""
     filled = np.nan_to_num(v, nan=-np.inf)      # missing ranks below every value
-    order = np.argsort(filled)                  # ties get one count below, so any order will do
-    ranked = filled[order]
+    return maximum * _at_or_below(filled) / len(v)
+
+
+def _at_or_below(v) -> np.ndarray:
+    """For each value, how many values are ≤ it: one sort, then the position after the last
+    of each run of equal values (no binary search per value)."""
+    if not len(v):
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(v)                       # ties get one count, so any order will do
+    ranked = v[order]
+    last = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))     # last of each run
     k = np.empty(len(v), dtype=np.int64)
-    # members ≤ each value = position after the last equal value (queries already sorted)
-    k[order] = np.searchsorted(ranked, ranked, side="right")
-    return maximum * k / len(v)
+    k[order] = np.repeat(last + 1, np.diff(np.append(-1, last)))
+    return k
 
 
 def _minmax(v, maximum, winsorize=0.0):
@@ -72,6 +80,15 @@ def cohort_points(clause, v, zero_nonpositive=True) -> np.ndarray:
     """Points of one indicator over one cohort's values: the clause's method, 0 for a missing
     value and (when the policy says so) for a value ≤ 0. The what-ifs of diagnostics and
     potential call this, so that they score exactly as an evaluation does."""
+    if zero_nonpositive and clause.body.get("method", "percentile") == "percentile":
+        # only values above 0 keep their points: sort those alone, and count the rest
+        # (missing and ≤ 0) as below each of them — the same k as sorting the whole cohort
+        pos = v > 0
+        vp = v[pos]
+        k = _at_or_below(vp) + (len(v) - len(vp))
+        p = np.zeros(len(v))
+        p[pos] = clause.body["points"] * k / len(v)
+        return np.nan_to_num(p)
     p = _points(clause, v)
     p = np.where(np.isnan(v), 0.0, p)
     if zero_nonpositive:
