@@ -40,7 +40,7 @@ def facts_frame(policy, group, year, frame, stage_level, hist=None, derived=None
         elif hist is not None and key in hist.runs:
             out[key] = hist.runs[key].value
         elif key == "stage":
-            out[key] = pd.Series(stage_level).map(data.level_stage).to_numpy(dtype=object)
+            out[key] = _stage_names(stage_level, data.level_stage)
         elif key in frame:
             f = data.field(key)
             if f is not None and f.kind == "stage":          # a stage field holds levels
@@ -57,6 +57,15 @@ def facts_frame(policy, group, year, frame, stage_level, hist=None, derived=None
                 out[key] = frame[key].array      # text stays in its arrow buffer
     return pd.DataFrame(out, index=pd.RangeIndex(len(stage_level)), copy=False), \
         pd.DataFrame(missing, index=pd.RangeIndex(len(stage_level)), copy=False)
+
+
+def _stage_names(levels, level_stage) -> np.ndarray:
+    """The stage key of each integer level (None for a level that is no stage), by lookup."""
+    levels = np.asarray(levels)
+    if levels.dtype.kind not in "iu" or not len(levels) or levels.min() < 0:
+        return pd.Series(levels).map(level_stage).to_numpy(dtype=object)
+    names = np.array([level_stage.get(i) for i in range(int(levels.max()) + 1)], dtype=object)
+    return names[levels]
 
 
 def clause_map(policy, group, year):

@@ -238,13 +238,16 @@ def patterns(columns) -> np.ndarray:
     in order of first appearance (as a sort-free group-by would). NaN (and None) is a value
     of its own. Each column is factorised once and the codes are folded into one integer."""
     n = len(columns[0]) if columns else 0
-    key = np.zeros(n, dtype=np.int64)
+    key, size = np.zeros(n, dtype=np.int64), 1
     for col in columns:
         codes, uniques = pd.factorize(col.array if isinstance(col, pd.Series) else col, use_na_sentinel=True)
-        key = key * (len(uniques) + 1) + (codes.astype(np.int64) + 1)
-        key, _ = pd.factorize(key)          # keep the key dense: it never overflows
-        key = key.astype(np.int64)
-    return key
+        width = len(uniques) + 1
+        if size * width >= 2 ** 62:          # make the key dense again before it could overflow
+            key, kept = pd.factorize(key)
+            key, size = key.astype(np.int64), len(kept)
+        key = key * width + (codes.astype(np.int64) + 1)
+        size *= width
+    return pd.factorize(key)[0].astype(np.int64)      # numbered by first appearance
 
 
 def run(host, group, facts) -> list:
