@@ -48,21 +48,42 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
 def fixed(values, decimals) -> pa.Array:
     """Numbers as text with exactly `decimals` decimals, half up ('' for NaN), vectorised with
-    integer arithmetic (the values are already rounded to `decimals`)."""
+    integer arithmetic (the values are already rounded to `decimals`): the characters are
+    laid out in a numpy matrix, one row per value, and the kept ones become the string
+    array's bytes directly."""
     v = np.asarray(values, dtype="float64")
+    n = len(v)
     missing = np.isnan(v)
     scaled = np.rint(np.nan_to_num(v) * 10 ** decimals).astype(np.int64)
-    sign = np.where(scaled < 0, "-", "")
-    scaled = np.abs(scaled)
-    whole = pc.cast(pa.array(scaled // 10 ** decimals), pa.string())
+    neg = scaled < 0
+    mag = np.abs(scaled)
+    nd = np.maximum(np.searchsorted(_POW10, mag, side="right") + 1, decimals + 1)   # digits shown
+    w = int(nd.max(initial=decimals + 1))
+    whole = w - decimals
+    cols = 1 + w + (1 if decimals else 0)
+    chars = np.empty((n, cols), dtype=np.uint8)
+    keep = np.zeros((n, cols), dtype=bool)
+    chars[:, 0] = ord("-")
+    keep[:, 0] = neg
+    m = mag.copy()
+    for k in range(w - 1, -1, -1):                      # digit k of w, most significant first
+        col = 1 + k + (1 if decimals and k >= whole else 0)
+        chars[:, col] = (m % 10).astype(np.uint8) + ord("0")
+        keep[:, col] = k >= w - nd
+        m //= 10
     if decimals:
-        frac = pc.utf8_lpad(pc.cast(pa.array(scaled % 10 ** decimals), pa.string()), decimals, "0")
-        text = pc.binary_join_element_wise(pa.array(sign), whole, ".", frac, "")
-    else:
-        text = pc.binary_join_element_wise(pa.array(sign), whole, "")
-    return pc.if_else(pa.array(missing), pa.scalar("", pa.string()), text)
+        chars[:, 1 + whole] = ord(".")
+        keep[:, 1 + whole] = True
+    keep[missing] = False
+    data = chars[keep]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def scores_table(ev) -> pa.Table:
