@@ -113,8 +113,9 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     nl = negative_list.apply(policy, year, cur, level)
     if sc.clause_ids and not sc.in_scope.all():      # SCOPE first, before any NL id (SPEC §5)
         out = ~sc.in_scope
-        nl.exclusion_clauses = [sc.clause_ids + (";" + e if e else "") if o else e
-                                for o, e in zip(out, nl.exclusion_clauses)]
+        ids = np.asarray(nl.exclusion_clauses, dtype=object).copy()
+        ids[out] = [sc.clause_ids + (";" + e if e else "") for e in ids[out]]
+        nl.exclusion_clauses = ids
         nl.excluded = nl.excluded | out
     dec_factor, dec_decision, dec_trace = decay.apply(policy, year, cur, level, completed, hist)
     bon, bon_decision, bon_trace = bonus.apply(policy, year, cur, level)

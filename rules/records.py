@@ -562,7 +562,10 @@ def load_partial_records(path, today=None, data=None):
 def enterprise_codes(records) -> pd.Index:
     """The credit code of each enterprise id of `records` (position = id)."""
     ent = records["ent"].to_numpy()
-    first = np.unique(ent, return_index=True)[1]
+    # the first row of each id present, by id (as np.unique's return_index, without a sort)
+    first = np.full(int(ent.max(initial=-1)) + 1, len(ent), dtype=np.int64)
+    np.minimum.at(first, ent, np.arange(len(ent)))
+    first = first[first < len(ent)]
     return pd.Index(records["credit_code"].array.take(first))
 
 
