@@ -137,7 +137,9 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         # stage percentile: share of the stage's scored enterprises at or below this score
         s = pd.Series(reported[included])
         pct[included] = s.groupby(pd.Series(level[included])).rank(method="max", pct=True).to_numpy() * 100
-    cat_cols = {f"{k}_score": cats[k] for k in policy.categories()}
+    def scored(x):      # a figure of a row that is not scored is empty
+        return np.where(included, x, np.nan)
+    cat_cols = {f"{k}_score": scored(cats[k]) for k in policy.categories()}
     scores = pd.DataFrame({
         "credit_code": cur["credit_code"].array,
         "year": year,
@@ -145,16 +147,14 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         "excluded": nl.excluded,
         "exclusion_clauses": nl.exclusion_clauses,
         **cat_cols,
-        "weighted": weighted, "deductions": nl.deductions, "decay_factor": dec_factor,
-        "bonus": bon, "final_score": reported,
+        "weighted": scored(weighted), "deductions": scored(nl.deductions), "decay_factor": scored(dec_factor),
+        "bonus": scored(bon), "final_score": reported,
         "rank_in_stage": rank_stage, "rank_overall": rank_all, "stage_percentile": pct,
         "name": cur["name"].array, "park": cur["park"].array, "industry": cur["industry"].array,
         "completed_years": completed, "registered_on": cur["registered_on"].to_numpy(),
     })
     for f in stage.row_fields(stage_clause):       # the STAGE inputs, for the trace
         scores[f"stage_input:{f}"] = cur[f].to_numpy(dtype="float64") if data.field(f).kind != "choice" else cur[f].array
-    for col in list(cat_cols) + ["weighted", "deductions", "decay_factor", "bonus"]:
-        scores.loc[~included, col] = np.nan
     t["scoring"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -88,7 +88,7 @@ def cohort_points(clause, v, zero_nonpositive=True) -> np.ndarray:
         k = _at_or_below(vp) + (len(v) - len(vp))
         p = np.zeros(len(v))
         p[pos] = clause.body["points"] * k / len(v)
-        return np.nan_to_num(p)
+        return p                                  # finite: nothing for nan_to_num to do
     p = _points(clause, v)
     p = np.where(np.isnan(v), 0.0, p)
     if zero_nonpositive:
