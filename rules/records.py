@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .fields import CONTRACT_FIELDS, FALSE_WORDS, TRUE_WORDS, by_header
+from .fields import CONTRACT_FIELDS, FALSE_WORDS, NUMBER_KINDS, TRUE_WORDS, by_header
 
 CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CODE_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
@@ -226,47 +226,51 @@ class _Checker:
             self.flag(f.key, empty, f"必填项「{f.label}」为空", "required value is missing")
         return empty
 
+    def number_as_read(self, f, raw):
+        """A number column the CSV reader parsed (`read_table(fields=…)`): the tests of
+        `missing` and `number` on the numbers as read, NaN for an empty cell. Any cell they
+        would flag (a required cell empty, a cell saying 'nan', a negative count …) sends
+        the file back to be read as text (`_NeedText`), where the same tests report it."""
+        num = pc.fill_null(raw, np.nan).to_numpy() if raw.null_count else raw.to_numpy()
+        num = np.array(num, dtype="float64", copy=not num.flags.writeable)
+        missing = int(np.count_nonzero(np.isnan(num)))
+        if missing != raw.null_count or (f.required and missing):   # 'nan' written, or a required cell empty
+            raise _NeedText(f.key)
+        if missing < len(num):
+            lo, hi = np.nanmin(num), np.nanmax(num)
+            fine = (np.isfinite(lo) and np.isfinite(hi) and (f.kind == "signed" or lo >= 0)
+                    and (f.kind != "ratio" or hi <= 100))
+            if fine and f.kind in ("count", "year"):
+                fine = hi <= MAX_COUNT and np.array_equal(np.floor(num), num, equal_nan=True)
+            if not fine:
+                raise _NeedText(f.key)
+        return num
+
     def number(self, f, raw, empty):
-        """Parse a number column. Fast path: one arrow cast (or the numbers as read) and a
-        min/max decide that the whole column is fine; the per-cell tests run only when
-        something is wrong."""
-        if pa.types.is_floating(raw.type):      # parsed as read: the same tests in numpy
-            # empty cells as 0 for the tests (a 0 changes none of them), then NaN
-            num = pc.fill_null(raw, 0.0).to_numpy() if raw.null_count else raw.to_numpy()
-            num = np.array(num, dtype="float64", copy=not num.flags.writeable)
-            fine = not np.isnan(num).any()                  # else a cell says 'nan'
-            if fine and len(num):
-                lo, hi = num.min(), num.max()
-                fine = (np.isfinite(lo) and np.isfinite(hi) and (f.kind == "signed" or lo >= 0)
-                        and (f.kind != "ratio" or hi <= 100))
-                if fine and f.kind in ("count", "year"):
-                    fine = hi <= MAX_COUNT and np.array_equal(np.floor(num), num)
-            num[empty] = np.nan
+        """Parse a number column read as text. Fast path: one arrow cast and a min/max decide
+        that the whole column is fine; the per-cell tests run only when something is wrong."""
+        try:
+            arr = pc.cast(raw, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = None
+        if arr is not None:
+            mm = pc.min_max(arr).as_py()
+            lo, hi = mm["min"], mm["max"]
+            fine = (lo is None or (np.isfinite(lo) and np.isfinite(hi)
+                                   and (f.kind == "signed" or lo >= 0)
+                                   and (f.kind != "ratio" or hi <= 100)))
+            if fine and f.kind in ("count", "year") and lo is not None:
+                fine = hi <= MAX_COUNT and pc.all(pc.equal(pc.floor(arr), arr)).as_py() is not False
+            if fine and lo is not None:
+                fine = not pc.any(pc.is_nan(arr)).as_py()          # a cell that says 'nan'
             if fine:
-                return num
+                return arr.to_numpy(zero_copy_only=False)
+            num = arr.to_numpy(zero_copy_only=False)
         else:
-            try:
-                arr = pc.cast(raw, pa.float64())
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                arr = None
-            if arr is not None:
-                mm = pc.min_max(arr).as_py()
-                lo, hi = mm["min"], mm["max"]
-                fine = (lo is None or (np.isfinite(lo) and np.isfinite(hi)
-                                       and (f.kind == "signed" or lo >= 0)
-                                       and (f.kind != "ratio" or hi <= 100)))
-                if fine and f.kind in ("count", "year") and lo is not None:
-                    fine = hi <= MAX_COUNT and pc.all(pc.equal(pc.floor(arr), arr)).as_py() is not False
-                if fine and lo is not None:
-                    fine = not pc.any(pc.is_nan(arr)).as_py()          # a cell that says 'nan'
-                if fine:
-                    return arr.to_numpy(zero_copy_only=False)
-                num = arr.to_numpy(zero_copy_only=False)
-            else:
-                # slow path, only for a column with blanks around numbers or bad cells
-                text = pd.Series(raw.to_pylist(), dtype=object).str.strip()
-                empty |= (text == "").to_numpy()
-                num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype="float64")
+            # slow path, only for a column with blanks around numbers or bad cells
+            text = pd.Series(raw.to_pylist(), dtype=object).str.strip()
+            empty |= (text == "").to_numpy()
+            num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype="float64")
         num = np.where(empty, np.nan, num)
         self.flag(f.key, ~empty & np.isnan(num), "不是数字", "not a number")
         with np.errstate(invalid="ignore"):
@@ -451,8 +455,16 @@ def _typed(table, fields, today, data):
             raw = _Coded(raw)
         elif f.kind not in NUMERIC_KINDS:
             raw = _trim(raw)
-        empty = chk.missing(f, raw)
-        if f.kind in ("count", "amount", "signed", "ratio"):
+        if f.kind in NUMBER_KINDS and pa.types.is_floating(raw.type):
+            out = chk.number_as_read(f, raw)
+            if f.kind == "year":
+                chk.flag(f.key, out > today.year, "年度在未来", "year is in the future")
+            empty = None
+        else:
+            empty = chk.missing(f, raw)
+        if empty is None:
+            pass
+        elif f.kind in ("count", "amount", "signed", "ratio"):
             out = chk.number(f, raw, empty)
         elif f.kind == "year":
             out = chk.number(f, raw, empty)
