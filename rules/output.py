@@ -568,7 +568,9 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".innopoints-", dir=out_dir.parent))
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            # awards.html is built beside scores.csv (its arrow kernels let go of the GIL)
+            html = pool.submit(write_awards, ev, tmp / "awards.html")
             # the input files' checksums (hashlib lets go of the GIL: a million-row zone is
             # about a gigabyte to hash) on the second core while this one writes
             sums = {k: pool.submit(sha256_file, p) for k, p in inputs.items() if p}
@@ -576,19 +578,24 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
             # on the second core while this one builds the trace and the award list
             side = pool.submit(write_indicators, ev, tmp / "indicators.csv") if trace else None
             lap("write.start")
+            done = {}               # output file -> its checksum, hashed as soon as it is written
             write_plain_csv(scores_table(ev), tmp / "scores.csv")
+            done["scores.csv"] = pool.submit(sha256_file, tmp / "scores.csv")
             write_plain_csv(awards_table(ev), tmp / "awards.csv")
+            done["awards.csv"] = pool.submit(sha256_file, tmp / "awards.csv")
             lap("write.scores_awards")
             if trace:
                 write_trace(ev, tmp / "trace.jsonl")
             lap("write.trace")
-            write_awards(ev, tmp / "awards.html")
+            html.result()
+            done["awards.html"] = pool.submit(sha256_file, tmp / "awards.html")
             lap("write.awards_html")
             if side is not None:
                 side.result()
             lap("write.indicators_wait")
         m = manifest(ev, inputs, sums={k: f.result() for k, f in sums.items()})
-        m["outputs"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        m["outputs"] = {p.name: done[p.name].result() if p.name in done else sha256_file(p)
+                        for p in sorted(tmp.iterdir())}
         lap("write.checksums")
         (tmp / "manifest.json").write_text(json.dumps(m, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")
