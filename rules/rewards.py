@@ -209,8 +209,13 @@ class ContractTotals:
 def year_contracts(contracts, year):
     if contracts is None or not len(contracts):
         return None
-    years = pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy()
-    mine = contracts[years == year]
+    d = contracts["registered_on"].to_numpy()
+    if d.dtype.kind == "M":         # within the year: two comparisons, no calendar per contract
+        start = np.datetime64(f"{year:04d}-01-01").astype(d.dtype)
+        end = np.datetime64(f"{year + 1:04d}-01-01").astype(d.dtype)
+        mine = contracts[(d >= start) & (d < end)]
+    else:
+        mine = contracts[pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy() == year]
     return mine if len(mine) else None
 
 
