@@ -143,8 +143,19 @@ def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]
 def category_scores(policy, clauses, pts) -> dict:
     """Sum of each category's indicator points (0 to the category's points), by the
     package's categories (indicators.yaml)."""
-    return {cat: pts[:, [j for j, c in enumerate(clauses) if c.body["category"] == cat]].sum(axis=1)
-            for cat in policy.categories()}
+    out = {}
+    for cat in policy.categories():
+        cols = [j for j, c in enumerate(clauses) if c.body["category"] == cat]
+        if not cols:
+            out[cat] = np.zeros(len(pts))
+            continue
+        # left to right, column by column: the order numpy's row sum of the selected columns
+        # takes (checked bit for bit), without copying them out first
+        total = pts[:, cols[0]].copy()
+        for j in cols[1:]:
+            total += pts[:, j]
+        out[cat] = total
+    return out
 
 
 def weighted(policy, stage_names, cats) -> np.ndarray:
