@@ -40,41 +40,50 @@ def _escape(arr: pa.Array) -> pa.Array:
 def award_rows(ev):
     """The award list: the detail rows as HTML, built column-wise (a large zone has hundreds
     of thousands of lines), and the totals per clause."""
-    rows, totals = _award_lines(ev)
-    if rows is None:
-        return Markup(""), totals
-    return Markup("\n".join(rows.to_pylist())), totals
+    lines = _AwardLines(ev)
+    if not len(ev.awards):
+        return Markup(""), lines.totals
+    return Markup("\n".join(lines.rows(0, len(ev.awards)).to_pylist())), lines.totals
 
 
-def _award_lines(ev):
-    """The detail rows as an arrow array of HTML lines (None without awards), and the totals."""
-    aw = ev.awards
-    clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
-    totals = []
-    codes, found = pd.factorize(aw.clause) if len(aw) else (np.zeros(0, np.int64), [])
-    code_of = {cid: i for i, cid in enumerate(found)}          # each line's clause, as a number
-    for cid, c in clauses.items():
-        sel = codes == code_of.get(cid, -2)
-        if sel.any():
-            totals.append({"clause": cid, "title": c.title, "count": int(sel.sum()),
-                           "eligible": int(aw.eligible[sel].sum()), "granted": int(aw.granted[sel].sum())})
-    if not len(aw):
-        return None, totals
-    ids = list(clauses)
-    which = pa.array(np.array([ids.index(cid) for cid in found], dtype=np.int64)[codes])
-    head = pa.array([f"{cid} {esc(clauses[cid].title)}" for cid in ids], pa.string()).take(which)
-    cite = pa.array([esc(clauses[cid].citation) for cid in ids], pa.string()).take(which)
-    names = _escape(arrow_text(ev.scores["name"]).take(pa.array(aw.row)))
-    basis = _escape(aw.basis_text(";"))
-    basis = pc.if_else(pc.equal(basis, ""), "", pc.binary_join_element_wise("；合同：", basis, ""))
-    cut = pc.if_else(pa.array(aw.granted != aw.eligible),
-                     pc.binary_join_element_wise("；", _escape(pa.array(aw.derivation, pa.string())), ""), "")
-    money = grouped
-    rows = pc.binary_join_element_wise(
-        "<tr><td>", names, "</td><td>", pa.array(aw.code, pa.string()), "</td><td>", head,
-        '</td><td class="num">', money(aw.eligible), '</td><td class="num">', money(aw.granted),
-        '</td><td class="basis">', cite, basis, cut, "</td></tr>", "")
-    return (rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows), totals
+class _AwardLines:
+    """The detail rows of the award list as arrow arrays of HTML lines, a slice of lines at a
+    time (`rows(lo, hi)`: building them all at once held several times the page in memory),
+    and the totals per clause."""
+
+    def __init__(self, ev):
+        self.ev = ev
+        aw = ev.awards
+        self.clauses = clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
+        self.totals = []
+        codes, found = pd.factorize(aw.clause) if len(aw) else (np.zeros(0, np.int64), [])
+        code_of = {cid: i for i, cid in enumerate(found)}          # each line's clause, as a number
+        for cid, c in clauses.items():
+            sel = codes == code_of.get(cid, -2)
+            if sel.any():
+                self.totals.append({"clause": cid, "title": c.title, "count": int(sel.sum()),
+                                    "eligible": int(aw.eligible[sel].sum()), "granted": int(aw.granted[sel].sum())})
+        if not len(aw):
+            return
+        ids = list(clauses)
+        self.which = np.array([ids.index(cid) for cid in found], dtype=np.int64)[codes]
+        self.heads = pa.array([f"{cid} {esc(clauses[cid].title)}" for cid in ids], pa.string())
+        self.cites = pa.array([esc(clauses[cid].citation) for cid in ids], pa.string())
+        self.names = arrow_text(ev.scores["name"])
+        basis = _escape(aw.basis_text(";"))
+        self.basis = pc.if_else(pc.equal(basis, ""), "", pc.binary_join_element_wise("；合同：", basis, ""))
+
+    def rows(self, lo, hi) -> pa.Array:
+        aw, sl = self.ev.awards, slice(lo, hi)
+        which = pa.array(self.which[sl])
+        names = _escape(self.names.take(pa.array(aw.row[sl])))
+        cut = pc.if_else(pa.array(aw.granted[sl] != aw.eligible[sl]),
+                         pc.binary_join_element_wise("；", _escape(pa.array(aw.derivation[sl], pa.string())), ""), "")
+        rows = pc.binary_join_element_wise(
+            "<tr><td>", names, "</td><td>", pa.array(aw.code[sl], pa.string()), "</td><td>", self.heads.take(which),
+            '</td><td class="num">', grouped(aw.eligible[sl]), '</td><td class="num">', grouped(aw.granted[sl]),
+            '</td><td class="basis">', self.cites.take(which), self.basis.slice(lo, hi - lo), cut, "</td></tr>", "")
+        return rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
 
 
 _POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
@@ -135,15 +144,15 @@ LINES_PER_WRITE = 50_000
 def write_awards(ev, path):
     """awards.html, the same bytes as `render_awards` encoded, without ever holding the
     detail rows as one Python string (hundreds of megabytes for a million-enterprise zone):
-    the page is rendered around a mark and the rows are written in between, joined in arrow
-    a slice at a time."""
-    rows, totals = _award_lines(ev)
-    page = _render(ev, Markup(ROWS_MARK), totals)
+    the page is rendered around a mark and the rows are written in between, built and
+    joined in arrow a slice of lines at a time."""
+    lines = _AwardLines(ev)
+    page = _render(ev, Markup(ROWS_MARK), lines.totals)
     head, tail = page.split(ROWS_MARK)
     with open(path, "wb") as f:
         f.write(head.encode("utf-8"))
-        for lo in range(0, len(rows) if rows is not None else 0, LINES_PER_WRITE):
-            part = rows.slice(lo, LINES_PER_WRITE)
+        for lo in range(0, len(ev.awards), LINES_PER_WRITE):
+            part = lines.rows(lo, min(lo + LINES_PER_WRITE, len(ev.awards)))
             joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part), "\n")
             if lo:
                 f.write(b"\n")
