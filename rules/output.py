@@ -86,8 +86,9 @@ def fixed(values, decimals) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def scores_table(ev) -> pa.Table:
-    """scores.csv as text columns, sorted by credit code."""
+def scores_table(ev, sort=True):
+    """scores.csv as text columns, sorted by credit code (with `sort=False`: in the rows'
+    order, and the order that sorts them)."""
     s = ev.scores
     d = ev.policy.groups["policy"]["scoring"]["decimals"]
     codes = arrow_text(s["credit_code"])
@@ -106,7 +107,7 @@ def scores_table(ev) -> pa.Table:
         texts = pool.map(lambda cd: fixed(s[cd[0]].to_numpy(dtype="float64"), cd[1]), numbers)
         cols.update(zip([c for c, _ in numbers], texts))
         order = order.result()
-    return pa.table(cols).take(order)
+    return pa.table(cols).take(order) if sort else (pa.table(cols), order)
 
 
 def awards_table(ev) -> pa.Table:
@@ -506,12 +507,21 @@ def _string_bytes(arr) -> memoryview:
     return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
 
 
-def write_plain_csv(table: pa.Table, path):
+CSV_CHUNK = 100_000        # rows of scores.csv taken into order and written at a time
+
+
+def write_plain_csv(table: pa.Table, path, order=None, chunk=CSV_CHUNK):
     """CSV with no quoting at all, for files that hold only codes, numbers and clause ids
-    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes."""
+    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes.
+    With `order`, the rows in that order, taken a chunk at a time (no sorted copy of it all)."""
+    options = pacsv.WriteOptions(quoting_style="none", include_header=False)
     with open(path, "wb") as f:
         f.write((",".join(table.column_names) + "\n").encode("utf-8"))
-        pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(quoting_style="none", include_header=False))
+        if order is None:
+            pacsv.write_csv(table, f, write_options=options)
+        else:
+            for lo in range(0, len(order), chunk):
+                pacsv.write_csv(table.take(order.slice(lo, chunk)), f, write_options=options)
 
 
 def write_csv(frame: pd.DataFrame, path):
@@ -579,7 +589,9 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None):
             side = pool.submit(write_indicators, ev, tmp / "indicators.csv") if trace else None
             lap("write.start")
             done = {}               # output file -> its checksum, hashed as soon as it is written
-            write_plain_csv(scores_table(ev), tmp / "scores.csv")
+            table, order = scores_table(ev, sort=False)
+            write_plain_csv(table, tmp / "scores.csv", order)
+            del table
             done["scores.csv"] = pool.submit(sha256_file, tmp / "scores.csv")
             write_plain_csv(awards_table(ev), tmp / "awards.csv")
             done["awards.csv"] = pool.submit(sha256_file, tmp / "awards.csv")
