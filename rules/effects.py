@@ -40,7 +40,7 @@ def facts_frame(policy, group, year, frame, stage_level, hist=None, derived=None
         elif hist is not None and key in hist.runs:
             out[key] = hist.runs[key].value
         elif key == "stage":
-            out[key] = pd.Series(stage_level).map(data.level_stage).to_numpy(dtype=object)
+            out[key] = _stage_names(stage_level, data.level_stage)
         elif key in frame:
             f = data.field(key)
             if f is not None and f.kind == "stage":          # a stage field holds levels
@@ -57,6 +57,15 @@ def facts_frame(policy, group, year, frame, stage_level, hist=None, derived=None
                 out[key] = frame[key].array      # text stays in its arrow buffer
     return pd.DataFrame(out, index=pd.RangeIndex(len(stage_level)), copy=False), \
         pd.DataFrame(missing, index=pd.RangeIndex(len(stage_level)), copy=False)
+
+
+def _stage_names(levels, level_stage) -> np.ndarray:
+    """The stage key of each integer level (None for a level that is no stage), by lookup."""
+    levels = np.asarray(levels)
+    if levels.dtype.kind not in "iu" or not len(levels) or levels.min() < 0:
+        return pd.Series(levels).map(level_stage).to_numpy(dtype=object)
+    names = np.array([level_stage.get(i) for i in range(int(levels.max()) + 1)], dtype=object)
+    return names[levels]
 
 
 def clause_map(policy, group, year):
@@ -79,15 +88,19 @@ def trace_entries(policy, decision, clauses, effect_of):
     """For each pattern, the trace entries of its fired clauses: id, title, citation, the
     inputs the condition read (a coarsened amount as the interval it fell in), which of them
     were not reported, the effect applied, and the sentence that says so in Chinese."""
+    # what each clause reads, worked out once (not once per pattern)
+    w = explain.wording(policy.data)
+    used_of = {cid: sorted(condition_fields(full_when(policy, c)) | ({c.effect["per"]} if c.effect.get("per") else set()))
+               for cid, c in clauses.items()}
+    reads = {cid: condition_fields(c.when) for cid, c in clauses.items()}
     out = []
     for p, (ids, fact) in enumerate(zip(decision.fired, decision.facts)):
         missing = set(decision.not_reported[p]) if decision.not_reported else set()
         classes = decision.classes[p] if decision.classes else {}
         entries = []
-        w = explain.wording(policy.data)
         for cid in ids:
             c = clauses[cid]
-            used = sorted(condition_fields(full_when(policy, c)) | ({c.effect["per"]} if c.effect.get("per") else set()))
+            used = used_of[cid]
             inputs = {f: classes.get(f, fact.get(f)) for f in used}
             effect = effect_of(c, fact)
             text = f"{effect_text(effect)}（依据 {w.inputs_text(inputs, missing)}）"
@@ -98,14 +111,15 @@ def trace_entries(policy, decision, clauses, effect_of):
             entries.append(e)
         # a clause that did not fire and read an empty cell: say so, once per field, on the
         # first clause that reads it ("not reported" is not 否/0)
-        told = set()
-        for cid, c in clauses.items():
-            fields = sorted((missing & condition_fields(c.when)) - told)
-            if cid in ids or not fields:
-                continue
-            told |= set(fields)
-            shown = "、".join(f"{w.label(f)}（按{w.value_text(f, fact.get(f))}处理）" for f in fields)
-            entries.append(explain.entry(c, f"未填报：{shown}；本条款不适用", fired=False, not_reported=fields,
-                                         effect={}))
+        if missing:
+            told = set()
+            for cid, c in clauses.items():
+                fields = sorted((missing & reads[cid]) - told)
+                if cid in ids or not fields:
+                    continue
+                told |= set(fields)
+                shown = "、".join(f"{w.label(f)}（按{w.value_text(f, fact.get(f))}处理）" for f in fields)
+                entries.append(explain.entry(c, f"未填报：{shown}；本条款不适用", fired=False, not_reported=fields,
+                                             effect={}))
         out.append(entries)
     return out

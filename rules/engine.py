@@ -191,26 +191,23 @@ def decide(policy, group, year, frame: pd.DataFrame, missing: pd.DataFrame | Non
         pattern = np.zeros(n, dtype=np.int64)
         facts = [{}] if n else []
         return Decision(pattern, facts, [[] for _ in facts], [[] for _ in facts], [{} for _ in facts])
-    sub = frame[fields].copy()
     exact = effect_fields(clauses)
-    coarse = {}
     known = group_fields(policy, group)
+    cols, coarse = {}, {}
     for f in fields:
         if known.get(f, (None,))[0] == AMOUNT and f not in exact:
             consts = [x for c in clauses for x in thresholds(full_when(policy, c), f)]
-            sub[f], coarse[f] = coarsen(sub[f].to_numpy(dtype="float64"), consts)
-    keys = list(fields)
+            cols[f], coarse[f] = coarsen(frame[f].to_numpy(dtype="float64"), consts)
+        else:
+            cols[f] = frame[f]
     miss_fields = [f for f in fields if missing is not None and f in missing]
-    for f in miss_fields:
-        sub[f"_missing_{f}"] = missing[f].to_numpy(dtype=bool)
-        keys.append(f"_missing_{f}")
-    pattern = sub.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+    miss = {f: missing[f].to_numpy(dtype=bool) for f in miss_fields}
+    pattern = patterns([cols[f] for f in fields] + [miss[f] for f in miss_fields])
     first = np.unique(pattern, return_index=True)[1]
-    uniques = sub.iloc[first][fields]
-    not_reported = [[f for f in miss_fields if sub[f"_missing_{f}"].iat[i]] for i in first]
+    not_reported = [[f for f in miss_fields if miss[f][i]] for i in first]
     classes = [{f: coarse[f][i] for f in coarse if coarse[f][i] is not None} for i in first]
     facts = []
-    for row in uniques.itertuples(index=False, name=None):
+    for row in zip(*[_values_at(cols[f], first) for f in fields]):
         fact = {}
         for k, v in zip(fields, row):
             v = _fact_value(v)
@@ -227,6 +224,30 @@ def decide(policy, group, year, frame: pd.DataFrame, missing: pd.DataFrame | Non
             ids -= set(supersedes.get(cid, ()))
         final.append(sorted(ids, key=order.__getitem__))
     return Decision(pattern, facts, final, not_reported, classes)
+
+
+def _values_at(col, rows):
+    """The values of a column (numpy array or pandas Series) at `rows`, as Python-ready items."""
+    if isinstance(col, pd.Series):
+        col = col.array
+    return list(col[rows]) if isinstance(col, np.ndarray) else col.take(rows).tolist()
+
+
+def patterns(columns) -> np.ndarray:
+    """A pattern number per row: rows with equal values in every column share one, numbered
+    in order of first appearance (as a sort-free group-by would). NaN (and None) is a value
+    of its own. Each column is factorised once and the codes are folded into one integer."""
+    n = len(columns[0]) if columns else 0
+    key, size = np.zeros(n, dtype=np.int64), 1
+    for col in columns:
+        codes, uniques = pd.factorize(col.array if isinstance(col, pd.Series) else col, use_na_sentinel=True)
+        width = len(uniques) + 1
+        if size * width >= 2 ** 62:          # make the key dense again before it could overflow
+            key, kept = pd.factorize(key)
+            key, size = key.astype(np.int64), len(kept)
+        key = key * width + (codes.astype(np.int64) + 1)
+        size *= width
+    return pd.factorize(key)[0].astype(np.int64)      # numbered by first appearance
 
 
 def run(host, group, facts) -> list:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import bonus, decay, history, indicators, negative_list, rewards, scope, stage
-from .records import enterprise_codes, positions_of
+from .records import enterprise_codes, positions_of, release_memory
 
 
 class EvaluationError(ValueError):
@@ -69,6 +69,15 @@ def final_score(policy, weighted, deductions, decay_factor, bonus) -> np.ndarray
     return round_half_up(final, scoring["decimals"])
 
 
+def current_rows(records, mask) -> pd.DataFrame:
+    """The rows of `mask`, renumbered from 0. When they are one block (a file sorted by
+    year), a slice that shares the records' memory instead of a copy of every column."""
+    rows = np.flatnonzero(mask)
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return records.iloc[rows[0]:rows[-1] + 1].reset_index(drop=True)
+    return records[mask].reset_index(drop=True)
+
+
 def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame | None = None,
              budget: int | None = None, strategy: str | None = None) -> Evaluation:
     """Evaluate `year` over validated records (earlier years in `records` are history)."""
@@ -91,12 +100,12 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     cur_mask = (records["year"] == year).to_numpy()
     if not cur_mask.any():
         raise EvaluationError(f"数据中没有 {year} 年度的记录 / no records of year {year}")
-    cur = records[cur_mask].reset_index(drop=True)
+    cur = current_rows(records, cur_mask)
     level = levels[cur_mask]
     stage_names = pd.Series(level).map(data.level_stage).to_numpy(dtype=object)
     completed = stage.completed_years(cur["registered_on"].to_numpy(), cur["year"].to_numpy(), ref)
     hist = history.build(records, levels, cur_mask, year, data, policy.history_settings(),
-                         earlier_fields=negative_list.status_fields(policy, year))
+                         earlier_fields=negative_list.status_fields(policy, year), cur=cur)
     t["stage_history"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -104,8 +113,9 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     nl = negative_list.apply(policy, year, cur, level)
     if sc.clause_ids and not sc.in_scope.all():      # SCOPE first, before any NL id (SPEC §5)
         out = ~sc.in_scope
-        nl.exclusion_clauses = [sc.clause_ids + (";" + e if e else "") if o else e
-                                for o, e in zip(out, nl.exclusion_clauses)]
+        ids = np.asarray(nl.exclusion_clauses, dtype=object).copy()
+        ids[out] = [sc.clause_ids + (";" + e if e else "") for e in ids[out]]
+        nl.exclusion_clauses = ids
         nl.excluded = nl.excluded | out
     dec_factor, dec_decision, dec_trace = decay.apply(policy, year, cur, level, completed, hist)
     bon, bon_decision, bon_trace = bonus.apply(policy, year, cur, level)
@@ -127,7 +137,9 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         # stage percentile: share of the stage's scored enterprises at or below this score
         s = pd.Series(reported[included])
         pct[included] = s.groupby(pd.Series(level[included])).rank(method="max", pct=True).to_numpy() * 100
-    cat_cols = {f"{k}_score": cats[k] for k in policy.categories()}
+    def scored(x):      # a figure of a row that is not scored is empty
+        return np.where(included, x, np.nan)
+    cat_cols = {f"{k}_score": scored(cats[k]) for k in policy.categories()}
     scores = pd.DataFrame({
         "credit_code": cur["credit_code"].array,
         "year": year,
@@ -135,16 +147,14 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
         "excluded": nl.excluded,
         "exclusion_clauses": nl.exclusion_clauses,
         **cat_cols,
-        "weighted": weighted, "deductions": nl.deductions, "decay_factor": dec_factor,
-        "bonus": bon, "final_score": reported,
+        "weighted": scored(weighted), "deductions": scored(nl.deductions), "decay_factor": scored(dec_factor),
+        "bonus": scored(bon), "final_score": reported,
         "rank_in_stage": rank_stage, "rank_overall": rank_all, "stage_percentile": pct,
         "name": cur["name"].array, "park": cur["park"].array, "industry": cur["industry"].array,
         "completed_years": completed, "registered_on": cur["registered_on"].to_numpy(),
     })
     for f in stage.row_fields(stage_clause):       # the STAGE inputs, for the trace
         scores[f"stage_input:{f}"] = cur[f].to_numpy(dtype="float64") if data.field(f).kind != "choice" else cur[f].array
-    for col in list(cat_cols) + ["weighted", "deductions", "decay_factor", "bonus"]:
-        scores.loc[~included, col] = np.nan
     t["scoring"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -152,6 +162,7 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
                                                     hist, contracts, reported)
     outcome = rewards.allocate(lines, budget, strategy)
     t["rewards"] = time.perf_counter() - t0
+    release_memory()        # the temporaries of the phases above, before the outputs are built
 
     traces = {"scope": (sc.decision.pattern, sc.trace), "negative_list": (nl.decision.pattern, nl.trace), "decay": (dec_decision.pattern, dec_trace),
               "bonus": (bon_decision.pattern, bon_trace), "rewards": (rw_decision.pattern, rw_trace.fired),

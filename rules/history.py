@@ -47,11 +47,11 @@ class History:
         return self.prev2 - self.prev1
 
 
-def build(records, levels, cur_mask, year, data, settings=None, earlier_fields=()) -> History:
+def build(records, levels, cur_mask, year, data, settings=None, earlier_fields=(), cur=None) -> History:
     """History of every current row. `levels` is the stage level of every record; records
     are joined on their integer enterprise id (`ent`). `data` is the package's dictionary,
     `settings` the policy's `history` mapping; `earlier_fields` are fields whose earlier-year
-    values the trace reports."""
+    values the trace reports; `cur`, when the caller has it, is `records[cur_mask]`."""
     settings = settings or {}
     mode = settings.get("runs", "extend")
     ent = records["ent"].to_numpy()
@@ -59,7 +59,8 @@ def build(records, levels, cur_mask, year, data, settings=None, earlier_fields=(
     member_fields = sorted({r.member[0] for r in data.runs if r.member[0] != "stage"})
     cols_all = {f: records[f].to_numpy(dtype="float64") for f in member_fields}
     n_ent = int(ent.max(initial=-1)) + 1
-    cur = records[cur_mask]
+    if cur is None:
+        cur = records[cur_mask]
     ent_cur = ent[cur_mask]
     by_year = {}
     for y in np.unique(years[years < year]):

@@ -25,12 +25,20 @@ def indicator_values(clause, frame) -> np.ndarray:
 def _percentile(v, maximum):
     """max × (#members with value ≤ v) ÷ cohort size; missing counts as below every value."""
     filled = np.nan_to_num(v, nan=-np.inf)      # missing ranks below every value
-    order = np.argsort(filled)                  # ties get one count below, so any order will do
-    ranked = filled[order]
+    return maximum * _at_or_below(filled) / len(v)
+
+
+def _at_or_below(v) -> np.ndarray:
+    """For each value, how many values are ≤ it: one sort, then the position after the last
+    of each run of equal values (no binary search per value)."""
+    if not len(v):
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(v)                       # ties get one count, so any order will do
+    ranked = v[order]
+    last = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))     # last of each run
     k = np.empty(len(v), dtype=np.int64)
-    # members ≤ each value = position after the last equal value (queries already sorted)
-    k[order] = np.searchsorted(ranked, ranked, side="right")
-    return maximum * k / len(v)
+    k[order] = np.repeat(last + 1, np.diff(np.append(-1, last)))
+    return k
 
 
 def _minmax(v, maximum, winsorize=0.0):
@@ -72,6 +80,15 @@ def cohort_points(clause, v, zero_nonpositive=True) -> np.ndarray:
     """Points of one indicator over one cohort's values: the clause's method, 0 for a missing
     value and (when the policy says so) for a value ≤ 0. The what-ifs of diagnostics and
     potential call this, so that they score exactly as an evaluation does."""
+    if zero_nonpositive and clause.body.get("method", "percentile") == "percentile":
+        # only values above 0 keep their points: sort those alone, and count the rest
+        # (missing and ≤ 0) as below each of them — the same k as sorting the whole cohort
+        pos = v > 0
+        vp = v[pos]
+        k = _at_or_below(vp) + (len(v) - len(vp))
+        p = np.zeros(len(v))
+        p[pos] = clause.body["points"] * k / len(v)
+        return p                                  # finite: nothing for nan_to_num to do
     p = _points(clause, v)
     p = np.where(np.isnan(v), 0.0, p)
     if zero_nonpositive:
@@ -103,23 +120,42 @@ def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]
     keys = cohort_extra_keys(policy)
     zero_nonpositive = settings.get("nonpositive_scores_zero", True)
     n = len(frame)
-    pts = np.zeros((n, len(clauses)))
-    values = np.column_stack([indicator_values(c, frame) for c in clauses]) if clauses else np.zeros((n, 0))
+    # column-major: each indicator's values and points are contiguous (the loops below and
+    # indicators.csv read them a column at a time)
+    pts = np.zeros((n, len(clauses)), order="F")
+    values = np.empty((n, len(clauses)), order="F")
+    for j, c in enumerate(clauses):
+        values[:, j] = indicator_values(c, frame)
     cohort_id = cohort_ids(stage_level, {k: frame[k].to_numpy() for k in keys}, included)
     sizes = np.zeros(n, dtype=np.int64)
-    for cid in np.unique(cohort_id[cohort_id >= 0]):
-        rows = np.flatnonzero(cohort_id == cid)
+    members = np.flatnonzero(cohort_id >= 0)
+    members = members[np.argsort(cohort_id[members], kind="stable")]      # by cohort, rows ascending
+    cohorts = np.split(members, np.flatnonzero(np.diff(cohort_id[members])) + 1) if len(members) else []
+    for rows in cohorts:
         sizes[rows] = len(rows)
-        for j, c in enumerate(clauses):
-            pts[rows, j] = cohort_points(c, values[rows, j], zero_nonpositive)
+    for j, c in enumerate(clauses):
+        col, out = values[:, j], pts[:, j]
+        for rows in cohorts:
+            out[rows] = cohort_points(c, col[rows], zero_nonpositive)
     return clauses, values, pts, sizes
 
 
 def category_scores(policy, clauses, pts) -> dict:
     """Sum of each category's indicator points (0 to the category's points), by the
     package's categories (indicators.yaml)."""
-    return {cat: pts[:, [j for j, c in enumerate(clauses) if c.body["category"] == cat]].sum(axis=1)
-            for cat in policy.categories()}
+    out = {}
+    for cat in policy.categories():
+        cols = [j for j, c in enumerate(clauses) if c.body["category"] == cat]
+        if not cols:
+            out[cat] = np.zeros(len(pts))
+            continue
+        # left to right, column by column: the order numpy's row sum of the selected columns
+        # takes (checked bit for bit), without copying them out first
+        total = pts[:, cols[0]].copy()
+        for j in cols[1:]:
+            total += pts[:, j]
+        out[cat] = total
+    return out
 
 
 def weighted(policy, stage_names, cats) -> np.ndarray:

@@ -15,7 +15,7 @@ GROUP = "negative_list"
 @dataclass
 class NegativeList:
     excluded: np.ndarray            # bool per row
-    exclusion_clauses: list         # "NL-1;NL-3" per row ('' when not excluded)
+    exclusion_clauses: np.ndarray   # "NL-1;NL-3" per row ('' when not excluded), object
     deductions: np.ndarray          # points per row
     decision: engine.Decision
     trace: list                     # per pattern: fired entries
@@ -34,7 +34,7 @@ def apply(policy, year, frame, stage_level) -> NegativeList:
     trace = trace_entries(policy, decision, clauses, lambda c, fact: (
         {"exclude": True} if c.effect.get("exclude") else {"deduct": deduction(c, fact)}))
     p = decision.pattern
-    return NegativeList(excl[p], [excl_ids[i] for i in p], ded[p], decision, trace)
+    return NegativeList(excl[p], np.array(excl_ids, dtype=object)[p], ded[p], decision, trace)
 
 
 def clause_statuses(clause) -> list:

@@ -51,46 +51,77 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
 def fixed(values, decimals) -> pa.Array:
     """Numbers as text with exactly `decimals` decimals, half up ('' for NaN), vectorised with
-    integer arithmetic (the values are already rounded to `decimals`)."""
+    integer arithmetic (the values are already rounded to `decimals`): the characters are
+    laid out in a numpy matrix, one row per value, and the kept ones become the string
+    array's bytes directly."""
     v = np.asarray(values, dtype="float64")
+    n = len(v)
     missing = np.isnan(v)
     scaled = np.rint(np.nan_to_num(v) * 10 ** decimals).astype(np.int64)
-    sign = np.where(scaled < 0, "-", "")
-    scaled = np.abs(scaled)
-    whole = pc.cast(pa.array(scaled // 10 ** decimals), pa.string())
+    neg = scaled < 0
+    mag = np.abs(scaled)
+    nd = np.maximum(np.searchsorted(_POW10, mag, side="right") + 1, decimals + 1)   # digits shown
+    w = int(nd.max(initial=decimals + 1))
+    whole = w - decimals
+    cols = 1 + w + (1 if decimals else 0)
+    chars = np.empty((n, cols), dtype=np.uint8)
+    keep = np.zeros((n, cols), dtype=bool)
+    chars[:, 0] = ord("-")
+    keep[:, 0] = neg
+    m = mag.copy()
+    for k in range(w - 1, -1, -1):                      # digit k of w, most significant first
+        col = 1 + k + (1 if decimals and k >= whole else 0)
+        chars[:, col] = (m % 10).astype(np.uint8) + ord("0")
+        keep[:, col] = k >= w - nd
+        m //= 10
     if decimals:
-        frac = pc.utf8_lpad(pc.cast(pa.array(scaled % 10 ** decimals), pa.string()), decimals, "0")
-        text = pc.binary_join_element_wise(pa.array(sign), whole, ".", frac, "")
-    else:
-        text = pc.binary_join_element_wise(pa.array(sign), whole, "")
-    return pc.if_else(pa.array(missing), pa.scalar("", pa.string()), text)
+        chars[:, 1 + whole] = ord(".")
+        keep[:, 1 + whole] = True
+    keep[missing] = False
+    data = chars[keep]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def scores_table(ev) -> pa.Table:
-    """scores.csv as text columns, sorted by credit code."""
+def scores_table(ev, sort=True):
+    """scores.csv as text columns, sorted by credit code (with `sort=False`: in the rows'
+    order, and the order that sorts them)."""
     s = ev.scores
     codes = arrow_text(s["credit_code"])
-    order = pc.sort_indices(codes)
+    year = s["year"].to_numpy()
     cols = {"credit_code": codes,
-            "year": pa.array(s["year"].astype(str).to_numpy(dtype=object), pa.string()),
+            "year": pc.cast(pa.array(year), pa.string()) if year.dtype.kind in "iu"
+            else pa.array(s["year"].astype(str).to_numpy(dtype=object), pa.string()),
             "stage": pa.array(s["stage"].to_numpy(dtype=object), pa.string()),
             "excluded": pa.array(np.where(s["excluded"], "true", "false")),
             "exclusion_clauses": pa.array(s["exclusion_clauses"], pa.string())}
-    cols.update(fixed_columns(ev))
-    return pa.table(cols).take(order)
+    # the number columns and the sort by code on both cores (numpy and arrow let go of the GIL)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        order = pool.submit(pc.sort_indices, codes)
+        cols.update(fixed_columns(ev, pool))
+        order = order.result()
+    return pa.table(cols).take(order) if sort else (pa.table(cols), order)
 
 
-def fixed_columns(ev) -> dict:
+def fixed_columns(ev, pool=None) -> dict:
     """scores.csv's number columns as text (`fixed`), in the rows' order; kept on `ev` while
-    the files are written, since the trace's sentences say the same figures."""
+    the files are written, since the trace's sentences say the same figures. With `pool`,
+    the columns are formatted on its threads."""
     cached = ev.__dict__.get("_fixed_columns")
     if cached is None:
         s = ev.scores
         d = ev.policy.groups["policy"]["scoring"]["decimals"]
-        cached = {col: fixed(s[col], d) for col in category_columns(ev.policy) + NUMBER_COLUMNS}
-        cached.update({col: fixed(s[col], 0) for col in ("rank_in_stage", "rank_overall")})
+        numbers = [(col, d) for col in category_columns(ev.policy) + NUMBER_COLUMNS] \
+            + [(col, 0) for col in ("rank_in_stage", "rank_overall")]
+        fmt = (pool.map if pool is not None else map)(
+            lambda cd: fixed(s[cd[0]].to_numpy(dtype="float64"), cd[1]), numbers)
+        cached = dict(zip([c for c, _ in numbers], fmt))
         ev.__dict__["_fixed_columns"] = cached
     return cached
 
@@ -726,14 +757,21 @@ def _string_bytes(arr) -> memoryview:
     return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
 
 
-def write_plain_csv(table: pa.Table, path):
+CSV_CHUNK = 100_000        # rows of scores.csv taken into order and written at a time
+
+
+def write_plain_csv(table: pa.Table, path, order=None, chunk=CSV_CHUNK):
     """CSV with no quoting at all, for files that hold only codes, numbers and clause ids
-    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes."""
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(quoting_style="none", include_header=False))
+    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes.
+    With `order`, the rows in that order, taken a chunk at a time (no sorted copy of it all)."""
+    options = pacsv.WriteOptions(quoting_style="none", include_header=False)
     with open(path, "wb") as f:
         f.write((",".join(table.column_names) + "\n").encode("utf-8"))
-        f.write(sink.getvalue().to_pybytes())
+        if order is None:
+            pacsv.write_csv(table, f, write_options=options)
+        else:
+            for lo in range(0, len(order), chunk):
+                pacsv.write_csv(table.take(order.slice(lo, chunk)), f, write_options=options)
 
 
 def write_csv(frame: pd.DataFrame, path):
@@ -758,11 +796,14 @@ def write_indicators(ev, path, chunk=TRACE_CHUNK):
             w.write_table(pa.table(cols, schema=schema))
 
 
-def manifest(ev, inputs: dict, extra=None) -> dict:
-    """What makes a run reproducible: policy version and hash, input checksums, options."""
+def manifest(ev, inputs: dict, extra=None, sums=None) -> dict:
+    """What makes a run reproducible: policy version and hash, input checksums, options.
+    `sums` (optional): input key -> its sha256, already worked out."""
+    sums = sums or {}
     m = {"program": "innopoints", "program_version": PROGRAM_VERSION,
          "policy": {"name": ev.policy.name, "document": ev.policy.document, "sha256": ev.policy.digest},
-         "year": ev.year, "inputs": {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items() if p},
+         "year": ev.year, "inputs": {k: {"file": Path(p).name, "sha256": sums.get(k) or sha256_file(p)}
+                                     for k, p in inputs.items() if p},
          "budget": ev.budget.as_dict(),
          "enterprises": int(len(ev.scores)), "excluded": int(ev.scores["excluded"].sum()),
          "award_lines": len(ev.awards)}
@@ -776,7 +817,7 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
     `timings`, when a dict, receives the seconds each file took. `trace_format` "parquet":
     trace.parquet + trace_header.json; "jsonl": the full trace.jsonl (header line, then one
     JSON line per enterprise with every title and citation)."""
-    from .report import render_awards
+    from .report import write_awards
     t = timings if timings is not None else {}
     clock = [time.perf_counter()]
 
@@ -789,26 +830,38 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".innopoints-", dir=out_dir.parent))
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            # awards.html is built beside scores.csv (its arrow kernels let go of the GIL)
+            html = pool.submit(write_awards, ev, tmp / "awards.html")
+            # the input files' checksums (hashlib lets go of the GIL: a million-row zone is
+            # about a gigabyte to hash) on the second core while this one writes
+            sums = {k: pool.submit(sha256_file, p) for k, p in inputs.items() if p}
             # arrow's CSV writer runs without the GIL: the wide indicator table is written
             # on the second core while this one builds the trace and the award list
             side = pool.submit(write_indicators, ev, tmp / "indicators.csv") if trace else None
             lap("write.start")
-            write_plain_csv(scores_table(ev), tmp / "scores.csv")
+            done = {}               # output file -> its checksum, hashed as soon as it is written
+            table, order = scores_table(ev, sort=False)
+            write_plain_csv(table, tmp / "scores.csv", order)
+            del table
+            done["scores.csv"] = pool.submit(sha256_file, tmp / "scores.csv")
             write_plain_csv(awards_table(ev), tmp / "awards.csv")
+            done["awards.csv"] = pool.submit(sha256_file, tmp / "awards.csv")
             lap("write.scores_awards")
             if trace and trace_format == "jsonl":
                 write_trace(ev, tmp / "trace.jsonl")
             elif trace:
                 write_trace_parquet(ev, tmp)
             lap("write.trace")
-            (tmp / "awards.html").write_text(render_awards(ev), encoding="utf-8")
+            html.result()
+            done["awards.html"] = pool.submit(sha256_file, tmp / "awards.html")
             lap("write.awards_html")
             if side is not None:
                 side.result()
             lap("write.indicators_wait")
-        m = manifest(ev, inputs)
-        m["outputs"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        m = manifest(ev, inputs, sums={k: f.result() for k, f in sums.items()})
+        m["outputs"] = {p.name: done[p.name].result() if p.name in done else sha256_file(p)
+                        for p in sorted(tmp.iterdir())}
         lap("write.checksums")
         (tmp / "manifest.json").write_text(json.dumps(m, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")

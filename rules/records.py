@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .fields import CONTRACT_FIELDS, FALSE_WORDS, TRUE_WORDS, by_header
+from .fields import CONTRACT_FIELDS, FALSE_WORDS, NUMBER_KINDS, TRUE_WORDS, by_header
 
 CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CODE_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
@@ -70,9 +70,26 @@ class Table:
         return self.columns[key]
 
 
-def read_table(path) -> Table:
+class _NeedText(Exception):
+    """A column read typed (`read_table(fields=…)`) holds a bad cell: the file is read again
+    as text, so that every bad cell is reported as written."""
+
+
+# how a column of these kinds is read when `read_table` is given the fields: numbers parsed by
+# the CSV reader itself (on both cores, no text kept), a few distinct words dictionary-encoded
+TYPED_KINDS = {**{k: pa.float64() for k in ("count", "amount", "signed", "ratio", "year")},
+               **{k: pa.dictionary(pa.int32(), pa.string()) for k in ("bool", "stage", "choice", "contract_kind")}}
+
+
+def read_table(path, fields=None) -> Table:
     """Read a CSV (UTF-8) or XLSX file as text, null for an empty cell. Cells are stripped of
-    surrounding blanks when they are checked (`_typed`), only where it matters."""
+    surrounding blanks when they are checked (`_typed`), only where it matters.
+
+    With `fields` (the fields the file's headers name), a CSV's number columns are read as
+    numbers and its yes/no, stage and choice columns dictionary-encoded: about half the time
+    and memory of text. A cell that does not parse makes the read fall back to text, and so
+    does any bad cell `_typed` finds in a typed column (`_NeedText`): what is reported is
+    always the text."""
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), [BadCell(0, "", "", "文件不存在", "file not found")])
@@ -88,18 +105,30 @@ def read_table(path) -> Table:
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise InputError(str(path), [BadCell(1, h, h, "列名重复", "duplicate column name") for h in dup])
+    types = {h: pa.string() for h in header}
+    if fields is not None:
+        known = by_header(fields)
+        types.update({h: TYPED_KINDS[known[h].kind] for h in header if h in known and known[h].kind in TYPED_KINDS})
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
-                               convert_options=pacsv.ConvertOptions(
-                                   column_types={h: pa.string() for h in header}, strings_can_be_null=True,
-                                   null_values=[""], quoted_strings_can_be_null=True))
+        table = _read_csv(path, types)
     except pa.ArrowInvalid as exc:
+        if fields is not None:          # a cell that is not a number: read as text, report it
+            return read_table(path)
         msg = str(exc)
         if "UTF8" in msg.upper():
             raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from exc
         raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")]) from exc
     cols = {name: table.column(i) for i, name in enumerate(table.column_names)}
     return Table(cols, table.num_rows)
+
+
+def _read_csv(path, types):
+    # blocks of 1 MB: measured twice as fast as 16 MB blocks on a 2-core machine (the
+    # parser's working set stays in cache and both cores get work)
+    return pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20),
+                          convert_options=pacsv.ConvertOptions(
+                              column_types=types, strings_can_be_null=True,
+                              null_values=[""], quoted_strings_can_be_null=True))
 
 
 DATA_SHEET = "数据"
@@ -141,8 +170,10 @@ def _read_xlsx(path):
     return Table(cols, len(data))
 
 
-def _headers(table, fields, source):
-    """Rename Chinese or English headers to keys; unknown or missing columns are bad cells."""
+def _headers(table, fields, source, consume=False):
+    """Rename Chinese or English headers to keys; unknown or missing columns are bad cells.
+    With `consume`, `table` gives its columns up (so that `_typed` can free each one once it
+    is checked: a million-row file holds gigabytes as read)."""
     known = by_header(fields)
     bad, cols, seen = [], {}, {}
     for col, arr in table.columns.items():
@@ -157,6 +188,8 @@ def _headers(table, fields, source):
     for f in fields:
         if f.required and f.key not in seen:
             bad.append(BadCell(1, f.key, "", f"缺少必填列「{f.label}」", f"required column {f.key} is missing"))
+    if consume:
+        table.columns = {}
     return Table(cols, table.n), bad
 
 
@@ -171,16 +204,21 @@ class _Checker:
     def flag(self, key, mask, zh, en):
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
+            if not pa.types.is_string(self.table[key].type):
+                raise _NeedText(key)        # a typed column: report the cells as written
             rows = np.flatnonzero(mask) + 2
             vals = pc.filter(self.table[key], pa.array(mask)).to_pylist()
             self.bad.extend(BadCell(int(r), key, "" if v is None else str(v), zh, en) for r, v in zip(rows, vals))
 
     def missing(self, f, raw):
-        if f.kind in NUMERIC_KINDS:        # an empty cell is null as read
+        if isinstance(raw, _Coded):        # trimmed distinct values, each tested once
+            empty = raw.take(pc.fill_null(pc.equal(pc.binary_length(raw.values), 0), True)
+                             .to_numpy(zero_copy_only=False), True)
+        elif f.kind in NUMERIC_KINDS:      # an empty cell is null as read
             empty = raw.is_null().to_numpy(zero_copy_only=False)
         else:                              # text is trimmed first: a blank-only cell is empty too
             empty = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True).to_numpy(zero_copy_only=False)
-        if f.kind in NUMERIC_KINDS and f.required:
+        if f.kind in NUMERIC_KINDS and f.required and pa.types.is_string(raw.type):
             # numbers are not trimmed up front (it costs): a blank-only required cell is empty too
             empty |= pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0), True) \
                 .to_numpy(zero_copy_only=False)
@@ -188,9 +226,29 @@ class _Checker:
             self.flag(f.key, empty, f"必填项「{f.label}」为空", "required value is missing")
         return empty
 
+    def number_as_read(self, f, raw):
+        """A number column the CSV reader parsed (`read_table(fields=…)`): the tests of
+        `missing` and `number` on the numbers as read, NaN for an empty cell. Any cell they
+        would flag (a required cell empty, a cell saying 'nan', a negative count …) sends
+        the file back to be read as text (`_NeedText`), where the same tests report it."""
+        num = pc.fill_null(raw, np.nan).to_numpy() if raw.null_count else raw.to_numpy()
+        num = np.array(num, dtype="float64", copy=not num.flags.writeable)
+        missing = int(np.count_nonzero(np.isnan(num)))
+        if missing != raw.null_count or (f.required and missing):   # 'nan' written, or a required cell empty
+            raise _NeedText(f.key)
+        if missing < len(num):
+            lo, hi = np.nanmin(num), np.nanmax(num)
+            fine = (np.isfinite(lo) and np.isfinite(hi) and (f.kind == "signed" or lo >= 0)
+                    and (f.kind != "ratio" or hi <= 100))
+            if fine and f.kind in ("count", "year"):
+                fine = hi <= MAX_COUNT and np.array_equal(np.floor(num), num, equal_nan=True)
+            if not fine:
+                raise _NeedText(f.key)
+        return num
+
     def number(self, f, raw, empty):
-        """Parse a number column. Fast path: one arrow cast and a min/max decide that the
-        whole column is fine; the per-cell tests run only when something is wrong."""
+        """Parse a number column read as text. Fast path: one arrow cast and a min/max decide
+        that the whole column is fine; the per-cell tests run only when something is wrong."""
         try:
             arr = pc.cast(raw, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -230,8 +288,12 @@ class _Checker:
     def words(self, f, raw, empty, table, zh, en, dtype):
         table = {w.lower(): v for w, v in table.items()}    # the cell is compared lower-cased: so are the words (C级)
         words = list(table)
-        idx = pc.index_in(pc.utf8_lower(raw), value_set=pa.array(words)).to_numpy(zero_copy_only=False)
-        idx = np.where(np.isnan(idx.astype("float64")), -1, idx).astype(np.int64)
+        if isinstance(raw, _Coded):
+            found = pc.index_in(pc.utf8_lower(raw.values), value_set=pa.array(words, pa.string()))
+            idx = raw.take(found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1)
+        else:
+            idx = pc.index_in(pc.utf8_lower(raw), value_set=pa.array(words)).to_numpy(zero_copy_only=False)
+            idx = np.where(np.isnan(idx.astype("float64")), -1, idx).astype(np.int64)
         self.flag(f.key, ~empty & (idx < 0), zh, en)
         values = np.array([table[w] for w in words] + [np.nan if dtype == "float64" else ""], dtype=dtype)
         return values[idx]          # index -1 takes the trailing missing value
@@ -265,7 +327,7 @@ class _Checker:
         return d, ok
 
     def code(self, f, raw, empty):
-        upper = pc.utf8_upper(raw)
+        upper = pc.ascii_upper(raw) if _is_ascii(raw) else pc.utf8_upper(raw)
         if isinstance(upper, pa.ChunkedArray):
             upper = upper.combine_chunks()
         enc = pc.dictionary_encode(upper)          # each distinct code is checked once
@@ -346,59 +408,107 @@ def _text(arr):
     return pd.array(arr, dtype=pd.StringDtype("pyarrow"))
 
 
+def _is_ascii(arr) -> bool:
+    return len(arr) == 0 or pc.all(pc.string_is_ascii(arr)).as_py() is not False
+
+
+def _trim(arr):
+    """Cells without surrounding blanks (Unicode's, such as the ideographic space); the
+    ASCII kernel, several times faster, when every cell is ASCII (the same answer then)."""
+    return pc.ascii_trim_whitespace(arr) if _is_ascii(arr) else pc.utf8_trim_whitespace(arr)
+
+
+class _Coded:
+    """A dictionary-encoded column (`read_table(fields=…)`) as its distinct cells, trimmed,
+    and each row's index into them (-1 for an empty cell)."""
+
+    def __init__(self, col):
+        if isinstance(col, pa.ChunkedArray):    # each chunk has a dictionary of its own: one for all
+            col = col.unify_dictionaries()
+            dictionary = col.chunk(0).dictionary if col.num_chunks else pa.array([], pa.string())
+            indices = pa.chunked_array([ch.indices for ch in col.chunks], pa.int32()).combine_chunks()
+        else:
+            dictionary, indices = col.dictionary, col.indices
+        self.codes = indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        self.values = pc.utf8_trim_whitespace(dictionary)
+
+    def take(self, per_value, null):
+        """A per-distinct-value array as a per-row one (`null` for an empty cell)."""
+        per_value = np.append(np.asarray(per_value), null)
+        return per_value[np.where(self.codes >= 0, self.codes, len(per_value) - 1)]
+
+
 MAX_COUNT = 2**31 - 1      # counts and years are stored as 32-bit integers
 KEEP_RAW = {"credit_code", "year", "registered_on", "contract_no"}   # checked again after the loop
 NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
 
 
 def _typed(table, fields, today, data):
-    """Validate every cell of `table` (headers already keys) and return the typed frame."""
+    """Validate every cell of `table` (headers already keys) and return the typed frame.
+    Columns are checked two at a time: numpy and arrow let go of the GIL, so a million-row
+    file keeps both cores busy."""
     chk = _Checker(table)
-    out = {}
-    for f in fields:
-        if f.key not in table:
-            continue
+
+    def one(f):
         raw = table[f.key]
-        if f.kind not in NUMERIC_KINDS:
-            raw = pc.utf8_trim_whitespace(raw)
-        empty = chk.missing(f, raw)
-        if f.kind in ("count", "amount", "signed", "ratio"):
-            out[f.key] = chk.number(f, raw, empty)
+        if pa.types.is_dictionary(raw.type):
+            raw = _Coded(raw)
+        elif f.kind not in NUMERIC_KINDS:
+            raw = _trim(raw)
+        if f.kind in NUMBER_KINDS and pa.types.is_floating(raw.type):
+            out = chk.number_as_read(f, raw)
+            if f.kind == "year":
+                chk.flag(f.key, out > today.year, "年度在未来", "year is in the future")
+            empty = None
+        else:
+            empty = chk.missing(f, raw)
+        if empty is None:
+            pass
+        elif f.kind in ("count", "amount", "signed", "ratio"):
+            out = chk.number(f, raw, empty)
         elif f.kind == "year":
-            num = chk.number(f, raw, empty)
-            chk.flag(f.key, num > today.year, "年度在未来", "year is in the future")
-            out[f.key] = num
+            out = chk.number(f, raw, empty)
+            chk.flag(f.key, out > today.year, "年度在未来", "year is in the future")
         elif f.kind == "money":
             chk.number(f, raw, empty)
-            out[f.key] = _text(raw.fill_null(""))  # kept as text: exact decimals, never float
+            out = _text(raw.fill_null(""))  # kept as text: exact decimals, never float
         elif f.kind == "bool":
-            out[f.key] = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value", "float64")
+            out = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value", "float64")
         elif f.kind == "stage":
-            out[f.key] = chk.words(f, raw, empty, stage_words(data), "未知的发展阶段", "unknown stage", "float64")
+            out = chk.words(f, raw, empty, stage_words(data), "未知的发展阶段", "unknown stage", "float64")
         elif f.kind == "choice":
-            out[f.key] = chk.words(f, raw, empty, choice_words(f.value_names),
-                                   f"未知的{f.label}（可填：{'、'.join(f.value_names.values())}）", f"unknown {f.key}", object)
+            out = chk.words(f, raw, empty, choice_words(f.value_names),
+                            f"未知的{f.label}（可填：{'、'.join(f.value_names.values())}）", f"unknown {f.key}", object)
         elif f.kind == "contract_kind":
-            out[f.key] = chk.words(f, raw, empty, kind_words(data.contract_kinds), "未知的合同类别",
-                                   "unknown contract kind", object)
+            out = chk.words(f, raw, empty, kind_words(data.contract_kinds), "未知的合同类别",
+                            "unknown contract kind", object)
         elif f.kind == "date":
-            out[f.key] = chk.date(f, raw, empty, today)
+            out = chk.date(f, raw, empty, today)
         elif f.kind == "code":
-            out[f.key] = chk.code(f, raw, empty)
+            out = chk.code(f, raw, empty)
         else:
-            out[f.key] = _text(raw.fill_null(""))
+            out = _text(raw.fill_null(""))
         if f.key not in KEEP_RAW:
             # the text of a checked column is no longer needed: free it now (a million-row
             # file holds about a gigabyte of raw text)
-            del table.columns[f.key]
-            raw = None
+            table.columns.pop(f.key, None)
+        return out
+
+    present = [f for f in fields if f.key in table]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        typed = list(pool.map(one, present))
+    out = {f.key: v for f, v in zip(present, typed)}
     return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
 
 
 def load_records(path, today=None, data=None) -> pd.DataFrame:
     """Read and validate an enterprise-records file against a package's data dictionary
     (`data`; the bundled policy's by default); raise InputError listing every bad cell."""
-    return records_from_table(read_table(path), str(path), today, data)
+    data = data or default_data()
+    try:
+        return records_from_table(read_table(path, data.record_fields), str(path), today, data, consume=True)
+    except _NeedText:
+        return records_from_table(read_table(path), str(path), today, data, consume=True)
 
 
 def table_from_rows(rows) -> Table:
@@ -412,13 +522,14 @@ def table_from_rows(rows) -> Table:
 PARTIAL_KEYS = ("credit_code", "year")     # what a partial file must hold: which enterprise-year
 
 
-def records_from_table(raw: Table, source: str, today=None, data=None, partial=False):
+def records_from_table(raw: Table, source: str, today=None, data=None, partial=False, consume=False):
     """Validate enterprise records read as text (from a file or from `table_from_rows`).
 
     With `partial`, the file may hold the identity (credit code and year) and any subset of
     the fields (a department's extract): only those two columns are required, an empty cell
     is a value not reported, absent columns are not filled in, and the answer is the typed
-    frame and the keys of the columns the file holds (a merge touches only those)."""
+    frame and the keys of the columns the file holds (a merge touches only those). With
+    `consume`, `raw` is emptied as its columns are checked."""
     today = today or dt.date.today()
     data = data or default_data()
     fields = data.record_fields
@@ -426,7 +537,7 @@ def records_from_table(raw: Table, source: str, today=None, data=None, partial=F
         import dataclasses
         fields = [f if f.key in PARTIAL_KEYS or not f.required else dataclasses.replace(f, required=False)
                   for f in fields]
-    table, bad = _headers(raw, fields, source)
+    table, bad = _headers(raw, fields, source, consume)
     present = [f.key for f in fields if f.key in table]
     typed, chk = _typed(table, fields, today, data)
     if "credit_code" in typed and "year" in typed:
@@ -463,7 +574,10 @@ def load_partial_records(path, today=None, data=None):
 def enterprise_codes(records) -> pd.Index:
     """The credit code of each enterprise id of `records` (position = id)."""
     ent = records["ent"].to_numpy()
-    first = np.unique(ent, return_index=True)[1]
+    # the first row of each id present, by id (as np.unique's return_index, without a sort)
+    first = np.full(int(ent.max(initial=-1)) + 1, len(ent), dtype=np.int64)
+    np.minimum.at(first, ent, np.arange(len(ent)))
+    first = first[first < len(ent)]
     return pd.Index(records["credit_code"].array.take(first))
 
 
@@ -495,7 +609,14 @@ def load_contracts(path, known_codes=None, today=None, data=None) -> pd.DataFram
     the credit codes of the records (`enterprise_codes`, or any collection): a contract of
     any other enterprise is bad."""
     today = today or dt.date.today()
-    table, bad = _headers(read_table(path), CONTRACT_FIELDS, str(path))
+    try:
+        return _contracts(read_table(path, CONTRACT_FIELDS), str(path), known_codes, today, data)
+    except _NeedText:
+        return _contracts(read_table(path), str(path), known_codes, today, data)
+
+
+def _contracts(raw, path, known_codes, today, data):
+    table, bad = _headers(raw, CONTRACT_FIELDS, path, consume=True)
     typed, chk = _typed(table, CONTRACT_FIELDS, today, data or default_data())
     if "contract_no" in typed:
         no = typed["contract_no"]
@@ -505,7 +626,7 @@ def load_contracts(path, known_codes=None, today=None, data=None) -> pd.DataFram
         bad += contract_owner_errors(typed, known_codes)
     bad += chk.bad
     if bad:
-        raise InputError(str(path), bad, typed)
+        raise InputError(path, bad, typed)
     return typed
 
 
@@ -534,6 +655,7 @@ def load_inputs(records, contracts=None, today=None, data=None):
     the second core meanwhile (arrow releases the GIL); whose contracts they are is checked
     once the records are in."""
     errors, recs, cons, known = [], None, None, None
+    _few_heaps()
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load_contracts, contracts, None, today, data) if contracts else None
         try:
@@ -555,4 +677,28 @@ def load_inputs(records, contracts=None, today=None, data=None):
                 errors.append(InputError(str(contracts), cells))
     if errors:
         raise InputErrors(errors)
+    release_memory()
     return recs, cons
+
+
+def _few_heaps():
+    """At most two C-library heaps (glibc's M_ARENA_MAX): the checking, scoring and writing
+    threads otherwise each get a heap of their own, whose freed memory stays with it.
+    Measured on 300,000 enterprises: peak 1.67 → 1.56 GB, kernel time 3.1 → 1.8 s."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).mallopt(-8, 2)        # M_ARENA_MAX; glibc only, elsewhere nothing
+    except (OSError, AttributeError):
+        pass
+
+
+def release_memory():
+    """Hand the memory freed while reading (the text and numbers as read, gigabytes for a
+    million-row file) back to the system, so that it does not count on top of what the
+    evaluation allocates next: arrow's pool, and the C library's heap where it has one."""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)        # glibc; elsewhere there is nothing to trim
+    except (OSError, AttributeError):
+        pass

@@ -20,6 +20,7 @@ from . import engine, explain
 from .clauses import condition_fields
 from .effects import clause_map, facts_frame, multiplier, trace_entries
 from .policy import decimal
+from .records import arrow_text
 
 GROUP = "rewards"
 WAN = Decimal(10000)
@@ -85,7 +86,8 @@ class Awards:
             return []
         ct = self.contracts[self.clause[i]]
         a, b = ct.start[p], ct.end[p]
-        return ct.nos[a:b][ct.yuan[a:b] >= 1].tolist()
+        nos, paid = ct.nos[a:b], ct.yuan[a:b] >= 1
+        return nos.filter(pa.array(paid)).to_pylist() if isinstance(nos, pa.Array) else nos[paid].tolist()
 
     def per_contract_text(self, build, empty="") -> pa.Array:
         """A text per line made from its contracts, column-wise: `build(ct)` returns one
@@ -174,8 +176,8 @@ class ContractTotals:
     start: np.ndarray        # their first contract (index into the sorted arrays)
     end: np.ndarray
     total: np.ndarray        # capped total per enterprise, yuan
-    nos: np.ndarray
-    amounts: np.ndarray
+    nos: pa.Array              # contract numbers (arrow text)
+    amounts: pa.Array          # amounts in 万元 as written (arrow text)
     yuan: np.ndarray         # reward per contract after the per-contract cap (0 when not counted)
     kinds: np.ndarray = None
     counted: np.ndarray = None
@@ -207,8 +209,13 @@ class ContractTotals:
 def year_contracts(contracts, year):
     if contracts is None or not len(contracts):
         return None
-    years = pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy()
-    mine = contracts[years == year]
+    d = contracts["registered_on"].to_numpy()
+    if d.dtype.kind == "M":         # within the year: two comparisons, no calendar per contract
+        start = np.datetime64(f"{year:04d}-01-01").astype(d.dtype)
+        end = np.datetime64(f"{year + 1:04d}-01-01").astype(d.dtype)
+        mine = contracts[(d >= start) & (d < end)]
+    else:
+        mine = contracts[pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy() == year]
     return mine if len(mine) else None
 
 
@@ -223,12 +230,17 @@ def contract_totals(mine, clause) -> ContractTotals:
     not count) and each enterprise's total."""
     eff = clause.effect
     rate = decimal(eff["contract_rate"], "contract_rate")
-    nos_all = pa.array(mine["contract_no"].array) if len(mine) else pa.array([], pa.string())
-    order = np.lexsort((pc.sort_indices(nos_all).to_numpy().argsort(), mine["ent"].to_numpy()))
+    # numbers and amounts stay arrow text (a Python string per contract costs seconds and
+    # hundreds of megabytes for a million contracts); kinds are a few shared strings
+    nos_all = arrow_text(mine["contract_no"]).combine_chunks() if len(mine) else pa.array([], pa.string())
+    order = np.lexsort((pc.rank(nos_all, sort_keys="ascending", tiebreaker="first").to_numpy(),
+                        mine["ent"].to_numpy()))
     ent = mine["ent"].to_numpy()[order]
-    nos = mine["contract_no"].to_numpy(dtype=object)[order]
-    amounts = mine["amount"].to_numpy(dtype=object)[order]
-    kinds = mine["kind"].to_numpy(dtype=object)[order]
+    take = pa.array(order)
+    nos = nos_all.take(take)
+    amounts = arrow_text(mine["amount"]).combine_chunks().take(take) if len(mine) else pa.array([], pa.string())
+    codes, names = pd.factorize(mine["kind"])
+    kinds = np.asarray(names, dtype=object)[codes][order]
     wanted = counted_kinds(clause)
     counted = np.ones(len(ent), dtype=bool) if wanted is None else np.isin(kinds, np.array(wanted, dtype=object))
     raw = np.where(counted, rate_of_amounts(amounts, rate), 0)

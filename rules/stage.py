@@ -17,9 +17,8 @@ def reference_dates(years, setting=None) -> np.ndarray:
     29 February falls on 28 February in a common year)."""
     setting = setting or {"month": 12, "day": 31}
     years = np.asarray(years, dtype=np.int64)
-    if (int(setting["month"]), int(setting["day"])) == (12, 31):      # fast path: 1 January + 364/365 days
-        return (years - 1970).astype("datetime64[Y]").astype("datetime64[D]") + np.timedelta64(364, "D") \
-            + _is_leap(years).astype("timedelta64[D]")
+    if (int(setting["month"]), int(setting["day"])) == (12, 31):      # fast path: 31 December
+        return _days(years, 12, 31).astype("datetime64[D]")
     n = len(years)
     regs = np.full(n, np.datetime64(f"2000-{int(setting['month']):02d}-{int(setting['day']):02d}", "D"))
     return anniversaries(regs, years - 2000)
@@ -32,11 +31,43 @@ def _is_leap(y):
 def anniversaries(registered_on, n) -> np.ndarray:
     """The n-th anniversary of each registration date; 29 February falls on 28 February in a
     year without it."""
-    d = pd.DatetimeIndex(registered_on)
-    y, m, day = d.year.to_numpy() + np.asarray(n), d.month.to_numpy(), d.day.to_numpy()
+    d = np.asarray(registered_on)
+    if d.dtype.kind != "M":
+        d = d.astype("datetime64[D]")
+    nat = np.isnat(d)
+    # integer calendar arithmetic (days since 1970 <-> year, month, day): numpy's unit
+    # conversions of datetimes and pandas' parsing of columns cost seconds for a million rows
+    unit = np.datetime_data(d.dtype)
+    days = d.view(np.int64) // {"D": 1, "s": 86400, "ms": 86_400_000, "us": 86_400_000_000,
+                                "ns": 86_400_000_000_000}[unit[0]] if unit[0] != "D" else d.view(np.int64)
+    y, m, day = _civil(np.where(nat, 0, days))
+    y = y + np.asarray(n, dtype=np.int64)
     day = np.where((m == 2) & (day == 29) & ~_is_leap(y), 28, day)
-    out = pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": day}), errors="coerce")
-    return out.to_numpy().astype("datetime64[D]")
+    out = _days(y, m, day).astype("datetime64[D]")
+    out[nat] = np.datetime64("NaT")
+    return out
+
+
+def _civil(z):
+    """Year, month, day of days since 1970-01-01 (proleptic Gregorian; H. Hinnant's method)."""
+    z = z + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    m = np.where(mp < 10, mp + 3, mp - 9)
+    return yoe + era * 400 + (m <= 2), m, day
+
+
+def _days(y, m, day):
+    """Days since 1970-01-01 of a year, month and day (the inverse of `_civil`)."""
+    y = y - (m <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((m + 9) % 12) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
 def completed_years(registered_on, years, setting=None) -> np.ndarray:
@@ -59,14 +90,16 @@ def classify(clause, records, stage_level, setting=None, rows=False):
     level = np.zeros(n, dtype=np.int64)
     matched = np.zeros(n, dtype=np.int64)
     registered_on = records["registered_on"].to_numpy()
-    ref = reference_dates(records["year"].to_numpy(), setting)
+    years = records["year"].to_numpy()
     undecided = np.ones(n, dtype=bool)
     for i, row in enumerate(clause.body["rows"]):
         hit = undecided.copy()
         if "when" in row:
             hit &= when_mask(row["when"], records)
-        if "registered_within_years" in row:
-            hit &= anniversaries(registered_on, row["registered_within_years"]) >= ref
+        if "registered_within_years" in row:      # only for the rows still undecided
+            at = np.flatnonzero(hit)
+            hit[at] = anniversaries(registered_on[at], row["registered_within_years"]) \
+                >= reference_dates(years[at], setting)
         level[hit] = stage_level[row["stage"]]
         matched[hit] = i + 1
         undecided &= ~hit
