@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import select, tuple_
 
 from .models import Conflict, Provenance, utcnow
-from .store import audit, bulk_insert, json_strings, text_of
+from .store import audit, bulk_insert, float_json, json_strings, text_of
 
 COLUMNS = ("credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
            "public_list_id", "user_id", "at", "applied")
@@ -148,7 +148,8 @@ def snapshot_provenance(s, path, table: pa.Table, data):
         present = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
         row_parts.append(present)
         field_parts.append(np.full(len(present), j, dtype=np.int32))
-        value_parts.append(pc.cast(col, pa.string()).take(pa.array(present)))
+        text = float_json(col) if pa.types.is_floating(col.type) else pc.cast(col, pa.string())
+        value_parts.append(text.take(pa.array(present)))
     rows = np.concatenate(row_parts) if row_parts else np.zeros(0, np.int64)
     fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int32)
     values = pa.concat_arrays(value_parts) if value_parts else pa.array([], pa.string())
@@ -197,16 +198,23 @@ def csv_as_python_writes(table: pa.Table, free_text=("value",)) -> bytes:
     holds a comma, a quote or a line break): column-wise when no cell needs quoting. Only
     the `free_text` columns may hold such characters (the others are codes, keys, numbers
     and times)."""
-    special = any(pc.any(pc.match_substring_regex(table[k], '[,"\r\n]')).as_py() for k in free_text)
-    text = io.StringIO(newline="")
-    w = csv.writer(text, lineterminator="\n")
-    w.writerow(table.column_names)
-    if special:
-        w.writerows(zip(*[["" if v is None else v for v in table[k].to_pylist()] for k in table.column_names]))
-        return text.getvalue().encode("utf-8")
+    head = io.StringIO(newline="")
+    csv.writer(head, lineterminator="\n").writerow(table.column_names)
+    head = head.getvalue().encode("utf-8")
+    special = {k for k in free_text if pc.any(pc.match_substring_regex(table[k], '[,"\r\n]')).as_py()}
+    if special:                 # quoted column-wise, as csv quotes: "a ""b"", c"
+        cols = []
+        for k in table.column_names:
+            c = pc.fill_null(pc.cast(table[k], pa.string()), "")
+            if k in special:
+                c = pc.if_else(pc.match_substring_regex(c, '[,"\r\n]'),
+                               pc.binary_join_element_wise('"', pc.replace_substring(c, '"', '""'), '"', ""), c)
+            cols.append(c)
+        lines = pc.binary_join_element_wise(*cols, ",")
+        return head + "".join(x + "\n" for x in lines.to_pylist()).encode("utf-8")
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    return text.getvalue().encode("utf-8") + sink.getvalue().to_pybytes()
+    return head + sink.getvalue().to_pybytes()
 
 
 def from_run_file(content: bytes, code, year=None) -> dict:
@@ -294,8 +302,11 @@ def run_provenance(s, run, code, data) -> dict:
     """What a run read for one enterprise in its year: {field: description}: from its result
     (stored with the run), else from the run's provenance file (runs stored before results
     carried it), else {} (runs made before provenance was kept)."""
-    from .models import Import, Result, User
+    from .models import Import, Result, RunFile, User
+    from .runs import PROVENANCE_FILE
     stored = s.scalar(select(Result.provenance).where(Result.run_id == run.id, Result.credit_code == code))
+    if stored is None and s.get(RunFile, (run.id, PROVENANCE_FILE)) is not None:
+        return {}                  # stored with the column: a null is an enterprise not in the run
     if stored is not None:
         rows = _stored_rows(stored, code, run.year)
     else:

@@ -68,11 +68,13 @@ def trace_header(s, run) -> dict:
     key = (str(s.get_bind().url), run.id, run.finished_at)
     if run.status != "done" or run.finished_at is None:
         return _header(run_file(s, run.id, "trace_header.json") or b"{}")
-    if key not in _HEADERS:
+    h = _HEADERS.get(key)
+    if h is None:
+        h = _header(run_file(s, run.id, "trace_header.json") or b"{}")
         if len(_HEADERS) > 64:
             _HEADERS.clear()
-        _HEADERS[key] = _header(run_file(s, run.id, "trace_header.json") or b"{}")
-    return _HEADERS[key]
+        _HEADERS[key] = h
+    return h
 
 
 def expand_trace(s, run, text) -> dict:
@@ -400,8 +402,9 @@ def stage_stats(s, run, stage) -> dict:
     for a run stored before that file existed. Runs are immutable once done, so either is kept
     per (run, stage)."""
     key = (run.id, run.finished_at, stage)
-    if key in _STATS:
-        return _STATS[key]
+    out = _STATS.get(key)                  # one lookup: another thread may clear the cache meanwhile
+    if out is not None:
+        return out
     stored = run_file(s, run.id, "stage_stats.json")
     if stored is not None:
         out = json.loads(stored).get(stage) or {"stage": stage, "count": 0, "final_score": None, "indicators": {}}

@@ -203,8 +203,10 @@ def _indicator_json(ids, values, points) -> list:
     if not ids:
         return ["{}"] * n
 
+    from .store import float_json
+
     def text(col):
-        return pc.fill_null(pc.cast(pa.array(col, from_pandas=True), pa.string()), "null")
+        return pc.fill_null(float_json(pa.array(col, pa.float64(), from_pandas=True)), "null")
     parts = []
     for j, cid in enumerate(ids):
         parts += [f'{"{" if j == 0 else ","}{json.dumps(cid)}:[', text(values[:, j]), ",", text(points[:, j]), "]"]
@@ -220,12 +222,17 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     header = (out / HEADER_FILE).read_text(encoding="utf-8")
     traces = compact_lines(read_table(out)).to_pylist()
     # each indicator's value and points, as indicators.csv has them, from the same matrices
+    # the files are in credit-code order, the evaluation's rows in the input's: line them up
+    ev_codes = ev.scores["credit_code"].to_numpy(dtype=object)
+    pos = np.argsort(ev_codes, kind="stable")
+    if ev_codes[pos].tolist() != [row["credit_code"] for row in scores]:
+        raise RuntimeError("scores.csv and the evaluation name different enterprises")
     ids = [c.id for c in ev.indicator_clauses]
-    values, points = ev.indicator_values, np.round(ev.indicator_points, 6)
+    values, points = ev.indicator_values[pos], np.round(ev.indicator_points[pos], 6)
     indicators = _indicator_json(ids, values, points)
     numbers = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
     cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
-    percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64"), 6)   # as the trace says
+    percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64")[pos], 6)   # as the trace says
     from .provenance import per_enterprise
     if provenance_table is None and provenance is not None:
         import pyarrow.parquet as pq
@@ -241,7 +248,9 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         cats = json.dumps(cat_dicts[-1], separators=(",", ":"))
         results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"], cats,
                         *[_num(row[k]) for k in numbers], _int(row["rank_in_stage"]), _int(row["rank_overall"]),
-                        None if excluded else float(percentile[i]), tr, ind, prov.get(row["credit_code"])))
+                        None if excluded else float(percentile[i]), tr, ind,
+                        # "{}": the run read no provenance for it (a lookup need not look further)
+                        prov.get(row["credit_code"], "{}" if provenance_table is not None else None)))
     bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
                                       "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators",
                                       "provenance"],
@@ -272,7 +281,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         s.add(RunFile(run_id=run.id, name=PROVENANCE_FILE, content=content))
         head = json.loads(header)
         head["provenance"] = {"file": "provenance.csv", "stored_as": PROVENANCE_FILE,
-                              "sha256": hashlib.sha256(content).hexdigest()}
+                              "stored_sha256": hashlib.sha256(content).hexdigest()}
         header = json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"
     s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))
     from .diagnostics import MATRIX_FILE, matrix_bytes          # read by the run's calibration diagnostics

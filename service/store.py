@@ -82,12 +82,21 @@ def json_strings(arr: pa.Array, plain=False) -> pa.Array:
     if plain:
         return pc.binary_join_element_wise('"', arr, '"', "")
     if pc.any(pc.match_substring_regex(arr, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
-        return pa.array([json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
+        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()],
+                        pa.string())
     if not pc.any(pc.match_substring_regex(arr, r'["\\\n\r\t]')).as_py():
         return pc.binary_join_element_wise('"', arr, '"', "")
     for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
         arr = pc.replace_substring(arr, a, b)
     return pc.binary_join_element_wise('"', arr, '"', "")
+
+
+def float_json(arr: pa.Array) -> pa.Array:
+    """Floats as text that reads back as the same float, with a point where Python's repr
+    has one (3 -> 3.0); nulls stay null."""
+    text = pc.cast(arr, pa.string())
+    whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
+    return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
 
 
 def _json_values(f, v, data) -> pa.Array:
@@ -111,9 +120,7 @@ def _json_values(f, v, data) -> pa.Array:
     if f.kind == "stage":
         keys = np.array(["null"] + [json.dumps(k) for k in data.stages], dtype=object)
         return pa.array(keys[np.where(missing, 0, num).astype(np.int64)], pa.string(), mask=missing)
-    text = pc.cast(pa.array(num, pa.float64(), mask=missing), pa.string())
-    whole = pc.match_substring_regex(text, r"^-?[0-9]+$")          # 3 -> 3.0, as Python writes a float
-    return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text) if n else text
+    return float_json(pa.array(num, pa.float64(), mask=missing)) if n else pa.array([], pa.string())
 
 
 def _data_json(frame: pd.DataFrame, data) -> list:
@@ -829,7 +836,9 @@ def _records_table(s, data) -> pa.Table:
     arrays = [pa.array(list(c), type=t) for c, t in zip(columns, id_types)]
     fields = list(data.fields)
     # dates travel as text in the JSON: read as text, then as dates
-    schema = pa.schema([(f.key, pa.string() if f.kind == "date" else ARROW_TYPES[f.kind]) for f in fields])
+    # integers are read as floats and cast (a stored 3.0 is 3; 3.5 is refused by the cast)
+    schema = pa.schema([(f.key, pa.string() if f.kind == "date" else pa.float64() if ARROW_TYPES[f.kind] == pa.int64()
+                         else ARROW_TYPES[f.kind]) for f in fields])
     texts = [x or "{}" for x in columns[-1]]
     if texts and fields:
         parsed = pajson.read_json(io.BytesIO("\n".join(texts).encode("utf-8")),
@@ -839,7 +848,8 @@ def _records_table(s, data) -> pa.Table:
         values = [parsed.column(f.key).combine_chunks() for f in fields]
     else:
         values = [pa.nulls(len(rows), ARROW_TYPES[f.kind]) for f in fields]
-    values = [pc.cast(v, pa.date32()) if f.kind == "date" else v for v, f in zip(values, fields)]
+    values = [pc.cast(v, pa.date32()) if f.kind == "date" else pc.cast(v, ARROW_TYPES[f.kind])
+              for v, f in zip(values, fields)]
     return pa.table(arrays + values, names=ident + [f.key for f in fields])
 
 

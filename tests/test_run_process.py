@@ -5,7 +5,7 @@ import time
 
 from conftest import GOLDEN
 from service import db
-from service.models import Result, Run
+from service.models import Result, Run, RunFile
 
 
 def _wait(park, rid, seconds=120):
@@ -69,7 +69,10 @@ def test_stored_provenance_is_the_runs_provenance_file(golden_park):
         data = shape.data(s)
         codes = [c for c, in s.query(Result.credit_code).filter(Result.run_id == run.id)]
         assert len(codes) == 300
+        assert s.query(Result).filter(Result.run_id == run.id, Result.provenance.is_(None)).count() == 0
         stored = {c: provenance.run_provenance(s, run, c, data) for c in codes}
+        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name == "provenance.parquet").update(
+            {RunFile.name: "provenance.csv", RunFile.content: provenance.run_provenance_file(s, run.id)})
         s.query(Result).filter(Result.run_id == run.id).update({Result.provenance: None})
         from_file = {c: provenance.run_provenance(s, run, c, data) for c in codes}
         s.rollback()
@@ -145,7 +148,8 @@ def test_two_servers_on_one_database_see_each_others_runs_and_publishes(app, tmp
 
 
 def test_the_runs_provenance_file_is_served_as_csv_or_gzip(golden_park):
-    """Stored gzipped; a client that takes gzip gets it so, any other the CSV itself."""
+    """Stored as Parquet; a client that takes gzip gets the CSV gzipped, any other the CSV
+    itself; officers and admins only (it names who entered each value)."""
     import gzip
     p = golden_park
     url = f"/api/runs/{p.run_id}/files/provenance.csv"
@@ -158,3 +162,26 @@ def test_the_runs_provenance_file_is_served_as_csv_or_gzip(golden_park):
     assert packed.headers["Content-Encoding"] == "gzip" and gzip.decompress(packed.data) == plain.data
     assert len(packed.data) * 5 < len(plain.data)
     assert p.get(url, "enterprise").status_code == 403
+    assert p.get(url, "finance").status_code == 403
+    assert p.get(url, "admin").status_code == 200
+
+
+def test_provenance_csv_quotes_as_pythons_csv_module():
+    """Free text with commas, quotes and line breaks is quoted as csv quotes it, column-wise."""
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    from service.provenance import csv_as_python_writes
+    rows = [["9141", "2022", "a", 'x, "y"', "1"], ["9141", "2022", "b", "two\nlines", ""],
+            ["9141", "2022", "c", "plain", None]]
+    table = pa.table({k: pa.array([r[i] for r in rows], pa.string())
+                      for i, k in enumerate(["credit_code", "year", "field", "value", "user_id"])})
+    want = io.StringIO(newline="")
+    w = csv.writer(want, lineterminator="\n")
+    w.writerow(table.column_names)
+    w.writerows([["" if v is None else v for v in r] for r in rows])
+    assert csv_as_python_writes(table).decode("utf-8") == want.getvalue()
+    plain = table.slice(2, 1)
+    assert csv_as_python_writes(plain).decode("utf-8") == "credit_code,year,field,value,user_id\n9141,2022,c,plain,\n"

@@ -183,9 +183,15 @@ def start(app, run_id):
     every = app.config["RUN_HEARTBEAT_SECONDS"]
     if app.config.get("RUNS_INLINE"):
         execute_run(maker, run_id, heartbeat_every=every)
-    elif app.config.get("RUNS_IN_PROCESS"):
+    elif app.config.get("RUNS_IN_PROCESS") and ":memory:" not in app.config["DATABASE_URL"] \
+            and app.config["DATABASE_URL"] not in ("sqlite://", "sqlite:///"):
         from .. import worker
-        worker.start(app.config["DATABASE_URL"], maker, run_id, every)
+        try:
+            worker.start(app.config["DATABASE_URL"], maker, run_id, every)
+        except Exception:          # no process could be started: the run goes on a thread instead
+            current_app.logger.exception("run %s: no process could be started; running it on a thread", run_id)
+            threading.Thread(target=execute_run, args=(maker, run_id), kwargs={"heartbeat_every": every},
+                             daemon=True, name=f"run-{run_id}").start()
     else:
         threading.Thread(target=execute_run, args=(maker, run_id), kwargs={"heartbeat_every": every}, daemon=True,
                          name=f"run-{run_id}").start()

@@ -89,13 +89,16 @@ def run_manifest(run_id):
 @answers(run_bp, content=RUN_FILE_CONTENT, description="scores.csv、awards.csv、awards.html、manifest.json 或 provenance.csv")
 def run_files(run_id, name):
     """批次的结果文件：scores.csv、awards.csv、awards.html、manifest.json（与 innopoints evaluate 写出的相同），
-    以及 provenance.csv（该批次读取的每个值的来源：来源单位、方式、导入批次、操作人、时间）"""
+    以及 provenance.csv（该批次读取的每个值的来源：来源单位、方式、导入批次、操作人、时间；仅工作人员和管理员）"""
     from flask import Response
     s = db.session()
     run_or_404(s, run_id)
     from ..runs import STORED_FILES
     mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8", "json": "application/json"}
-    if name == "provenance.csv":                 # kept gzipped: sent so to a client that takes gzip
+    if name == "provenance.csv":                 # sent gzipped to a client that takes gzip
+        from ..auth import api_user, role_of
+        if role_of(api_user(request)) not in ("officer", "admin"):   # it names the staff who entered values
+            abort(403, message="数据来源文件仅限工作人员和管理员下载 / the provenance file is for officers and admins")
         from ..provenance import run_provenance_file
         packed = "gzip" in request.accept_encodings
         content = run_provenance_file(s, run_id, gzipped=packed)
