@@ -298,13 +298,31 @@ def run_provenance_file(s, run_id, gzipped=False) -> bytes | None:
     return gzip.compress(content, 1) if gzipped else content
 
 
+_IMPORT_NAMES: dict = {}
+
+
+def _import_names(s, ids) -> dict:
+    """Import id -> the uploaded file's name (an import row never changes: kept per database)."""
+    from .models import Import
+    url = str(s.get_bind().url)
+    missing = {i for i in ids if (url, i) not in _IMPORT_NAMES}
+    if missing:
+        if len(_IMPORT_NAMES) > 10_000:
+            _IMPORT_NAMES.clear()
+        for i, name in s.execute(select(Import.id, Import.filename).where(Import.id.in_(missing))):
+            _IMPORT_NAMES[url, i] = name
+    return {i: _IMPORT_NAMES[url, i] for i in ids if (url, i) in _IMPORT_NAMES}
+
+
 def run_provenance(s, run, code, data) -> dict:
     """What a run read for one enterprise in its year: {field: description}: from its result
     (stored with the run), else from the run's provenance file (runs stored before results
     carried it), else {} (runs made before provenance was kept)."""
-    from .models import Import, Result, RunFile, User
+    from .models import RunFile, User
     from .runs import PROVENANCE_FILE
-    stored = s.scalar(select(Result.provenance).where(Result.run_id == run.id, Result.credit_code == code))
+    from .query import result_of
+    result = result_of(s, run, code)
+    stored = result.provenance if result is not None else None
     if stored is None and s.get(RunFile, (run.id, PROVENANCE_FILE)) is not None:
         return {}                  # stored with the column: a null is an enterprise not in the run
     if stored is not None:
@@ -317,8 +335,7 @@ def run_provenance(s, run, code, data) -> dict:
     user_ids = {r["user_id"] for r in rows.values() if r["user_id"]}
     import_ids = {r["import_id"] for r in rows.values() if r["import_id"]}
     users = dict(s.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()) if user_ids else {}
-    imports = dict(s.execute(select(Import.id, Import.filename).where(Import.id.in_(import_ids))).all()) \
-        if import_ids else {}
+    imports = _import_names(s, import_ids)
     out = {}
     for (_, field), r in sorted(rows.items()):
         p = SimpleNamespace(id=r["provenance_id"], field=field, value=r["value"], source=r["source"], kind=r["kind"],

@@ -149,8 +149,19 @@ def indicator_rows(result: Result, header: dict) -> list[dict]:
     return rows
 
 
+def result_of(s, run, code) -> Result | None:
+    """An enterprise's result in a run, read once per request (the score, its provenance and
+    its eligibility all start from it)."""
+    from flask import g, has_app_context
+    memo = g.setdefault("results_read", {}) if has_app_context() else {}
+    key = (run.id, code)
+    if key not in memo:
+        memo[key] = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    return memo[key]
+
+
 def score_detail(s, run, code) -> dict | None:
-    r = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    r = result_of(s, run, code)
     if r is None:
         return None
     ent = s.get(Enterprise, code)
