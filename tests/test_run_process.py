@@ -185,3 +185,16 @@ def test_provenance_csv_quotes_as_pythons_csv_module():
     assert csv_as_python_writes(table).decode("utf-8") == want.getvalue()
     plain = table.slice(2, 1)
     assert csv_as_python_writes(plain).decode("utf-8") == "credit_code,year,field,value,user_id\n9141,2022,c,plain,\n"
+
+
+def test_a_run_process_takes_only_idle_cpu():
+    """On Linux the run's process is put in the idle scheduling class: a lookup of the server
+    never waits for the CPU behind it."""
+    import os
+    import subprocess
+    import sys
+    code = ("import os; from service.worker import lower_priority; how = lower_priority(); "
+            "print(how, os.sched_getscheduler(0) == os.SCHED_IDLE)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
+    assert out.stdout.split() == ["idle", "True"]
