@@ -21,15 +21,42 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A server on a free port over a database with the golden park, users of every role, a
-    published run with a budget and a second run to compare."""
+def need_chromium():
     if CHROMIUM is None:
         if os.environ.get("INNOPOINTS_REQUIRE_BROWSER"):
             pytest.fail("chromium is not installed: make test installs it (scripts/ensure-chromium)")
         pytest.skip("no chromium")
+
+
+def serving(park):
+    """Serve the park's app on a free port (park.base) until the generator is closed."""
     from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, park.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    park.base = f"http://127.0.0.1:{server.server_port}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield park
+    server.shutdown()
+    thread.join()
+    park.app.extensions["db_engine"].dispose()
+
+
+def chromium():
+    """A headless Chromium (Playwright) until the generator is closed."""
+    from playwright.sync_api import sync_playwright
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    yield b
+    b.close()
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A server on a free port over a database with the golden park, users of every role, a
+    published run with a budget and a second run to compare."""
+    need_chromium()
     tmp = tmp_path_factory.mktemp("site")
     app = make_app(f"sqlite:///{tmp / 'site.db'}")
     park = Park(app)
@@ -39,26 +66,13 @@ def site(tmp_path_factory):
     for scope, n in (("overall", 10), ("startup", 5), ("growth", 5), ("expansion", 5), ("mature", 5)):
         park.post(f"/api/runs/{park.run_id}/honours", "officer", json={"scope": scope, "top_n": n})
     park.second = park.run(budget=15000000)
-    app.config["RUNS_INLINE"] = False          # runs started from the pages go to a thread
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    park.base = f"http://127.0.0.1:{server.server_port}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield park
-    server.shutdown()
-    thread.join()
-    app.extensions["db_engine"].dispose()
+    app.config["RUNS_INLINE"] = False          # runs started from the pages go to a process of their own
+    yield from serving(park)
 
 
 @pytest.fixture(scope="module")
 def browser(site):
-    from playwright.sync_api import sync_playwright
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-    yield b
-    b.close()
-    pw.stop()
+    yield from chromium()
 
 
 class Tab:

@@ -4,26 +4,17 @@ IND-1.1 by plain min–max, the tuning view names IND-1.1 and a method that impr
 from the page, checked against the API); the profile shows 提升空间 on a 390 px phone."""
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-
 import pytest
 
 from tests.conftest import Park, make_app
-from tests.test_browser import CHROMIUM, FLAGS, SHOTS, Tab
+from tests.test_browser import SHOTS, Tab, chromium, need_chromium, serving
 
 YEAR = 2025
 
 
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory):
-    if CHROMIUM is None:
-        if os.environ.get("INNOPOINTS_REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed: make test installs it (scripts/ensure-chromium)")
-        pytest.skip("no chromium")
-    from werkzeug.serving import make_server
-
+    need_chromium()
     from service.demo import generate, write_csv
     tmp = tmp_path_factory.mktemp("calib-site")
     records, contracts = generate(800, YEAR, seed=2022, history=3)
@@ -42,25 +33,12 @@ def demo_site(tmp_path_factory):
                           json={"changes": {"method": "minmax"}})
     assert r.status_code == 200, r.get_json()
     park.draft_id = draft["id"]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    park.base = f"http://127.0.0.1:{server.server_port}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield park
-    server.shutdown()
-    thread.join()
-    app.extensions["db_engine"].dispose()
+    yield from serving(park)
 
 
 @pytest.fixture(scope="module")
 def browser(demo_site):
-    from playwright.sync_api import sync_playwright
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-    yield b
-    b.close()
-    pw.stop()
+    yield from chromium()
 
 
 @pytest.fixture

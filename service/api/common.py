@@ -202,6 +202,14 @@ def reap_stale_runs(s):
     fail_stale(s, current_app.config["RUN_STALE_SECONDS"])
 
 
+def found(s, model, key, message):
+    """The row of `model` with primary key `key`, else 404 with `message`."""
+    row = s.get(model, key)
+    if row is None:
+        abort(404, message=message)
+    return row
+
+
 def run_or_404(s, run_id, done=True):
     run = s.get(Run, run_id)
     if run is None or (done and run.status != "done"):

@@ -14,7 +14,7 @@ from ..models import Declaration, Import, User
 from ..schemas import (Decision, DeclarationCreate, DeclarationQuery, DeclarationSchema, FormatQuery, TemplateQuery,
                        ImportDone, ImportFile, ImportForm, ImportRejectedAnswer, ImportRow)
 from ..store import BadUpload, DecisionError, FieldRejected, ImportRejected, declare, decide, import_upload
-from .common import FILE_CONTENT, READERS, STAFF, XLSX, answers, bad_cells, iso, labels
+from .common import FILE_CONTENT, READERS, STAFF, XLSX, answers, bad_cells, found, iso, labels
 
 
 # ---- data: imports, templates, declarations ------------------------------------------------------
@@ -165,9 +165,7 @@ class Declarations(MethodView):
 def declaration_decide(args, decl_id):
     """审核一条申报：通过（写入记录并记入审计日志）或驳回，并留下理由"""
     s = db.session()
-    d = s.get(Declaration, decl_id)
-    if d is None:
-        abort(404, message=f"没有申报 {decl_id}")
+    d = found(s, Declaration, decl_id, f"没有申报 {decl_id}")
     try:
         decide(s, api_user(request), d, args["approve"], args["reason"])
     except (DecisionError, FieldRejected) as exc:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from .. import db, publicity
 from ..access import public
 from ..auth import api_user, require
-from ..models import Objection, ObjectionFile, Publicity, Run
+from ..models import Objection, ObjectionFile, Publicity
 from ..schemas import EvidenceFiles, ObjectionDecisionSchema, ObjectionForm, PublicityCreate, answer, LIST
-from .common import STAFF, answers, start
+from .common import STAFF, answers, found, run_or_404, start
 
 pub_bp = Blueprint("publicity", __name__, url_prefix="/api",
                    description="公示与异议：奖励名单与榜单的公示期、企业异议及其处理、定稿")
@@ -26,10 +26,7 @@ ObjectionAnswer = answer("Objection", id=fields.Int(), item=fields.Str(), status
 
 
 def _publicity_or_404(s, pid):
-    p = s.get(Publicity, pid)
-    if p is None:
-        abort(404, message=f"没有公示 {pid} / no such publicity")
-    return p
+    return found(s, Publicity, pid, f"没有公示 {pid} / no such publicity")
 
 
 @pub_bp.route("/runs/<int(max=2147483647):run_id>/publicity", methods=["POST"])
@@ -39,9 +36,7 @@ def _publicity_or_404(s, pid):
 def publicity_open(args, run_id):
     """为已发布批次的奖励名单和榜单开启公示期（开始、结束日期）"""
     s = db.session()
-    run = s.get(Run, run_id)
-    if run is None:
-        abort(404, message=f"没有计算批次 {run_id}")
+    run = run_or_404(s, run_id, done=False)
     try:
         p = publicity.open_period(s, run, args["starts_on"], args["ends_on"], api_user(request))
     except publicity.PublicityError as exc:
@@ -108,9 +103,7 @@ class Objections(MethodView):
 def objection_decide(args, oid):
     """处理异议：成立（更正数据并重新计算，附新旧批次差异）或驳回（附理由）"""
     s = db.session()
-    o = s.get(Objection, oid)
-    if o is None:
-        abort(404, message=f"没有异议 {oid}")
+    o = found(s, Objection, oid, f"没有异议 {oid}")
     app = current_app._get_current_object()
     try:
         publicity.decide(s, o, api_user(request), args["uphold"], args["reason"], args.get("field"), args.get("year"),

@@ -14,7 +14,7 @@ from ..models import Conflict, Import, PublicList, PublicListEntry, Record, User
 from ..schemas import (ConflictDecision, ConflictQuery, EntryDecision, ProvenanceQuery, PublicListForm, UploadFile,
                        answer, OBJ, LIST)
 from ..store import FieldRejected, correct_field, get_record, text_of
-from .common import READERS, STAFF, answers, enterprise_session, pick_run
+from .common import READERS, STAFF, answers, enterprise_session, found, pick_run
 
 src_bp = Blueprint("sources", __name__, url_prefix="/api",
                    description="数据来源：各部门报送的字段、每个值的来源、来源间的冲突、公开名单")
@@ -91,9 +91,7 @@ def conflicts_get(args):
 def conflict_decide(args, conflict_id):
     """处理一个冲突：采用现值（kept）或另一来源的值（other），作为工作人员更正写入并记入审计日志"""
     s = db.session()
-    c = s.get(Conflict, conflict_id)
-    if c is None:
-        abort(404, message=f"没有冲突 {conflict_id}")
+    c = found(s, Conflict, conflict_id, f"没有冲突 {conflict_id}")
     if c.status != "open":
         abort(409, message="该冲突已处理 / already resolved")
     try:
@@ -150,9 +148,7 @@ def public_lists_get():
 def public_list_get(list_id):
     """一份公开名单的每一行：已设置、未匹配、匹配到多家（待复核）"""
     s = db.session()
-    pl = s.get(PublicList, list_id)
-    if pl is None:
-        abort(404, message=f"没有公开名单 {list_id}")
+    pl = found(s, PublicList, list_id, f"没有公开名单 {list_id}")
     return jsonify(publiclists.list_dict(s, pl))
 
 
@@ -163,9 +159,7 @@ def public_list_get(list_id):
 def public_list_entry_decide(args, entry_id):
     """复核一行：指定它所指的企业（credit_code，则设置字段），或驳回（dismiss）"""
     s = db.session()
-    e = s.get(PublicListEntry, entry_id)
-    if e is None:
-        abort(404, message=f"没有名单行 {entry_id}")
+    e = found(s, PublicListEntry, entry_id, f"没有名单行 {entry_id}")
     try:
         publiclists.decide_entry(s, e, args.get("credit_code"), args.get("reason") or "", api_user(request))
     except publiclists.ListRejected as exc:

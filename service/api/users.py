@@ -17,7 +17,7 @@ from ..models import ROLES, AuditEntry, CreditLookup, Enterprise, User, utcnow
 from ..schemas import (AuditQuery, AuditRow, Consent, ConsentDone, CreditLookupRow, FormatQuery, Me,
                        TokenRequest, TokenResponse, UserSchema)
 from ..store import audit
-from .common import STAFF, answers, iso
+from .common import STAFF, answers, found, iso
 
 
 # ---- tokens -----------------------------------------------------------------------------
@@ -128,9 +128,7 @@ class Users(MethodView):
 
 
 def _user_or_404(s, user_id):
-    user = s.get(User, user_id)
-    if user is None:
-        abort(404, message=f"没有用户 {user_id} / no such user")
+    user = found(s, User, user_id, f"没有用户 {user_id} / no such user")
     return user
 
 
