@@ -203,18 +203,20 @@ def _json_unsafe(arr) -> bool:
     return bool(len(b)) and bool((b < 0x20).any() or (b == 0x22).any() or (b == 0x5C).any())
 
 
-def _json_text(arr: pa.Array) -> pa.Array:
-    """Text values as JSON strings (quoted, escaped where needed), column-wise."""
+def json_text(arr: pa.Array) -> pa.Array:
+    """Text values as JSON strings (quoted, escaped where needed), column-wise; a null stays
+    null."""
     arr = _s(arr)
     if _json_unsafe(arr):
-        return pa.array([json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
+        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()],
+                        pa.string())
     return j('"', arr, '"', "")
 
 
 def _json_list(ct, values: pa.Array, mask=None, quote=True) -> pa.Array:
     """Per enterprise position of `ct`, a JSON list of its contracts' values."""
     if quote:
-        values = _json_text(values)
+        values = json_text(values)
     return j("[", ct.joined(values, ",", mask), "]", "")
 
 
@@ -274,10 +276,10 @@ def _reward_parts(ev, n, full=True):
     inputs = pc.if_else(pa.array(aw.contract_pos >= 0), contract_inputs, inputs)
     basis = aw.per_contract_text(lambda ct: _json_list(ct, ct.nos_arrow(), ct.yuan >= 1), empty="[]")
     contract_text = aw.per_contract_text(lambda ct: _contract_sentences(ev.policy.data, ct, clauses))
-    derivation = _json_text(pa.array(aw.derivation, pa.string()))
+    derivation = json_text(pa.array(aw.derivation, pa.string()))
     kind = np.where(aw.floating, "floating", "fixed")
     kind_zh = pa.array(np.where(aw.floating, "浮动奖励", "固定奖励"))
-    text = _json_text(j(kind_zh, "：核定 ", _yuan(aw.eligible), " 元，拨付 ", _yuan(aw.granted), " 元。",
+    text = json_text(j(kind_zh, "：核定 ", _yuan(aw.eligible), " 元，拨付 ", _yuan(aw.granted), " 元。",
                         contract_text, pa.array(aw.derivation, pa.string()), ""))
     lines = j(heads, ',"kind":"', pa.array(kind), '","eligible_yuan":',
               pc.cast(pa.array(aw.eligible), pa.string()), ',"granted_yuan":', pc.cast(pa.array(aw.granted), pa.string()),
@@ -344,14 +346,14 @@ def _stage_fragments(ev, lo, hi, full=True) -> pa.Array:
         unit = data.field(f).unit
         v = _num(col) if col.dtype.kind == "f" else pa.array(col.astype(object).map(lambda x: w.value_text(f, x)), pa.string())
         said += [f"{w.label(f)} ", v, f" {unit}，" if unit else "，"]
-        inputs += [f'{"," if inputs else ""}"{f}":', v if col.dtype.kind == "f" else _json_text(v)]
+        inputs += [f'{"," if inputs else ""}"{f}":', v if col.dtype.kind == "f" else json_text(v)]
     reg = pc.strftime(pa.array(pd.DatetimeIndex(s["registered_on"]).to_numpy().astype("datetime64[s]")), "%Y-%m-%d")
     years = _num(s["completed_years"])
     text = j(*said, "注册成立日期 ", reg, "，截至基准日 ", ref, " 注册满 ", years,
              " 周年；按表1分类第 ", pc.cast(matched, pa.string()), " 行（", row_texts.take(matched), "），为", stage_zh, "")
     return j(_entry_head(c, full), ',"stage":"', stage, '","inputs":{', *inputs,
              '},"registered_on":"', reg, '","completed_years":', years, ',"row":', pc.cast(matched, pa.string()),
-             ',"text":', _json_text(text), "}", "")
+             ',"text":', json_text(text), "}", "")
 
 
 def _history_fragments(ev, rows, full=True) -> pa.Array:
@@ -380,7 +382,7 @@ def _history_fragments(ev, rows, full=True) -> pa.Array:
                                 np.where(h.source[sl] == "fields", f"（没有上年记录，据本年记录填报的{prev_labels}）", "")))
         none_text = f"没有 {y - 1} 年的记录，也未填报上一年度发展阶段：无法判断降档，不适用降档衰减"
         text = pc.if_else(pc.equal(source, "none"), none_text, j(prev, src, ""))
-        entries.append(j(dec3, ',"topic":"previous_stages","source":"', source, '","text":', _json_text(text), "}", ""))
+        entries.append(j(dec3, ',"topic":"previous_stages","source":"', source, '","text":', json_text(text), "}", ""))
     for r in data.runs:
         head = readers.get(r.key)
         if not head:
@@ -403,7 +405,7 @@ def _history_fragments(ev, rows, full=True) -> pa.Array:
             text = j(f"截至评价年度{r.label} ", n, " 年", how, open_, "")
         e = j(head, f',"topic":"run","run":"{r.key}","source":"', pa.array(src, pa.string()), '","first_year":', first,
               ',"years":', n, ',"may_be_incomplete":', pa.array(np.where(st.open[sl], "true", "false")),
-              ',"text":', _json_text(text), "}", "")
+              ',"text":', json_text(text), "}", "")
         entries.append(pc.if_else(pa.array(src != ""), e, ""))
     entries += _status_entries(ev, rows, full)
     listed = pa.array(np.full(len(source), "", dtype=object), pa.string())
@@ -452,7 +454,7 @@ def _status_entries(ev, rows, full=True) -> list:
             texts.append(pc.if_else(pc.equal(joined, ""), f"{label(f)}：此前各年记录中未报告",
                                     j(f"{label(f)}：此前已在 ", joined, " 年的记录中报告（恢复前每个评价周期均扣分）", "")))
         text = j(*texts, "；") if len(texts) > 1 else texts[0]
-        e = j(_entry_head(c, full), ',"topic":"status_reported_before","text":', _json_text(text), "}", "")
+        e = j(_entry_head(c, full), ',"topic":"status_reported_before","text":', json_text(text), "}", "")
         out.append(pc.if_else(pa.array(hit), e, ""))
     return out
 
@@ -479,7 +481,7 @@ def _scores_explain(ev, s, cohort, lo=0) -> pa.Array:
              "；同阶段第 ", fs["rank_in_stage"], " 名（同阶段参评 ", cohort, " 家），全区第 ", fs["rank_overall"], " 名", "")
     head = _dump({"clause": "IND", "title": "指标积分、类别权重与最终得分",
                   "citation": weights.get("citation", "")})[:-1]
-    return j(head, ',"text":', _json_text(text), "}", "")
+    return j(head, ',"text":', json_text(text), "}", "")
 
 
 TRACE_CHUNK = 50_000       # a line is a few KB of Chinese text: 50k lines keep a chunk near 250 MB

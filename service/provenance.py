@@ -22,8 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import select, tuple_
 
+from rules.output import json_text
+
 from .models import Conflict, Provenance, utcnow
-from .store import audit, bulk_insert, float_json, json_strings, text_of
+from .store import audit, bulk_insert, float_json, text_of
 
 COLUMNS = ("credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
            "public_list_id", "user_id", "at", "applied")
@@ -258,8 +260,8 @@ def per_enterprise(provenance, year) -> dict:
     if not t.num_rows:
         return {}
     t = t.take(pc.sort_indices(t, [("credit_code", "ascending")]))     # stable: file order within a code
-    cells = [json_strings(t[k].combine_chunks(), plain=k != "value") for k in ROW_KEYS]
-    rows = pc.binary_join_element_wise(json_strings(t["field"].combine_chunks(), plain=True), ":[",
+    cells = [json_text(t[k].combine_chunks()) for k in ROW_KEYS]
+    rows = pc.binary_join_element_wise(json_text(t["field"].combine_chunks()), ":[",
                                        *[x for c in cells for x in (c, ",")][:-1], "]", "")
     codes = t["credit_code"].to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))

@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import bindparam, delete, select, tuple_, update
 
 from rules.fields import CONTRACT_FIELDS, IDENTITY, IDENTITY_KEYS as RECORD_IDENTITY, by_header
+from rules.output import json_text
 from rules.records import (DATA_SHEET, PARTIAL_KEYS, BadCell, InputError, contract_owner_errors, load_contracts,
                            load_records, read_table, records_from_table, table_from_rows)
 
@@ -75,22 +76,6 @@ def _python_values(f, v, data) -> list:
     return out.tolist()
 
 
-def json_strings(arr: pa.Array, plain=False) -> pa.Array:
-    """Text cells as JSON strings (quoted and escaped), column-wise; a cell with a rarer
-    control character falls back to json.dumps for its column. `plain`: the column holds
-    codes, keys, numbers or times only (nothing to escape)."""
-    if plain:
-        return pc.binary_join_element_wise('"', arr, '"', "")
-    if pc.any(pc.match_substring_regex(arr, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
-        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in arr.to_pylist()],
-                        pa.string())
-    if not pc.any(pc.match_substring_regex(arr, r'["\\\n\r\t]')).as_py():
-        return pc.binary_join_element_wise('"', arr, '"', "")
-    for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
-        arr = pc.replace_substring(arr, a, b)
-    return pc.binary_join_element_wise('"', arr, '"', "")
-
-
 def float_json(arr: pa.Array) -> pa.Array:
     """Floats as text that reads back as the same float, with a point where Python's repr
     has one (3 -> 3.0); nulls stay null."""
@@ -104,10 +89,10 @@ def _json_values(f, v, data) -> pa.Array:
     json.dumps gives `_python_values` (floats keep their point), built column-wise."""
     n = len(v)
     if f.kind in ("code", "text"):
-        return json_strings(pa.array([str(x) for x in v], pa.string()))
+        return json_text(pa.array([str(x) for x in v], pa.string()))
     if f.kind == "choice":
         a = pa.array(v, pa.string(), from_pandas=True)
-        return json_strings(pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a))
+        return json_text(pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a))
     if f.kind == "date":
         d = pa.array(np.asarray(v, dtype="datetime64[D]"), pa.date32(), from_pandas=True)
         return pc.binary_join_element_wise('"', pc.cast(d, pa.string()), '"', "")
