@@ -164,6 +164,8 @@ def test_the_runs_provenance_file_is_served_as_csv_or_gzip(golden_park):
     assert p.get(url, "enterprise").status_code == 403
     assert p.get(url, "finance").status_code == 403
     assert p.get(url, "admin").status_code == 200
+    assert p.get(url, "bank").status_code == 403
+    assert p.get(url, "public").status_code == 401
 
 
 def test_provenance_csv_quotes_as_pythons_csv_module():
