@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import bonus, decay, history, indicators, negative_list, rewards, scope, stage
-from .records import enterprise_codes, positions_of, release_memory
+from .records import YearRecords, enterprise_codes, positions_of, release_memory
 
 
 class EvaluationError(ValueError):
@@ -78,9 +78,28 @@ def current_rows(records, mask) -> pd.DataFrame:
     return records[mask].reset_index(drop=True)
 
 
-def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame | None = None,
+def year_fields(policy, year) -> set:
+    """The fields an evaluation of `year` reads of the records of other years: who and when
+    (credit code, year, registration date), what STAGE classifies them by, the fields whose
+    runs history counts, and the statuses whose earlier years the trace reports. Every other
+    field is read of the year's own rows only (`load_inputs(only=…)`)."""
+    from .negative_list import status_fields
+    data = policy.data
+    return ({"credit_code", "year", "registered_on", "ent"}
+            | set(stage.row_fields(policy.clause("STAGE", year)))
+            | {r.member[0] for r in data.runs if r.member[0] != "stage"}
+            | set(status_fields(policy, year)))
+
+
+def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: pd.DataFrame | None = None,
              budget: int | None = None, strategy: str | None = None) -> Evaluation:
-    """Evaluate `year` over validated records (earlier years in `records` are history)."""
+    """Evaluate `year` over validated records (earlier years in `records` are history): the
+    whole table, or a `YearRecords` read for this year."""
+    given = None
+    if isinstance(records, YearRecords):
+        if records.year != year or not year_fields(policy, year) <= set(records.every.columns):
+            raise EvaluationError("记录按另一年度或另一政策读入 / records were read for another year or policy")
+        given, records = records.current, records.every
     t = {}
     t0 = time.perf_counter()
     if not policy.in_force(year):
@@ -100,7 +119,7 @@ def evaluate(records: pd.DataFrame, year: int, policy, contracts: pd.DataFrame |
     cur_mask = (records["year"] == year).to_numpy()
     if not cur_mask.any():
         raise EvaluationError(f"数据中没有 {year} 年度的记录 / no records of year {year}")
-    cur = current_rows(records, cur_mask)
+    cur = current_rows(records, cur_mask) if given is None else given
     level = levels[cur_mask]
     stage_names = pd.Series(level).map(data.level_stage).to_numpy(dtype=object)
     completed = stage.completed_years(cur["registered_on"].to_numpy(), cur["year"].to_numpy(), ref)

@@ -231,8 +231,9 @@ class _Checker:
         `missing` and `number` on the numbers as read, NaN for an empty cell. Any cell they
         would flag (a required cell empty, a cell saying 'nan', a negative count …) sends
         the file back to be read as text (`_NeedText`), where the same tests report it."""
-        num = pc.fill_null(raw, np.nan).to_numpy() if raw.null_count else raw.to_numpy()
-        num = np.array(num, dtype="float64", copy=not num.flags.writeable)
+        num = raw.to_numpy()            # one copy, NaN for an empty cell (the chunks as read)
+        if not num.flags.writeable:     # one chunk without empty cells: arrow's own buffer
+            num = num.copy()
         missing = int(np.count_nonzero(np.isnan(num)))
         if missing != raw.null_count or (f.required and missing):   # 'nan' written, or a required cell empty
             raise _NeedText(f.key)
@@ -443,11 +444,14 @@ KEEP_RAW = {"credit_code", "year", "registered_on", "contract_no"}   # checked a
 NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
 
 
-def _typed(table, fields, today, data):
+def _typed(table, fields, today, data, only=None):
     """Validate every cell of `table` (headers already keys) and return the typed frame.
     Columns are checked two at a time: numpy and arrow let go of the GIL, so a million-row
-    file keeps both cores busy."""
+    file keeps both cores busy. With `only` (a year and the fields every row must keep),
+    every cell is still checked but the other fields are kept for that year's rows alone:
+    the answer is then a `YearRecords`."""
     chk = _Checker(table)
+    rows = None         # with `only`: the rows of its year, whose every field is kept
 
     def one(f):
         raw = table[f.key]
@@ -492,23 +496,65 @@ def _typed(table, fields, today, data):
             # the text of a checked column is no longer needed: free it now (a million-row
             # file holds about a gigabyte of raw text)
             table.columns.pop(f.key, None)
+        if rows is not None and f.key not in only[1]:
+            out = out[rows]         # checked on every row, kept for the year's rows only
         return out
 
     present = [f for f in fields if f.key in table]
+    if only is not None and any(f.key == "year" for f in present):
+        first = [f for f in present if f.key == "year"]
+        present = first + [f for f in present if f.key != "year"]
+        typed = [one(first[0])]
+        rows = np.flatnonzero(typed[0] == only[0])
+    else:
+        only, typed = None, []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        typed = list(pool.map(one, present))
+        typed += list(pool.map(one, present[len(typed):]))
     out = {f.key: v for f, v in zip(present, typed)}
-    return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
+    if only is None:
+        return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
+    every = pd.DataFrame({k: v for k, v in out.items() if k in only[1]}, index=pd.RangeIndex(table.n), copy=False)
+    current = pd.DataFrame({k: v[rows] if k in only[1] else v for k, v in out.items()}, copy=False)
+    return YearRecords(every, only[0], current, rows), chk
 
 
-def load_records(path, today=None, data=None) -> pd.DataFrame:
+class YearRecords:
+    """Records read for one evaluation year (`load_inputs(year=…)`): `every` holds every row
+    with the fields that stage and history read of other years; `current` the rows of
+    `year`, in the file's order, with every field; `rows` their positions in `every`. A
+    million-row zone with three earlier years takes about half the memory of the whole
+    table. `rules.evaluate.evaluate` takes it as it takes the whole table."""
+
+    def __init__(self, every: pd.DataFrame, year: int, current: pd.DataFrame, rows: np.ndarray):
+        self.every, self.year, self.current, self.rows = every, year, current, rows
+
+    def __len__(self):
+        return len(self.every)
+
+    def __contains__(self, key):
+        return key in self.current
+
+    def __getitem__(self, key):
+        return self.every[key]
+
+    def add(self, key, values, every=True):
+        """A column given for every row: kept in `every` (when `every`) and, for the
+        year's rows, in `current`."""
+        values = np.asarray(values)
+        if every:
+            self.every[key] = values
+        self.current[key] = values[self.rows]
+
+
+def load_records(path, today=None, data=None, only=None) -> pd.DataFrame:
     """Read and validate an enterprise-records file against a package's data dictionary
-    (`data`; the bundled policy's by default); raise InputError listing every bad cell."""
+    (`data`; the bundled policy's by default); raise InputError listing every bad cell.
+    With `only` (a year, and the fields its other years need): a `YearRecords`."""
     data = data or default_data()
     try:
-        return records_from_table(read_table(path, data.record_fields), str(path), today, data, consume=True)
+        return records_from_table(read_table(path, data.record_fields), str(path), today, data, consume=True, only=only)
     except _NeedText:
-        return records_from_table(read_table(path), str(path), today, data, consume=True)
+        return records_from_table(read_table(path), str(path), today, data, consume=True, only=only)
 
 
 def table_from_rows(rows) -> Table:
@@ -522,14 +568,15 @@ def table_from_rows(rows) -> Table:
 PARTIAL_KEYS = ("credit_code", "year")     # what a partial file must hold: which enterprise-year
 
 
-def records_from_table(raw: Table, source: str, today=None, data=None, partial=False, consume=False):
+def records_from_table(raw: Table, source: str, today=None, data=None, partial=False, consume=False, only=None):
     """Validate enterprise records read as text (from a file or from `table_from_rows`).
 
     With `partial`, the file may hold the identity (credit code and year) and any subset of
     the fields (a department's extract): only those two columns are required, an empty cell
     is a value not reported, absent columns are not filled in, and the answer is the typed
     frame and the keys of the columns the file holds (a merge touches only those). With
-    `consume`, `raw` is emptied as its columns are checked."""
+    `consume`, `raw` is emptied as its columns are checked. With `only` (a year and the
+    fields other years need), the answer is a `YearRecords`."""
     today = today or dt.date.today()
     data = data or default_data()
     fields = data.record_fields
@@ -539,10 +586,13 @@ def records_from_table(raw: Table, source: str, today=None, data=None, partial=F
                   for f in fields]
     table, bad = _headers(raw, fields, source, consume)
     present = [f.key for f in fields if f.key in table]
-    typed, chk = _typed(table, fields, today, data)
+    typed, chk = _typed(table, fields, today, data, None if partial else only)
+    split = typed if isinstance(typed, YearRecords) else None
+    if split is not None:
+        typed = split.every
     if "credit_code" in typed and "year" in typed:
         year = np.nan_to_num(typed["year"].to_numpy(), nan=-1).astype(np.int64)
-        dup = pd.Series(chk.code_ids * 100_000 + year).duplicated(keep="first").to_numpy()
+        dup = duplicated(pa.array(chk.code_ids * 100_000 + year))
         chk.flag("year", dup & ~np.isnan(typed["year"].to_numpy()), "同一企业同一年度的记录重复",
                  "duplicate enterprise-year record")
         reg_year = pd.DatetimeIndex(typed["registered_on"]).year.to_numpy() if "registered_on" in typed else None
@@ -556,6 +606,13 @@ def records_from_table(raw: Table, source: str, today=None, data=None, partial=F
     if partial:
         typed["year"] = typed["year"].astype("int64")
         return typed, present
+    if split is not None:
+        for f in fields:  # optional columns absent from the file are all-missing
+            if f.key not in split:
+                split.add(f.key, _empty_column(f, len(typed)), every=f.key in only[1])
+        split.add("year", typed["year"].to_numpy().astype("int64"))
+        split.add("ent", chk.code_ids)
+        return split
     for f in fields:  # optional columns absent from the file are all-missing
         if f.key not in typed:
             typed[f.key] = _empty_column(f, len(typed))
@@ -579,6 +636,22 @@ def enterprise_codes(records) -> pd.Index:
     np.minimum.at(first, ent, np.arange(len(ent)))
     first = first[first < len(ent)]
     return pd.Index(records["credit_code"].array.take(first))
+
+
+def duplicated(values) -> np.ndarray:
+    """True for each value seen in an earlier row (pandas' `duplicated(keep="first")`), hashed
+    in arrow without the GIL: on a million-row file pandas held it for seconds while the
+    other file was being checked. Arrow numbers the distinct values in order of first
+    appearance, so a row repeats a value when its number is not above every earlier one."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    ids = pc.dictionary_encode(values, null_encoding="encode").indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if not len(ids):
+        return np.zeros(0, dtype=bool)
+    before = np.empty_like(ids)
+    before[0] = -1
+    np.maximum.accumulate(ids[:-1], out=before[1:])
+    return ids <= before
 
 
 def arrow_text(values) -> pa.ChunkedArray:
@@ -620,7 +693,7 @@ def _contracts(raw, path, known_codes, today, data):
     typed, chk = _typed(table, CONTRACT_FIELDS, today, data or default_data())
     if "contract_no" in typed:
         no = typed["contract_no"]
-        chk.flag("contract_no", no.duplicated().to_numpy() & (no != "").to_numpy(),
+        chk.flag("contract_no", duplicated(arrow_text(no)) & (no != "").to_numpy(),
                  "合同登记编号重复", "duplicate contract number")
     if known_codes is not None and "credit_code" in typed:
         bad += contract_owner_errors(typed, known_codes)
@@ -649,17 +722,18 @@ class InputErrors(Exception):
         super().__init__("; ".join(str(e) for e in errors))
 
 
-def load_inputs(records, contracts=None, today=None, data=None):
+def load_inputs(records, contracts=None, today=None, data=None, only=None):
     """Load and validate a records file and (optionally) a contracts file; every bad cell of
     both is gathered before InputErrors is raised. The contracts file is read and checked on
     the second core meanwhile (arrow releases the GIL); whose contracts they are is checked
-    once the records are in."""
+    once the records are in. `only`: see `load_records` (`rules.evaluate.year_fields` says
+    which fields an evaluation reads of other years)."""
     errors, recs, cons, known = [], None, None, None
     _few_heaps()
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load_contracts, contracts, None, today, data) if contracts else None
         try:
-            recs = load_records(records, today, data)
+            recs = load_records(records, today, data, only)
             known = enterprise_codes(recs)
         except InputError as exc:
             errors.append(exc)

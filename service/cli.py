@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from rules.evaluate import EvaluationError, evaluate
+from rules.evaluate import EvaluationError, evaluate, year_fields
 from rules.output import write
 from rules.policy import PolicyError, load_policy
 from rules.records import InputErrors, load_inputs
@@ -33,7 +33,9 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     say = progress or (lambda msg: None)
     pv = load_policy(policy)
     say("读取并校验企业记录与技术合同 / reading records and contracts")
-    recs, cons = load_inputs(records, contracts, data=pv.data)
+    # other years' rows keep only what stage and history read of them
+    only = (year, year_fields(pv, year)) if pv.in_force(year) else None
+    recs, cons = load_inputs(records, contracts, data=pv.data, only=only)
     say(f"评价 {year} 年度 / evaluating {year}")
     return evaluate(recs, year, pv, cons, budget, strategy)
 

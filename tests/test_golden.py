@@ -358,3 +358,47 @@ def test_nl_statuses_reported_before_are_shown_next_to_the_deduction(runner, gol
                 else:
                     assert "未报告" in status[0]["text"]
     assert seen
+
+
+@pytest.mark.parametrize("zone", ["golden", "generated"])
+def test_reading_for_one_year_gives_the_same_files(golden, tmp_path, zone):
+    """`innopoints evaluate` reads other years' rows with only the fields stage and history
+    read of them (`load_inputs(only=…)`): every output file is byte for byte what the whole
+    table gives, on the golden example and on a generated zone with three earlier years
+    (every optional column present, the earlier years' statuses reported)."""
+    from rules.evaluate import evaluate as run, year_fields
+    from rules.output import write
+    from rules.policy import load_policy
+    from rules.records import YearRecords, load_inputs
+    from service.demo import generate, write_csv
+    if zone == "golden":
+        files, year = {"records": golden / "records.csv", "contracts": golden / "contracts.csv"}, 2022
+    else:
+        year = 2025
+        records, contracts = generate(400, year, seed=5, history=3)
+        files = {"records": tmp_path / "records.csv", "contracts": tmp_path / "contracts.csv"}
+        write_csv(records, files["records"])
+        write_csv(contracts, files["contracts"])
+    pv = load_policy()
+    outs = {}
+    for how, only in (("whole", None), ("year", (year, year_fields(pv, year)))):
+        recs, cons = load_inputs(files["records"], files["contracts"], only=only)
+        assert isinstance(recs, YearRecords) == (only is not None)
+        if only is not None:        # the other years' rows really are narrower
+            assert len(recs.every.columns) < len(recs.current.columns)
+            assert len(recs.current) < len(recs.every)
+        outs[how] = write(run(recs, year, pv, cons, budget=15000000), tmp_path / how, files)
+    names = sorted(p.name for p in outs["whole"].iterdir())
+    assert names == sorted(p.name for p in outs["year"].iterdir())
+    for name in names:
+        assert (outs["whole"] / name).read_bytes() == (outs["year"] / name).read_bytes(), name
+
+
+def test_records_read_for_another_year_are_refused(golden):
+    from rules.evaluate import EvaluationError, evaluate as run, year_fields
+    from rules.policy import load_policy
+    from rules.records import load_inputs
+    pv = load_policy()
+    recs, cons = load_inputs(golden / "records.csv", golden / "contracts.csv", only=(2021, year_fields(pv, 2022)))
+    with pytest.raises(EvaluationError, match="另一年度"):
+        run(recs, 2022, pv, cons)

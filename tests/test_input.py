@@ -10,7 +10,7 @@ from rules.cases import code_for
 from rules.policy import load_policy
 
 RECORD_FIELDS = load_policy().data.record_fields
-from rules.records import InputError, check_credit_codes, credit_code_with_check, load_contracts, load_records
+from rules.records import InputError, check_credit_codes, credit_code_with_check, duplicated, load_contracts, load_records
 from service.cli import cli
 
 import numpy as np
@@ -178,3 +178,15 @@ def test_xlsx_contracts_with_chinese_headers(tmp_path):
     df = load_contracts(tmp_path / "c.xlsx", known_codes=[code_for("A")])
     assert df["kind"].tolist() == ["development", "service"]
     assert df["amount"].tolist() == ["12.34565", "0.5"]       # kept as text, never a float
+
+
+def test_duplicated_flags_repeats_as_pandas_does():
+    """The arrow-hashed repeat test (duplicate contract numbers, enterprise-years) answers as
+    pandas' duplicated(keep="first"), nulls included (the first null is not a repeat)."""
+    import pyarrow as pa
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 7, 5000):
+        ints = rng.integers(0, n // 3 + 1, n)
+        assert (duplicated(pa.array(ints)) == pd.Series(ints).duplicated().to_numpy()).all()
+        words = [None if v == 0 else f"合同{v}" for v in ints]
+        assert (duplicated(pa.array(words, pa.string())) == pd.Series(words).duplicated().to_numpy()).all()
