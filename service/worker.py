@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import threading
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 PRELOAD = ["service.runs", "service.store", "rules.evaluate", "rules.output", "rules.engine", "rules.records",
            "rules.tracefile", "service.warm"]
@@ -53,6 +53,42 @@ def lower_priority():
         return ""
 
 
+def lower_database_priority(engine):
+    """With PostgreSQL on this same machine, the database's server process for each of the
+    run's connections (its backend) is put in the idle class as well: the run's reading and
+    writing are done there, and at full priority they took the cores from the lookups' own
+    backends (p99 224 ms while a run computed, 2 cores). Only a backend reached over a local
+    socket or loopback whose process is a postgres process is touched; a database elsewhere,
+    or one this user may not reschedule, is left as it is."""
+    if engine.dialect.name != "postgresql" or not hasattr(os, "sched_setscheduler"):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _idle_backend(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("SELECT pg_backend_pid(), coalesce(host(inet_server_addr()) IN ('127.0.0.1', '::1'), true)")
+            pid, local = cur.fetchone()
+        finally:
+            cur.close()
+        dbapi_conn.commit()
+        if local:
+            idle_process(pid, "postgres")
+
+
+def idle_process(pid, name) -> bool:
+    """Put process `pid` in the idle scheduling class if it is a `name` process we may
+    reschedule; whether it was done."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
+            if not f.read().startswith(name):
+                return False
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def _child(url, run_id, heartbeat_every):
     from sqlalchemy.orm import sessionmaker
 
@@ -60,6 +96,7 @@ def _child(url, run_id, heartbeat_every):
     from .runs import execute_run
     lower_priority()
     engine = make_engine(url)
+    lower_database_priority(engine)
     try:
         execute_run(sessionmaker(engine, expire_on_commit=False), run_id, heartbeat_every=heartbeat_every)
     finally:

@@ -3,6 +3,8 @@ fails its run at once), and a lookup reads its enterprise's provenance from its 
 which says exactly what the run's provenance.csv says."""
 import time
 
+import pytest
+
 from conftest import GOLDEN
 from service import db
 from service.models import Result, Run, RunFile
@@ -200,3 +202,31 @@ def test_a_run_process_takes_only_idle_cpu():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
     assert out.stdout.split() == ["idle", "True"]
+
+
+def test_a_runs_local_postgresql_backend_takes_only_idle_cpu():
+    """With PostgreSQL on the same machine, the backend that serves each of the run's
+    connections is put in the idle class too (the run's reading and writing happen there);
+    the server's own connections keep their priority."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    from conftest import _postgres_url
+    from service.db import make_engine
+    from service.worker import lower_database_priority
+    url = _postgres_url()
+    engine = make_engine(url)
+    lower_database_priority(engine)
+    other = create_engine(make_engine(url).url)
+    try:
+        with engine.connect() as c, other.connect() as o:
+            pid = c.execute(text("SELECT pg_backend_pid()")).scalar()
+            their = o.execute(text("SELECT pg_backend_pid()")).scalar()
+            if not os.path.exists(f"/proc/{pid}"):
+                pytest.skip("the PostgreSQL server is not on this machine")
+            assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+            assert os.sched_getscheduler(their) != os.SCHED_IDLE
+    finally:
+        engine.dispose()
+        other.dispose()
