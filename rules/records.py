@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import csv
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -730,6 +731,7 @@ def load_inputs(records, contracts=None, today=None, data=None, only=None):
     which fields an evaluation reads of other years)."""
     errors, recs, cons, known = [], None, None, None
     _few_heaps()
+    _small_pages()
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load_contracts, contracts, None, today, data) if contracts else None
         try:
@@ -753,6 +755,22 @@ def load_inputs(records, contracts=None, today=None, data=None, only=None):
         raise InputErrors(errors)
     release_memory()
     return recs, cons
+
+
+def _small_pages():
+    """Numpy's arrays without the hint to back them with 2 MB pages (madvise hugepage), unless
+    NUMPY_MADVISE_HUGEPAGE says otherwise. On this VM (transparent huge pages on request, with
+    compaction when a page is taken) memory so hinted took about 4.5 times as long to touch the
+    first time: 2 GB in 4.1–4.6 s against 0.9 s; making and freeing 25 MB columns with a
+    1.5 GB working set took 3.0–4.3 s of system time against 0.7 s, and a million-enterprise
+    evaluation 15 against 12 (2026-11-26)."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:         # a numpy without the switch: nothing to do
+        return
+    _set_madvise_hugepage(False)
 
 
 def _few_heaps():
