@@ -520,7 +520,7 @@ def _typed(table, fields, today, data, only=None):
 
 
 class YearRecords:
-    """Records read for one evaluation year (`load_inputs(year=…)`): `every` holds every row
+    """Records read for one evaluation year (`load_inputs(only=…)`): `every` holds every row
     with the fields that stage and history read of other years; `current` the rows of
     `year`, in the file's order, with every field; `rows` their positions in `every`. A
     million-row zone with three earlier years takes about half the memory of the whole
