@@ -11,7 +11,8 @@ shows as such). Printed: p50/p95/p99/max latency and the rate reached,
   1. with the server otherwise idle;
   2. while a run of the same year computes (started with `POST /api/runs`, in the run's own
      process: the load goes on until the run is done);
-  3. the first lookup of the new run once it is done, and the run's time to done.
+  3. the first lookup of the new run once it is done, and the run's time to done; before
+     that, a run on its own (`POST /api/runs` to done with no load: the zone-size run).
 
     python bench/bench_lookup.py [--firms 10000] [--rate 200] [--seconds 10] [--pg URL] [--backends sqlite,postgresql]
     scripts/with-postgres .venv/bin/python bench/bench_lookup.py --pg "$INNOPOINTS_TEST_PG_URL"
@@ -216,6 +217,16 @@ def bench(backend, url, a):
             idle["server_cpu_ms"] = (cpu_seconds(server.pid) - cpu0) / max(1, idle["requests"]) * 1000
             print(line("idle server", idle))
             print(f"  server CPU per lookup              {idle['server_cpu_ms']:.2f} ms")
+            # runs on their own (no load): POST /api/runs to done, polled every 20 ms
+            alone = []
+            for _ in range(3):
+                t_run = time.perf_counter()
+                status, body = api(port, token, "POST", "/api/runs", {"year": YEAR})
+                assert status == 202, body
+                while api(port, token, "GET", f"/api/runs/{body['id']}")[1].get("status") not in ("done", "failed"):
+                    time.sleep(0.02)
+                alone.append(time.perf_counter() - t_run)
+            print("  runs with no load: POST /api/runs to done in " + ", ".join(f"{x:.2f}" for x in alone) + " s")
             status, body = api(port, token, "POST", "/api/runs", {"year": YEAR})
             assert status == 202, body
             rid = body["id"]
@@ -237,7 +248,7 @@ def bench(backend, url, a):
             st, _ = api(port, token, "GET", f"/api/enterprises/{codes[len(codes) // 2]}?run={rid}")
             first = (time.perf_counter() - t0) * 1000
             print(f"  first lookup of the new run: {first:.1f} ms (status {st})")
-            return {"idle": idle, "during": during, "first_ms": first}
+            return {"idle": idle, "during": during, "first_ms": first, "run_alone_s": alone}
         finally:
             server.terminate()
             server.wait()

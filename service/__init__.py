@@ -64,6 +64,7 @@ def create_app(test_config=None, instance_path=None):
         DB_UPGRADE=True,
         RUNS_INLINE=False,
         RUNS_IN_PROCESS=True,               # a run computes in a child process, not on a server thread
+        RUNS_PRESTART=True,                 # ... forked from a server started at the first request
         MAX_CONTENT_LENGTH=200 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=12 * 3600,      # a form's CSRF token expires (seconds)
         SESSION_LIFETIME=12 * 3600,         # a page login lasts this long (seconds)
@@ -112,6 +113,13 @@ def create_app(test_config=None, instance_path=None):
             csrf.exempt(bp)
     access.init_app(app)
     register_filters(app)
+    if (app.config["RUNS_IN_PROCESS"] and app.config["RUNS_PRESTART"] and not app.config["RUNS_INLINE"]
+            and not app.testing):
+        from . import worker
+
+        @app.before_request
+        def _prestart_runs():          # a serving process: the first run need not wait for its forkserver
+            worker.prestart()
     return app
 
 

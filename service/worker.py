@@ -21,8 +21,9 @@ import threading
 
 from sqlalchemy import event, update
 
-PRELOAD = ["service.runs", "service.store", "rules.evaluate", "rules.output", "rules.engine", "rules.records",
-           "rules.tracefile", "service.warm"]
+PRELOAD = ["service.runs", "service.store", "service.provenance", "service.diagnostics", "rules.evaluate",
+           "rules.output", "rules.engine", "rules.records", "rules.tracefile", "service.warm"]
+# service.diagnostics imports scipy.stats (0.8 s), which every run needs to store its matrices
 NICENESS = 5                # where SCHED_IDLE is not to be had: the run yields the cores
 _ctx = None
 _lock = threading.Lock()
@@ -36,6 +37,27 @@ def context():
             _ctx = multiprocessing.get_context("forkserver")
             _ctx.set_forkserver_preload(PRELOAD)
         return _ctx
+
+
+_prestarted = threading.Event()
+
+
+def prestart():
+    """Start the forkserver (its imports and warming take about two seconds) in the
+    background, so that the first run does not wait for it. Once per process."""
+    with _lock:
+        if _prestarted.is_set():
+            return
+        _prestarted.set()
+
+    def boot():
+        try:
+            context()
+            from multiprocessing import forkserver
+            forkserver.ensure_running()
+        except Exception:        # noqa: BLE001 - the first run then starts it, as before
+            pass
+    threading.Thread(target=boot, daemon=True, name="forkserver-prestart").start()
 
 
 def lower_priority():

@@ -230,3 +230,44 @@ def test_a_runs_local_postgresql_backend_takes_only_idle_cpu():
     finally:
         engine.dispose()
         other.dispose()
+
+
+PRESTART_PROBE = r"""
+import os, sys, time
+from service import create_app
+app = create_app({"DATABASE_URL": sys.argv[1], "SECRET_KEY": "k" * 40, "TESTING": sys.argv[2] == "1"})
+def forkservers():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == os.getpid() and b"forkserver" in cmd:
+            found.append(pid)
+    return found
+before = forkservers()
+app.test_client().get("/api/health")
+deadline = time.time() + 60
+while not forkservers() and time.time() < deadline and sys.argv[2] != "1":
+    time.sleep(0.2)
+time.sleep(0.5 if sys.argv[2] == "1" else 0)
+print(len(before), len(forkservers()))
+"""
+
+
+@pytest.mark.parametrize("testing", [False, True])
+def test_a_serving_process_starts_its_runs_forkserver_at_the_first_request(tmp_path, testing):
+    """A server process starts the forkserver its runs fork from (imports and warming, about
+    two seconds) at its first request, not at its first run; an app made for tests, or for a
+    command that serves nothing, starts none."""
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", PRESTART_PROBE, f"sqlite:///{tmp_path / 'p.db'}", "1" if testing else "0"],
+                         capture_output=True, text=True, timeout=120, check=True,
+                         env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
+    assert out.stdout.split() == (["0", "0"] if testing else ["0", "1"]), out.stderr[-2000:]
