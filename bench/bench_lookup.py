@@ -219,14 +219,17 @@ def bench(backend, url, a):
             print(f"  server CPU per lookup              {idle['server_cpu_ms']:.2f} ms")
             # runs on their own (no load): POST /api/runs to done, polled every 20 ms
             alone = []
-            for _ in range(3):
+            for _ in range(a.runs_alone):
                 t_run = time.perf_counter()
                 status, body = api(port, token, "POST", "/api/runs", {"year": YEAR})
                 assert status == 202, body
                 while api(port, token, "GET", f"/api/runs/{body['id']}")[1].get("status") not in ("done", "failed"):
                     time.sleep(0.02)
                 alone.append(time.perf_counter() - t_run)
-            print("  runs with no load: POST /api/runs to done in " + ", ".join(f"{x:.2f}" for x in alone) + " s")
+            if alone:
+                print("  runs with no load: POST /api/runs to done in " + ", ".join(f"{x:.2f}" for x in alone) + " s")
+            if a.no_run_under_load:
+                return {"idle": idle, "run_alone_s": alone}
             status, body = api(port, token, "POST", "/api/runs", {"year": YEAR})
             assert status == 202, body
             rid = body["id"]
@@ -266,6 +269,8 @@ def main():
     ap.add_argument("--backends", default="sqlite,postgresql",
                     help="which of sqlite,postgresql (postgresql only with --pg); a province-size store: "
                          "--firms 1000000 --backends postgresql")
+    ap.add_argument("--runs-alone", type=int, default=3, help="runs timed with no load (POST /api/runs to done)")
+    ap.add_argument("--no-run-under-load", action="store_true", help="skip the lookups while a run computes")
     ap.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
