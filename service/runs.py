@@ -31,7 +31,9 @@ from .store import audit, bulk_insert, snapshot
 HEARTBEAT_EVERY = 5.0       # seconds between a running run's signs of life (RUN_HEARTBEAT_SECONDS)
 STALE_AFTER = 60.0          # seconds without one after which the run is failed (RUN_STALE_SECONDS)
 STORED_FILES = ("scores.csv", "awards.csv", "awards.html", "manifest.json")
-PROVENANCE_FILE = "provenance.parquet"  # what the run read, served as provenance.csv
+PROVENANCE_FILE = "provenance.parquet"  # every value's row (runs stored before the compact file)
+PROVENANCE_COMPACT = "provenance_records.parquet"  # what the run read and where from, served as provenance.csv
+PROVENANCE_FIELDS = "provenance_fields.json"        # the fields it names: [[key, kind, owner source], ...]
 PHASES = {"snapshot": (5, "导出已审核数据"), "evaluate": (20, "校验并评价"), "write": (60, "生成结果文件"),
           "store": (80, "保存结果"), "done": (100, "完成")}
 
@@ -158,7 +160,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 raise PolicyError([f"政策版本 {pv.name} 的内容与发起时不同（哈希不同），请重新发起计算"])
             with tempfile.TemporaryDirectory(prefix="innopoints-run-") as tmp:
                 phase("snapshot")
-                snap = snapshot(s, tmp, pv.data)
+                snap = snapshot(s, tmp, pv.data, year=run.year)
                 phase("evaluate")
                 from rules.evaluate import evaluate
                 from rules.records import load_inputs
@@ -167,7 +169,8 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")
-                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap.get("provenance_table"))
+                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap["provenance_table"],
+                       snap["records_json"])
             tell(*PHASES["done"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
             s.rollback()
@@ -213,7 +216,7 @@ def _indicator_json(ids, values, points) -> list:
     return pc.binary_join_element_wise(*parts, "}", "").to_pylist()
 
 
-def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None):
+def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None, records_json=None):
     """Insert the results from the written files, then mark the run done: one transaction."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
     # each enterprise's trace as one compact JSON object (entries without the titles and
@@ -233,11 +236,8 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     numbers = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
     cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64")[pos], 6)   # as the trace says
-    from .provenance import per_enterprise
-    if provenance_table is None and provenance is not None:
-        import pyarrow.parquet as pq
-        provenance_table = pq.read_table(str(provenance))
-    prov = per_enterprise(provenance_table, run.year) if provenance_table is not None else {}
+    from .provenance import META, per_result
+    prov = per_result(provenance_table, records_json, run.year) if provenance_table is not None else {}
     results, cat_dicts = [], []
     final = 6 + numbers.index("final_score")            # its place in a results row
     for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
@@ -277,10 +277,11 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         # the provenance of every value the snapshot read; the trace header names it, so a
         # figure of the trace can be followed to the import, declaration or list behind it
         content = Path(provenance).read_bytes()
-        # stored as Parquet (a zone's CSV is tens of MB of repeated text; ~1/30 of it), served as CSV
-        s.add(RunFile(run_id=run.id, name=PROVENANCE_FILE, content=content))
+        # stored compactly (per record, with the few values of another source), served as CSV
+        s.add(RunFile(run_id=run.id, name=PROVENANCE_COMPACT, content=content))
+        s.add(RunFile(run_id=run.id, name=PROVENANCE_FIELDS, content=provenance_table.schema.metadata[META]))
         head = json.loads(header)
-        head["provenance"] = {"file": "provenance.csv", "stored_as": PROVENANCE_FILE,
+        head["provenance"] = {"file": "provenance.csv", "stored_as": PROVENANCE_COMPACT,
                               "stored_sha256": hashlib.sha256(content).hexdigest()}
         header = json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"
     s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))

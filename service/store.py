@@ -805,26 +805,18 @@ def _write_table(path, table):
     pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
-def _records_table(s, data) -> pa.Table:
-    """Every stored record (identity columns, then the dictionary's fields), sorted by credit
-    code and year, as a typed table: the JSON of the records' values is parsed by arrow's
-    JSON reader, not one json.loads per record."""
+def parse_data_json(texts, fields) -> list:
+    """The values of `fields` (the dictionary's, or any objects with a key and a kind) in
+    records' JSON texts (one JSON object per record, no line breaks), one typed array per
+    field: parsed by arrow's JSON reader, not one json.loads per record. The one parser of
+    stored values: a run's snapshot reads them so, and a lookup reads one record's so."""
     import io
     import pyarrow.json as pajson
-    from sqlalchemy import Text, cast
-    ident = list(RECORD_IDENTITY)
-    q = select(*[records_table.c[k] for k in ident], cast(records_table.c.data, Text)) \
-        .order_by(records_table.c.credit_code, records_table.c.year)
-    rows = s.execute(q).all()
-    id_types = [ARROW_TYPES[f.kind] for f in IDENTITY]
-    columns = list(zip(*rows)) if rows else [[] for _ in range(len(ident) + 1)]
-    arrays = [pa.array(list(c), type=t) for c, t in zip(columns, id_types)]
-    fields = list(data.fields)
+    fields = list(fields)
     # dates travel as text in the JSON: read as text, then as dates
     # integers are read as floats and cast (a stored 3.0 is 3; 3.5 is refused by the cast)
     schema = pa.schema([(f.key, pa.string() if f.kind == "date" else pa.float64() if ARROW_TYPES[f.kind] == pa.int64()
                          else ARROW_TYPES[f.kind]) for f in fields])
-    texts = [x or "{}" for x in columns[-1]]
     if texts and fields:
         parsed = pajson.read_json(io.BytesIO("\n".join(texts).encode("utf-8")),
                                   parse_options=pajson.ParseOptions(explicit_schema=schema,
@@ -832,20 +824,44 @@ def _records_table(s, data) -> pa.Table:
                                   read_options=pajson.ReadOptions(block_size=1 << 24))
         values = [parsed.column(f.key).combine_chunks() for f in fields]
     else:
-        values = [pa.nulls(len(rows), ARROW_TYPES[f.kind]) for f in fields]
-    values = [pc.cast(v, pa.date32()) if f.kind == "date" else pc.cast(v, ARROW_TYPES[f.kind])
-              for v, f in zip(values, fields)]
-    return pa.table(arrays + values, names=ident + [f.key for f in fields])
+        values = [pa.nulls(len(texts), ARROW_TYPES[f.kind]) for f in fields]
+    return [pc.cast(v, pa.date32()) if f.kind == "date" else pc.cast(v, ARROW_TYPES[f.kind])
+            for v, f in zip(values, fields)]
 
 
-def snapshot(s, folder, data=None) -> dict:
+def _records_table(s, data, keep_json=False):
+    """Every stored record (identity columns, then the dictionary's fields), sorted by credit
+    code and year, as a typed table; with `keep_json`, (table, each row's JSON text as
+    parsed)."""
+    from sqlalchemy import Text, cast
+    ident = list(RECORD_IDENTITY)
+    q = select(*[records_table.c[k] for k in ident], cast(records_table.c.data, Text)) \
+        .order_by(records_table.c.credit_code, records_table.c.year)
+    rows = s.execute(q).all()
+    id_types = [ARROW_TYPES[f.kind] for f in IDENTITY]
+    columns = list(zip(*rows)) if rows else [[] for _ in range(len(ident) + 1)]
+    del rows
+    arrays = [pa.array(list(c), type=t) for c, t in zip(columns, id_types)]
+    fields = list(data.fields)
+    texts = [x or "{}" for x in columns[-1]]
+    del columns
+    values = parse_data_json(texts, fields)
+    table = pa.table(arrays + values, names=ident + [f.key for f in fields])
+    return (table, texts) if keep_json else table
+
+
+def snapshot(s, folder, data=None, year=None) -> dict:
     """Write every stored record and contract as import files (English keys, sorted), the
     exact input of a run, with the fields of the package's dictionary (`data`: the run's
-    policy; the policy in force by default); returns their paths and the data checksum."""
+    policy; the policy in force by default); returns their paths and the data checksum,
+    and where each value came from (`provenance`: the compact file; `provenance_table`;
+    `records_json`: the JSON text of each record of `year`, in the table's order)."""
     folder = Path(folder)
     data = data or shape.data(s)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
-    table = _records_table(s, data)
+    table, texts = _records_table(s, data, keep_json=True)
+    in_year = pc.equal(table["year"], year) if year is not None else None
+    texts = pa.array(texts, pa.string()).filter(in_year) if year is not None else None
     _write_table(rec_path, table)
     ckeys = [f.key for f in CONTRACT_FIELDS]
     cq = select(*[Contract.__table__.c[k] for k in ckeys]).order_by(Contract.contract_no)
@@ -854,10 +870,10 @@ def snapshot(s, folder, data=None) -> dict:
     for p in (rec_path, con_path):
         h.update(p.read_bytes())
     from .provenance import snapshot_provenance
-    prov_path = folder / "provenance.parquet"   # where each value read came from
+    prov_path = folder / "provenance_records.parquet"   # where each value read came from
     prov = snapshot_provenance(s, prov_path, table, data)
     return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "provenance_table": prov,
-            "sha256": h.hexdigest()}
+            "records_json": texts, "sha256": h.hexdigest()}
 
 
 # ---- one field: officers' corrections and enterprises' declarations ----------------------

@@ -71,7 +71,8 @@ def test_stored_provenance_is_the_runs_provenance_file(golden_park):
         assert len(codes) == 300
         assert s.query(Result).filter(Result.run_id == run.id, Result.provenance.is_(None)).count() == 0
         stored = {c: provenance.run_provenance(s, run, c, data) for c in codes}
-        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name == "provenance.parquet").update(
+        assert s.get(RunFile, (run.id, "provenance_records.parquet")) is not None
+        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name == "provenance_records.parquet").update(
             {RunFile.name: "provenance.csv", RunFile.content: provenance.run_provenance_file(s, run.id)})
         s.query(Result).filter(Result.run_id == run.id).update({Result.provenance: None})
         from_file = {c: provenance.run_provenance(s, run, c, data) for c in codes}
