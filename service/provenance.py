@@ -128,16 +128,20 @@ META = b"innopoints.provenance"        # the compact file's fields: [[key, kind,
 def _newest_rows(s):
     """The newest applied provenance row of each (credit code, year, field) as two frames:
     whole-record rows (`*`) and field rows, in id order, `at` as ISO text ('' for none)."""
+    import datetime as dt
+
     import pandas as pd
-    cols = ("id",) + COLUMNS
+    from sqlalchemy import Text, cast
+    cols = ("id", "credit_code", "year", "field", "source", "kind", *_IDS)
     t = Provenance.__table__
-    prov = pd.DataFrame(s.execute(select(*[t.c[k] for k in cols]).where(t.c.applied.is_(True)).order_by(t.c.id)).all(),
-                        columns=list(cols))
+    # the time as the database's text, made ISO once per distinct time (one per write), not
+    # a datetime per row
+    q = select(*[t.c[k] for k in cols], cast(t.c.at, Text)).where(t.c.applied.is_(True)).order_by(t.c.id)
+    prov = pd.DataFrame(s.execute(q).all(), columns=[*cols, "at"])
     newest = prov.drop_duplicates(["credit_code", "year", "field"], keep="last")      # in id order: last wins
     del prov
-    at = newest["at"]
-    codes, uniques = pd.factorize(at, use_na_sentinel=True)          # one text per distinct time (per write)
-    texts = np.array([_iso(x) or "" for x in uniques] + [""], dtype=object)
+    codes, uniques = pd.factorize(newest["at"], use_na_sentinel=True)
+    texts = np.array([_iso(dt.datetime.fromisoformat(x)) if x else "" for x in uniques] + [""], dtype=object)
     newest = newest.assign(at=texts[codes])
     whole = newest[newest["field"] == ALL_FIELDS].reset_index(drop=True)
     own = newest[newest["field"] != ALL_FIELDS].reset_index(drop=True)

@@ -665,12 +665,19 @@ def _row_source(f, user, source):
 
 def _provenance_of_file(s, frame, import_id, user, source):
     """Provenance of a file that replaced whole enterprise-years: one row per enterprise-year
-    for all its values (field `*`; under the source the officer named, else each field's own)."""
-    from .provenance import ALL_FIELDS, add_rows
-    uid, now = user.id if user else None, utcnow()
-    add_rows(s, [{"credit_code": code, "year": int(year), "field": ALL_FIELDS, "value": "", "source": source or "",
-                  "kind": "import", "import_id": import_id, "user_id": uid, "at": now}
-                 for code, year in zip(frame["credit_code"].tolist(), frame["year"].tolist())])
+    for all its values (field `*`; under the source the officer named, else each field's own),
+    in the file's order: made in the database from the records the file stored, by one
+    INSERT ... SELECT (a zone's file is hundreds of thousands of them)."""
+    from sqlalchemy import Boolean, DateTime, Integer, String, insert, literal
+    from .models import Provenance
+    from .provenance import ALL_FIELDS
+    r = records_table
+    rows = select(r.c.credit_code, r.c.year, literal(ALL_FIELDS, String), literal("", String),
+                  literal(source or "", String), literal("import", String), r.c.import_id,
+                  literal(user.id if user else None, Integer), literal(utcnow(), DateTime), literal(True, Boolean)) \
+        .where(r.c.import_id == import_id).order_by(r.c.id)      # records were stored in the file's order
+    s.execute(insert(Provenance.__table__).from_select(
+        ["credit_code", "year", "field", "value", "source", "kind", "import_id", "user_id", "at", "applied"], rows))
 
 
 def _merge_records(s, frame, present, imp, user, data, source):
@@ -779,9 +786,16 @@ def _replace_contracts(s, frame, import_id, tick):
                     frame["amount"].tolist(), dates, [import_id] * len(frame)))
     nos = [r[0] for r in rows]
     existing = set()
-    for i in range(0, len(nos), 500):
-        existing.update(s.scalars(select(Contract.contract_no).where(Contract.contract_no.in_(nos[i:i + 500]))))
-        s.execute(delete(Contract).where(Contract.contract_no.in_(nos[i:i + 500])))
+    if len(nos) > 5000:          # a zone's file: the stored numbers in one query, then delete only those
+        wanted = set(nos)
+        existing = {n for n in s.scalars(select(Contract.contract_no)) if n in wanted}
+        stored = [n for n in nos if n in existing]
+        for i in range(0, len(stored), 500):
+            s.execute(delete(Contract).where(Contract.contract_no.in_(stored[i:i + 500])))
+    else:
+        for i in range(0, len(nos), 500):
+            existing.update(s.scalars(select(Contract.contract_no).where(Contract.contract_no.in_(nos[i:i + 500]))))
+            s.execute(delete(Contract).where(Contract.contract_no.in_(nos[i:i + 500])))
     bulk_insert(s, Contract.__table__, ["contract_no", "credit_code", "kind", "amount", "registered_on", "import_id"],
                 rows, tick)
     return len(rows) - len(existing), len(existing)
