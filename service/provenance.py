@@ -25,7 +25,7 @@ from sqlalchemy import select, tuple_
 from rules.output import json_text
 
 from .models import Conflict, Provenance, utcnow
-from .store import audit, bulk_insert, float_json, text_of
+from .store import audit, bulk_insert, fetch_columns, float_json, text_of
 
 COLUMNS = ("credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
            "public_list_id", "user_id", "at", "applied")
@@ -137,7 +137,8 @@ def _newest_rows(s):
     # the time as the database's text, made ISO once per distinct time (one per write), not
     # a datetime per row
     q = select(*[t.c[k] for k in cols], cast(t.c.at, Text)).where(t.c.applied.is_(True)).order_by(t.c.id)
-    prov = pd.DataFrame(s.execute(q).all(), columns=[*cols, "at"])
+    types = [pa.int64(), pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(), *[pa.int64()] * 4, pa.string()]
+    prov = pa.table(fetch_columns(s, q, types), names=[*cols, "at"]).to_pandas()
     newest = prov.drop_duplicates(["credit_code", "year", "field"], keep="last")      # in id order: last wins
     del prov
     codes, uniques = pd.factorize(newest["at"], use_na_sentinel=True)

@@ -808,11 +808,6 @@ ARROW_TYPES = {"code": pa.string(), "text": pa.string(), "date": pa.date32(), "y
                "stage": pa.string(), "choice": pa.string()}
 
 
-def _write_snapshot(path, names, types, rows):
-    columns = list(zip(*rows)) if rows else [[] for _ in names]
-    _write_table(path, pa.table([pa.array(list(c), type=t) for c, t in zip(columns, types)], names=names))
-
-
 def _write_table(path, table):
     # numbers, dates and yes/no print as the loader reads them back (shortest round-trip
     # text for floats); text is quoted; a missing value is an empty cell
@@ -843,22 +838,45 @@ def parse_data_json(texts, fields) -> list:
             for v, f in zip(values, fields)]
 
 
+def fetch_columns(s, q, types) -> list:
+    """The rows of a Core query as arrow columns of `types`, read through the driver's cursor
+    (no conversion per value on the way: a zone's snapshot reads millions of them). Dates
+    are to be selected as text (`cast(c, Text)`): both drivers give ISO text, read as dates
+    by arrow. A type None keeps that column as the driver's values (a tuple)."""
+    conn = s.connection()
+    sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    columns = list(zip(*rows)) if rows else [() for _ in types]
+    del rows
+    out = []
+    for c, ty in zip(columns, types):
+        if ty is None:
+            out.append(c)
+        elif pa.types.is_date(ty):
+            out.append(pc.cast(pa.array(c, pa.string()), ty))
+        else:
+            out.append(pa.array(c, ty))
+    return out
+
+
 def _records_table(s, data, keep_json=False):
     """Every stored record (identity columns, then the dictionary's fields), sorted by credit
     code and year, as a typed table; with `keep_json`, (table, each row's JSON text as
     parsed)."""
     from sqlalchemy import Text, cast
     ident = list(RECORD_IDENTITY)
-    q = select(*[records_table.c[k] for k in ident], cast(records_table.c.data, Text)) \
+    kinds = {f.key: f.kind for f in IDENTITY}
+    q = select(*[cast(records_table.c[k], Text) if kinds[k] == "date" else records_table.c[k] for k in ident],
+               cast(records_table.c.data, Text)) \
         .order_by(records_table.c.credit_code, records_table.c.year)
-    rows = s.execute(q).all()
-    id_types = [ARROW_TYPES[f.kind] for f in IDENTITY]
-    columns = list(zip(*rows)) if rows else [[] for _ in range(len(ident) + 1)]
-    del rows
-    arrays = [pa.array(list(c), type=t) for c, t in zip(columns, id_types)]
+    *arrays, texts = fetch_columns(s, q, [ARROW_TYPES[kinds[k]] for k in ident] + [None])
     fields = list(data.fields)
-    texts = [x or "{}" for x in columns[-1]]
-    del columns
+    texts = [x or "{}" for x in texts]
     values = parse_data_json(texts, fields)
     table = pa.table(arrays + values, names=ident + [f.key for f in fields])
     return (table, texts) if keep_json else table
@@ -878,8 +896,12 @@ def snapshot(s, folder, data=None, year=None) -> dict:
     texts = pa.array(texts, pa.string()).filter(in_year) if year is not None else None
     _write_table(rec_path, table)
     ckeys = [f.key for f in CONTRACT_FIELDS]
-    cq = select(*[Contract.__table__.c[k] for k in ckeys]).order_by(Contract.contract_no)
-    _write_snapshot(con_path, ckeys, [pa.string()] * 4 + [pa.date32()], s.execute(cq).all())
+    ctypes = [pa.string()] * 4 + [pa.date32()]
+    from sqlalchemy import Text, cast
+    c = Contract.__table__.c
+    cq = select(*[cast(c[k], Text) if pa.types.is_date(ty) else c[k] for k, ty in zip(ckeys, ctypes)]) \
+        .order_by(c.contract_no)
+    _write_table(con_path, pa.table(fetch_columns(s, cq, ctypes), names=ckeys))
     h = hashlib.sha256()
     for p in (rec_path, con_path):
         h.update(p.read_bytes())
