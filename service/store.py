@@ -30,6 +30,7 @@ from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Reco
 
 IDENTITY_KEYS = ("name", "park", "industry", "registered_on")
 CHUNK = 5_000
+SLICE = 10_000          # rows made into text at a time, for a large file (memory reused, not fresh)
 
 
 def audit(s, user: User | None, action: str, target: str = "", **detail):
@@ -585,7 +586,9 @@ def _existing_keys(s, column_pairs, keys):
 
 
 def _replace_records(s, frame, import_id, tick, data):
-    cols = _db_columns(frame, data)
+    # the identity columns first; each row's JSON a slice of rows at a time, inserted as made
+    # (all at once, a zone's JSON is hundreds of MB of fresh memory, slow to touch)
+    cols = {f.key: _python_values(f, frame[f.key].to_numpy(), data) for f in IDENTITY}
     n = len(frame)
     cols["import_id"] = [import_id] * n
     cols["updated_at"] = [utcnow()] * n
@@ -615,8 +618,10 @@ def _replace_records(s, frame, import_id, tick, data):
         if part:
             s.execute(delete(records_table).where(
                 tuple_(records_table.c.credit_code, records_table.c.year).in_(part)))
-    names = list(cols)
-    bulk_insert(s, records_table, names, list(zip(*cols.values())), tick)
+    names = list(cols) + ["data"]
+    for i in range(0, n, SLICE):
+        part = _data_json(frame.iloc[i:i + SLICE], data)
+        bulk_insert(s, records_table, names, list(zip(*[c[i:i + SLICE] for c in cols.values()], part)), tick)
     return n - len(existing), len(existing)
 
 
@@ -838,48 +843,64 @@ def parse_data_json(texts, fields) -> list:
             for v, f in zip(values, fields)]
 
 
-def fetch_columns(s, q, types) -> list:
-    """The rows of a Core query as arrow columns of `types`, read through the driver's cursor
-    (no conversion per value on the way: a zone's snapshot reads millions of them). Dates
-    are to be selected as text (`cast(c, Text)`): both drivers give ISO text, read as dates
-    by arrow. A type None keeps that column as the driver's values (a tuple)."""
+def fetch_slices(s, q, types, size=None):
+    """The rows of a Core query, `size` rows at a time, as arrow columns of `types`, read
+    through the driver's cursor (no conversion per value on the way: a zone's snapshot reads
+    millions of them; by slices, its memory is reused rather than fresh). Dates are to be
+    selected as text (`cast(c, Text)`): both drivers give ISO text, read as dates by arrow.
+    A type None keeps that column as the driver's values (a tuple)."""
     conn = s.connection()
     sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
     cur = conn.connection.dbapi_connection.cursor()
     try:
         cur.execute(sql)
-        rows = cur.fetchall()
+        while True:
+            rows = cur.fetchmany(size or SLICE)
+            if not rows:
+                break
+            columns = list(zip(*rows))
+            del rows
+            yield [c if ty is None else pc.cast(pa.array(c, pa.string()), ty) if pa.types.is_date(ty)
+                   else pa.array(c, ty) for c, ty in zip(columns, types)]
     finally:
         cur.close()
-    columns = list(zip(*rows)) if rows else [() for _ in types]
-    del rows
-    out = []
-    for c, ty in zip(columns, types):
-        if ty is None:
-            out.append(c)
-        elif pa.types.is_date(ty):
-            out.append(pc.cast(pa.array(c, pa.string()), ty))
-        else:
-            out.append(pa.array(c, ty))
-    return out
 
 
-def _records_table(s, data, keep_json=False):
+def fetch_columns(s, q, types) -> list:
+    """All the rows of a Core query as arrow columns of `types` (see `fetch_slices`)."""
+    parts = list(fetch_slices(s, q, [t or pa.string() for t in types]))
+    if not parts:
+        return [pa.array([], t or pa.string()) for t in types]
+    return [pa.concat_arrays([p[j] for p in parts]) for j in range(len(types))]
+
+
+def _records_table(s, data, json_of_year=None):
     """Every stored record (identity columns, then the dictionary's fields), sorted by credit
-    code and year, as a typed table; with `keep_json`, (table, each row's JSON text as
-    parsed)."""
+    code and year, as a typed table; with
+    `json_of_year`, (table, the JSON text parsed for each row of that year, in order)."""
     from sqlalchemy import Text, cast
     ident = list(RECORD_IDENTITY)
     kinds = {f.key: f.kind for f in IDENTITY}
     q = select(*[cast(records_table.c[k], Text) if kinds[k] == "date" else records_table.c[k] for k in ident],
                cast(records_table.c.data, Text)) \
         .order_by(records_table.c.credit_code, records_table.c.year)
-    *arrays, texts = fetch_columns(s, q, [ARROW_TYPES[kinds[k]] for k in ident] + [None])
     fields = list(data.fields)
-    texts = [x or "{}" for x in texts]
-    values = parse_data_json(texts, fields)
-    table = pa.table(arrays + values, names=ident + [f.key for f in fields])
-    return (table, texts) if keep_json else table
+    types = [ARROW_TYPES[kinds[k]] for k in ident]
+    parts, kept = [], []
+    # read at once: arrow parses a large text on several threads (by slices it is slower)
+    for *arrays, texts in fetch_slices(s, q, types + [None], size=1 << 30):
+        texts = [x or "{}" for x in texts]
+        parts.append(pa.table(arrays + parse_data_json(texts, fields), names=ident + [f.key for f in fields]))
+        if json_of_year is not None:
+            years = arrays[ident.index("year")].to_numpy(zero_copy_only=False)
+            kept += [texts[i] for i in np.flatnonzero(years == json_of_year)]
+        del texts
+    if parts:
+        table = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
+    else:
+        table = pa.table([pa.array([], ty) for ty in types] + parse_data_json([], fields),
+                         names=ident + [f.key for f in fields])
+    return (table, pa.array(kept, pa.string())) if json_of_year is not None else table
 
 
 def snapshot(s, folder, data=None, year=None) -> dict:
@@ -891,9 +912,7 @@ def snapshot(s, folder, data=None, year=None) -> dict:
     folder = Path(folder)
     data = data or shape.data(s)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
-    table, texts = _records_table(s, data, keep_json=True)
-    in_year = pc.equal(table["year"], year) if year is not None else None
-    texts = pa.array(texts, pa.string()).filter(in_year) if year is not None else None
+    table, texts = _records_table(s, data, json_of_year=year if year is not None else -1)
     _write_table(rec_path, table)
     ckeys = [f.key for f in CONTRACT_FIELDS]
     ctypes = [pa.string()] * 4 + [pa.date32()]
