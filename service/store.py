@@ -619,9 +619,17 @@ def _replace_records(s, frame, import_id, tick, data):
             s.execute(delete(records_table).where(
                 tuple_(records_table.c.credit_code, records_table.c.year).in_(part)))
     names = list(cols) + ["data"]
-    for i in range(0, n, SLICE):
-        part = _data_json(frame.iloc[i:i + SLICE], data)
-        bulk_insert(s, records_table, names, list(zip(*[c[i:i + SLICE] for c in cols.values()], part)), tick)
+    # the next slice's JSON is made on a thread while this one is inserted (arrow and the
+    # database drivers let go of the GIL)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1, thread_name_prefix="records-json") as pool:
+        ahead = pool.submit(_data_json, frame.iloc[0:SLICE], data)
+        for i in range(0, n, SLICE):
+            part = ahead.result()
+            if i + SLICE < n:
+                ahead = pool.submit(_data_json, frame.iloc[i + SLICE:i + 2 * SLICE], data)
+            bulk_insert(s, records_table, names, list(zip(*[c[i:i + SLICE] for c in cols.values()], part)), tick)
+            del part
     return n - len(existing), len(existing)
 
 
