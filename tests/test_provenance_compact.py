@@ -6,16 +6,16 @@ re-imported whole after a merge, and an enterprise-year made by a merge alone.""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from sqlalchemy import select
 
 from service.models import Provenance
 from service.provenance import ALL_FIELDS, COLUMNS, _iso
 from service.store import float_json
 from tests.conftest import GOLDEN
-from tests.test_departments import dept, rows_of, tax_file, write_rows  # noqa: F401 (dept: a fixture)
+from tests.test_departments import add_department_users, rows_of, tax_file, write_rows
 
 
 def per_value_reference(s, table: pa.Table, data):
@@ -95,9 +95,17 @@ def _upload_as(p, path, source):
     assert r.status_code == 201, r.get_json()
 
 
+@pytest.fixture
+def dept(park):
+    """Golden records imported and a tax-bureau user, on SQLite and PostgreSQL."""
+    park.import_golden()
+    add_department_users(park, tax="tax")
+    return park
+
+
 def test_compact_provenance_expands_to_every_values_row(dept, tmp_path, monkeypatch):
     from service import db, provenance, shape
-    from service.models import Conflict, Record, Result, Run
+    from service.models import Conflict, Record
     from service.store import _records_table, correct_field, get_record
     p = dept
     golden = rows_of(GOLDEN / "records.csv")
