@@ -280,18 +280,16 @@ def _cells(values: list) -> str:
     return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
-def per_result(compact: pa.Table, texts: pa.Array, year) -> dict:
+def per_result(compact: pa.Table, year) -> dict:
     """{credit code: text} of a run's provenance for its year's results: for each record of
-    `year` in the compact table, a JSON line [whole-record row, field rows] (each row as
-    [provenance id, source, kind, import id, declaration id, list id, user id, time]; the
-    field rows {field: row}; null for none), then the record's JSON as the snapshot parsed it
-    (`texts`, one per record of `year`, in the table's order): a lookup reads its values from it as the run did
-    (`stored_rows`). "{}" where the run read no provenance for the record."""
+    `year` in the compact table, the JSON [whole-record row, field rows, values]: each row as
+    [provenance id, source, kind, import id, declaration id, list id, user id, time] (the
+    field rows {field: row}; null for none), the values {field: text} as provenance.csv has
+    them, built column-wise here so that a lookup only parses one JSON text (`_stored_rows`).
+    "{}" where the run read no provenance for the record."""
     if not compact.num_rows:
         return {}
     t = compact.filter(pc.equal(compact["year"], year))
-    if len(texts) != t.num_rows:
-        raise RuntimeError("the records' JSON and the snapshot name different records")
     if not t.num_rows:
         return {}
 
@@ -311,7 +309,12 @@ def per_result(compact: pa.Table, texts: pa.Array, year) -> dict:
         rowsof = own.to_pylist()
         for i in np.flatnonzero(lengths):
             own_text[i] = _cells({o["field"]: [o[k] for k in WHOLE] for o in rowsof[i]})
-    line = pc.binary_join_element_wise("[", whole, ",", pa.array(own_text, pa.string()), "]\n", texts, "")
+    keys = sorted(k for k, _, _ in json.loads(compact.schema.metadata[META]))
+    # each present value as "key":"text" (null where missing, left out of the object)
+    parts = [pc.binary_join_element_wise(json.dumps(k, ensure_ascii=False) + ":",
+                                         json_text(value_text(t[k].combine_chunks())), "") for k in keys]
+    values = pc.binary_join_element_wise(*parts, ",", null_handling="skip") if parts else pa.array([""] * t.num_rows)
+    line = pc.binary_join_element_wise("[", whole, ",", pa.array(own_text, pa.string()), ",{", values, "}]", "")
     empty = pc.and_(pc.invert(has_w), pc.equal(pa.array(lengths), 0))
     line = pc.if_else(empty, "{}", line)
     return dict(zip(t["credit_code"].to_pylist(), line.to_pylist()))
@@ -370,23 +373,20 @@ def _stored_rows(text: str, code, year, spec=None) -> dict:
     of every value's row."""
     out = {}
     if text.startswith("["):
-        head, _, data_text = text.partition("\n")
-        whole, own = json.loads(head)
+        whole, own, values = json.loads(text)
         own = own or {}
-        from .store import parse_data_json
-        fields = [SimpleNamespace(key=k, kind=kind) for k, kind, _ in spec]
         owners = {k: o for k, _, o in spec}
-        for f, col in sorted(zip(fields, parse_data_json([data_text], fields)), key=lambda x: x[0].key):
-            cells = own.get(f.key)
-            if (cells is None and whole is None) or not col[0].is_valid:
+        for field in sorted(values):
+            cells = own.get(field)
+            if cells is None and whole is None:
                 continue
             r = dict(zip(WHOLE, cells if cells is not None else whole))
             if cells is None and not r["source"]:
-                r["source"] = owners[f.key]          # an import that named no source: the field's own
+                r["source"] = owners[field]          # an import that named no source: the field's own
             r["provenance_id"] = r.pop("id")
-            r.update(value=value_text(col)[0].as_py(), source=r["source"] or "", at=r["at"] or "",
-                     credit_code=code, year=year, field=f.key)
-            out[year, f.key] = r
+            r.update(value=values[field], source=r["source"] or "", at=r["at"] or "",
+                     credit_code=code, year=year, field=field)
+            out[year, field] = r
         return out
     for field, cells in json.loads(text).items():
         r = dict(zip(ROW_KEYS, cells))

@@ -160,7 +160,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 raise PolicyError([f"政策版本 {pv.name} 的内容与发起时不同（哈希不同），请重新发起计算"])
             with tempfile.TemporaryDirectory(prefix="innopoints-run-") as tmp:
                 phase("snapshot")
-                snap = snapshot(s, tmp, pv.data, year=run.year)
+                snap = snapshot(s, tmp, pv.data)
                 phase("evaluate")
                 from rules.evaluate import evaluate
                 from rules.records import load_inputs
@@ -169,8 +169,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")
-                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap["provenance_table"],
-                       snap["records_json"])
+                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap["provenance_table"])
             tell(*PHASES["done"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
             s.rollback()
@@ -216,7 +215,7 @@ def _indicator_json(ids, values, points) -> list:
     return pc.binary_join_element_wise(*parts, "}", "").to_pylist()
 
 
-def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None, records_json=None):
+def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None):
     """Insert the results from the written files, then mark the run done: one transaction."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
     # each enterprise's trace as one compact JSON object (entries without the titles and
@@ -239,7 +238,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64")[pos], 6)   # as the trace says
     from .provenance import META, per_result
     from .store import SLICE
-    prov = per_result(provenance_table, records_json, run.year) if provenance_table is not None else {}
+    prov = per_result(provenance_table, run.year) if provenance_table is not None else {}
     cat_dicts, excluded_of, finals = [], [], []
     columns = ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
                "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators", "provenance"]

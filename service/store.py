@@ -882,10 +882,9 @@ def fetch_columns(s, q, types) -> list:
     return [pa.concat_arrays([p[j] for p in parts]) for j in range(len(types))]
 
 
-def _records_table(s, data, json_of_year=None):
+def _records_table(s, data) -> pa.Table:
     """Every stored record (identity columns, then the dictionary's fields), sorted by credit
-    code and year, as a typed table; with
-    `json_of_year`, (table, the JSON text parsed for each row of that year, in order)."""
+    code and year, as a typed table."""
     from sqlalchemy import Text, cast
     ident = list(RECORD_IDENTITY)
     kinds = {f.key: f.kind for f in IDENTITY}
@@ -894,33 +893,23 @@ def _records_table(s, data, json_of_year=None):
         .order_by(records_table.c.credit_code, records_table.c.year)
     fields = list(data.fields)
     types = [ARROW_TYPES[kinds[k]] for k in ident]
-    parts, kept = [], []
     # read at once: arrow parses a large text on several threads (by slices it is slower)
     for *arrays, texts in fetch_slices(s, q, types + [None], size=1 << 30):
         texts = [x or "{}" for x in texts]
-        parts.append(pa.table(arrays + parse_data_json(texts, fields), names=ident + [f.key for f in fields]))
-        if json_of_year is not None:
-            years = arrays[ident.index("year")].to_numpy(zero_copy_only=False)
-            kept += [texts[i] for i in np.flatnonzero(years == json_of_year)]
-        del texts
-    if parts:
-        table = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
-    else:
-        table = pa.table([pa.array([], ty) for ty in types] + parse_data_json([], fields),
-                         names=ident + [f.key for f in fields])
-    return (table, pa.array(kept, pa.string())) if json_of_year is not None else table
+        return pa.table(arrays + parse_data_json(texts, fields), names=ident + [f.key for f in fields])
+    return pa.table([pa.array([], ty) for ty in types] + parse_data_json([], fields),
+                    names=ident + [f.key for f in fields])
 
 
-def snapshot(s, folder, data=None, year=None) -> dict:
+def snapshot(s, folder, data=None) -> dict:
     """Write every stored record and contract as import files (English keys, sorted), the
     exact input of a run, with the fields of the package's dictionary (`data`: the run's
     policy; the policy in force by default); returns their paths and the data checksum,
-    and where each value came from (`provenance`: the compact file; `provenance_table`;
-    `records_json`: the JSON text of each record of `year`, in the table's order)."""
+    and where each value came from (`provenance`: the compact file; `provenance_table`)."""
     folder = Path(folder)
     data = data or shape.data(s)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
-    table, texts = _records_table(s, data, json_of_year=year if year is not None else -1)
+    table = _records_table(s, data)
     _write_table(rec_path, table)
     ckeys = [f.key for f in CONTRACT_FIELDS]
     ctypes = [pa.string()] * 4 + [pa.date32()]
@@ -936,7 +925,7 @@ def snapshot(s, folder, data=None, year=None) -> dict:
     prov_path = folder / "provenance_records.parquet"   # where each value read came from
     prov = snapshot_provenance(s, prov_path, table, data)
     return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "provenance_table": prov,
-            "records_json": texts, "sha256": h.hexdigest()}
+            "sha256": h.hexdigest()}
 
 
 # ---- one field: officers' corrections and enterprises' declarations ----------------------
