@@ -25,7 +25,7 @@ from sqlalchemy import select, tuple_
 from rules.output import json_text
 
 from .models import Conflict, Provenance, utcnow
-from .store import audit, bulk_insert, float_json, text_of
+from .store import audit, bulk_insert, fetch_columns, float_json, text_of
 
 COLUMNS = ("credit_code", "year", "field", "value", "source", "kind", "import_id", "declaration_id",
            "public_list_id", "user_id", "at", "applied")
@@ -120,79 +120,204 @@ def _iso(when):
     return when.isoformat(timespec="seconds") + "+00:00" if when else None
 
 
-def snapshot_provenance(s, path, table: pa.Table, data):
-    """Write the provenance of every value a run's snapshot read to `path` (Parquet, zstd;
-    served as provenance.csv, see `run_provenance_file`), one row per value, in the
-    snapshot's order (by enterprise and year, fields by key): `table` is
-    the snapshot's records (store._records_table), and a value is its text there. A value's
-    provenance is the newer of its field's newest applied row and its enterprise-year's
-    newest whole-record row (`*`, whose source is the import's, else the field's own).
-    Column-wise throughout: a zone's history is millions of values."""
+WHOLE = ("id", "source", "kind", "import_id", "declaration_id", "public_list_id", "user_id", "at")
+_IDS = ("import_id", "declaration_id", "public_list_id", "user_id")
+META = b"innopoints.provenance"        # the compact file's fields: [[key, kind, owner source], ...]
+
+
+def _newest_rows(s):
+    """The newest applied provenance row of each (credit code, year, field) as two frames:
+    whole-record rows (`*`) and field rows, in id order, `at` as ISO text ('' for none)."""
+    import datetime as dt
+
     import pandas as pd
-    cols = ("id",) + COLUMNS
-    prov = pd.DataFrame(s.execute(select(*[Provenance.__table__.c[k] for k in cols])
-                                  .where(Provenance.applied.is_(True)).order_by(Provenance.id)).all(),
-                        columns=list(cols))
-    prov["at"] = [_iso(x) or "" for x in prov["at"]]
+    from sqlalchemy import Text, cast
+    cols = ("id", "credit_code", "year", "field", "source", "kind", *_IDS)
+    t = Provenance.__table__
+    # the time as the database's text, made ISO once per distinct time (one per write), not
+    # a datetime per row
+    q = select(*[t.c[k] for k in cols], cast(t.c.at, Text)).where(t.c.applied.is_(True)).order_by(t.c.id)
+    types = [pa.int64(), pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(), *[pa.int64()] * 4, pa.string()]
+    prov = pa.table(fetch_columns(s, q, types), names=[*cols, "at"]).to_pandas()
     newest = prov.drop_duplicates(["credit_code", "year", "field"], keep="last")      # in id order: last wins
+    del prov
+    codes, uniques = pd.factorize(newest["at"], use_na_sentinel=True)
+    texts = np.array([_iso(dt.datetime.fromisoformat(x)) if x else "" for x in uniques] + [""], dtype=object)
+    newest = newest.assign(at=texts[codes])
     whole = newest[newest["field"] == ALL_FIELDS].reset_index(drop=True)
     own = newest[newest["field"] != ALL_FIELDS].reset_index(drop=True)
-    codes = table["credit_code"].to_numpy(zero_copy_only=False).astype(object)
-    years = table["year"].to_numpy(zero_copy_only=False).astype(np.int64)
-    recs = pd.DataFrame({"credit_code": codes, "year": years})
-    # each record row's whole-record provenance (its position in `whole`, -1 for none)
-    w_pos = recs.merge(whole[["credit_code", "year"]].assign(w=np.arange(len(whole))), how="left",
-                       on=["credit_code", "year"])["w"].fillna(-1).to_numpy(dtype=np.int64)
-    keys = sorted(f.key for f in data.fields if f.key in table.column_names)
-    row_parts, field_parts, value_parts = [], [], []
-    for j, k in enumerate(keys):
-        col = table[k].combine_chunks()
-        present = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
-        row_parts.append(present)
-        field_parts.append(np.full(len(present), j, dtype=np.int32))
-        text = float_json(col) if pa.types.is_floating(col.type) else pc.cast(col, pa.string())
-        value_parts.append(text.take(pa.array(present)))
-    rows = np.concatenate(row_parts) if row_parts else np.zeros(0, np.int64)
-    fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int32)
-    values = pa.concat_arrays(value_parts) if value_parts else pa.array([], pa.string())
-    order = np.lexsort((fields, rows))                      # by record row, then field key
-    rows, fields, values = rows[order], fields[order], values.take(pa.array(order))
-    # the field's own newest row, where it has one (few: corrections, declarations, lists)
-    o_pos = np.full(len(rows), -1, dtype=np.int64)
+    return whole, own
+
+
+def _ids(frame, k) -> pa.Array:
+    import pandas as pd
+    return pa.array(pd.to_numeric(frame[k], errors="coerce").to_numpy(dtype="float64"), from_pandas=True).cast(pa.int64())
+
+
+def snapshot_provenance(s, path, table: pa.Table, data) -> pa.Table:
+    """Write where every value a run's snapshot read came from to `path` (Parquet, zstd;
+    served as provenance.csv, see `run_provenance_file`), compactly: one row per record of
+    the snapshot (`table`, store._records_table, whose values it keeps), with its
+    enterprise-year's newest whole-record row (`w_*`: an import of the whole record) and, in
+    `own`, the fields whose own newest row is newer than it (corrections, declarations,
+    lists, merged files: the few values whose source differs from the record's import).
+    `expand` makes the old one-row-per-value table of it. Returns the compact table."""
+    import pandas as pd
+    whole, own = _newest_rows(s)
+    n = table.num_rows
+    recs = pd.DataFrame({"credit_code": table["credit_code"].to_numpy(zero_copy_only=False),
+                         "year": table["year"].to_numpy(zero_copy_only=False).astype(np.int64),
+                         "r": np.arange(n)})
+    w_pos = np.full(n, -1, dtype=np.int64)
+    if len(whole):
+        hit = recs.merge(whole[["credit_code", "year"]].astype({"year": np.int64}).assign(w=np.arange(len(whole))),
+                         on=["credit_code", "year"], how="inner")
+        w_pos[hit["r"].to_numpy()] = hit["w"].to_numpy()
+    wmask = pa.array(w_pos < 0)
+    wtake = pa.array(np.maximum(w_pos, 0))
+
+    def w_col(values: pa.Array) -> pa.Array:
+        if not len(whole):
+            return pa.nulls(n, values.type)
+        return pc.if_else(wmask, pa.scalar(None, values.type), values.take(wtake))
+    wcols = {"w_id": w_col(_ids(whole, "id"))}
+    for k in ("source", "kind", "at"):
+        wcols[f"w_{k}"] = w_col(pa.array(whole[k].to_numpy(dtype=object), pa.string()))
+    for k in _IDS:
+        wcols[f"w_{k}"] = w_col(_ids(whole, k))
+    # the field rows that win over their record's whole-record row, by record row
+    spec = [[f.key, f.kind, f.source or ""] for f in data.fields if f.key in table.column_names]
+    keys = {k for k, _, _ in spec}
+    own = own[own["field"].isin(keys)]
     if len(own):
-        kid = {k: j for j, k in enumerate(keys)}
-        own_key = pd.DataFrame({"credit_code": own["credit_code"], "year": own["year"].astype(np.int64),
-                                "f": own["field"].map(kid), "o": np.arange(len(own))}).dropna(subset=["f"])
-        val_key = pd.DataFrame({"credit_code": codes[rows], "year": years[rows], "f": fields.astype(float),
-                                "i": np.arange(len(rows))})
-        hit = val_key.merge(own_key.astype({"f": float}), on=["credit_code", "year", "f"], how="inner")
-        o_pos[hit["i"].to_numpy()] = hit["o"].to_numpy()
-    w = w_pos[rows]
-    w_id = np.where(w >= 0, whole["id"].to_numpy()[np.maximum(w, 0)] if len(whole) else -1, -1)
-    o_id = np.where(o_pos >= 0, own["id"].to_numpy()[np.maximum(o_pos, 0)] if len(own) else -1, -1)
-    use_w = (w >= 0) & ((o_pos < 0) | (w_id > o_id))
-    keep = use_w | (o_pos >= 0)
-    rows, fields, values, use_w = rows[keep], fields[keep], values.filter(pa.array(keep)), use_w[keep]
-    # every value's provenance row, as a position in whole-record rows then field rows
-    at = np.where(use_w, w[keep], len(whole) + o_pos[keep])
-    both = pd.concat([whole, own], ignore_index=True)
-    taken = {k: pa.array(both[k].to_numpy(dtype=object), pa.string()).take(pa.array(at))
-             for k in ("source", "kind", "at")}
-    ids = {k: pa.array(pd.to_numeric(both[k], errors="coerce").to_numpy(dtype="float64"), from_pandas=True)
-           .cast(pa.int64()).take(pa.array(at)) for k in ("import_id", "declaration_id", "public_list_id", "user_id", "id")}
-    owner = pa.array([next(f.source for f in data.fields if f.key == k) or "" for k in keys], pa.string())
-    field_idx = pa.array(fields)
-    # a whole-record row without a source: the field's own source
-    blank = pc.and_(pa.array(use_w), pc.equal(pc.fill_null(taken["source"], ""), ""))
-    source = pc.if_else(blank, owner.take(field_idx), pc.fill_null(taken["source"], ""))
-    out = pa.table({"credit_code": pa.array(codes[rows], pa.string()), "year": pa.array(years[rows], pa.int64()),
-                    "field": pa.array(keys, pa.string()).take(field_idx) if keys else pa.array([], pa.string()),
-                    "value": values, "source": source, "kind": taken["kind"],
-                    **{k: ids[k] for k in ("import_id", "declaration_id", "public_list_id", "user_id")},
-                    "at": pc.fill_null(taken["at"], ""), "provenance_id": ids["id"]})
+        hit = own.astype({"year": np.int64}).merge(recs, on=["credit_code", "year"], how="inner")
+        w_id = wcols["w_id"].to_numpy(zero_copy_only=False)       # float with NaN for none
+        wid = w_id[hit["r"].to_numpy()]
+        hit = hit[np.isnan(wid) | (hit["id"].to_numpy(dtype="float64") > wid)].sort_values(["r", "field"], kind="stable")
+    else:
+        hit = own.assign(r=np.zeros(0, np.int64))
+    r = hit["r"].to_numpy(dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))]).astype(np.int32)
+    struct = pa.StructArray.from_arrays(
+        [pa.array(hit["field"].to_numpy(dtype=object), pa.string()), _ids(hit, "id"),
+         pa.array(hit["source"].to_numpy(dtype=object), pa.string()),
+         pa.array(hit["kind"].to_numpy(dtype=object), pa.string()),
+         pa.array(hit["at"].to_numpy(dtype=object), pa.string()), *[_ids(hit, k) for k in _IDS]],
+        names=["field", "id", "source", "kind", "at", *_IDS])
+    out = pa.table({"credit_code": table["credit_code"], "year": table["year"],
+                    **{k: table[k] for k, _, _ in spec}, **wcols,
+                    "own": pa.ListArray.from_arrays(pa.array(offsets), struct)})
+    out = out.replace_schema_metadata({META: json.dumps(spec, ensure_ascii=False)})
     import pyarrow.parquet as pq
     pq.write_table(out, str(path), compression="zstd")
     return out
+
+
+def value_text(col: pa.Array) -> pa.Array:
+    """A stored value as provenance shows it: floats as Python writes them, else arrow's text."""
+    return float_json(col) if pa.types.is_floating(col.type) else pc.cast(col, pa.string())
+
+
+def expand(compact: pa.Table) -> pa.Table:
+    """The compact provenance of a run (`snapshot_provenance`) as one row per value read, in
+    the snapshot's order (by enterprise and year, fields by key): its columns are
+    provenance.csv's. A value's row is its field's own row where that is newer than the
+    record's whole-record row, else the whole-record row (whose source, when the import
+    named none, is the field's own); a value with neither has no row."""
+    spec = json.loads(compact.schema.metadata[META])
+    owner_of = {k: o for k, _, o in spec}
+    keys = sorted(owner_of)
+    n = compact.num_rows
+    row_parts, field_parts, value_parts = [], [], []
+    for j, k in enumerate(keys):
+        col = compact[k].combine_chunks()
+        present = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        row_parts.append(present)
+        field_parts.append(np.full(len(present), j, dtype=np.int64))
+        value_parts.append(value_text(col).take(pa.array(present)))
+    rows = np.concatenate(row_parts) if row_parts else np.zeros(0, np.int64)
+    fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int64)
+    values = pa.concat_arrays(value_parts) if value_parts else pa.array([], pa.string())
+    del row_parts, field_parts, value_parts
+    combined = rows * max(len(keys), 1) + fields
+    order = np.argsort(combined, kind="stable")            # by record row, then field key
+    combined, rows, fields, values = combined[order], rows[order], fields[order], values.take(pa.array(order))
+    del order
+    own = compact["own"].combine_chunks()
+    flat = own.flatten()
+    o_row = pc.list_parent_indices(own).to_numpy(zero_copy_only=False).astype(np.int64)
+    kid = {k: j for j, k in enumerate(keys)}
+    o_field = np.array([kid[f] for f in flat.field("field").to_pylist()], dtype=np.int64)
+    o_pos = np.full(len(rows), -1, dtype=np.int64)
+    if len(o_row):
+        okey = o_row * max(len(keys), 1) + o_field
+        at = np.searchsorted(combined, okey)
+        hit = (at < len(combined)) & (combined[np.minimum(at, len(combined) - 1)] == okey)
+        o_pos[at[hit]] = np.flatnonzero(hit)
+    w_valid = compact["w_id"].combine_chunks().is_valid().to_numpy(zero_copy_only=False)
+    use_w = w_valid[rows] & (o_pos < 0)
+    keep = use_w | (o_pos >= 0)
+    rows, fields, values, use_w, o_pos = rows[keep], fields[keep], values.filter(pa.array(keep)), use_w[keep], o_pos[keep]
+    # each value's row: a record row's whole-record columns, or one of the field rows after them
+    at = pa.array(np.where(use_w, rows, n + o_pos))
+
+    def taken(name, own_name=None):
+        return pa.concat_arrays([compact[f"w_{name}"].combine_chunks(),
+                                 flat.field(own_name or name).cast(compact[f"w_{name}"].type)]).take(at)
+    owner = pa.array([owner_of[k] for k in keys], pa.string())
+    field_idx = pa.array(fields)
+    src = taken("source")
+    blank = pc.and_(pa.array(use_w), pc.equal(pc.fill_null(src, ""), ""))
+    return pa.table({"credit_code": pa.array(compact["credit_code"].combine_chunks().take(pa.array(rows)), pa.string()),
+                     "year": compact["year"].combine_chunks().take(pa.array(rows)).cast(pa.int64()),
+                     "field": pa.array(keys, pa.string()).take(field_idx) if keys else pa.array([], pa.string()),
+                     "value": values, "source": pc.if_else(blank, owner.take(field_idx), pc.fill_null(src, "")),
+                     "kind": taken("kind"), **{k: taken(k) for k in _IDS},
+                     "at": pc.fill_null(taken("at"), ""), "provenance_id": taken("id")})
+
+
+def _cells(values: list) -> str:
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
+def per_result(compact: pa.Table, year) -> dict:
+    """{credit code: text} of a run's provenance for its year's results: for each record of
+    `year` in the compact table, the JSON [whole-record row, field rows, values]: each row as
+    [provenance id, source, kind, import id, declaration id, list id, user id, time] (the
+    field rows {field: row}; null for none), the values {field: text} as provenance.csv has
+    them, built column-wise here so that a lookup only parses one JSON text (`_stored_rows`).
+    "{}" where the run read no provenance for the record."""
+    if not compact.num_rows:
+        return {}
+    t = compact.filter(pc.equal(compact["year"], year))
+    if not t.num_rows:
+        return {}
+
+    def num(k):
+        return pc.fill_null(pc.cast(t[k].combine_chunks(), pa.string()), "null")
+
+    def txt(k):
+        return pc.fill_null(json_text(t[k].combine_chunks()), "null")
+    whole = pc.binary_join_element_wise("[", num("w_id"), ",", txt("w_source"), ",", txt("w_kind"), ",",
+                                        *[x for k in _IDS for x in (num(f"w_{k}"), ",")], txt("w_at"), "]", "")
+    has_w = t["w_id"].combine_chunks().is_valid()
+    whole = pc.if_else(has_w, whole, "null")
+    own = t["own"].combine_chunks()
+    lengths = pc.list_value_length(own).to_numpy(zero_copy_only=False)
+    own_text = np.full(t.num_rows, "null", dtype=object)
+    if lengths.any():
+        rowsof = own.to_pylist()
+        for i in np.flatnonzero(lengths):
+            own_text[i] = _cells({o["field"]: [o[k] for k in WHOLE] for o in rowsof[i]})
+    keys = sorted(k for k, _, _ in json.loads(compact.schema.metadata[META]))
+    # each present value as "key":"text" (null where missing, left out of the object)
+    parts = [pc.binary_join_element_wise(json.dumps(k, ensure_ascii=False) + ":",
+                                         json_text(value_text(t[k].combine_chunks())), "") for k in keys]
+    values = pc.binary_join_element_wise(*parts, ",", null_handling="skip") if parts else pa.array([""] * t.num_rows)
+    line = pc.binary_join_element_wise("[", whole, ",", pa.array(own_text, pa.string()), ",{", values, "}]", "")
+    empty = pc.and_(pc.invert(has_w), pc.equal(pa.array(lengths), 0))
+    line = pc.if_else(empty, "{}", line)
+    return dict(zip(t["credit_code"].to_pylist(), line.to_pylist()))
 
 
 def csv_as_python_writes(table: pa.Table, free_text=("value",)) -> bytes:
@@ -242,37 +367,27 @@ ROW_KEYS = ("value", "source", "kind", "import_id", "declaration_id", "public_li
             "provenance_id")
 
 
-def per_enterprise(provenance, year) -> dict:
-    """{credit code: JSON text} of a run's provenance (the table `snapshot_provenance` wrote, or the
-    bytes of its provenance.csv) for its year, built column-wise when the run is stored, so
-    that a lookup reads one enterprise's rows from its result ({field: [value, source, kind,
-    import id, declaration id, list id, user id, time, provenance id]}) instead of scanning
-    the run's whole file."""
-    if isinstance(provenance, pa.Table):
-        t = provenance.filter(pc.equal(provenance["year"], year))
-        t = pa.table({k: pc.fill_null(pc.cast(t[k], pa.string()), "") for k in _CSV_COLUMNS})
-    else:
-        t = pacsv.read_csv(io.BytesIO(provenance), read_options=pacsv.ReadOptions(use_threads=True),
-                           parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                           convert_options=pacsv.ConvertOptions(column_types={k: pa.string() for k in _CSV_COLUMNS},
-                                                                strings_can_be_null=False))
-        t = t.filter(pc.equal(t["year"], str(year)))
-    if not t.num_rows:
-        return {}
-    t = t.take(pc.sort_indices(t, [("credit_code", "ascending")]))     # stable: file order within a code
-    cells = [json_text(t[k].combine_chunks()) for k in ROW_KEYS]
-    rows = pc.binary_join_element_wise(json_text(t["field"].combine_chunks()), ":[",
-                                       *[x for c in cells for x in (c, ",")][:-1], "]", "")
-    codes = t["credit_code"].to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
-    offsets = pa.array(np.concatenate([starts, [len(codes)]]).astype(np.int32))
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), ",")
-    return dict(zip(codes[starts].tolist(), pc.binary_join_element_wise("{", joined, "}", "").to_pylist()))
-
-
-def _stored_rows(text: str, code, year) -> dict:
-    """A result's provenance JSON as from_run_file's rows."""
+def _stored_rows(text: str, code, year, spec=None) -> dict:
+    """A result's provenance text as from_run_file's rows: the compact form (`per_result`;
+    `spec` is the run's fields, `run_fields`) or, for runs stored before it, a JSON object
+    of every value's row."""
     out = {}
+    if text.startswith("["):
+        whole, own, values = json.loads(text)
+        own = own or {}
+        owners = {k: o for k, _, o in spec}
+        for field in sorted(values):
+            cells = own.get(field)
+            if cells is None and whole is None:
+                continue
+            r = dict(zip(WHOLE, cells if cells is not None else whole))
+            if cells is None and not r["source"]:
+                r["source"] = owners[field]          # an import that named no source: the field's own
+            r["provenance_id"] = r.pop("id")
+            r.update(value=values[field], source=r["source"] or "", at=r["at"] or "",
+                     credit_code=code, year=year, field=field)
+            out[year, field] = r
+        return out
     for field, cells in json.loads(text).items():
         r = dict(zip(ROW_KEYS, cells))
         for k in ("import_id", "declaration_id", "public_list_id", "user_id", "provenance_id"):
@@ -282,15 +397,37 @@ def _stored_rows(text: str, code, year) -> dict:
     return out
 
 
+_RUN_FIELDS: dict = {}
+
+
+def run_fields(s, run_id):
+    """The fields a run's compact provenance names ([[key, kind, owner source], ...]), None
+    for a run stored before it (read once per run: a run's files never change)."""
+    from .models import RunFile
+    from .runs import PROVENANCE_FIELDS
+    key = (str(s.get_bind().url), run_id)
+    if key not in _RUN_FIELDS:
+        f = s.get(RunFile, (run_id, PROVENANCE_FIELDS))
+        if f is None:
+            return None
+        if len(_RUN_FIELDS) > 1000:
+            _RUN_FIELDS.clear()
+        _RUN_FIELDS[key] = json.loads(f.content)
+    return _RUN_FIELDS[key]
+
+
 def run_provenance_file(s, run_id, gzipped=False) -> bytes | None:
     """A run's provenance.csv, as CSV bytes or, with `gzipped`, as gzip bytes: made from the
-    Parquet file stored with the run (runs stored before kept the CSV itself)."""
+    compact Parquet file stored with the run (`expand`); runs stored before kept every
+    value's row in Parquet, or the CSV itself."""
     import gzip
+    import pyarrow.parquet as pq
     from .models import RunFile
-    from .runs import PROVENANCE_FILE
-    f = s.get(RunFile, (run_id, PROVENANCE_FILE))
+    from .runs import PROVENANCE_COMPACT, PROVENANCE_FILE
+    f = s.get(RunFile, (run_id, PROVENANCE_COMPACT))
     if f is not None:
-        import pyarrow.parquet as pq
+        content = csv_as_python_writes(expand(pq.read_table(io.BytesIO(f.content))))
+    elif (f := s.get(RunFile, (run_id, PROVENANCE_FILE))) is not None:
         content = csv_as_python_writes(pq.read_table(io.BytesIO(f.content)))
     else:
         f = s.get(RunFile, (run_id, "provenance.csv"))
@@ -321,14 +458,15 @@ def run_provenance(s, run, code, data) -> dict:
     (stored with the run), else from the run's provenance file (runs stored before results
     carried it), else {} (runs made before provenance was kept)."""
     from .models import RunFile, User
-    from .runs import PROVENANCE_FILE
+    from .runs import PROVENANCE_COMPACT, PROVENANCE_FILE
     from .query import result_of
     result = result_of(s, run, code)
     stored = result.provenance if result is not None else None
-    if stored is None and s.get(RunFile, (run.id, PROVENANCE_FILE)) is not None:
+    if stored is None and (s.get(RunFile, (run.id, PROVENANCE_COMPACT)) is not None
+                           or s.get(RunFile, (run.id, PROVENANCE_FILE)) is not None):
         return {}                  # stored with the column: a null is an enterprise not in the run
     if stored is not None:
-        rows = _stored_rows(stored, code, run.year)
+        rows = _stored_rows(stored, code, run.year, run_fields(s, run.id) if stored.startswith("[") else None)
     else:
         content = run_provenance_file(s, run.id)
         if content is None:

@@ -387,7 +387,10 @@ def contracts_of(s, run, code) -> list[dict]:
 
 def _present(values):
     import numpy as np
-    v = np.asarray([np.nan if x is None else x for x in values], dtype="float64")
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":       # a run's matrices: no loop
+        v = values.astype("float64", copy=False)
+    else:
+        v = np.asarray([np.nan if x is None else x for x in values], dtype="float64")
     return v[~np.isnan(v)]
 
 

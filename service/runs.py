@@ -31,7 +31,9 @@ from .store import audit, bulk_insert, snapshot
 HEARTBEAT_EVERY = 5.0       # seconds between a running run's signs of life (RUN_HEARTBEAT_SECONDS)
 STALE_AFTER = 60.0          # seconds without one after which the run is failed (RUN_STALE_SECONDS)
 STORED_FILES = ("scores.csv", "awards.csv", "awards.html", "manifest.json")
-PROVENANCE_FILE = "provenance.parquet"  # what the run read, served as provenance.csv
+PROVENANCE_FILE = "provenance.parquet"  # every value's row (runs stored before the compact file)
+PROVENANCE_COMPACT = "provenance_records.parquet"  # what the run read and where from, served as provenance.csv
+PROVENANCE_FIELDS = "provenance_fields.json"        # the fields it names: [[key, kind, owner source], ...]
 PHASES = {"snapshot": (5, "导出已审核数据"), "evaluate": (20, "校验并评价"), "write": (60, "生成结果文件"),
           "store": (80, "保存结果"), "done": (100, "完成")}
 
@@ -160,14 +162,16 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("snapshot")
                 snap = snapshot(s, tmp, pv.data)
                 phase("evaluate")
-                from rules.evaluate import evaluate
+                from rules.evaluate import evaluate, year_fields
                 from rules.records import load_inputs
-                recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data)
+                # other years' rows keep only what stage and history read of them
+                only = (run.year, year_fields(pv, run.year)) if pv.in_force(run.year) else None
+                recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data, only=only)
                 ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy)
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")
-                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap.get("provenance_table"))
+                _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap["provenance_table"])
             tell(*PHASES["done"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
             s.rollback()
@@ -220,7 +224,9 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     # citations of the header); query.expand_trace puts them back for every reader
     from rules.tracefile import HEADER_FILE, compact_lines, read_table
     header = (out / HEADER_FILE).read_text(encoding="utf-8")
-    traces = compact_lines(read_table(out)).to_pylist()
+    trace_table = read_table(out)
+    if trace_table.num_rows != len(scores):
+        raise RuntimeError("the trace and scores.csv name different numbers of enterprises")
     # each indicator's value and points, as indicators.csv has them, from the same matrices
     # the files are in credit-code order, the evaluation's rows in the input's: line them up
     ev_codes = ev.scores["credit_code"].to_numpy(dtype=object)
@@ -229,40 +235,48 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         raise RuntimeError("scores.csv and the evaluation name different enterprises")
     ids = [c.id for c in ev.indicator_clauses]
     values, points = ev.indicator_values[pos], np.round(ev.indicator_points[pos], 6)
-    indicators = _indicator_json(ids, values, points)
     numbers = ("weighted", "deductions", "decay_factor", "bonus", "final_score")
     cat_cols = [c for c in scores[0] if c.endswith("_score") and c != "final_score"] if scores else []
     percentile = np.round(ev.scores["stage_percentile"].to_numpy(dtype="float64")[pos], 6)   # as the trace says
-    from .provenance import per_enterprise
-    if provenance_table is None and provenance is not None:
-        import pyarrow.parquet as pq
-        provenance_table = pq.read_table(str(provenance))
-    prov = per_enterprise(provenance_table, run.year) if provenance_table is not None else {}
-    results, cat_dicts = [], []
-    final = 6 + numbers.index("final_score")            # its place in a results row
-    for i, (row, tr, ind) in enumerate(zip(scores, traces, indicators, strict=True)):
-        if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
-            raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
-        excluded = row["excluded"] == "true"
-        cat_dicts.append({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""})
-        cats = json.dumps(cat_dicts[-1], separators=(",", ":"))
-        results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"], cats,
-                        *[_num(row[k]) for k in numbers], _int(row["rank_in_stage"]), _int(row["rank_overall"]),
-                        None if excluded else float(percentile[i]), tr, ind,
-                        # "{}": the run read no provenance for it (a lookup need not look further)
-                        prov.get(row["credit_code"], "{}" if provenance_table is not None else None)))
-    bulk_insert(s, Result.__table__, ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
-                                      "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators",
-                                      "provenance"],
-                results)
+    from .provenance import META, per_result
+    from .store import SLICE
+    prov = per_result(provenance_table, run.year) if provenance_table is not None else {}
+    cat_dicts, excluded_of, finals = [], [], []
+    columns = ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
+               "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators", "provenance"]
+    # a slice of enterprises at a time: their traces and indicators made into text, inserted
+    # and let go (a zone's traces are hundreds of MB: reused memory, not fresh)
+    for lo in range(0, len(scores), SLICE):
+        hi = min(lo + SLICE, len(scores))
+        traces = compact_lines(trace_table.slice(lo, hi - lo)).to_pylist()
+        indicators = _indicator_json(ids, values[lo:hi], points[lo:hi])
+        results = []
+        for i, row, tr, ind in zip(range(lo, hi), scores[lo:hi], traces, indicators, strict=True):
+            if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
+                raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
+            excluded = row["excluded"] == "true"
+            cat_dicts.append({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""})
+            cats = json.dumps(cat_dicts[-1], separators=(",", ":"))
+            nums = [_num(row[k]) for k in numbers]
+            excluded_of.append(excluded)
+            finals.append(nums[-1])
+            results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"], cats,
+                            *nums, _int(row["rank_in_stage"]), _int(row["rank_overall"]),
+                            None if excluded else float(percentile[i]), tr, ind,
+                            # "{}": the run read no provenance for it (a lookup need not look further)
+                            prov.get(row["credit_code"], "{}" if provenance_table is not None else None)))
+        del traces, indicators
+        bulk_insert(s, Result.__table__, columns, results)
+        del results
+    del trace_table, prov
     # the stage figures every profile shows (medians, top deciles), computed once here
     from .query import stats_of
     by_stage = {}
-    for i, (row, res) in enumerate(zip(scores, results)):
-        if not res[3]:
+    for i, row in enumerate(scores):
+        if not excluded_of[i]:
             by_stage.setdefault(row["stage"], []).append(i)
     stats = {st: stats_of(st, {k[:-len("_score")]: [cat_dicts[i].get(k[:-len("_score")]) for i in rs] for k in cat_cols},
-                          [results[i][final] for i in rs],
+                          [finals[i] for i in rs],
                           {cid: (values[rs, j], points[rs, j]) for j, cid in enumerate(ids)})
              for st, rs in by_stage.items()}
     s.add(RunFile(run_id=run.id, name="stage_stats.json",
@@ -277,10 +291,11 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         # the provenance of every value the snapshot read; the trace header names it, so a
         # figure of the trace can be followed to the import, declaration or list behind it
         content = Path(provenance).read_bytes()
-        # stored as Parquet (a zone's CSV is tens of MB of repeated text; ~1/30 of it), served as CSV
-        s.add(RunFile(run_id=run.id, name=PROVENANCE_FILE, content=content))
+        # stored compactly (per record, with the few values of another source), served as CSV
+        s.add(RunFile(run_id=run.id, name=PROVENANCE_COMPACT, content=content))
+        s.add(RunFile(run_id=run.id, name=PROVENANCE_FIELDS, content=provenance_table.schema.metadata[META]))
         head = json.loads(header)
-        head["provenance"] = {"file": "provenance.csv", "stored_as": PROVENANCE_FILE,
+        head["provenance"] = {"file": "provenance.csv", "stored_as": PROVENANCE_COMPACT,
                               "stored_sha256": hashlib.sha256(content).hexdigest()}
         header = json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"
     s.add(RunFile(run_id=run.id, name="trace_header.json", content=header.encode("utf-8")))
@@ -289,8 +304,8 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     b = ev.budget
     run.data_sha256 = data_sha
     run.manifest = (out / "manifest.json").read_text(encoding="utf-8")
-    run.enterprises = len(results)
-    run.excluded = sum(r[3] for r in results)          # the excluded column
+    run.enterprises = len(scores)
+    run.excluded = sum(excluded_of)
     run.award_lines = len(awards)
     run.eligible_yuan = int(b.fixed_total + b.floating_total)
     run.granted_yuan = int(b.granted_total)

@@ -30,6 +30,7 @@ from .models import (AuditEntry, Contract, Declaration, Enterprise, Import, Reco
 
 IDENTITY_KEYS = ("name", "park", "industry", "registered_on")
 CHUNK = 5_000
+SLICE = 10_000          # rows made into text at a time, for a large file (memory reused, not fresh)
 
 
 def audit(s, user: User | None, action: str, target: str = "", **detail):
@@ -585,7 +586,9 @@ def _existing_keys(s, column_pairs, keys):
 
 
 def _replace_records(s, frame, import_id, tick, data):
-    cols = _db_columns(frame, data)
+    # the identity columns first; each row's JSON a slice of rows at a time, inserted as made
+    # (all at once, a zone's JSON is hundreds of MB of fresh memory, slow to touch)
+    cols = {f.key: _python_values(f, frame[f.key].to_numpy(), data) for f in IDENTITY}
     n = len(frame)
     cols["import_id"] = [import_id] * n
     cols["updated_at"] = [utcnow()] * n
@@ -615,8 +618,18 @@ def _replace_records(s, frame, import_id, tick, data):
         if part:
             s.execute(delete(records_table).where(
                 tuple_(records_table.c.credit_code, records_table.c.year).in_(part)))
-    names = list(cols)
-    bulk_insert(s, records_table, names, list(zip(*cols.values())), tick)
+    names = list(cols) + ["data"]
+    # the next slice's JSON is made on a thread while this one is inserted (arrow and the
+    # database drivers let go of the GIL)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1, thread_name_prefix="records-json") as pool:
+        ahead = pool.submit(_data_json, frame.iloc[0:SLICE], data)
+        for i in range(0, n, SLICE):
+            part = ahead.result()
+            if i + SLICE < n:
+                ahead = pool.submit(_data_json, frame.iloc[i + SLICE:i + 2 * SLICE], data)
+            bulk_insert(s, records_table, names, list(zip(*[c[i:i + SLICE] for c in cols.values()], part)), tick)
+            del part
     return n - len(existing), len(existing)
 
 
@@ -665,12 +678,19 @@ def _row_source(f, user, source):
 
 def _provenance_of_file(s, frame, import_id, user, source):
     """Provenance of a file that replaced whole enterprise-years: one row per enterprise-year
-    for all its values (field `*`; under the source the officer named, else each field's own)."""
-    from .provenance import ALL_FIELDS, add_rows
-    uid, now = user.id if user else None, utcnow()
-    add_rows(s, [{"credit_code": code, "year": int(year), "field": ALL_FIELDS, "value": "", "source": source or "",
-                  "kind": "import", "import_id": import_id, "user_id": uid, "at": now}
-                 for code, year in zip(frame["credit_code"].tolist(), frame["year"].tolist())])
+    for all its values (field `*`; under the source the officer named, else each field's own),
+    in the file's order: made in the database from the records the file stored, by one
+    INSERT ... SELECT (a zone's file is hundreds of thousands of them)."""
+    from sqlalchemy import Boolean, DateTime, Integer, String, insert, literal
+    from .models import Provenance
+    from .provenance import ALL_FIELDS
+    r = records_table
+    rows = select(r.c.credit_code, r.c.year, literal(ALL_FIELDS, String), literal("", String),
+                  literal(source or "", String), literal("import", String), r.c.import_id,
+                  literal(user.id if user else None, Integer), literal(utcnow(), DateTime), literal(True, Boolean)) \
+        .where(r.c.import_id == import_id).order_by(r.c.id)      # records were stored in the file's order
+    s.execute(insert(Provenance.__table__).from_select(
+        ["credit_code", "year", "field", "value", "source", "kind", "import_id", "user_id", "at", "applied"], rows))
 
 
 def _merge_records(s, frame, present, imp, user, data, source):
@@ -779,9 +799,16 @@ def _replace_contracts(s, frame, import_id, tick):
                     frame["amount"].tolist(), dates, [import_id] * len(frame)))
     nos = [r[0] for r in rows]
     existing = set()
-    for i in range(0, len(nos), 500):
-        existing.update(s.scalars(select(Contract.contract_no).where(Contract.contract_no.in_(nos[i:i + 500]))))
-        s.execute(delete(Contract).where(Contract.contract_no.in_(nos[i:i + 500])))
+    if len(nos) > 5000:          # a zone's file: the stored numbers in one query, then delete only those
+        wanted = set(nos)
+        existing = {n for n in s.scalars(select(Contract.contract_no)) if n in wanted}
+        stored = [n for n in nos if n in existing]
+        for i in range(0, len(stored), 500):
+            s.execute(delete(Contract).where(Contract.contract_no.in_(stored[i:i + 500])))
+    else:
+        for i in range(0, len(nos), 500):
+            existing.update(s.scalars(select(Contract.contract_no).where(Contract.contract_no.in_(nos[i:i + 500]))))
+            s.execute(delete(Contract).where(Contract.contract_no.in_(nos[i:i + 500])))
     bulk_insert(s, Contract.__table__, ["contract_no", "credit_code", "kind", "amount", "registered_on", "import_id"],
                 rows, tick)
     return len(rows) - len(existing), len(existing)
@@ -794,37 +821,24 @@ ARROW_TYPES = {"code": pa.string(), "text": pa.string(), "date": pa.date32(), "y
                "stage": pa.string(), "choice": pa.string()}
 
 
-def _write_snapshot(path, names, types, rows):
-    columns = list(zip(*rows)) if rows else [[] for _ in names]
-    _write_table(path, pa.table([pa.array(list(c), type=t) for c, t in zip(columns, types)], names=names))
-
-
 def _write_table(path, table):
     # numbers, dates and yes/no print as the loader reads them back (shortest round-trip
     # text for floats); text is quoted; a missing value is an empty cell
     pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
-def _records_table(s, data) -> pa.Table:
-    """Every stored record (identity columns, then the dictionary's fields), sorted by credit
-    code and year, as a typed table: the JSON of the records' values is parsed by arrow's
-    JSON reader, not one json.loads per record."""
+def parse_data_json(texts, fields) -> list:
+    """The values of `fields` (the dictionary's, or any objects with a key and a kind) in
+    records' JSON texts (one JSON object per record, no line breaks), one typed array per
+    field: parsed by arrow's JSON reader, not one json.loads per record. The one parser of
+    stored values: a run's snapshot reads them so, and a lookup reads one record's so."""
     import io
     import pyarrow.json as pajson
-    from sqlalchemy import Text, cast
-    ident = list(RECORD_IDENTITY)
-    q = select(*[records_table.c[k] for k in ident], cast(records_table.c.data, Text)) \
-        .order_by(records_table.c.credit_code, records_table.c.year)
-    rows = s.execute(q).all()
-    id_types = [ARROW_TYPES[f.kind] for f in IDENTITY]
-    columns = list(zip(*rows)) if rows else [[] for _ in range(len(ident) + 1)]
-    arrays = [pa.array(list(c), type=t) for c, t in zip(columns, id_types)]
-    fields = list(data.fields)
+    fields = list(fields)
     # dates travel as text in the JSON: read as text, then as dates
     # integers are read as floats and cast (a stored 3.0 is 3; 3.5 is refused by the cast)
     schema = pa.schema([(f.key, pa.string() if f.kind == "date" else pa.float64() if ARROW_TYPES[f.kind] == pa.int64()
                          else ARROW_TYPES[f.kind]) for f in fields])
-    texts = [x or "{}" for x in columns[-1]]
     if texts and fields:
         parsed = pajson.read_json(io.BytesIO("\n".join(texts).encode("utf-8")),
                                   parse_options=pajson.ParseOptions(explicit_schema=schema,
@@ -832,29 +846,83 @@ def _records_table(s, data) -> pa.Table:
                                   read_options=pajson.ReadOptions(block_size=1 << 24))
         values = [parsed.column(f.key).combine_chunks() for f in fields]
     else:
-        values = [pa.nulls(len(rows), ARROW_TYPES[f.kind]) for f in fields]
-    values = [pc.cast(v, pa.date32()) if f.kind == "date" else pc.cast(v, ARROW_TYPES[f.kind])
-              for v, f in zip(values, fields)]
-    return pa.table(arrays + values, names=ident + [f.key for f in fields])
+        values = [pa.nulls(len(texts), ARROW_TYPES[f.kind]) for f in fields]
+    return [pc.cast(v, pa.date32()) if f.kind == "date" else pc.cast(v, ARROW_TYPES[f.kind])
+            for v, f in zip(values, fields)]
+
+
+def fetch_slices(s, q, types, size=None):
+    """The rows of a Core query, `size` rows at a time, as arrow columns of `types`, read
+    through the driver's cursor (no conversion per value on the way: a zone's snapshot reads
+    millions of them; by slices, its memory is reused rather than fresh). Dates are to be
+    selected as text (`cast(c, Text)`): both drivers give ISO text, read as dates by arrow.
+    A type None keeps that column as the driver's values (a tuple)."""
+    conn = s.connection()
+    sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(sql)
+        while True:
+            rows = cur.fetchmany(size or SLICE)
+            if not rows:
+                break
+            columns = list(zip(*rows))
+            del rows
+            yield [c if ty is None else pc.cast(pa.array(c, pa.string()), ty) if pa.types.is_date(ty)
+                   else pa.array(c, ty) for c, ty in zip(columns, types)]
+    finally:
+        cur.close()
+
+
+def fetch_columns(s, q, types) -> list:
+    """All the rows of a Core query as arrow columns of `types` (see `fetch_slices`)."""
+    parts = list(fetch_slices(s, q, [t or pa.string() for t in types]))
+    if not parts:
+        return [pa.array([], t or pa.string()) for t in types]
+    return [pa.concat_arrays([p[j] for p in parts]) for j in range(len(types))]
+
+
+def _records_table(s, data) -> pa.Table:
+    """Every stored record (identity columns, then the dictionary's fields), sorted by credit
+    code and year, as a typed table."""
+    from sqlalchemy import Text, cast
+    ident = list(RECORD_IDENTITY)
+    kinds = {f.key: f.kind for f in IDENTITY}
+    q = select(*[cast(records_table.c[k], Text) if kinds[k] == "date" else records_table.c[k] for k in ident],
+               cast(records_table.c.data, Text)) \
+        .order_by(records_table.c.credit_code, records_table.c.year)
+    fields = list(data.fields)
+    types = [ARROW_TYPES[kinds[k]] for k in ident]
+    # read at once: arrow parses a large text on several threads (by slices it is slower)
+    for *arrays, texts in fetch_slices(s, q, types + [None], size=1 << 30):
+        texts = [x or "{}" for x in texts]
+        return pa.table(arrays + parse_data_json(texts, fields), names=ident + [f.key for f in fields])
+    return pa.table([pa.array([], ty) for ty in types] + parse_data_json([], fields),
+                    names=ident + [f.key for f in fields])
 
 
 def snapshot(s, folder, data=None) -> dict:
     """Write every stored record and contract as import files (English keys, sorted), the
     exact input of a run, with the fields of the package's dictionary (`data`: the run's
-    policy; the policy in force by default); returns their paths and the data checksum."""
+    policy; the policy in force by default); returns their paths and the data checksum,
+    and where each value came from (`provenance`: the compact file; `provenance_table`)."""
     folder = Path(folder)
     data = data or shape.data(s)
     rec_path, con_path = folder / "records.csv", folder / "contracts.csv"
     table = _records_table(s, data)
     _write_table(rec_path, table)
     ckeys = [f.key for f in CONTRACT_FIELDS]
-    cq = select(*[Contract.__table__.c[k] for k in ckeys]).order_by(Contract.contract_no)
-    _write_snapshot(con_path, ckeys, [pa.string()] * 4 + [pa.date32()], s.execute(cq).all())
+    ctypes = [pa.string()] * 4 + [pa.date32()]
+    from sqlalchemy import Text, cast
+    c = Contract.__table__.c
+    cq = select(*[cast(c[k], Text) if pa.types.is_date(ty) else c[k] for k, ty in zip(ckeys, ctypes)]) \
+        .order_by(c.contract_no)
+    _write_table(con_path, pa.table(fetch_columns(s, cq, ctypes), names=ckeys))
     h = hashlib.sha256()
     for p in (rec_path, con_path):
         h.update(p.read_bytes())
     from .provenance import snapshot_provenance
-    prov_path = folder / "provenance.parquet"   # where each value read came from
+    prov_path = folder / "provenance_records.parquet"   # where each value read came from
     prov = snapshot_provenance(s, prov_path, table, data)
     return {"records": rec_path, "contracts": con_path, "provenance": prov_path, "provenance_table": prov,
             "sha256": h.hexdigest()}

@@ -73,7 +73,8 @@ def test_stored_provenance_is_the_runs_provenance_file(golden_park):
         assert len(codes) == 300
         assert s.query(Result).filter(Result.run_id == run.id, Result.provenance.is_(None)).count() == 0
         stored = {c: provenance.run_provenance(s, run, c, data) for c in codes}
-        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name == "provenance.parquet").update(
+        assert s.get(RunFile, (run.id, "provenance_records.parquet")) is not None
+        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name == "provenance_records.parquet").update(
             {RunFile.name: "provenance.csv", RunFile.content: provenance.run_provenance_file(s, run.id)})
         s.query(Result).filter(Result.run_id == run.id).update({Result.provenance: None})
         from_file = {c: provenance.run_provenance(s, run, c, data) for c in codes}
@@ -271,3 +272,37 @@ def test_a_serving_process_starts_its_runs_forkserver_at_the_first_request(tmp_p
                          capture_output=True, text=True, timeout=120, check=True,
                          env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
     assert out.stdout.split() == (["0", "0"] if testing else ["0", "1"]), out.stderr[-2000:]
+
+
+def test_a_run_stored_before_the_compact_provenance_is_read_as_before(golden_park):
+    """A run stored with every value's row (provenance.parquet) and per-result JSON objects
+    of them is served the same provenance.csv, and its lookups read those objects."""
+    import io
+    import json
+
+    import pyarrow.parquet as pq
+
+    from service import provenance, shape
+    p = golden_park
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        data = shape.data(s)
+        want_csv = provenance.run_provenance_file(s, run.id)
+        want = provenance.run_provenance(s, run, p.own, data)
+        compact = s.get(RunFile, (run.id, "provenance_records.parquet"))
+        per_value = provenance.expand(pq.read_table(io.BytesIO(compact.content)))
+        buf = io.BytesIO()
+        pq.write_table(per_value, buf, compression="zstd")
+        s.delete(compact)
+        s.add(RunFile(run_id=run.id, name="provenance.parquet", content=buf.getvalue()))
+        rows = [r for r in per_value.to_pylist() if r["credit_code"] == p.own and r["year"] == run.year]
+        old = {r["field"]: ["" if r[k] is None else str(r[k]) for k in provenance.ROW_KEYS] for r in rows}
+        s.query(Result).filter(Result.run_id == run.id, Result.credit_code == p.own).update(
+            {Result.provenance: json.dumps(old, ensure_ascii=False)})
+        s.flush()
+        assert provenance.run_provenance_file(s, run.id) == want_csv
+        from flask import g
+        g.pop("results_read", None)
+        assert provenance.run_provenance(s, run, p.own, data) == want
+        s.rollback()

@@ -257,3 +257,24 @@ def test_contracts_of_unknown_enterprises_and_other_bad_contracts(lite_park, tmp
     cells = {(c["row"], c["column"]) for c in r.get_json()["bad_cells"]}
     assert {(2, "credit_code"), (3, "credit_code"), (4, "kind"), (5, "amount"), (7, "contract_no")} <= cells
     assert state(p) == before
+
+
+def test_a_large_file_is_stored_a_slice_at_a_time_as_at_once(lite_app, tmp_path, monkeypatch):
+    """Records made into text and inserted a slice of rows at a time are the records stored
+    all at once (the slices only bound the memory)."""
+    from service import db, store
+    from service.models import Record
+    from conftest import GOLDEN
+
+    def stored():
+        with lite_app.app_context():
+            s = db.session()
+            store.import_file(s, GOLDEN / "records.csv", "records", None)
+            out = {(r.credit_code, r.year): (r.name, r.park, r.registered_on, r.data)
+                   for r in s.query(Record)}
+            s.query(Record).delete()
+            s.commit()
+            return out
+    whole = stored()
+    monkeypatch.setattr(store, "SLICE", 97)
+    assert stored() == whole and len(whole) == 993
