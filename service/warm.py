@@ -2,8 +2,10 @@
 small zone of the bundled package end to end, so that every run forked afterwards starts
 with the evaluation's code paths, lazily imported modules and the bundled package's
 compiled rulesets already in memory (a cold process spends about half a second on them,
-half a zone-size run), and with the bundled policy version loaded. A failure here only
-leaves the runs cold."""
+half a zone-size run), and with the bundled policy version loaded. It first puts the
+forkserver in the idle scheduling class (its runs inherit it): warming, like a run, takes
+only CPU the server leaves. Not to be imported elsewhere. A failure here only leaves the
+runs cold."""
 from __future__ import annotations
 
 
@@ -32,6 +34,8 @@ def warm(enterprises=30):
 
 
 try:
+    from .worker import lower_priority
+    lower_priority()        # the forkserver, and every run forked from it, takes only idle CPU
     warm()
 except Exception:       # noqa: BLE001 - warming is an optimisation, never a reason to fail
     pass

@@ -21,8 +21,10 @@ import threading
 
 from sqlalchemy import event, update
 
-PRELOAD = ["service.runs", "service.store", "service.provenance", "service.diagnostics", "rules.evaluate",
-           "rules.output", "rules.engine", "rules.records", "rules.tracefile", "service.warm"]
+# service.warm first: it puts the forkserver in the idle class before anything is imported or
+# evaluated there (a server warming its forkserver at its first request slowed its lookups)
+PRELOAD = ["service.warm", "service.runs", "service.store", "service.provenance", "service.diagnostics",
+           "rules.evaluate", "rules.output", "rules.engine", "rules.records", "rules.tracefile"]
 # service.diagnostics imports scipy.stats (0.8 s), which every run needs to store its matrices
 NICENESS = 5                # where SCHED_IDLE is not to be had: the run yields the cores
 _ctx = None
