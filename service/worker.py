@@ -30,6 +30,11 @@ NICENESS = 5                # where SCHED_IDLE is not to be had: the run yields 
 _ctx = None
 _lock = threading.Lock()
 PROCESSES: dict = {}        # run id -> its process (this server's runs; tests kill one)
+# run id -> its process's exit code, as its watcher read it. Only the watcher may wait for a
+# process or ask its exit code: a forkserver child's status is one message on a pipe, and a
+# second thread reading it meanwhile gets end-of-file, which multiprocessing reports as 255.
+EXITED: dict = {}
+_exited = threading.Condition(_lock)
 
 
 def context():
@@ -143,6 +148,9 @@ def _watch(proc, maker, run_id, every):
                 s.commit()
         except Exception:             # noqa: BLE001 - a busy database: the next beat tries again
             pass
+    with _exited:
+        EXITED[run_id] = proc.exitcode
+        _exited.notify_all()
     if proc.exitcode == 0:
         return
     from .store import audit
@@ -156,15 +164,24 @@ def _watch(proc, maker, run_id, every):
         s.commit()
 
 
+def exit_code(run_id, timeout=None):
+    """The exit code of run `run_id`'s process once its watcher has seen it end (None if it
+    has not within `timeout` seconds)."""
+    with _exited:
+        _exited.wait_for(lambda: run_id in EXITED, timeout)
+        return EXITED.get(run_id)
+
+
 def start(url, maker, run_id, heartbeat_every) -> "multiprocessing.Process":
     """Start run `run_id` in a child process; a thread fails the run if the child dies."""
     proc = context().Process(target=_child, args=(url, run_id, heartbeat_every), name=f"innopoints-run-{run_id}",
                              daemon=False)
     proc.start()
     with _lock:
-        if len(PROCESSES) > 256:
-            for k in [k for k, p in PROCESSES.items() if p.exitcode is not None]:
+        if len(PROCESSES) > 256:            # forget the runs whose watcher has seen them end
+            for k in [k for k in PROCESSES if k in EXITED]:
                 del PROCESSES[k]
+                del EXITED[k]
         PROCESSES[run_id] = proc
     threading.Thread(target=_watch, args=(proc, maker, run_id, heartbeat_every), daemon=True,
                      name=f"run-{run_id}-watch").start()
