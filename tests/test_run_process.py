@@ -312,3 +312,26 @@ def test_a_run_stored_before_the_compact_provenance_is_read_as_before(golden_par
         g.pop("results_read", None)
         assert provenance.run_provenance(s, run, p.own, data) == want
         s.rollback()
+
+
+def test_a_lookup_reads_each_row_once(golden_park):
+    """An enterprise's score is five statements once its run's files are read: token and user,
+    the enterprise, the run, the result, and (for staff) the names of who entered its values.
+    The enterprise row checked for access is the one the answer uses (it was read twice: the
+    session forgot it in between)."""
+    from sqlalchemy import event
+    p = golden_park
+    path = f"/api/enterprises/{p.own}"
+    assert p.get(path, "officer").status_code == 200          # the run's files, once per run
+    seen = []
+    engine = p.app.extensions["db_engine"]
+
+    def capture(conn, cursor, statement, *args):
+        seen.append(statement.split("FROM", 1)[1].split()[0] if "FROM" in statement else statement)
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert p.get(path, "officer").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert seen.count("enterprises") == 1, seen
+    assert len(seen) <= 5, seen

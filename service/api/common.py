@@ -6,7 +6,7 @@ import datetime as dt
 from http import HTTPStatus
 import threading
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest import Api, abort
 
 
@@ -115,8 +115,12 @@ def enterprise_session(code):
     """The session, once the caller may see enterprise `code` and it exists (403/404)."""
     own_enterprise_only(code)
     s = db.session()
-    if s.get(Enterprise, code) is None:
+    ent = s.get(Enterprise, code)
+    if ent is None:
         abort(404, message=f"没有企业 {code} / no such enterprise")
+    # held for the request: the session keeps loaded rows only while something refers to
+    # them, and the handler reads this one again (a lookup queried it twice)
+    g.enterprise = ent
     return s
 
 
