@@ -403,9 +403,12 @@ _RUN_FIELDS: dict = {}
 def run_fields(s, run_id):
     """The fields a run's compact provenance names ([[key, kind, owner source], ...]), None
     for a run stored before it (read once per run: a run's files never change)."""
-    from .models import RunFile
+    from .models import Run, RunFile
     from .runs import PROVENANCE_FIELDS
-    key = (str(s.get_bind().url), run_id)
+    run = s.get(Run, run_id)
+    # a run id is unique in one database only while it lives: a database made again (tests
+    # on PostgreSQL, a demo reset) numbers its runs from 1 again, so the key has its end too
+    key = (str(s.get_bind().url), run_id, run.finished_at if run is not None else None)
     if key not in _RUN_FIELDS:
         f = s.get(RunFile, (run_id, PROVENANCE_FIELDS))
         if f is None:
