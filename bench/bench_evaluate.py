@@ -49,7 +49,7 @@ def baseline(workdir):
 def child(size, workdir, trace):
     """Run in a subprocess: time every phase of one evaluation of the written zone."""
     from rules import output
-    from rules.evaluate import evaluate, year_fields
+    from rules.evaluate import evaluate, reading_for
     from rules.policy import load_policy
     from rules.records import load_inputs
 
@@ -57,7 +57,7 @@ def child(size, workdir, trace):
     t = {}
     t0 = time.perf_counter()
     pv = load_policy()
-    recs, cons = load_inputs(work / "records.csv", work / "contracts.csv", only=(YEAR, year_fields(pv, YEAR)))
+    recs, cons = load_inputs(work / "records.csv", work / "contracts.csv", only=reading_for(pv, YEAR))
     t["parse_validate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ev = evaluate(recs, YEAR, pv, cons, budget=None)

@@ -91,6 +91,12 @@ def year_fields(policy, year) -> set:
             | set(status_fields(policy, year)))
 
 
+def reading_for(policy, year):
+    """`load_inputs(only=…)` for an evaluation of `year`: the year and `year_fields`, or None
+    (the whole table) when the policy is not in force then, so that `evaluate` says so."""
+    return (year, year_fields(policy, year)) if policy.in_force(year) else None
+
+
 def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: pd.DataFrame | None = None,
              budget: int | None = None, strategy: str | None = None) -> Evaluation:
     """Evaluate `year` over validated records (earlier years in `records` are history): the

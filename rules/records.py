@@ -529,9 +529,6 @@ class YearRecords:
     def __init__(self, every: pd.DataFrame, year: int, current: pd.DataFrame, rows: np.ndarray):
         self.every, self.year, self.current, self.rows = every, year, current, rows
 
-    def __len__(self):
-        return len(self.every)
-
     def __contains__(self, key):
         return key in self.current
 

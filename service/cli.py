@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from rules.evaluate import EvaluationError, evaluate, year_fields
+from rules.evaluate import EvaluationError, evaluate, reading_for
 from rules.output import write
 from rules.policy import PolicyError, load_policy
 from rules.records import InputErrors, load_inputs
@@ -34,8 +34,7 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     pv = load_policy(policy)
     say("读取并校验企业记录与技术合同 / reading records and contracts")
     # other years' rows keep only what stage and history read of them
-    only = (year, year_fields(pv, year)) if pv.in_force(year) else None
-    recs, cons = load_inputs(records, contracts, data=pv.data, only=only)
+    recs, cons = load_inputs(records, contracts, data=pv.data, only=reading_for(pv, year))
     say(f"评价 {year} 年度 / evaluating {year}")
     return evaluate(recs, year, pv, cons, budget, strategy)
 

@@ -162,11 +162,11 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("snapshot")
                 snap = snapshot(s, tmp, pv.data)
                 phase("evaluate")
-                from rules.evaluate import evaluate, year_fields
+                from rules.evaluate import evaluate, reading_for
                 from rules.records import load_inputs
                 # other years' rows keep only what stage and history read of them
-                only = (run.year, year_fields(pv, run.year)) if pv.in_force(run.year) else None
-                recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data, only=only)
+                recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data,
+                                         only=reading_for(pv, run.year))
                 ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy)
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})

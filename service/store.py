@@ -830,8 +830,8 @@ def _write_table(path, table):
 def parse_data_json(texts, fields) -> list:
     """The values of `fields` (the dictionary's, or any objects with a key and a kind) in
     records' JSON texts (one JSON object per record, no line breaks), one typed array per
-    field: parsed by arrow's JSON reader, not one json.loads per record. The one parser of
-    stored values: a run's snapshot reads them so, and a lookup reads one record's so."""
+    field: parsed by arrow's JSON reader, not one json.loads per record (a run's snapshot
+    reads the stored values so)."""
     import io
     import pyarrow.json as pajson
     fields = list(fields)

@@ -46,16 +46,17 @@ def context():
         return _ctx
 
 
-_prestarted = threading.Event()
+_prestarted = False
 
 
 def prestart():
     """Start the forkserver (its imports and warming take about two seconds) in the
     background, so that the first run does not wait for it. Once per process."""
+    global _prestarted
     with _lock:
-        if _prestarted.is_set():
+        if _prestarted:
             return
-        _prestarted.set()
+        _prestarted = True
 
     def boot():
         try:
@@ -76,7 +77,7 @@ def lower_priority():
     except (AttributeError, OSError):
         pass
     try:
-        os.nice(NICENESS)
+        os.nice(max(0, NICENESS - os.nice(0)))      # the forkserver's children call it again
         return "nice"
     except OSError:
         return ""
