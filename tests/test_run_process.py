@@ -335,3 +335,17 @@ def test_a_lookup_reads_each_row_once(golden_park):
         event.remove(engine, "before_cursor_execute", capture)
     assert seen.count("enterprises") == 1, seen
     assert len(seen) <= 5, seen
+
+
+def test_the_forkserver_warms_the_store_and_hides_what_it_holds_from_the_collector():
+    """The forkserver's warming runs a small zone through the store as a run does (import,
+    snapshot, storing; on a throw-away SQLite file), imports the PostgreSQL driver, and then
+    freezes its objects, so that a run's first garbage collection does not copy them."""
+    import os
+    import subprocess
+    import sys
+    probe = ("import gc, sys, service.warm as w; "
+             "print(w.WARMED, gc.get_freeze_count() > 1000, 'psycopg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                         env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr[-2000:]
