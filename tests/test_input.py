@@ -207,3 +207,22 @@ def test_reading_turns_numpys_huge_page_hint_off_unless_asked(golden, env, hinte
     environ["PYTHONPATH"] = str(__import__("pathlib").Path(__file__).parents[1])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ)
     assert out.stdout.split()[-1] == str(hinted)
+
+
+@pytest.mark.parametrize("env, pool", [(None, "jemalloc"), ("mimalloc", "mimalloc"), ("system", "system")])
+def test_reading_puts_arrow_on_jemalloc_unless_told(golden, env, pool):
+    """Loading inputs moves arrow's allocations to jemalloc (mimalloc handed freed pages back
+    at once and faulted them in again: seconds of kernel time at a million enterprises),
+    unless ARROW_DEFAULT_MEMORY_POOL names a pool."""
+    import os
+    import subprocess
+    import sys
+    code = ("import pyarrow as pa; from rules.records import load_inputs; "
+            f"load_inputs({str(golden / 'records.csv')!r}, {str(golden / 'contracts.csv')!r}); "
+            "print(pa.default_memory_pool().backend_name)")
+    environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if env:
+        environ["ARROW_DEFAULT_MEMORY_POOL"] = env
+    environ["PYTHONPATH"] = str(__import__("pathlib").Path(__file__).parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ)
+    assert out.stdout.split()[-1] == pool
