@@ -51,42 +51,28 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
-_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
-
-
 def fixed(values, decimals) -> pa.Array:
     """Numbers as text with exactly `decimals` decimals, half up ('' for NaN), vectorised with
-    integer arithmetic (the values are already rounded to `decimals`): the characters are
-    laid out in a numpy matrix, one row per value, and the kept ones become the string
-    array's bytes directly."""
+    integer arithmetic (the values are already rounded to `decimals`): the whole part and the
+    zero-padded decimals of each value's integer in units of the last decimal, as arrow
+    formats integers (twice as fast as laying the characters out in numpy, seven times for
+    ranks)."""
     v = np.asarray(values, dtype="float64")
-    n = len(v)
     missing = np.isnan(v)
     scaled = np.rint(np.nan_to_num(v) * 10 ** decimals).astype(np.int64)
     neg = scaled < 0
     mag = np.abs(scaled)
-    nd = np.maximum(np.searchsorted(_POW10, mag, side="right") + 1, decimals + 1)   # digits shown
-    w = int(nd.max(initial=decimals + 1))
-    whole = w - decimals
-    cols = 1 + w + (1 if decimals else 0)
-    chars = np.empty((n, cols), dtype=np.uint8)
-    keep = np.zeros((n, cols), dtype=bool)
-    chars[:, 0] = ord("-")
-    keep[:, 0] = neg
-    m = mag.copy()
-    for k in range(w - 1, -1, -1):                      # digit k of w, most significant first
-        col = 1 + k + (1 if decimals and k >= whole else 0)
-        chars[:, col] = (m % 10).astype(np.uint8) + ord("0")
-        keep[:, col] = k >= w - nd
-        m //= 10
     if decimals:
-        chars[:, 1 + whole] = ord(".")
-        keep[:, 1 + whole] = True
-    keep[missing] = False
-    data = chars[keep]
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(keep.sum(axis=1), out=offsets[1:])
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+        unit = 10 ** decimals
+        text = j(pc.cast(pa.array(mag // unit), pa.string()), ".",
+                 pc.utf8_lpad(pc.cast(pa.array(mag % unit), pa.string()), width=decimals, padding="0"), "")
+    else:
+        text = pc.cast(pa.array(mag), pa.string())
+    if neg.any():
+        text = pc.if_else(pa.array(neg), j("-", text, ""), text)
+    if missing.any():
+        text = pc.if_else(pa.array(missing), pa.scalar("", pa.string()), text)
+    return text
 
 
 def scores_table(ev, sort=True):
@@ -164,12 +150,9 @@ def _codes(values, mapping: dict, default=0) -> np.ndarray:
     return lut[codes]
 
 
-def _take(fragments, pattern):
-    return pa.array(fragments, type=pa.string()).take(pa.array(pattern))
-
-
-def trace_header(ev) -> str:
-    """The first line of trace.jsonl: the policy version and every clause in force, by id."""
+def trace_header(ev, render=False) -> str:
+    """The first line of trace.jsonl: the policy version and every clause in force, by id;
+    with `render` (trace_header.json), what words trace.parquet's typed columns (`render_spec`)."""
     cats = ev.policy.groups["indicators"].get("categories") or {}
     return _dump({"trace": "innopoints", "year": ev.year, "policy": ev.policy.name,
                   "policy_sha256": ev.policy.digest, "document": ev.policy.document,
@@ -183,7 +166,8 @@ def trace_header(ev) -> str:
                                  for k, v in cats.items()},
                   "weights_citation": ev.policy.groups["indicators"]["weights"]["citation"],
                   "indicators": "indicators.csv: each indicator's value and points per enterprise",
-                  "scoring_order": ev.policy.groups["policy"]["scoring"]["order"]}) + "\n"
+                  "scoring_order": ev.policy.groups["policy"]["scoring"]["order"],
+                  **({"render": render_spec(ev)} if render else {})}) + "\n"
 
 
 _JSON_UNSAFE = re.compile(r'["\\\x00-\x1f]')
@@ -316,16 +300,17 @@ def _contract_sentences(data, ct, clauses) -> pa.Array:
     return j(head, tail, "")
 
 
-def _stage_fragments(ev, lo, hi, full=True) -> pa.Array:
-    """STAGE per enterprise: the fields its rows read, registration date, completed years,
-    the row of the STAGE table that matched, and the sentence."""
+def render_spec(ev) -> dict:
+    """What turns trace.parquet's typed STAGE and score columns into the text of the trace's
+    `stage` and `scores` parts, from the policy version (trace_header.json's `render`): the
+    STAGE table's rows in words, the stages' names, the fields the rows read with their labels
+    and units, the reference date; the weights per stage, the categories, the decimals and the
+    order of the final score's steps, and the IND entry's title and citation."""
     from .explain import wording
     from .stage import row_fields
     data = ev.policy.data
     w = wording(data)
     c = ev.policy.clause("STAGE", ev.year)
-    rows = c.body["rows"]
-    ref = ev.policy.reference_date(ev.year).isoformat()
 
     def row_text(r):
         conds = []
@@ -334,26 +319,78 @@ def _stage_fragments(ev, lo, hi, full=True) -> pa.Array:
         if "registered_within_years" in r:
             conds.append(f"第{r['registered_within_years']}个注册周年日在基准日当天或之后")
         return f"{'且'.join(conds) or '其余情形'} → {data.stage_name(r['stage'])}"
-    row_texts = pa.array([""] + [row_text(r) for r in rows], pa.string())
+    weights = ev.policy.groups["indicators"]["weights"]
+    cats = ev.policy.groups["indicators"].get("categories") or {}
+    return {
+        "stage": {"clause": c.id, "title": c.title, "citation": c.citation,
+                  "rows": [""] + [row_text(r) for r in c.body["rows"]],
+                  "stages": [[k, v] for k, v in data.stages.items()],
+                  "inputs": [[f, w.label(f), data.field(f).unit or ""] for f in row_fields(c)],
+                  "reference_date": ev.policy.reference_date(ev.year).isoformat()},
+        "scores": {"indicators": "indicators.csv",
+                   "weights": [[k, dict(weights[k])] for k in weights if k != "citation"],
+                   "categories": [[k, cats.get(k, {}).get("title", k), col]
+                                  for k, col in zip(cats, category_columns(ev.policy))],
+                   "numbers": category_columns(ev.policy) + NUMBER_COLUMNS
+                   + ["rank_in_stage", "rank_overall", "stage_percentile"],
+                   "decimals": ev.policy.groups["policy"]["scoring"]["decimals"],
+                   "order": "、".join({"deductions": "扣分（不低于0）", "decay": "乘衰减系数", "bonus": "加附加分"}[x]
+                                     for x in ev.policy.groups["policy"]["scoring"]["order"]),
+                   "explain": {"clause": "IND", "title": "指标积分、类别权重与最终得分",
+                               "citation": weights.get("citation", "")}}}
+
+
+def stage_columns(ev, lo, hi) -> dict:
+    """trace.parquet's STAGE columns of rows lo:hi: the stage, the 表1 row that matched, the
+    registration date, the completed years and the fields the rows read (numbers as numbers,
+    other values in words)."""
+    from .explain import wording
+    from .stage import row_fields
+    w = wording(ev.policy.data)
     s = ev.scores.iloc[lo:hi]
-    matched = pa.array(ev.stage_rows[lo:hi])
-    stage = pa.array(s["stage"].to_numpy(dtype=object), pa.string())
-    stage_zh = pa.array(list(data.stages.values()), pa.string()).take(
-        pa.array(_codes(s["stage"], {k: i for i, k in enumerate(data.stages)})))
-    said, inputs = [], []
-    for f in row_fields(c):
+    cols = {"stage_key": pa.array(s["stage"].to_numpy(dtype=object), pa.string()),
+            "stage_row": pa.array(np.asarray(ev.stage_rows[lo:hi], dtype=np.int32)),
+            "stage_registered_on": pa.array(pd.DatetimeIndex(s["registered_on"]).to_numpy().astype("datetime64[D]")),
+            "stage_completed_years": pa.array(s["completed_years"].to_numpy(dtype="float64"))}
+    for f in row_fields(ev.policy.clause("STAGE", ev.year)):
         col = s[f"stage_input:{f}"]
-        unit = data.field(f).unit
-        v = _num(col) if col.dtype.kind == "f" else pa.array(col.astype(object).map(lambda x: w.value_text(f, x)), pa.string())
-        said += [f"{w.label(f)} ", v, f" {unit}，" if unit else "，"]
-        inputs += [f'{"," if inputs else ""}"{f}":', v if col.dtype.kind == "f" else json_text(v)]
-    reg = pc.strftime(pa.array(pd.DatetimeIndex(s["registered_on"]).to_numpy().astype("datetime64[s]")), "%Y-%m-%d")
-    years = _num(s["completed_years"])
-    text = j(*said, "注册成立日期 ", reg, "，截至基准日 ", ref, " 注册满 ", years,
-             " 周年；按表1分类第 ", pc.cast(matched, pa.string()), " 行（", row_texts.take(matched), "），为", stage_zh, "")
-    return j(_entry_head(c, full), ',"stage":"', stage, '","inputs":{', *inputs,
-             '},"registered_on":"', reg, '","completed_years":', years, ',"row":', pc.cast(matched, pa.string()),
+        cols[f"stage_input_{f}"] = (pa.array(col.to_numpy(dtype="float64")) if col.dtype.kind == "f" else
+                                    pa.array(col.astype(object).map(lambda x: w.value_text(f, x)), pa.string()))
+    return cols
+
+
+def stage_part(cols, spec: dict, full=True) -> pa.Array:
+    """The `stage` part of each row (JSON text) from its STAGE columns (`stage_columns`, or
+    trace.parquet's) and the header's `render`: the fields its rows read, registration date,
+    completed years, the row of the STAGE table that matched, and the sentence."""
+    sp = spec["stage"]
+    row_texts = pa.array(sp["rows"], pa.string())
+    matched = cols["stage_row"]
+    stage = _text_col(cols["stage_key"])
+    stage_zh = pa.array([zh for _, zh in sp["stages"]], pa.string()).take(
+        pa.array(_codes(stage.to_numpy(zero_copy_only=False), {k: i for i, (k, _) in enumerate(sp["stages"])})))
+    said, inputs = [], []
+    for f, label, unit in sp["inputs"]:
+        col = cols[f"stage_input_{f}"]
+        number = pa.types.is_floating(col.type)
+        v = _num(col.to_numpy(zero_copy_only=False)) if number else _text_col(col)
+        said += [f"{label} ", v, f" {unit}，" if unit else "，"]
+        inputs += [f'{"," if inputs else ""}"{f}":', v if number else json_text(v)]
+    reg = pc.strftime(pc.cast(cols["stage_registered_on"], pa.timestamp("s")), "%Y-%m-%d")
+    years = _num(cols["stage_completed_years"].to_numpy(zero_copy_only=False))
+    row = pc.cast(matched, pa.string())
+    text = j(*said, "注册成立日期 ", reg, "，截至基准日 ", sp["reference_date"], " 注册满 ", years,
+             " 周年；按表1分类第 ", row, " 行（", row_texts.take(matched), "），为", stage_zh, "")
+    head = {"clause": sp["clause"], **({"title": sp["title"], "citation": sp["citation"]} if full else {})}
+    return j(_dump(head)[:-1], ',"stage":"', stage, '","inputs":{', *inputs,
+             '},"registered_on":"', reg, '","completed_years":', years, ',"row":', row,
              ',"text":', json_text(text), "}", "")
+
+
+def _text_col(col) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return pc.cast(col, pa.string()) if pa.types.is_dictionary(col.type) else col
 
 
 def _history_fragments(ev, rows, full=True) -> pa.Array:
@@ -459,29 +496,47 @@ def _status_entries(ev, rows, full=True) -> list:
     return out
 
 
-def _scores_explain(ev, s, cohort, lo=0) -> pa.Array:
-    """The weighted score and the final score in words, per enterprise, with the decimals the
-    policy reports (policy.yaml scoring.decimals)."""
-    fs = {k: v.slice(lo, len(s)) for k, v in fixed_columns(ev).items()}
-    cats = ev.policy.groups["indicators"].get("categories") or {}
-    title = {k: v.get("title", k) for k, v in cats.items()}
-    weights = ev.policy.groups["indicators"]["weights"]
-    stages = [k for k in weights if k != "citation"]
-    code = _codes(s["stage"], {k: i for i, k in enumerate(stages)})
-    w = {c: pa.array([f"{weights[st][c]:g}" for st in stages], pa.string()).take(pa.array(code)) for c in title}
-    order = "、".join({"deductions": "扣分（不低于0）", "decay": "乘衰减系数", "bonus": "加附加分"}[x]
-                     for x in ev.policy.groups["policy"]["scoring"]["order"])
+def scores_columns(ev, lo, hi) -> dict:
+    """trace.parquet's score columns of rows lo:hi (null for an excluded enterprise): the
+    cohort size and every number of its scores.csv row, with its stage percentile."""
+    s = ev.scores.iloc[lo:hi]
+    gone = s["excluded"].to_numpy(dtype=bool)
+    numbers = category_columns(ev.policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
+    cols = {"scores_cohort_size": pa.array(np.asarray(ev.cohort_sizes[lo:hi], dtype="float64"), mask=gone)}
+    for k in numbers:
+        cols[f"scores_{k}"] = pa.array(np.where(gone, 0, s[k].to_numpy(dtype="float64")), mask=gone)
+    return cols
+
+
+def scores_part(cols, stages, spec: dict) -> pa.Array:
+    """The `scores` part of each row (JSON text; null for an excluded enterprise) from its
+    score columns (`scores_columns`, or trace.parquet's), its stage and the header's
+    `render`: cohort size, weights, every number of its scores.csv row and, in words, how the
+    final score was made."""
+    sp = spec["scores"]
+    gone = pc.is_null(cols["scores_final_score"])
+
+    def number(k):
+        return cols[f"scores_{k}"].fill_null(0).to_numpy(zero_copy_only=False)
+    code = pa.array(_codes(_text_col(stages).to_numpy(zero_copy_only=False),
+                           {k: i for i, (k, _) in enumerate(sp["weights"])}))
+    w_frag = pa.array([_dump(wt) for _, wt in sp["weights"]], pa.string()).take(code)
+    cohort = _num(number("cohort_size"))
+    d = sp["decimals"]
+    fs = {k: fixed(number(k), d) for _, _, k in sp["categories"]}
+    fs.update({k: fixed(number(k), d) for k in NUMBER_COLUMNS})
+    fs.update({k: fixed(number(k), 0) for k in ("rank_in_stage", "rank_overall")})
     parts = []
-    for c, col in zip(title, category_columns(ev.policy)):
-        parts += [title[c], " ", fs[col], " × ", w[c]]
-        parts.append(" + ")
-    parts = parts[:-1]
-    text = j(*parts, " = 加权得分 ", fs["weighted"], "；扣分 ", fs["deductions"], "，衰减系数 ", fs["decay_factor"],
-             "，附加分 ", fs["bonus"], f"（计算顺序：加权得分、{order}）；最终得分 ", fs["final_score"],
+    for c, title, col in sp["categories"]:
+        w = pa.array([f"{wt[c]:g}" for _, wt in sp["weights"]], pa.string()).take(code)
+        parts += [title, " ", fs[col], " × ", w, " + "]
+    text = j(*parts[:-1], " = 加权得分 ", fs["weighted"], "；扣分 ", fs["deductions"], "，衰减系数 ", fs["decay_factor"],
+             "，附加分 ", fs["bonus"], f"（计算顺序：加权得分、{sp['order']}）；最终得分 ", fs["final_score"],
              "；同阶段第 ", fs["rank_in_stage"], " 名（同阶段参评 ", cohort, " 家），全区第 ", fs["rank_overall"], " 名", "")
-    head = _dump({"clause": "IND", "title": "指标积分、类别权重与最终得分",
-                  "citation": weights.get("citation", "")})[:-1]
-    return j(head, ',"text":', json_text(text), "}", "")
+    explain = j(_dump(sp["explain"])[:-1], ',"text":', json_text(text), "}", "")
+    out = j(f'{{"indicators":{_dump(sp["indicators"])},"cohort_size":', cohort, ',"weights":', w_frag,
+            *[x for k in sp["numbers"] for x in (f',"{k}":', _num(number(k)))], ',"explain":', explain, "}", "")
+    return pc.if_else(gone, pa.scalar(None, pa.string()), out)
 
 
 TRACE_CHUNK = 50_000       # a line is a few KB of Chinese text: 50k lines keep a chunk near 250 MB
@@ -496,11 +551,8 @@ def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
     shared = shared or _trace_shared(ev)
     s = ev.scores.iloc[lo:hi]
     hi = lo + len(s)
-    weights = ev.policy.groups["indicators"]["weights"]
     frag = {g: text.take(pa.array(pat[lo:hi])) for g, (pat, text) in shared["fragments"].items()}
     codes = arrow_text(s["credit_code"])
-    st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
-    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], _codes(s["stage"], st_codes))
     excluded = s["excluded"].to_numpy(dtype=bool)
     excl = pa.array(s["exclusion_clauses"].to_numpy(dtype=object), pa.string())
     excl_json = pc.if_else(pc.equal(excl, ""), "[]", j('["', pc.replace_substring(excl, ";", '","'), '"]', ""))
@@ -513,19 +565,17 @@ def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
             mask[np.array(rows) - lo] = True
             extra = [_dump(entries[pat[r]] + ev.awards.not_paid[r]) for r in sorted(rows)]
             not_paid = pc.replace_with_mask(not_paid, pa.array(mask), pa.array(extra, pa.string()))
-    safe = ~excluded
-    numbers = category_columns(ev.policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
-    fs = {k: _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)) for k in numbers}
+    spec = shared["render"]
+    stage = stage_columns(ev, lo, hi)
     scored = [',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
-              ',"scores":{"indicators":"indicators.csv","cohort_size":', _num(ev.cohort_sizes[lo:hi]), ',"weights":', w_frag,
-              *[x for k in numbers for x in (f',"{k}":', fs[k])], ',"explain":', _scores_explain(ev, s, _num(ev.cohort_sizes[lo:hi]), lo), "}"]
+              ',"scores":', scores_part(scores_columns(ev, lo, hi), stage["stage_key"], spec)]
     # an excluded enterprise has no score part: every piece of it is empty on its row
     gone = pa.array(excluded)
     blank = pa.scalar("", pa.string())
     scored = [pc.if_else(gone, blank, pa.array(np.full(hi - lo, x, dtype=object), pa.string()) if isinstance(x, str) else x)
               for x in scored]
     # the whole line in one join: each piece is copied once
-    return j('{"credit_code":"', codes, f'","year":{ev.year},"stage":', _stage_fragments(ev, lo, hi),
+    return j('{"credit_code":"', codes, f'","year":{ev.year},"stage":', stage_part(stage, spec),
              ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, slice(lo, hi)), ',"excluded":',
              pa.array(np.where(excluded, "true", "false")), ',"exclusion_clauses":', excl_json,
              ',"negative_list":', frag["negative_list"], *scored,
@@ -537,7 +587,7 @@ def _trace_shared(ev):
     enterprise's rewards part."""
     return {"fragments": {g: (pat, pa.array([_dump(e) for e in entries], pa.string()))
                           for g, (pat, entries) in ev.traces.items()},
-            "rewards": _reward_fragments(ev, len(ev.scores))}
+            "rewards": _reward_fragments(ev, len(ev.scores)), "render": render_spec(ev)}
 
 
 def write_trace(ev, path):
@@ -554,14 +604,8 @@ def write_trace(ev, path):
 TRACE_PARTS = ("stage", "scope", "history", "excluded", "exclusion_clauses", "negative_list", "decay", "bonus",
                "scores", "rewards", "rewards_not_paid")     # the keys of a trace.jsonl line after credit_code, year
 SCORED_PARTS = ("decay", "bonus", "scores")                 # absent (null) for an excluded enterprise
-DENSE_PARTS = ("stage", "scores")                           # one text per row; the others are dictionary columns
-
-
-def trace_schema() -> pa.Schema:
-    """trace.parquet's columns: credit_code, year, and one JSON text per part of the line."""
-    return pa.schema([("credit_code", pa.string()), ("year", pa.int32())]
-                     + [(p, pa.string() if p in DENSE_PARTS else pa.dictionary(pa.int32(), pa.string()))
-                        for p in TRACE_PARTS])
+TYPED_PARTS = ("stage", "scores")       # in trace.parquet as typed columns (stage_*, scores_*), worded when read
+TEXT_PARTS = tuple(p for p in TRACE_PARTS if p not in TYPED_PARTS)      # dictionary columns of JSON text
 
 
 def _header_clauses(ev) -> dict:
@@ -659,48 +703,31 @@ def _trace_parts_shared(ev):
 
 
 def trace_table(ev, lo=0, hi=None, shared=None) -> pa.Table:
-    """Rows lo:hi of trace.parquet: credit_code, year and each part of the trace line as JSON
-    text (null where an excluded enterprise has no such part). The parts read from patterns
-    are dictionary columns: no row's text is materialised."""
+    """Rows lo:hi of trace.parquet: credit_code, year, the STAGE columns (`stage_columns`),
+    each text part of the trace line as a dictionary column of JSON text (null where an
+    excluded enterprise has no such part: no row's text is materialised) and the score
+    columns (`scores_columns`)."""
     return _assemble(ev, lo, _dense_columns(ev, lo, hi), shared or _trace_parts_shared(ev))
 
 
 def _dense_columns(ev, lo, hi) -> dict:
-    """The columns of rows lo:hi that hold one text per row: credit_code, year, stage, scores."""
+    """The columns of rows lo:hi that hold a value per row: credit_code, year, STAGE's and the scores'."""
     s = ev.scores.iloc[lo:hi]
-    hi = lo + len(s)
-    excluded = s["excluded"].to_numpy(dtype=bool)
     return {"credit_code": arrow_text(s["credit_code"]),
-            "year": pa.array(np.full(hi - lo, ev.year, dtype=np.int32)),
-            "stage": _stage_fragments(ev, lo, hi, full=False),
-            "scores": _scores_part(ev, s, lo, hi, excluded)}
+            "year": pa.array(np.full(len(s), ev.year, dtype=np.int32)),
+            **stage_columns(ev, lo, hi), **scores_columns(ev, lo, hi)}
 
 
 def _assemble(ev, lo, cols, shared) -> pa.Table:
     """A row group: the dense columns and, from `shared`, the dictionary columns of its rows."""
     n = len(cols["credit_code"])
     excluded = ev.scores["excluded"].to_numpy(dtype=bool)[lo:lo + n]
-    for p in TRACE_PARTS:
-        if p in shared:
-            index, texts = shared[p]
-            index, texts = _used_only(index[lo:lo + n], texts)      # each row group holds the entries it uses
-            cols[p] = _dictionary(index, texts, excluded if p in SCORED_PARTS else None)
-    return pa.table({k: cols[k] for k in ["credit_code", "year", *TRACE_PARTS]}, schema=trace_schema())
-
-
-def _scores_part(ev, s, lo, hi, excluded) -> pa.Array:
-    """The scores part (null for an excluded enterprise): cohort size, weights, every number of
-    its scores.csv row and the sentence."""
-    weights = ev.policy.groups["indicators"]["weights"]
-    st_codes = {k: i for i, k in enumerate(k for k in weights if k != "citation")}
-    w_frag = _take([_dump(dict(weights[k])) for k in st_codes], _codes(s["stage"], st_codes))
-    numbers = category_columns(ev.policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
-    safe = ~excluded
-    cohort = _num(ev.cohort_sizes[lo:hi])
-    text = j('{"indicators":"indicators.csv","cohort_size":', cohort, ',"weights":', w_frag,
-             *[x for k in numbers for x in (f',"{k}":', _num(np.where(safe, s[k].to_numpy(dtype="float64"), 0)))],
-             ',"explain":', _scores_explain(ev, s, cohort, lo), "}", "")
-    return pc.if_else(pa.array(excluded), pa.scalar(None, pa.string()), text)
+    for p in TEXT_PARTS:
+        index, texts = shared[p]
+        index, texts = _used_only(index[lo:lo + n], texts)      # each row group holds the entries it uses
+        cols[p] = _dictionary(index, texts, excluded if p in SCORED_PARTS else None)
+    first = ["credit_code", "year"] + [k for k in cols if k.startswith("stage_")]
+    return pa.table({k: cols[k] for k in first + list(TEXT_PARTS) + [k for k in cols if k.startswith("scores_")]})
 
 
 TRACE_FILE, TRACE_HEADER_FILE = "trace.parquet", "trace_header.json"
@@ -723,29 +750,37 @@ def _system_memory_pool():
 
 def write_trace_parquet(ev, out_dir):
     """trace.parquet (zstd, one row group per TRACE_CHUNK rows) and trace_header.json (the
-    first line of trace.jsonl) in `out_dir`; rules.tracefile reads them back as trace.jsonl's lines."""
+    first line of trace.jsonl, with `render`) in `out_dir`; rules.tracefile reads them back as
+    trace.jsonl's lines."""
     out_dir = Path(out_dir)
-    (out_dir / TRACE_HEADER_FILE).write_text(trace_header(ev), encoding="utf-8")
+    (out_dir / TRACE_HEADER_FILE).write_text(trace_header(ev, render=True), encoding="utf-8")
     with _system_memory_pool():
         _write_trace_rows(ev, out_dir / TRACE_FILE)
 
 
 def _write_trace_rows(ev, path):
     starts = list(range(0, max(len(ev.scores), 1), TRACE_CHUNK))
-    with pq.ParquetWriter(path, trace_schema(), compression="zstd",
-                          use_dictionary=[p for p in TRACE_PARTS if p not in DENSE_PARTS],
-                          dictionary_pagesize_limit=1 << 30, write_statistics=["credit_code"]) as w, \
-            ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         # arrow's kernels and the parquet writer run without the GIL: the dictionaries, the
         # dense columns of the next row groups (two ahead at most) and the writing overlap
         shared = pool.submit(_trace_parts_shared, ev)
         ahead = [pool.submit(_dense_columns, ev, lo, lo + TRACE_CHUNK) for lo in starts[:2]]
-        for k, lo in enumerate(starts):
-            cols = ahead[k].result()
-            if k + 2 < len(starts):
-                ahead.append(pool.submit(_dense_columns, ev, starts[k + 2], starts[k + 2] + TRACE_CHUNK))
-            ahead[k] = None
-            w.write_table(_assemble(ev, lo, cols, shared.result()), row_group_size=TRACE_CHUNK)
+        w = None
+        try:
+            for k, lo in enumerate(starts):
+                cols = ahead[k].result()
+                if k + 2 < len(starts):
+                    ahead.append(pool.submit(_dense_columns, ev, starts[k + 2], starts[k + 2] + TRACE_CHUNK))
+                ahead[k] = None
+                table = _assemble(ev, lo, cols, shared.result())
+                if w is None:
+                    text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+                    w = pq.ParquetWriter(path, table.schema, compression="zstd", use_dictionary=text,
+                                         dictionary_pagesize_limit=1 << 30, write_statistics=["credit_code"])
+                w.write_table(table, row_group_size=TRACE_CHUNK)
+        finally:
+            if w is not None:
+                w.close()
 
 
 def _string_bytes(arr) -> memoryview:

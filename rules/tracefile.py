@@ -1,10 +1,16 @@
 """Reading an evaluation's trace back: trace.parquet + trace_header.json (or an older
 trace.jsonl) as the per-enterprise objects of trace.jsonl.
 
-trace.parquet has one row per enterprise, sorted by credit_code: `credit_code`, `year`, and
-one JSON text per part of the trace line (`rules.output.TRACE_PARTS`: stage, scope, history,
-excluded, exclusion_clauses, negative_list, decay, bonus, scores, rewards, rewards_not_paid;
-decay, bonus and scores are null for an excluded enterprise, whose line has no such key).
+trace.parquet has one row per enterprise, sorted by credit_code: `credit_code`, `year`, the
+STAGE entry's typed columns (`stage_key`, `stage_row`, `stage_registered_on`,
+`stage_completed_years`, `stage_input_<field>`), one JSON text per other part of the trace
+line (`rules.output.TEXT_PARTS`: scope, history, excluded, exclusion_clauses, negative_list,
+decay, bonus, rewards, rewards_not_paid; decay and bonus null for an excluded enterprise,
+whose line has no such key) and the score columns (`scores_cohort_size`, `scores_<column of
+scores.csv>`, `scores_stage_percentile`; null for an excluded enterprise). The `stage` and
+`scores` parts are worded from their columns when read, by trace_header.json's `render`
+(`rules.output.stage_part`, `scores_part`): writing them as text cost a million-enterprise
+evaluation seconds, to restate numbers the columns hold.
 Entries name their clause id only: the title and citation of every clause in force are in
 trace_header.json's `clauses`, and `expand` puts them back after the id. The one entry whose
 clause is not in the header (the scores' `explain`, clause IND) keeps its own.
@@ -92,12 +98,21 @@ def _text(col) -> pa.ChunkedArray | pa.Array:
     return pc.cast(col, pa.string()) if pa.types.is_dictionary(col.type) else col
 
 
-def compact_lines(table: pa.Table) -> pa.Array:
+def compact_lines(table: pa.Table, header: dict | None = None) -> pa.Array:
     """Each row of trace.parquet as one JSON object (trace.jsonl's key order, without the
-    titles and citations the header holds), joined column-wise."""
+    titles and citations the header holds), joined column-wise. The `stage` and `scores`
+    parts are worded from their typed columns by the header's `render`."""
+    from .output import scores_part, stage_part
     j = pc.binary_join_element_wise
-    c = {name: _text(table.column(name)) for name in table.column_names}
-    pieces = ['{"credit_code":"', c["credit_code"], '","year":', pc.cast(c["year"], pa.string())]
+    spec = (header or {}).get("render")
+    if spec is None:
+        raise ValueError("trace.parquet's stage and score columns are worded by trace_header.json's `render`, "
+                         "which this header lacks")
+    c = {name: _text(table.column(name)) for name in table.column_names if name in PARTS or name == "credit_code"}
+    typed = {name: table.column(name) for name in table.column_names if name.startswith(("stage_", "scores_"))}
+    c["stage"] = stage_part(typed, spec, full=False)
+    c["scores"] = scores_part(typed, typed["stage_key"], spec)
+    pieces = ['{"credit_code":"', c["credit_code"], '","year":', pc.cast(table.column("year"), pa.string())]
     for p in PARTS:
         if p in ("decay", "bonus", "scores"):
             pieces.append(j(f',"{p}":', c[p], ""))          # null (no key) for an excluded enterprise
@@ -134,4 +149,4 @@ def read_trace(path, codes=None) -> list[dict]:
                     continue
                 out.append(expand(raw, header))
         return out
-    return [expand(x, header) for x in compact_lines(read_table(f, codes)).to_pylist()]
+    return [expand(x, header) for x in compact_lines(read_table(f, codes), header).to_pylist()]

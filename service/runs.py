@@ -224,6 +224,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     # citations of the header); query.expand_trace puts them back for every reader
     from rules.tracefile import HEADER_FILE, compact_lines, read_table
     header = (out / HEADER_FILE).read_text(encoding="utf-8")
+    head = json.loads(header)
     trace_table = read_table(out)
     if trace_table.num_rows != len(scores):
         raise RuntimeError("the trace and scores.csv name different numbers of enterprises")
@@ -248,7 +249,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     # and let go (a zone's traces are hundreds of MB: reused memory, not fresh)
     for lo in range(0, len(scores), SLICE):
         hi = min(lo + SLICE, len(scores))
-        traces = compact_lines(trace_table.slice(lo, hi - lo)).to_pylist()
+        traces = compact_lines(trace_table.slice(lo, hi - lo), head).to_pylist()
         indicators = _indicator_json(ids, values[lo:hi], points[lo:hi])
         results = []
         for i, row, tr, ind in zip(range(lo, hi), scores[lo:hi], traces, indicators, strict=True):
@@ -294,7 +295,6 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         # stored compactly (per record, with the few values of another source), served as CSV
         s.add(RunFile(run_id=run.id, name=PROVENANCE_COMPACT, content=content))
         s.add(RunFile(run_id=run.id, name=PROVENANCE_FIELDS, content=provenance_table.schema.metadata[META]))
-        head = json.loads(header)
         head["provenance"] = {"file": "provenance.csv", "stored_as": PROVENANCE_COMPACT,
                               "stored_sha256": hashlib.sha256(content).hexdigest()}
         header = json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"

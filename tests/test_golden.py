@@ -137,8 +137,11 @@ def test_trace_parquet_holds_every_line_of_trace_jsonl(runner, golden, tmp_path,
     assert evaluate(runner, golden, tmp_path / "p", CASES[folder]).exit_code == 0
     out = tmp_path / "p"
     assert not (out / "trace.jsonl").exists()
-    assert (out / "trace_header.json").read_text(encoding="utf-8") == lines[0] + "\n"
-    assert read_header(out) == json.loads(lines[0])
+    # trace.jsonl's header, and what words the typed stage and score columns
+    header = read_header(out)
+    assert (out / "trace_header.json").read_text(encoding="utf-8").startswith(lines[0][:-1] + ',"render":{')
+    assert {k: v for k, v in header.items() if k != "render"} == json.loads(lines[0])
+    assert set(header["render"]) == {"stage", "scores"}
     got = read_trace(out)
     assert len(got) == len(lines) - 1 == 300
     for g, raw in zip(got, lines[1:]):
@@ -147,6 +150,20 @@ def test_trace_parquet_holds_every_line_of_trace_jsonl(runner, golden, tmp_path,
         assert json.dumps(g, ensure_ascii=False, separators=(",", ":")) == raw      # same keys, same order
     # the file is a fraction of the lines it replaces
     assert (out / "trace.parquet").stat().st_size < len(ref) / 5
+
+
+def test_numbers_are_written_with_exactly_their_decimals():
+    """scores.csv's numbers and the trace's sentences: exactly the policy's decimals, half up
+    already applied, a sign only below zero, an empty cell for a missing number."""
+    import numpy as np
+
+    from rules.output import fixed
+    values = [1.5, -0.25, 0.0, -0.0, float("nan"), 12345.6789, -1e-9, 0.0001, 7.0]
+    assert fixed(values, 4).to_pylist() == ["1.5000", "-0.2500", "0.0000", "0.0000", "", "12345.6789", "0.0000",
+                                            "0.0001", "7.0000"]
+    assert fixed([1, 250, float("nan"), 1234567], 0).to_pylist() == ["1", "250", "", "1234567"]
+    assert fixed(np.array([-3.5, 2.25]), 2).to_pylist() == ["-3.50", "2.25"]
+    assert fixed([], 4).to_pylist() == []
 
 
 def test_printable_award_list_totals_match_awards_csv(runner, golden, tmp_path):
