@@ -774,7 +774,9 @@ def _write_trace_rows(ev, path):
                 ahead[k] = None
                 table = _assemble(ev, lo, cols, shared.result())
                 if w is None:
-                    text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+                    # the text columns of few distinct values (a credit code is its row's own)
+                    text = [f.name for f in table.schema if pa.types.is_dictionary(f.type)
+                            or pa.types.is_string(f.type) and f.name != "credit_code"]
                     w = pq.ParquetWriter(path, table.schema, compression="zstd", use_dictionary=text,
                                          dictionary_pagesize_limit=1 << 30, write_statistics=["credit_code"])
                 w.write_table(table, row_group_size=TRACE_CHUNK)
