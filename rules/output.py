@@ -258,6 +258,7 @@ def _reward_parts(ev, n, full=True):
         ',"total_before_cap":', pc.cast(pa.array(ct.total_before), pa.string()),
         ',"total":', pc.cast(pa.array(ct.total), pa.string()), "}", ""))
     inputs = pc.if_else(pa.array(aw.contract_pos >= 0), contract_inputs, inputs)
+    del contract_inputs, fact_json
     basis = aw.per_contract_text(lambda ct: _json_list(ct, ct.nos_arrow(), ct.yuan >= 1), empty="[]")
     contract_text = aw.per_contract_text(lambda ct: _contract_sentences(ev.policy.data, ct, clauses))
     derivation = json_text(pa.array(aw.derivation, pa.string()))
@@ -265,13 +266,20 @@ def _reward_parts(ev, n, full=True):
     kind_zh = pa.array(np.where(aw.floating, "浮动奖励", "固定奖励"))
     text = json_text(j(kind_zh, "：核定 ", _yuan(aw.eligible), " 元，拨付 ", _yuan(aw.granted), " 元。",
                         contract_text, pa.array(aw.derivation, pa.string()), ""))
+    del contract_text
     lines = j(heads, ',"kind":"', pa.array(kind), '","eligible_yuan":',
               pc.cast(pa.array(aw.eligible), pa.string()), ',"granted_yuan":', pc.cast(pa.array(aw.granted), pa.string()),
               ',"basis":', basis, ',"inputs":', inputs, ',"derivation":', derivation, ',"text":', text, "}", "")
+    # each piece let go as soon as it is joined: at a million enterprises the award texts
+    # are hundreds of MB, and these copies of them made the evaluation's peak of memory
+    del heads, basis, inputs, derivation, text
     # lines of one enterprise are adjacent (sorted by code): join them per enterprise
     starts = np.flatnonzero(np.concatenate([[True], aw.row[1:] != aw.row[:-1]]))
     offsets = np.concatenate([starts, [len(aw)]]).astype(np.int32)
-    per_ent = j("[", pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), lines), ","), "]", "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), lines), ",")
+    del lines
+    per_ent = j("[", joined, "]", "")
+    del joined
     index = np.full(n, len(starts), dtype=np.int32)
     index[aw.row[starts]] = np.arange(len(starts))
     return index, pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())])
