@@ -638,11 +638,14 @@ def _canonical(index, texts: pa.Array):
     return _used_only(rank[np.asarray(index)], ordered.filter(pa.array(new_text)))
 
 
+IN_ROW_ORDER = ("history", "rewards", "exclusion_clauses", "excluded")    # texts in an order the rows fix
+
+
 def _distinct(index, texts: pa.Array):
     """As `_canonical`, for texts whose order is already fixed by the rows' (award lines,
-    history keys): each distinct text once, in order of first appearance, by hashing. Sorting
-    a million enterprises' award texts to the same end took seconds and three copies of them
-    at the trace's peak of memory."""
+    history keys; one row group's at a time): each distinct text once, in order of first
+    appearance, by hashing. Sorting a million enterprises' award texts to the same end took
+    seconds and three copies of them at the trace's peak of memory."""
     if len(texts) == 0:
         return np.asarray(index, dtype=np.int32), texts
     enc = pc.dictionary_encode(texts)
@@ -720,9 +723,8 @@ def _trace_parts_shared(ev):
     out["exclusion_clauses"] = (codes, pa.array([_dump([x for x in v.split(";") if x]) for v in lists], pa.string()))
     out["excluded"] = (ev.scores["excluded"].to_numpy(dtype=bool).astype(np.int32), pa.array(["false", "true"]))
     # the engine numbers its patterns in no fixed order: their texts are sorted; the others'
-    # order follows the rows
-    in_row_order = ("history", "rewards", "exclusion_clauses", "excluded")
-    return {k: (_distinct if k in in_row_order else _canonical)(*v) for k, v in out.items()}
+    # order follows the rows, and each row group keeps its own distinct texts (`_assemble`)
+    return {k: v if k in IN_ROW_ORDER else _canonical(*v) for k, v in out.items()}
 
 
 def trace_table(ev, lo=0, hi=None, shared=None) -> pa.Table:
@@ -748,6 +750,8 @@ def _assemble(ev, lo, cols, shared) -> pa.Table:
     for p in TEXT_PARTS:
         index, texts = shared[p]
         index, texts = _used_only(index[lo:lo + n], texts)      # each row group holds the entries it uses
+        if p in IN_ROW_ORDER:
+            index, texts = _distinct(index, texts)
         cols[p] = _dictionary(index, texts, excluded if p in SCORED_PARTS else None)
     first = ["credit_code", "year"] + [k for k in cols if k.startswith("stage_")]
     return pa.table({k: cols[k] for k in first + list(TEXT_PARTS) + [k for k in cols if k.startswith("scores_")]})
