@@ -443,17 +443,20 @@ def run_provenance_file(s, run_id, gzipped=False) -> bytes | None:
 _IMPORT_NAMES: dict = {}
 
 
-def _import_names(s, ids) -> dict:
-    """Import id -> the uploaded file's name (an import row never changes: kept per database)."""
+def _import_names(s, ids, run) -> dict:
+    """Import id -> the uploaded file's name, for the imports a run read (an import row never
+    changes while its database lives). Kept per run and its end, as `run_fields`: a database
+    made again numbers its imports from 1 again, and an earlier database's names must not
+    answer for it."""
     from .models import Import
-    url = str(s.get_bind().url)
-    missing = {i for i in ids if (url, i) not in _IMPORT_NAMES}
+    base = (str(s.get_bind().url), run.id, run.finished_at)
+    missing = {i for i in ids if (*base, i) not in _IMPORT_NAMES}
     if missing:
         if len(_IMPORT_NAMES) > 10_000:
             _IMPORT_NAMES.clear()
         for i, name in s.execute(select(Import.id, Import.filename).where(Import.id.in_(missing))):
-            _IMPORT_NAMES[url, i] = name
-    return {i: _IMPORT_NAMES[url, i] for i in ids if (url, i) in _IMPORT_NAMES}
+            _IMPORT_NAMES[(*base, i)] = name
+    return {i: _IMPORT_NAMES[(*base, i)] for i in ids if (*base, i) in _IMPORT_NAMES}
 
 
 def run_provenance(s, run, code, data) -> dict:
@@ -478,7 +481,7 @@ def run_provenance(s, run, code, data) -> dict:
     user_ids = {r["user_id"] for r in rows.values() if r["user_id"]}
     import_ids = {r["import_id"] for r in rows.values() if r["import_id"]}
     users = dict(s.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()) if user_ids else {}
-    imports = _import_names(s, import_ids)
+    imports = _import_names(s, import_ids, run)
     out = {}
     for (_, field), r in sorted(rows.items()):
         p = SimpleNamespace(id=r["provenance_id"], field=field, value=r["value"], source=r["source"], kind=r["kind"],

@@ -379,3 +379,27 @@ def test_a_serving_process_freezes_what_it_holds_after_its_first_request(tmp_pat
                          capture_output=True, text=True, timeout=120, check=True,
                          env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
     assert out.stdout.split() == (["0", "False", "False"] if testing else ["0", "True", "True"]), out.stderr[-2000:]
+
+
+def test_the_names_of_a_runs_imports_are_not_taken_from_an_earlier_database(golden_park):
+    """The import file names a lookup shows are kept per run and its end: a database made
+    again (ids from 1 again) with a run of the same id gets its own names, not the names an
+    earlier database's run cached."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from service import provenance
+    from service.models import Import
+    p = golden_park
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        imp = s.scalars(select(Import).order_by(Import.id).limit(1)).one()
+        assert provenance._import_names(s, {imp.id}, run) == {imp.id: imp.filename}
+        # the same ids in another database's life: the import named otherwise, the run ended at another time
+        imp.filename = "另一个数据库的文件.csv"
+        run.finished_at = run.finished_at + dt.timedelta(seconds=1)
+        s.flush()
+        assert provenance._import_names(s, {imp.id}, run) == {imp.id: "另一个数据库的文件.csv"}
+        s.rollback()
