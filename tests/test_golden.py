@@ -152,6 +152,45 @@ def test_trace_parquet_holds_every_line_of_trace_jsonl(runner, golden, tmp_path,
     assert (out / "trace.parquet").stat().st_size < len(ref) / 5
 
 
+def test_trace_parquet_holds_stage_and_scores_as_typed_columns(runner, golden, tmp_path):
+    """trace.parquet's STAGE and score columns are typed (README, "The trace file"): what a
+    Parquet reader sees equals scores.csv's figures, null for an excluded enterprise; read
+    without the header's `render`, the file is refused with the reason."""
+    import csv
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rules.tracefile import compact_lines
+    out = tmp_path / "out"
+    assert evaluate(runner, golden, out, []).exit_code == 0
+    t = pq.read_table(out / "trace.parquet")
+    types = dict(zip(t.column_names, t.schema.types))
+    assert types["stage_key"] == pa.string() and types["stage_row"] == pa.int32()
+    assert types["stage_registered_on"] == pa.date32() and types["stage_input_revenue"] == pa.float64()
+    assert types["scores_final_score"] == pa.float64() and types["scores_rank_overall"] == pa.float64()
+    with open(out / "scores.csv", encoding="utf-8") as f:
+        rows = {r["credit_code"]: r for r in csv.DictReader(f)}
+    got = t.to_pylist()
+    assert len(got) == len(rows) == 300
+    excluded = 0
+    for r in got:
+        want = rows[r["credit_code"]]
+        assert r["stage_key"] == want["stage"]
+        if want["excluded"] == "true":
+            excluded += 1
+            assert r["scores_final_score"] is None and r["scores_weighted"] is None
+        else:
+            assert f"{r['scores_final_score']:.4f}" == want["final_score"]
+            assert int(r["scores_rank_in_stage"]) == int(want["rank_in_stage"])
+    assert excluded > 0
+    header = json.loads((out / "trace_header.json").read_text(encoding="utf-8"))
+    del header["render"]
+    with pytest.raises(ValueError, match="render"):
+        compact_lines(t, header)
+
+
 def test_numbers_are_written_with_exactly_their_decimals():
     """scores.csv's numbers and the trace's sentences: exactly the policy's decimals, half up
     already applied, a sign only below zero, an empty cell for a missing number."""
