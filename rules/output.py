@@ -374,14 +374,14 @@ def stage_part(cols, spec: dict, full=True) -> pa.Array:
     sp = spec["stage"]
     row_texts = pa.array(sp["rows"], pa.string())
     matched = cols["stage_row"]
-    stage = _text_col(cols["stage_key"])
+    stage = text_column(cols["stage_key"])
     stage_zh = pa.array([zh for _, zh in sp["stages"]], pa.string()).take(
         pa.array(_codes(stage.to_numpy(zero_copy_only=False), {k: i for i, (k, _) in enumerate(sp["stages"])})))
     said, inputs = [], []
     for f, label, unit in sp["inputs"]:
         col = cols[f"stage_input_{f}"]
         number = pa.types.is_floating(col.type)
-        v = _num(col.to_numpy(zero_copy_only=False)) if number else _text_col(col)
+        v = _num(col.to_numpy(zero_copy_only=False)) if number else text_column(col)
         said += [f"{label} ", v, f" {unit}，" if unit else "，"]
         inputs += [f'{"," if inputs else ""}"{f}":', v if number else json_text(v)]
     reg = pc.strftime(pc.cast(cols["stage_registered_on"], pa.timestamp("s")), "%Y-%m-%d")
@@ -395,7 +395,8 @@ def stage_part(cols, spec: dict, full=True) -> pa.Array:
              ',"text":', json_text(text), "}", "")
 
 
-def _text_col(col) -> pa.Array:
+def text_column(col) -> pa.Array:
+    """A text column (plain or dictionary-encoded, one chunk or several) as one string array."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     return pc.cast(col, pa.string()) if pa.types.is_dictionary(col.type) else col
@@ -516,17 +517,17 @@ def scores_columns(ev, lo, hi) -> dict:
     return cols
 
 
-def scores_part(cols, stages, spec: dict) -> pa.Array:
+def scores_part(cols, spec: dict) -> pa.Array:
     """The `scores` part of each row (JSON text; null for an excluded enterprise) from its
-    score columns (`scores_columns`, or trace.parquet's), its stage and the header's
-    `render`: cohort size, weights, every number of its scores.csv row and, in words, how the
+    score columns and stage (`scores_columns` and `stage_columns`, or trace.parquet's) and the
+    header's `render`: cohort size, weights, every number of its scores.csv row and, in words, how the
     final score was made."""
     sp = spec["scores"]
     gone = pc.is_null(cols["scores_final_score"])
 
     def number(k):
         return cols[f"scores_{k}"].fill_null(0).to_numpy(zero_copy_only=False)
-    code = pa.array(_codes(_text_col(stages).to_numpy(zero_copy_only=False),
+    code = pa.array(_codes(text_column(cols["stage_key"]).to_numpy(zero_copy_only=False),
                            {k: i for i, (k, _) in enumerate(sp["weights"])}))
     w_frag = pa.array([_dump(wt) for _, wt in sp["weights"]], pa.string()).take(code)
     cohort = _num(number("cohort_size"))
@@ -576,7 +577,7 @@ def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
     spec = shared["render"]
     stage = stage_columns(ev, lo, hi)
     scored = [',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
-              ',"scores":', scores_part(scores_columns(ev, lo, hi), stage["stage_key"], spec)]
+              ',"scores":', scores_part({**stage, **scores_columns(ev, lo, hi)}, spec)]
     # an excluded enterprise has no score part: every piece of it is empty on its row
     gone = pa.array(excluded)
     blank = pa.scalar("", pa.string())

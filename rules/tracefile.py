@@ -94,24 +94,21 @@ def expand(line, header: dict | None) -> dict:
     return line
 
 
-def _text(col) -> pa.ChunkedArray | pa.Array:
-    return pc.cast(col, pa.string()) if pa.types.is_dictionary(col.type) else col
-
-
-def compact_lines(table: pa.Table, header: dict | None = None) -> pa.Array:
+def compact_lines(table: pa.Table, header: dict) -> pa.Array:
     """Each row of trace.parquet as one JSON object (trace.jsonl's key order, without the
     titles and citations the header holds), joined column-wise. The `stage` and `scores`
     parts are worded from their typed columns by the header's `render`."""
-    from .output import scores_part, stage_part
+    from .output import scores_part, stage_part, text_column
     j = pc.binary_join_element_wise
-    spec = (header or {}).get("render")
+    spec = header.get("render")
     if spec is None:
         raise ValueError("trace.parquet's stage and score columns are worded by trace_header.json's `render`, "
                          "which this header lacks")
-    c = {name: _text(table.column(name)) for name in table.column_names if name in PARTS or name == "credit_code"}
+    c = {name: text_column(table.column(name)) for name in table.column_names
+         if name in PARTS or name == "credit_code"}
     typed = {name: table.column(name) for name in table.column_names if name.startswith(("stage_", "scores_"))}
     c["stage"] = stage_part(typed, spec, full=False)
-    c["scores"] = scores_part(typed, typed["stage_key"], spec)
+    c["scores"] = scores_part(typed, spec)
     pieces = ['{"credit_code":"', c["credit_code"], '","year":', pc.cast(table.column("year"), pa.string())]
     for p in PARTS:
         if p in ("decay", "bonus", "scores"):

@@ -10,15 +10,27 @@ from __future__ import annotations
 
 
 def warm(enterprises=30):
+    """A small zone of the bundled package run as a run is: imported into a throw-away SQLite
+    file, snapshot, read for its year, evaluated, written and stored. Its mappers are
+    configured and its lazy imports done; the database drivers a run may connect with are
+    imported too (psycopg took 55 ms of each run's start)."""
+    import importlib
     import tempfile
     from pathlib import Path
 
-    from rules.evaluate import evaluate
-    from rules.output import write
-    from rules.records import load_inputs
+    from sqlalchemy.orm import sessionmaker
 
     from . import policies
+    from .db import make_engine
     from .demo import generate, write_csv
+    from .models import Base
+    from .runs import create_run, execute_run
+    from .store import import_file
+    for driver in ("psycopg", "pyarrow.dataset"):
+        try:
+            importlib.import_module(driver)
+        except ImportError:
+            pass
     # the bundled version loaded as a run loads a stored version (by its files), and kept:
     # a run of it then skips parsing and checking its clause files
     pv = policies.load_files(policies.folder_files(policies.resolve(None)))
@@ -28,41 +40,18 @@ def warm(enterprises=30):
         records, contracts = generate(enterprises, year, seed=1, history=3, policy=pv)
         write_csv(records, tmp / "records.csv")
         write_csv(contracts, tmp / "contracts.csv")
-        recs, cons = load_inputs(tmp / "records.csv", tmp / "contracts.csv", data=pv.data)
-        ev = evaluate(recs, year, pv, cons)
-        write(ev, tmp / "out", {"records": tmp / "records.csv", "contracts": tmp / "contracts.csv"})
-        store_run(tmp, year)
-
-
-def store_run(tmp, year):
-    """The store's side of a run (import, snapshot, storing the results) once, on a throw-away
-    SQLite file: its mappers configured, its lazy imports done. The database drivers a run
-    may connect with are imported too (psycopg took 55 ms of each run's start)."""
-    import importlib
-
-    from sqlalchemy.orm import sessionmaker
-
-    from .db import make_engine
-    from .models import Base
-    from .runs import create_run, execute_run
-    from .store import import_file
-    for driver in ("psycopg", "pyarrow.dataset"):
+        engine = make_engine(f"sqlite:///{tmp / 'warm.db'}")
         try:
-            importlib.import_module(driver)
-        except ImportError:
-            pass
-    engine = make_engine(f"sqlite:///{tmp / 'warm.db'}")
-    try:
-        Base.metadata.create_all(engine)
-        maker = sessionmaker(engine, expire_on_commit=False)
-        with maker() as s:
-            import_file(s, tmp / "records.csv", "records", None)
-            import_file(s, tmp / "contracts.csv", "contracts", None)
-            run_id = create_run(s, year, None).id
-            s.commit()
-        execute_run(maker, run_id)
-    finally:
-        engine.dispose()
+            Base.metadata.create_all(engine)
+            maker = sessionmaker(engine, expire_on_commit=False)
+            with maker() as s:
+                import_file(s, tmp / "records.csv", "records", None)
+                import_file(s, tmp / "contracts.csv", "contracts", None)
+                run_id = create_run(s, year, None).id
+                s.commit()
+            execute_run(maker, run_id)
+        finally:
+            engine.dispose()
 
 
 def freeze():
