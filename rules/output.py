@@ -849,18 +849,35 @@ def write_csv(frame: pd.DataFrame, path):
 
 def write_indicators(ev, path, chunk=TRACE_CHUNK):
     """indicators.csv: each indicator's value and points per enterprise, written in chunks of
-    rows straight from the evaluation's matrices (no second copy of a wide table)."""
+    rows straight from the evaluation's matrices (no second copy of a wide table). A column
+    of whole numbers (counts, yes/no, points of an indicator nobody scored) is written as
+    integers: the same text as the float's, in about half the time."""
     names = ["credit_code"] + [n for c in ev.indicator_clauses for n in (f"{c.id} {c.body['key']}", f"{c.id} points")]
     codes = arrow_text(ev.scores["credit_code"])
-    schema = pa.schema([("credit_code", pa.string())] + [(n, pa.float64()) for n in names[1:]])
+    def column(k, rows=slice(None)):        # the k-th number column: value, points, value, …
+        j, points = divmod(k, 2)
+        return np.round(ev.indicator_points[rows, j], 6) if points else ev.indicator_values[rows, j]
+    types = [pa.int64() if _whole(column(k)) else pa.float64() for k in range(len(names) - 1)]
+    schema = pa.schema([("credit_code", pa.string())] + list(zip(names[1:], types)))
     with pacsv.CSVWriter(str(path), schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as w:
         for lo in range(0, len(ev.scores), chunk):
             hi = lo + chunk
             cols = [codes.slice(lo, hi - lo)]
-            for j in range(len(ev.indicator_clauses)):
-                cols.append(pa.array(ev.indicator_values[lo:hi, j], from_pandas=True))
-                cols.append(pa.array(np.round(ev.indicator_points[lo:hi, j], 6)))
+            cols += [pa.array(column(k, slice(lo, hi)), from_pandas=True).cast(t) for k, t in enumerate(types)]
             w.write_table(pa.table(cols, schema=schema))
+
+
+# below this a whole float64 is written as its digits (arrow writes 1e+15 and above with an exponent)
+WHOLE_BELOW = 1e15
+
+
+def _whole(col) -> bool:
+    """True when every number of `col` is whole, below WHOLE_BELOW in size and not −0 (NaN
+    allowed: written empty either way), so that it reads the same written as an integer."""
+    with np.errstate(invalid="ignore"):
+        finite = col[~np.isnan(col)]
+        return bool(np.all(finite == np.floor(finite)) and np.all(np.abs(finite) < WHOLE_BELOW)
+                    and not np.any(np.signbit(finite) & (finite == 0)))
 
 
 def manifest(ev, inputs: dict, extra=None, sums=None) -> dict:
