@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import csv
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -78,7 +79,10 @@ class _NeedText(Exception):
 
 # how a column of these kinds is read when `read_table` is given the fields: numbers parsed by
 # the CSV reader itself (on both cores, no text kept), a few distinct words dictionary-encoded
-TYPED_KINDS = {**{k: pa.float64() for k in ("count", "amount", "signed", "ratio", "year")},
+TYPED_KINDS = {**{k: pa.float64() for k in ("amount", "signed", "ratio")},
+               # whole numbers as 32-bit integers: a cell with decimals (3.0 too), or beyond
+               # MAX_COUNT, does not parse, and the file is read as text to be checked
+               **{k: pa.int32() for k in ("count", "year")},
                **{k: pa.dictionary(pa.int32(), pa.string()) for k in ("bool", "stage", "choice", "contract_kind")}}
 
 
@@ -92,10 +96,27 @@ def read_table(path, fields=None) -> Table:
     does any bad cell `_typed` finds in a typed column (`_NeedText`): what is reported is
     always the text."""
     path = Path(path)
+    if path.exists() and path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _read_xlsx(path)
+    types = _csv_types(path, fields)
+    try:
+        table = _read_csv(path, types)
+    except pa.ArrowInvalid as exc:
+        if fields is not None:          # a cell that is not a number: read as text, report it
+            return read_table(path)
+        msg = str(exc)
+        if "UTF8" in msg.upper():
+            raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from exc
+        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")]) from exc
+    cols = {name: table.column(i) for i, name in enumerate(table.column_names)}
+    return Table(cols, table.num_rows)
+
+
+def _csv_types(path, fields):
+    """The header of a CSV file, checked (it exists, is UTF-8, not empty, no name twice), as
+    the type each column is read as (`read_table`)."""
     if not path.exists():
         raise InputError(str(path), [BadCell(0, "", "", "文件不存在", "file not found")])
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             header = next(csv.reader(f), None)
@@ -110,26 +131,120 @@ def read_table(path, fields=None) -> Table:
     if fields is not None:
         known = by_header(fields)
         types.update({h: TYPED_KINDS[known[h].kind] for h in header if h in known and known[h].kind in TYPED_KINDS})
-    try:
-        table = _read_csv(path, types)
-    except pa.ArrowInvalid as exc:
-        if fields is not None:          # a cell that is not a number: read as text, report it
-            return read_table(path)
-        msg = str(exc)
-        if "UTF8" in msg.upper():
-            raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from exc
-        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")]) from exc
-    cols = {name: table.column(i) for i, name in enumerate(table.column_names)}
-    return Table(cols, table.num_rows)
+    return types
+
+
+# rows checked at a time when a file is streamed: large enough that the per-column work of
+# a group outweighs its Python calls, small enough that a group's columns stay in cache
+GROUP_ROWS = 1 << 17
+
+
+# a file this large or larger is read in two parts side by side (`_Stream.parts`)
+SPLIT_BYTES = 32 << 20
+
+
+class _Stream:
+    """A CSV file read as typed columns (`read_table(fields=…)`), a group of rows at a time,
+    by arrow's streaming reader (`stream_table`). `columns` names the columns (their values
+    come with each group); `_headers` gives the stream its keys."""
+
+    def __init__(self, path, types, names=None):
+        self.path, self.types = path, types
+        self.names = names or {h: h for h in types}     # header as written -> key
+        self.columns = dict.fromkeys(self.names.values())
+        self.n = 0
+
+    def __contains__(self, key):
+        return key in self.columns
+
+    def renamed(self, names):
+        return _Stream(self.path, self.types, {h: names[k] for h, k in self.names.items() if k in names})
+
+    def parts(self, n=2, least=None):
+        """The file as up to `n` byte ranges of whole rows (the first with the header), to
+        be read side by side: a range ends at a line break outside quotes (an even number of
+        '"' before it). A file under `least` bytes is one range."""
+        buf = pa.memory_map(str(self.path)).read_buffer()      # mapped, not read: no copy
+        size = buf.size
+        if n < 2 or size < (SPLIT_BYTES if least is None else least):
+            return [(buf, True)]
+        cuts, start, quotes = [0], 0, 0
+        for k in range(1, n):
+            at = max(size * k // n, start)
+            quotes += _count_quotes(buf, start, at)
+            start = at
+            while True:
+                nl = _find_newline(buf, start)
+                if nl < 0:
+                    break
+                quotes += _count_quotes(buf, start, nl + 1)
+                start = nl + 1
+                if quotes % 2 == 0:
+                    cuts.append(start)
+                    break
+        cuts = sorted(set(c for c in cuts if c < size)) + [size]
+        return [(buf.slice(a, b - a), i == 0) for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+
+    def groups(self, part=None, rows=GROUP_ROWS):
+        """Tables of about `rows` rows each of one part (`parts`; the whole file by default),
+        in the file's order; a part without rows gives one empty table. Raises
+        pa.ArrowInvalid for a cell that does not parse as its type."""
+        buf, with_header = part or self.parts(1)[0]
+        options = pacsv.ReadOptions(block_size=1 << 20, column_names=None if with_header else list(self.types))
+        reader = pacsv.open_csv(pa.BufferReader(buf), read_options=options,
+                                convert_options=_convert_options(self.types))
+        index = {name: i for i, name in enumerate(reader.schema.names)}
+        batches, n, any_rows = [], 0, False
+
+        def table():
+            return Table({k: pa.chunked_array([b.column(index[h]) for b in batches], reader.schema.field(h).type)
+                          for h, k in self.names.items()}, n)
+        for batch in reader:
+            batches.append(batch)
+            n += batch.num_rows
+            if n >= rows:
+                yield table()
+                batches, n, any_rows = [], 0, True
+        if batches or not any_rows:
+            yield table()
+
+
+def _count_quotes(buf, start, stop, step=16 << 20) -> int:
+    count = 0
+    for a in range(start, stop, step):
+        count += int(np.count_nonzero(np.frombuffer(buf, np.uint8, min(step, stop - a), a) == ord('"')))
+    return count
+
+
+def _find_newline(buf, start, step=1 << 16) -> int:
+    for a in range(start, buf.size, step):
+        block = np.frombuffer(buf, np.uint8, min(step, buf.size - a), a)
+        hit = np.flatnonzero(block == ord("\n"))
+        if len(hit):
+            return a + int(hit[0])
+    return -1
+
+
+def stream_table(path, fields):
+    """A CSV file of `fields` as a `_Stream` (XLSX: the whole file as read, a Table). While
+    the streaming reader parses one group on this core, the groups read before are checked
+    on the other; neither the file's text nor its columns as read are ever held whole."""
+    path = Path(path)
+    if path.exists() and path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _read_xlsx(path)
+    return _Stream(path, _csv_types(path, fields))
+
+
+def _convert_options(types):
+    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                null_values=[""], quoted_strings_can_be_null=True)
 
 
 def _read_csv(path, types):
     # blocks of 1 MB: measured twice as fast as 16 MB blocks on a 2-core machine (the
     # parser's working set stays in cache and both cores get work)
     return pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20),
-                          convert_options=pacsv.ConvertOptions(
-                              column_types=types, strings_can_be_null=True,
-                              null_values=[""], quoted_strings_can_be_null=True))
+                          convert_options=_convert_options(types))
 
 
 DATA_SHEET = "数据"
@@ -189,6 +304,8 @@ def _headers(table, fields, source, consume=False):
     for f in fields:
         if f.required and f.key not in seen:
             bad.append(BadCell(1, f.key, "", f"缺少必填列「{f.label}」", f"required column {f.key} is missing"))
+    if isinstance(table, _Stream):
+        return table.renamed({col: key for key, col in seen.items()}), bad
     if consume:
         table.columns = {}
     return Table(cols, table.n), bad
@@ -198,16 +315,17 @@ class _Checker:
     """Collects bad cells of one table, column by column, with vectorised tests. The slow
     paths (per-cell parsing) run only for columns that the fast path finds bad."""
 
-    def __init__(self, table):
+    def __init__(self, table, offset=0, bad=None):
         self.table = table
-        self.bad = []
+        self.offset = offset            # rows of the file before `table`'s first
+        self.bad = [] if bad is None else bad
 
     def flag(self, key, mask, zh, en):
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             if not pa.types.is_string(self.table[key].type):
                 raise _NeedText(key)        # a typed column: report the cells as written
-            rows = np.flatnonzero(mask) + 2
+            rows = np.flatnonzero(mask) + 2 + self.offset
             vals = pc.filter(self.table[key], pa.array(mask)).to_pylist()
             self.bad.extend(BadCell(int(r), key, "" if v is None else str(v), zh, en) for r, v in zip(rows, vals))
 
@@ -232,21 +350,16 @@ class _Checker:
         `missing` and `number` on the numbers as read, NaN for an empty cell. Any cell they
         would flag (a required cell empty, a cell saying 'nan', a negative count …) sends
         the file back to be read as text (`_NeedText`), where the same tests report it."""
-        num = raw.to_numpy()            # one copy, NaN for an empty cell (the chunks as read)
-        if not num.flags.writeable:     # one chunk without empty cells: arrow's own buffer
-            num = num.copy()
-        missing = int(np.count_nonzero(np.isnan(num)))
-        if missing != raw.null_count or (f.required and missing):   # 'nan' written, or a required cell empty
+        if f.required and raw.null_count:
             raise _NeedText(f.key)
-        if missing < len(num):
-            lo, hi = np.nanmin(num), np.nanmax(num)
-            fine = (np.isfinite(lo) and np.isfinite(hi) and (f.kind == "signed" or lo >= 0)
-                    and (f.kind != "ratio" or hi <= 100))
-            if fine and f.kind in ("count", "year"):
-                fine = hi <= MAX_COUNT and np.array_equal(np.floor(num), num, equal_nan=True)
-            if not fine:
-                raise _NeedText(f.key)
-        return num
+        if pa.types.is_floating(raw.type) and pc.any(pc.is_nan(raw)).as_py():   # a cell that says 'nan'
+            raise _NeedText(f.key)
+        mm = pc.min_max(raw).as_py()         # arrow's kernels: no copy of the column, no fresh pages
+        lo, hi = mm["min"], mm["max"]
+        if lo is not None and not (np.isfinite(lo) and np.isfinite(hi) and (f.kind == "signed" or lo >= 0)
+                                   and (f.kind != "ratio" or hi <= 100)):
+            raise _NeedText(f.key)
+        return raw
 
     def number(self, f, raw, empty):
         """Parse a number column read as text. Fast path: one arrow cast and a min/max decide
@@ -329,16 +442,23 @@ class _Checker:
         return d, ok
 
     def code(self, f, raw, empty):
+        """Credit codes upper-cased (checked once the whole column is in: `codes`)."""
         upper = pc.ascii_upper(raw) if _is_ascii(raw) else pc.utf8_upper(raw)
-        if isinstance(upper, pa.ChunkedArray):
-            upper = upper.combine_chunks()
-        enc = pc.dictionary_encode(upper)          # each distinct code is checked once
-        ids = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        ok = check_credit_codes(enc.dictionary)[np.maximum(ids, 0)] if len(enc.dictionary) else np.zeros(len(ids), bool)
-        self.flag(f.key, ~empty & ~ok, "统一社会信用代码校验位错误或格式不符（GB 32100-2015）",
-                  "credit code fails the GB 32100-2015 check character or format")
-        self.code_ids = ids                         # in order of first appearance: the enterprise ids
         return _text(upper.fill_null(""))
+
+    def codes(self, f, text) -> np.ndarray:
+        """Check the whole column of credit codes `text` (`code`), each distinct code once,
+        and return an integer per code in order of first appearance (the enterprise ids that
+        history, contracts and rewards join on); -1 for an empty cell."""
+        enc = pc.dictionary_encode(arrow_text(text).combine_chunks())
+        ids = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        ok = check_credit_codes(enc.dictionary)[ids] if len(enc.dictionary) else np.zeros(len(ids), bool)
+        empty = pc.index(enc.dictionary, "").as_py()
+        if empty >= 0:
+            ids[ids == empty] = -1
+        self.flag(f.key, (ids >= 0) & ~ok, "统一社会信用代码校验位错误或格式不符（GB 32100-2015）",
+                  "credit code fails the GB 32100-2015 check character or format")
+        return ids
 
 
 def check_credit_codes(codes) -> np.ndarray:
@@ -445,78 +565,141 @@ KEEP_RAW = {"credit_code", "year", "registered_on", "contract_no"}   # checked a
 NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
 
 
-def _typed(table, fields, today, data, only=None):
-    """Validate every cell of `table` (headers already keys) and return the typed frame.
-    Columns are checked two at a time: numpy and arrow let go of the GIL, so a million-row
-    file keeps both cores busy. With `only` (a year and the fields every row must keep),
-    every cell is still checked but the other fields are kept for that year's rows alone:
-    the answer is then a `YearRecords`."""
-    chk = _Checker(table)
-    rows = None         # with `only`: the rows of its year, whose every field is kept
-
-    def one(f):
-        raw = table[f.key]
-        if pa.types.is_dictionary(raw.type):
-            raw = _Coded(raw)
-        elif f.kind not in NUMERIC_KINDS:
-            raw = _trim(raw)
-        if f.kind in NUMBER_KINDS and pa.types.is_floating(raw.type):
-            out = chk.number_as_read(f, raw)
-            if f.kind == "year":
-                chk.flag(f.key, out > today.year, "年度在未来", "year is in the future")
-            empty = None
-        else:
-            empty = chk.missing(f, raw)
-        if empty is None:
-            pass
-        elif f.kind in ("count", "amount", "signed", "ratio"):
-            out = chk.number(f, raw, empty)
-        elif f.kind == "year":
-            out = chk.number(f, raw, empty)
-            chk.flag(f.key, out > today.year, "年度在未来", "year is in the future")
-        elif f.kind == "money":
-            chk.number(f, raw, empty)
-            out = _text(raw.fill_null(""))  # kept as text: exact decimals, never float
-        elif f.kind == "bool":
-            out = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value", "float64")
-        elif f.kind == "stage":
-            out = chk.words(f, raw, empty, stage_words(data), "未知的发展阶段", "unknown stage", "float64")
-        elif f.kind == "choice":
-            out = chk.words(f, raw, empty, choice_words(f.value_names),
-                            f"未知的{f.label}（可填：{'、'.join(f.value_names.values())}）", f"unknown {f.key}", object)
-        elif f.kind == "contract_kind":
-            out = chk.words(f, raw, empty, kind_words(data.contract_kinds), "未知的合同类别",
-                            "unknown contract kind", object)
-        elif f.kind == "date":
-            out = chk.date(f, raw, empty, today)
-        elif f.kind == "code":
-            out = chk.code(f, raw, empty)
-        else:
-            out = _text(raw.fill_null(""))
-        if f.key not in KEEP_RAW:
-            # the text of a checked column is no longer needed: free it now (a million-row
-            # file holds about a gigabyte of raw text)
-            table.columns.pop(f.key, None)
-        if rows is not None and f.key not in only[1]:
-            out = out[rows]         # checked on every row, kept for the year's rows only
-        return out
-
-    present = [f for f in fields if f.key in table]
+def _typed(source, fields, today, data, only=None):
+    """Validate every cell of `source` (headers already keys) and return the typed frame and
+    a checker holding the bad cells found and, whole, the columns checked again across rows
+    (KEEP_RAW). `source` is a Table (the file as read: its columns are checked two at a time,
+    numpy and arrow letting go of the GIL) or a `_Stream` (its groups of rows are checked on
+    the other core while the next is read). With `only` (a year and the fields every row must
+    keep), every cell is still checked but the other fields are kept for that year's rows
+    alone: the answer is then a `YearRecords`."""
+    bad = []
+    present = [f for f in fields if f.key in source]
+    by_key = {f.key: f for f in present}
     if only is not None and any(f.key == "year" for f in present):
-        first = [f for f in present if f.key == "year"]
-        present = first + [f for f in present if f.key != "year"]
-        typed = [one(first[0])]
-        rows = np.flatnonzero(typed[0] == only[0])
+        present = [f for f in present if f.key == "year"] + [f for f in present if f.key != "year"]
     else:
-        only, typed = None, []
+        only = None
+
+    def group(table, offset, pool=None, bad=bad):
+        """One group of rows: its typed columns, with `only` the rows of its year, and its
+        KEEP_RAW columns as read."""
+        chk = _Checker(table, offset, bad)
+        raw = {k: table[k] for k in KEEP_RAW if k in table}
+        out, rows, rest = {}, None, present
+        if only is not None:
+            out["year"] = _one(chk, present[0], today, data)
+            rows = np.flatnonzero(out["year"] == only[0])
+            rest = present[1:]
+
+        def one(f):
+            return _one(chk, f, today, data, None if only is None or f.key in only[1] else rows)
+        out.update(zip([f.key for f in rest], pool.map(one, rest) if pool else map(one, rest)))
+        return out, rows, raw, table.n
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        typed += list(pool.map(one, present[len(typed):]))
-    out = {f.key: v for f, v in zip(present, typed)}
+        if isinstance(source, _Stream):
+            def part(p):        # its groups, the bad cells found (rows counted from its start), its rows
+                done, found, offset = [], [], 0
+                for table in source.groups(p):
+                    done.append(group(table, offset, bad=found))
+                    offset += table.n
+                return done, found, offset
+            parts, before = [], 0
+            for done, found, rows in pool.map(part, source.parts()):
+                parts += done
+                bad += [dataclasses.replace(c, row=c.row + before) for c in found]
+                before += rows
+        else:
+            parts = [group(source, 0, pool)]
+        n = sum(p[3] for p in parts)
+        chk = _Checker(Table({k: _chunked([p[2][k] for p in parts]) for k in parts[0][2]}, n), 0, bad)
+        # the credit codes are checked across the file (arrow, on the other core) while the
+        # other columns' pieces are joined
+        coded = {f.key: _join([p[0][f.key] for p in parts]) for f in present if f.kind == "code"}
+        ids = {k: pool.submit(chk.codes, by_key[k], v) for k, v in coded.items()}
+        out = {k: coded[k] if k in coded else _join([p[0][k] for p in parts]) for k in parts[0][0]}
+        chk.code_ids = ids["credit_code"].result() if "credit_code" in ids else None
+        for f in ids.values():
+            f.result()
     if only is None:
-        return pd.DataFrame(out, index=pd.RangeIndex(table.n), copy=False), chk
-    every = pd.DataFrame({k: v for k, v in out.items() if k in only[1]}, index=pd.RangeIndex(table.n), copy=False)
+        return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False), chk
+    starts = np.cumsum([0] + [p[3] for p in parts])
+    rows = np.concatenate([p[1] + start for p, start in zip(parts, starts)])
+    every = pd.DataFrame({k: v for k, v in out.items() if k in only[1]}, index=pd.RangeIndex(n), copy=False)
     current = pd.DataFrame({k: v[rows] if k in only[1] else v for k, v in out.items()}, copy=False)
     return YearRecords(every, only[0], current, rows), chk
+
+
+def _one(chk, f, today, data, rows=None):
+    """Check the column of field `f` of `chk.table` and return it typed; with `rows`, for
+    those rows alone (it is checked on every row)."""
+    table = chk.table
+    raw = table[f.key]
+    if pa.types.is_dictionary(raw.type):
+        raw = _Coded(raw)
+    elif f.kind not in NUMERIC_KINDS:
+        raw = _trim(raw)
+    if f.kind in NUMBER_KINDS and (pa.types.is_floating(raw.type) or pa.types.is_integer(raw.type)):
+        read = chk.number_as_read(f, raw)
+        if f.kind == "year" and (pc.max(read).as_py() or 0) > today.year:
+            raise _NeedText(f.key)          # reported as written, by the text path
+        if f.key not in KEEP_RAW:
+            table.columns.pop(f.key, None)
+        # as floats (NaN for an empty cell)
+        return _floats(read if rows is None else pc.take(read, pa.array(rows)))
+    empty = chk.missing(f, raw)
+    if f.kind in ("count", "amount", "signed", "ratio"):
+        out = chk.number(f, raw, empty)
+    elif f.kind == "year":
+        out = chk.number(f, raw, empty)
+        chk.flag(f.key, out > today.year, "年度在未来", "year is in the future")
+    elif f.kind == "money":
+        chk.number(f, raw, empty)
+        out = _text(raw.fill_null(""))  # kept as text: exact decimals, never float
+    elif f.kind == "bool":
+        out = chk.words(f, raw, empty, BOOL_WORDS, "不是是/否值", "not a yes/no value", "float64")
+    elif f.kind == "stage":
+        out = chk.words(f, raw, empty, stage_words(data), "未知的发展阶段", "unknown stage", "float64")
+    elif f.kind == "choice":
+        out = chk.words(f, raw, empty, choice_words(f.value_names),
+                        f"未知的{f.label}（可填：{'、'.join(f.value_names.values())}）", f"unknown {f.key}", object)
+    elif f.kind == "contract_kind":
+        out = chk.words(f, raw, empty, kind_words(data.contract_kinds), "未知的合同类别",
+                        "unknown contract kind", object)
+    elif f.kind == "date":
+        out = chk.date(f, raw, empty, today)
+    elif f.kind == "code":
+        out = chk.code(f, raw, empty)
+    else:
+        out = _text(raw.fill_null(""))
+    if f.key not in KEEP_RAW:
+        # the text of a checked column is no longer needed: free it now (a million-row
+        # file holds about a gigabyte of raw text)
+        table.columns.pop(f.key, None)
+    return out if rows is None else out[rows]
+
+
+def _chunked(pieces) -> pa.ChunkedArray:
+    """Arrow arrays or chunked arrays of one type as one chunked array (no copy)."""
+    return pa.chunked_array([c for p in pieces for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])],
+                            pieces[0].type)
+
+
+def _join(pieces):
+    """The typed pieces of one column (numpy arrays, or pandas arrays of text) as one."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if isinstance(pieces[0], np.ndarray):
+        return np.concatenate(pieces)
+    return _text(_chunked([arrow_text(p) for p in pieces]))
+
+
+def _floats(col) -> np.ndarray:
+    """A number column as read (`read_table(fields=…)`) as a writable float64 array, NaN for
+    an empty cell."""
+    num = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return num if num.flags.writeable else num.copy()
 
 
 class YearRecords:
@@ -550,8 +733,8 @@ def load_records(path, today=None, data=None, only=None) -> pd.DataFrame:
     With `only` (a year, and the fields its other years need): a `YearRecords`."""
     data = data or default_data()
     try:
-        return records_from_table(read_table(path, data.record_fields), str(path), today, data, consume=True, only=only)
-    except _NeedText:
+        return records_from_table(stream_table(path, data.record_fields), str(path), today, data, only=only)
+    except (_NeedText, pa.ArrowInvalid):    # a typed cell that is bad: the cells as written are reported
         return records_from_table(read_table(path), str(path), today, data, consume=True, only=only)
 
 
@@ -579,7 +762,6 @@ def records_from_table(raw: Table, source: str, today=None, data=None, partial=F
     data = data or default_data()
     fields = data.record_fields
     if partial:
-        import dataclasses
         fields = [f if f.key in PARTIAL_KEYS or not f.required else dataclasses.replace(f, required=False)
                   for f in fields]
     table, bad = _headers(raw, fields, source, consume)
@@ -588,9 +770,10 @@ def records_from_table(raw: Table, source: str, today=None, data=None, partial=F
     split = typed if isinstance(typed, YearRecords) else None
     if split is not None:
         typed = split.every
+    ids = chk.code_ids
     if "credit_code" in typed and "year" in typed:
         year = np.nan_to_num(typed["year"].to_numpy(), nan=-1).astype(np.int64)
-        dup = duplicated(pa.array(chk.code_ids * 100_000 + year))
+        dup = duplicated(pa.array(ids * 100_000 + year))
         chk.flag("year", dup & ~np.isnan(typed["year"].to_numpy()), "同一企业同一年度的记录重复",
                  "duplicate enterprise-year record")
         reg_year = pd.DatetimeIndex(typed["registered_on"]).year.to_numpy() if "registered_on" in typed else None
@@ -609,14 +792,14 @@ def records_from_table(raw: Table, source: str, today=None, data=None, partial=F
             if f.key not in split:
                 split.add(f.key, _empty_column(f, len(typed)), every=f.key in only[1])
         split.add("year", typed["year"].to_numpy().astype("int64"))
-        split.add("ent", chk.code_ids)
+        split.add("ent", ids)
         return split
     for f in fields:  # optional columns absent from the file are all-missing
         if f.key not in typed:
             typed[f.key] = _empty_column(f, len(typed))
     typed["year"] = typed["year"].astype("int64")
     # an integer id per enterprise: history, contracts and rewards join on it, not on text
-    typed["ent"] = chk.code_ids
+    typed["ent"] = ids
     return typed
 
 
@@ -681,8 +864,8 @@ def load_contracts(path, known_codes=None, today=None, data=None) -> pd.DataFram
     any other enterprise is bad."""
     today = today or dt.date.today()
     try:
-        return _contracts(read_table(path, CONTRACT_FIELDS), str(path), known_codes, today, data)
-    except _NeedText:
+        return _contracts(stream_table(path, CONTRACT_FIELDS), str(path), known_codes, today, data)
+    except (_NeedText, pa.ArrowInvalid):
         return _contracts(read_table(path), str(path), known_codes, today, data)
 
 

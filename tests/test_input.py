@@ -226,3 +226,28 @@ def test_reading_puts_arrow_on_jemalloc_unless_told(golden, env, pool):
     environ["PYTHONPATH"] = str(__import__("pathlib").Path(__file__).parents[1])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ)
     assert out.stdout.split()[-1] == pool
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_large_file_is_read_in_parts_with_the_same_answer(tmp_path, monkeypatch, parts):
+    """A file is read in parts side by side (`_Stream.parts`), cut only between rows: names
+    with quoted line breaks and commas straddle the cuts, and a bad cell of a later part is
+    reported with its row in the whole file."""
+    from rules import records
+    long = ("企业" * 20 + "\n") * 4      # most of a row's bytes inside quotes, between line breaks
+    rows = [GOOD | {"credit_code": code_for(f"E{i}"), "name": f"{long}第{i}号,\"有限\"公司" if i % 3 else f"企业{i}",
+                    "rd_expense": str(i), "invention_grants": str(i % 4)} for i in range(60)]
+    good = write(tmp_path / "good.csv", rows)
+    monkeypatch.setattr(records, "SPLIT_BYTES", 1 << 30)
+    whole = load_records(good)
+    monkeypatch.setattr(records, "SPLIT_BYTES", 0)
+    cut = records.stream_table(good, RECORD_FIELDS).parts(parts)
+    assert len(cut) == parts and b"".join(b.to_pybytes() for b, _ in cut) == good.read_bytes()
+    for b, _ in cut[1:]:        # each later part starts a row: its credit code
+        assert b.to_pybytes().lstrip(b'"').startswith(code_for("E0")[:4].encode())
+    split = load_records(good)
+    pd.testing.assert_frame_equal(split, whole)
+    assert split["name"].iloc[1] == f"{long}第1号,\"有限\"公司"
+    bad = write(tmp_path / "bad.csv", rows[:50] + [rows[50] | {"invention_grants": "-1", "name": "坏"}] + rows[51:])
+    cells = bad_cells(bad)
+    assert list(cells) == [(52, "invention_grants")] and cells[(52, "invention_grants")].value == "-1"
