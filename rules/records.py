@@ -139,7 +139,7 @@ def _csv_types(path, fields):
 GROUP_ROWS = 1 << 17
 
 
-# a file this large or larger is read in two parts side by side (`_Stream.parts`)
+# a file this large or larger is streamed, in two parts side by side (`stream_table`)
 SPLIT_BYTES = 32 << 20
 
 
@@ -226,12 +226,13 @@ def _find_newline(buf, start, step=1 << 16) -> int:
 
 
 def stream_table(path, fields):
-    """A CSV file of `fields` as a `_Stream` (XLSX: the whole file as read, a Table). While
-    the streaming reader parses one group on this core, the groups read before are checked
-    on the other; neither the file's text nor its columns as read are ever held whole."""
+    """A CSV file of `fields` of SPLIT_BYTES or more as a `_Stream`: its two parts are read and
+    checked side by side, a group of rows at a time, so that neither the file's text nor its
+    columns as read are ever held whole. A smaller file, or an XLSX file, as read whole (a
+    Table: `read_table(path, fields)`)."""
     path = Path(path)
-    if path.exists() and path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
+    if path.exists() and (path.suffix.lower() in (".xlsx", ".xlsm") or path.stat().st_size < SPLIT_BYTES):
+        return read_table(path, fields)     # a small file: read whole on both cores, checked two columns at a time
     return _Stream(path, _csv_types(path, fields))
 
 
