@@ -60,10 +60,10 @@ def child(size, workdir, trace):
     recs, cons = load_inputs(work / "records.csv", work / "contracts.csv", only=reading_for(pv, YEAR))
     t["parse_validate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ev = evaluate(recs, YEAR, pv, cons, budget=None)
+    ev = evaluate(recs, YEAR, pv, cons, budget=None, consume=True)
     t["evaluate_total"] = time.perf_counter() - t0
     t.update({f"evaluate.{k}": v for k, v in ev.timings.items()})
-    del recs, cons      # as `innopoints evaluate` does: the inputs are not kept while writing
+    del recs, cons      # emptied by the evaluation (consume), as `innopoints evaluate` does
     t0 = time.perf_counter()
     parts = {}
     output.write(ev, work / "out", {"records": work / "records.csv", "contracts": work / "contracts.csv"},

@@ -99,14 +99,21 @@ def reading_for(policy, year):
 
 
 def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: pd.DataFrame | None = None,
-             budget: int | None = None, strategy: str | None = None) -> Evaluation:
+             budget: int | None = None, strategy: str | None = None, consume: bool = False) -> Evaluation:
     """Evaluate `year` over validated records (earlier years in `records` are history): the
-    whole table, or a `YearRecords` read for this year."""
-    given = None
+    whole table, or a `YearRecords` read for this year.
+
+    With `consume` (the caller will not use them again), a `YearRecords` and the contracts are
+    emptied as the evaluation is done with them: every year's rows once stage and history are
+    known, the year's rows and the contracts once the rewards are; a million-enterprise
+    zone's inputs are over a gigabyte, which the outputs need not share memory with."""
+    given = holder = None
     if isinstance(records, YearRecords):
         if records.year != year or not year_fields(policy, year) <= set(records.every.columns):
             raise EvaluationError("记录按另一年度或另一政策读入 / records were read for another year or policy")
+        holder = records if consume else None
         given, records = records.current, records.every
+    given_contracts = contracts if consume else None
     t = {}
     t0 = time.perf_counter()
     if not policy.in_force(year):
@@ -150,6 +157,9 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
         hist = pending.result()
     dec_factor, dec_decision, dec_trace = decay.apply(policy, year, cur, level, completed, hist)
     t["engine"] = time.perf_counter() - t0          # the history's time included
+    if holder is not None:          # every year's rows: read by stage and history alone
+        holder.every = records = None
+        release_memory()            # (the indicator matrices next are fresh pages, not its holes)
 
     t0 = time.perf_counter()
     included = ~nl.excluded
@@ -192,6 +202,12 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
                                                     hist, contracts, reported)
     outcome = rewards.allocate(lines, budget, strategy)
     t["rewards"] = time.perf_counter() - t0
+    if holder is not None:          # the year's rows: the scores keep what they show
+        holder.current = cur = given = None
+    if given_contracts is not None:     # the award lines keep the contracts they list
+        for column in list(given_contracts.columns):
+            del given_contracts[column]
+        contracts = None
     release_memory()        # the temporaries of the phases above, before the outputs are built
 
     traces = {"scope": (sc.decision.pattern, sc.trace), "negative_list": (nl.decision.pattern, nl.trace), "decay": (dec_decision.pattern, dec_trace),

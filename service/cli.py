@@ -36,7 +36,7 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     # other years' rows keep only what stage and history read of them
     recs, cons = load_inputs(records, contracts, data=pv.data, only=reading_for(pv, year))
     say(f"评价 {year} 年度 / evaluating {year}")
-    return evaluate(recs, year, pv, cons, budget, strategy)
+    return evaluate(recs, year, pv, cons, budget, strategy, consume=True)
 
 
 @cli.command("evaluate")

@@ -167,7 +167,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 # other years' rows keep only what stage and history read of them
                 recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data,
                                          only=reading_for(pv, run.year))
-                ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy)
+                ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy, consume=True)
                 phase("write")
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")

@@ -448,9 +448,10 @@ def test_nl_statuses_reported_before_are_shown_next_to_the_deduction(runner, gol
 @pytest.mark.parametrize("zone", ["golden", "generated"])
 def test_reading_for_one_year_gives_the_same_files(golden, tmp_path, zone):
     """`innopoints evaluate` reads other years' rows with only the fields stage and history
-    read of them (`load_inputs(only=…)`): every output file is byte for byte what the whole
-    table gives, on the golden example and on a generated zone with three earlier years
-    (every optional column present, the earlier years' statuses reported)."""
+    read of them (`load_inputs(only=…)`), and lets its inputs go as it is done with them
+    (`evaluate(consume=True)`): every output file is byte for byte what the whole table gives,
+    on the golden example and on a generated zone with three earlier years (every optional
+    column present, the earlier years' statuses reported)."""
     from rules.evaluate import evaluate as run, year_fields
     from rules.output import write
     from rules.policy import load_policy
@@ -466,17 +467,22 @@ def test_reading_for_one_year_gives_the_same_files(golden, tmp_path, zone):
         write_csv(contracts, files["contracts"])
     pv = load_policy()
     outs = {}
-    for how, only in (("whole", None), ("year", (year, year_fields(pv, year)))):
+    for how, only in (("whole", None), ("year", (year, year_fields(pv, year))), ("consumed", (year, year_fields(pv, year)))):
         recs, cons = load_inputs(files["records"], files["contracts"], only=only)
         assert isinstance(recs, YearRecords) == (only is not None)
         if only is not None:        # the other years' rows really are narrower
             assert len(recs.every.columns) < len(recs.current.columns)
             assert len(recs.current) < len(recs.every)
-        outs[how] = write(run(recs, year, pv, cons, budget=15000000), tmp_path / how, files)
+        outs[how] = write(run(recs, year, pv, cons, budget=15000000, consume=how == "consumed"), tmp_path / how, files)
+        if how == "consumed":       # the inputs were let go as the evaluation was done with them
+            assert recs.every is None and recs.current is None and len(cons.columns) == 0
+        elif only is not None:
+            assert len(recs.current) and len(cons.columns)
     names = sorted(p.name for p in outs["whole"].iterdir())
-    assert names == sorted(p.name for p in outs["year"].iterdir())
-    for name in names:
-        assert (outs["whole"] / name).read_bytes() == (outs["year"] / name).read_bytes(), name
+    for how in ("year", "consumed"):
+        assert names == sorted(p.name for p in outs[how].iterdir())
+        for name in names:
+            assert (outs["whole"] / name).read_bytes() == (outs[how] / name).read_bytes(), (how, name)
 
 
 def test_records_read_for_another_year_are_refused(golden):
