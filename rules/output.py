@@ -867,8 +867,8 @@ def write_indicators(ev, path, chunk=TRACE_CHUNK):
             w.write_table(pa.table(cols, schema=schema))
 
 
-# below this a whole float64 is written as its digits (arrow writes 1e+15 and above with an exponent)
-WHOLE_BELOW = 1e15
+# below this a whole float64 is written as its digits (arrow writes 1e+10 and above with an exponent)
+WHOLE_BELOW = 1e10
 
 
 def _whole(col, sample=1024) -> bool:

@@ -1,8 +1,11 @@
 """Reading and validating enterprise records and technical contracts (SPEC §3).
 
-A file is read whole as text, every cell is checked column by column (vectorised, so a
-million-row file is checked in seconds), and either every bad cell is reported or the typed
-table is returned. Nothing downstream ever sees a half-valid file.
+Every cell is checked with vectorised tests, and either every bad cell is reported or the
+typed table is returned. Nothing downstream ever sees a half-valid file. A CSV file is read
+by arrow's reader on both cores, its number columns parsed and its word columns
+dictionary-encoded (a bad cell in a typed column sends the file back to be read as text,
+where it is reported as written); it is then checked a group of rows at a time, two groups
+at once, each group's cells as read let go once it is checked.
 """
 from __future__ import annotations
 
@@ -134,106 +137,9 @@ def _csv_types(path, fields):
     return types
 
 
-# rows checked at a time when a file is streamed: large enough that the per-column work of
-# a group outweighs its Python calls, small enough that a group's columns stay in cache
+# rows checked at a time: large enough that the per-column work of a group outweighs its
+# Python calls, small enough that a group's columns stay in cache (`_typed`)
 GROUP_ROWS = 1 << 17
-
-
-# a file this large or larger is streamed, in two parts side by side (`stream_table`)
-SPLIT_BYTES = 32 << 20
-
-
-class _Stream:
-    """A CSV file read as typed columns (`read_table(fields=…)`), a group of rows at a time,
-    by arrow's streaming reader (`stream_table`). `columns` names the columns (their values
-    come with each group); `_headers` gives the stream its keys."""
-
-    def __init__(self, path, types, names=None):
-        self.path, self.types = path, types
-        self.names = names or {h: h for h in types}     # header as written -> key
-        self.columns = dict.fromkeys(self.names.values())
-        self.n = 0
-
-    def __contains__(self, key):
-        return key in self.columns
-
-    def renamed(self, names):
-        return _Stream(self.path, self.types, {h: names[k] for h, k in self.names.items() if k in names})
-
-    def parts(self, n=2, least=None):
-        """The file as up to `n` byte ranges of whole rows (the first with the header), to
-        be read side by side: a range ends at a line break outside quotes (an even number of
-        '"' before it). A file under `least` bytes is one range."""
-        buf = pa.memory_map(str(self.path)).read_buffer()      # mapped, not read: no copy
-        size = buf.size
-        if n < 2 or size < (SPLIT_BYTES if least is None else least):
-            return [(buf, True)]
-        cuts, start, quotes = [0], 0, 0
-        for k in range(1, n):
-            at = max(size * k // n, start)
-            quotes += _count_quotes(buf, start, at)
-            start = at
-            while True:
-                nl = _find_newline(buf, start)
-                if nl < 0:
-                    break
-                quotes += _count_quotes(buf, start, nl + 1)
-                start = nl + 1
-                if quotes % 2 == 0:
-                    cuts.append(start)
-                    break
-        cuts = sorted(set(c for c in cuts if c < size)) + [size]
-        return [(buf.slice(a, b - a), i == 0) for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
-
-    def groups(self, part=None, rows=GROUP_ROWS):
-        """Tables of about `rows` rows each of one part (`parts`; the whole file by default),
-        in the file's order; a part without rows gives one empty table. Raises
-        pa.ArrowInvalid for a cell that does not parse as its type."""
-        buf, with_header = part or self.parts(1)[0]
-        options = pacsv.ReadOptions(block_size=1 << 20, column_names=None if with_header else list(self.types))
-        reader = pacsv.open_csv(pa.BufferReader(buf), read_options=options,
-                                convert_options=_convert_options(self.types))
-        index = {name: i for i, name in enumerate(reader.schema.names)}
-        batches, n, any_rows = [], 0, False
-
-        def table():
-            return Table({k: pa.chunked_array([b.column(index[h]) for b in batches], reader.schema.field(h).type)
-                          for h, k in self.names.items()}, n)
-        for batch in reader:
-            batches.append(batch)
-            n += batch.num_rows
-            if n >= rows:
-                yield table()
-                batches, n, any_rows = [], 0, True
-        if batches or not any_rows:
-            yield table()
-
-
-def _count_quotes(buf, start, stop, step=16 << 20) -> int:
-    count = 0
-    for a in range(start, stop, step):
-        count += int(np.count_nonzero(np.frombuffer(buf, np.uint8, min(step, stop - a), a) == ord('"')))
-    return count
-
-
-def _find_newline(buf, start, step=1 << 16) -> int:
-    for a in range(start, buf.size, step):
-        block = np.frombuffer(buf, np.uint8, min(step, buf.size - a), a)
-        hit = np.flatnonzero(block == ord("\n"))
-        if len(hit):
-            return a + int(hit[0])
-    return -1
-
-
-def stream_table(path, fields):
-    """A CSV file of `fields` of SPLIT_BYTES or more as a `_Stream`: its two parts are read and
-    checked side by side, a group of rows at a time, so that neither the file's text nor its
-    columns as read are ever held whole. A smaller file, or an XLSX file, as read whole (a
-    Table: `read_table(path, fields)`)."""
-    path = Path(path)
-    if path.exists() and (path.suffix.lower() in (".xlsx", ".xlsm") or path.stat().st_size < SPLIT_BYTES):
-        return read_table(path, fields)     # a small file: read whole on both cores, checked two columns at a time
-    return _Stream(path, _csv_types(path, fields))
 
 
 def _convert_options(types):
@@ -305,8 +211,6 @@ def _headers(table, fields, source, consume=False):
     for f in fields:
         if f.required and f.key not in seen:
             bad.append(BadCell(1, f.key, "", f"缺少必填列「{f.label}」", f"required column {f.key} is missing"))
-    if isinstance(table, _Stream):
-        return table.renamed({col: key for key, col in seen.items()}), bad
     if consume:
         table.columns = {}
     return Table(cols, table.n), bad
@@ -347,8 +251,9 @@ class _Checker:
         return empty
 
     def number_as_read(self, f, raw):
-        """A number column the CSV reader parsed (`read_table(fields=…)`): the tests of
-        `missing` and `number` on the numbers as read, NaN for an empty cell. Any cell they
+        """A number column the CSV reader parsed (`read_table(fields=…)`; counts and years as
+        integers): the tests of `missing` and `number` on the numbers as read, by arrow's
+        kernels; the column is returned as it is (`_floats` makes it floats). Any cell they
         would flag (a required cell empty, a cell saying 'nan', a negative count …) sends
         the file back to be read as text (`_NeedText`), where the same tests report it."""
         if f.required and raw.null_count:
@@ -442,7 +347,7 @@ class _Checker:
         d[~ok] = np.datetime64("NaT")
         return d, ok
 
-    def code(self, f, raw, empty):
+    def code(self, raw):
         """Credit codes upper-cased (checked once the whole column is in: `codes`)."""
         upper = pc.ascii_upper(raw) if _is_ascii(raw) else pc.utf8_upper(raw)
         return _text(upper.fill_null(""))
@@ -566,27 +471,29 @@ KEEP_RAW = {"credit_code", "year", "registered_on", "contract_no"}   # checked a
 NUMERIC_KINDS = ("count", "amount", "signed", "ratio", "year", "date", "money")
 
 
-def _typed(source, fields, today, data, only=None):
-    """Validate every cell of `source` (headers already keys) and return the typed frame and
-    a checker holding the bad cells found and, whole, the columns checked again across rows
-    (KEEP_RAW). `source` is a Table (the file as read: its columns are checked two at a time,
-    numpy and arrow letting go of the GIL) or a `_Stream` (its groups of rows are checked on
-    the other core while the next is read). With `only` (a year and the fields every row must
-    keep), every cell is still checked but the other fields are kept for that year's rows
-    alone: the answer is then a `YearRecords`."""
+def _typed(table, fields, today, data, only=None):
+    """Validate every cell of `table` (headers already keys; it gives its columns up) and
+    return the typed frame and a checker holding the bad cells found and, whole, the columns
+    checked again across rows (KEEP_RAW). The rows are checked a group of GROUP_ROWS at a
+    time, two groups at once (numpy and arrow let go of the GIL), and a group's cells as read
+    are let go once it is checked: a million-row file's columns as read and typed never
+    coexist whole, and a group's columns stay in cache. A table of one group is checked two
+    columns at a time. With `only` (a year and the fields every row must keep), every cell is
+    still checked but the other fields are kept for that year's rows alone: the answer is
+    then a `YearRecords`."""
     bad = []
-    present = [f for f in fields if f.key in source]
+    present = [f for f in fields if f.key in table]
     by_key = {f.key: f for f in present}
     if only is not None and any(f.key == "year" for f in present):
         present = [f for f in present if f.key == "year"] + [f for f in present if f.key != "year"]
     else:
         only = None
+    n, size = table.n, GROUP_ROWS
+    kept = {k: table[k] for k in KEEP_RAW if k in table}
 
-    def group(table, offset, pool=None, bad=bad):
-        """One group of rows: its typed columns, with `only` the rows of its year, and its
-        KEEP_RAW columns as read."""
-        chk = _Checker(table, offset, bad)
-        raw = {k: table[k] for k in KEEP_RAW if k in table}
+    def group(part, pool=None):
+        """One group of rows: its typed columns and, with `only`, the rows of its year."""
+        chk = _Checker(*part, bad)
         out, rows, rest = {}, None, present
         if only is not None:
             out["year"] = _one(chk, present[0], today, data)
@@ -596,25 +503,21 @@ def _typed(source, fields, today, data, only=None):
         def one(f):
             return _one(chk, f, today, data, None if only is None or f.key in only[1] else rows)
         out.update(zip([f.key for f in rest], pool.map(one, rest) if pool else map(one, rest)))
-        return out, rows, raw, table.n
+        return out, rows, chk.table.n
+
+    def slices():       # zero-copy slices of every column, and the row they start at
+        for lo in range(0, max(n, 1), size):
+            yield Table({k: c.slice(lo, size) for k, c in table.columns.items()}, min(size, n - lo)), lo
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        if isinstance(source, _Stream):
-            def part(p):        # its groups, the bad cells found (rows counted from its start), its rows
-                done, found, offset = [], [], 0
-                for table in source.groups(p):
-                    done.append(group(table, offset, bad=found))
-                    offset += table.n
-                return done, found, offset
-            parts, before = [], 0
-            for done, found, rows in pool.map(part, source.parts()):
-                parts += done
-                bad += [dataclasses.replace(c, row=c.row + before) for c in found]
-                before += rows
+        if n <= size:
+            parts = [group(next(slices()), pool)]
+            table.columns = {}
         else:
-            parts = [group(source, 0, pool)]
-        n = sum(p[3] for p in parts)
-        chk = _Checker(Table({k: _chunked([p[2][k] for p in parts]) for k in parts[0][2]}, n), 0, bad)
+            pending = pool.map(group, slices())     # every group is in the pool's queue now
+            table.columns = {}      # each group's cells as read are freed when it is checked
+            parts = list(pending)
+        chk = _Checker(Table(kept, n), 0, bad)
         # the credit codes are checked across the file (arrow, on the other core) while the
         # other columns' pieces are joined
         coded = {f.key: _join([p[0][f.key] for p in parts]) for f in present if f.kind == "code"}
@@ -625,8 +528,7 @@ def _typed(source, fields, today, data, only=None):
             f.result()
     if only is None:
         return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False), chk
-    starts = np.cumsum([0] + [p[3] for p in parts])
-    rows = np.concatenate([p[1] + start for p, start in zip(parts, starts)])
+    rows = np.concatenate([p[1] + k * size for k, p in enumerate(parts)])
     every = pd.DataFrame({k: v for k, v in out.items() if k in only[1]}, index=pd.RangeIndex(n), copy=False)
     current = pd.DataFrame({k: v[rows] if k in only[1] else v for k, v in out.items()}, copy=False)
     return YearRecords(every, only[0], current, rows), chk
@@ -641,14 +543,23 @@ def _one(chk, f, today, data, rows=None):
         raw = _Coded(raw)
     elif f.kind not in NUMERIC_KINDS:
         raw = _trim(raw)
+    out = _check(chk, f, raw, today, data)
+    if f.key not in KEEP_RAW:
+        # the column as read is let go once checked (a million-row file holds gigabytes)
+        table.columns.pop(f.key, None)
+    if isinstance(out, (pa.Array, pa.ChunkedArray)):        # numbers as read: as floats, NaN for an empty cell
+        return _floats(out if rows is None else pc.take(out, pa.array(rows)))
+    return out if rows is None else out[rows]
+
+
+def _check(chk, f, raw, today, data):
+    """`_one`'s checks of one column: the typed values (numpy or pandas), or the numbers as
+    the CSV reader parsed them (arrow)."""
     if f.kind in NUMBER_KINDS and (pa.types.is_floating(raw.type) or pa.types.is_integer(raw.type)):
         read = chk.number_as_read(f, raw)
         if f.kind == "year" and (pc.max(read).as_py() or 0) > today.year:
             raise _NeedText(f.key)          # reported as written, by the text path
-        if f.key not in KEEP_RAW:
-            table.columns.pop(f.key, None)
-        # as floats (NaN for an empty cell)
-        return _floats(read if rows is None else pc.take(read, pa.array(rows)))
+        return read
     empty = chk.missing(f, raw)
     if f.kind in ("count", "amount", "signed", "ratio"):
         out = chk.number(f, raw, empty)
@@ -671,14 +582,10 @@ def _one(chk, f, today, data, rows=None):
     elif f.kind == "date":
         out = chk.date(f, raw, empty, today)
     elif f.kind == "code":
-        out = chk.code(f, raw, empty)
+        out = chk.code(raw)
     else:
         out = _text(raw.fill_null(""))
-    if f.key not in KEEP_RAW:
-        # the text of a checked column is no longer needed: free it now (a million-row
-        # file holds about a gigabyte of raw text)
-        table.columns.pop(f.key, None)
-    return out if rows is None else out[rows]
+    return out
 
 
 def _chunked(pieces) -> pa.ChunkedArray:
@@ -734,7 +641,8 @@ def load_records(path, today=None, data=None, only=None) -> pd.DataFrame:
     With `only` (a year, and the fields its other years need): a `YearRecords`."""
     data = data or default_data()
     try:
-        return records_from_table(stream_table(path, data.record_fields), str(path), today, data, only=only)
+        return records_from_table(read_table(path, data.record_fields), str(path), today, data, consume=True,
+                                  only=only)
     except (_NeedText, pa.ArrowInvalid):    # a typed cell that is bad: the cells as written are reported
         return records_from_table(read_table(path), str(path), today, data, consume=True, only=only)
 
@@ -865,7 +773,7 @@ def load_contracts(path, known_codes=None, today=None, data=None) -> pd.DataFram
     any other enterprise is bad."""
     today = today or dt.date.today()
     try:
-        return _contracts(stream_table(path, CONTRACT_FIELDS), str(path), known_codes, today, data)
+        return _contracts(read_table(path, CONTRACT_FIELDS), str(path), known_codes, today, data)
     except (_NeedText, pa.ArrowInvalid):
         return _contracts(read_table(path), str(path), known_codes, today, data)
 

@@ -228,26 +228,27 @@ def test_reading_puts_arrow_on_jemalloc_unless_told(golden, env, pool):
     assert out.stdout.split()[-1] == pool
 
 
-@pytest.mark.parametrize("parts", [2, 3])
-def test_a_large_file_is_read_in_parts_with_the_same_answer(tmp_path, monkeypatch, parts):
-    """A file is read in parts side by side (`_Stream.parts`), cut only between rows: names
-    with quoted line breaks and commas straddle the cuts, and a bad cell of a later part is
-    reported with its row in the whole file."""
+def test_a_file_is_checked_in_groups_of_rows_with_the_same_answer(tmp_path, monkeypatch):
+    """The rows are checked a group at a time (`rules.records.GROUP_ROWS`), two groups at once:
+    the records, read whole or for one year, are those of a single group, and a bad cell of a
+    later group is reported with its row in the whole file, whether it is a text cell (found
+    in its group) or a number the CSV reader parsed (the file read again as text)."""
     from rules import records
-    long = ("企业" * 20 + "\n") * 4      # most of a row's bytes inside quotes, between line breaks
+    from rules.evaluate import year_fields
+    long = ("企业" * 20 + "\n") * 4
     rows = [GOOD | {"credit_code": code_for(f"E{i}"), "name": f"{long}第{i}号,\"有限\"公司" if i % 3 else f"企业{i}",
-                    "rd_expense": str(i), "invention_grants": str(i % 4)} for i in range(60)]
+                    "year": str(2020 + i % 3), "rd_expense": str(i), "invention_grants": str(i % 4)} for i in range(60)]
     good = write(tmp_path / "good.csv", rows)
-    monkeypatch.setattr(records, "SPLIT_BYTES", 1 << 30)
-    whole = load_records(good)
-    monkeypatch.setattr(records, "SPLIT_BYTES", 0)
-    cut = records.stream_table(good, RECORD_FIELDS).parts(parts)
-    assert len(cut) == parts and b"".join(b.to_pybytes() for b, _ in cut) == good.read_bytes()
-    for b, _ in cut[1:]:        # each later part starts a row: its credit code
-        assert b.to_pybytes().lstrip(b'"').startswith(code_for("E0")[:4].encode())
-    split = load_records(good)
-    pd.testing.assert_frame_equal(split, whole)
-    assert split["name"].iloc[1] == f"{long}第1号,\"有限\"公司"
-    bad = write(tmp_path / "bad.csv", rows[:50] + [rows[50] | {"invention_grants": "-1", "name": "坏"}] + rows[51:])
-    cells = bad_cells(bad)
-    assert list(cells) == [(52, "invention_grants")] and cells[(52, "invention_grants")].value == "-1"
+    only = (2022, year_fields(load_policy(), 2022))
+    whole, year = load_records(good), load_records(good, only=only)
+    monkeypatch.setattr(records, "GROUP_ROWS", 7)
+    pd.testing.assert_frame_equal(load_records(good), whole)
+    grouped = load_records(good, only=only)
+    pd.testing.assert_frame_equal(grouped.every, year.every)
+    pd.testing.assert_frame_equal(grouped.current, year.current)
+    assert grouped.rows.tolist() == year.rows.tolist() and len(year.rows) == 20
+    assert whole["name"].iloc[1] == f"{long}第1号,\"有限\"公司"
+    for column, value in (("registered_on", "2022-02-30"), ("invention_grants", "-1")):
+        bad = write(tmp_path / "bad.csv", rows[:50] + [rows[50] | {column: value}] + rows[51:])
+        cells = bad_cells(bad)
+        assert list(cells) == [(52, column)] and cells[(52, column)].value == value
