@@ -17,7 +17,8 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from rules.evaluate import EvaluationError
 from rules.output import write
@@ -314,6 +315,21 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     audit(s, None, "run.done", f"run:{run.id}", year=run.year, data_sha256=data_sha,
           enterprises=run.enterprises, granted_yuan=run.granted_yuan)
     s.commit()
+    analyze(s, "results", "award_lines")
+
+
+def analyze(s, *tables):
+    """PostgreSQL's planner statistics of `tables`, taken now: autovacuum takes them within a
+    minute or so, and until then a page of the enterprise list, planned for a few hundred
+    rows, sorted the whole run (at 50k enterprises 120 ms a page instead of a few). Nothing
+    to do on SQLite; a failure leaves the statistics to autovacuum."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    try:
+        s.execute(text("ANALYZE " + ", ".join(tables)))
+        s.commit()
+    except SQLAlchemyError:
+        s.rollback()
 
 
 def effective_status(run: Run, now=None, limit=STALE_AFTER) -> str:

@@ -213,3 +213,26 @@ def test_exports_in_csv_and_xlsx(golden_park):
         resp = p.get(path, "admin" if "eligibility" not in path else "finance")
         assert resp.status_code == 200, path
         assert resp.headers["Content-Type"].startswith(("text/csv", "application/vnd.openxml")), path
+
+
+@pytest.mark.parametrize("sort", ["final_score", "rank_overall"])
+def test_enterprise_list_pages_put_unscored_enterprises_last_either_way(golden_park, sort):
+    """The enterprise list, page by page, sorted either way: the scored enterprises in order
+    (ties by credit code), the excluded ones (no score) after them; the total counted from the
+    results alone, or with the enterprise's columns when a filter reads them."""
+    p = golden_park
+    for order in ("asc", "desc"):
+        items, page, total = [], 1, None
+        while total is None or len(items) < total:
+            body = p.get(f"/api/enterprises?run={p.run_id}&sort={sort}&order={order}&per_page=40&page={page}",
+                         "officer").get_json()
+            total, items, page = body["total"], items + body["items"], page + 1
+            assert body["items"]
+        assert total == len(items) == 300
+        scored = [i for i in items if i[sort] is not None]
+        assert items[:len(scored)] == scored and 0 < len(scored) < total
+        keys = [(i[sort], i["credit_code"]) for i in scored]
+        assert keys == sorted(keys, key=lambda k: ((-k[0] if order == "desc" else k[0]), k[1]))
+    park = items[0]["park"]
+    body = p.get(f"/api/enterprises?run={p.run_id}&park={park}&per_page=500", "officer").get_json()
+    assert body["total"] == len(body["items"]) == sum(i["park"] == park for i in items) > 0
