@@ -516,7 +516,11 @@ def _typed(table, fields, today, data, only=None):
         else:
             pending = pool.map(group, slices())     # every group is in the pool's queue now
             table.columns = {}      # each group's cells as read are freed when it is checked
-            parts = list(pending)
+            try:
+                parts = list(pending)
+            except _NeedText:       # the file is read again as text: the other groups need not be checked
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         chk = _Checker(Table(kept, n), 0, bad)
         # the credit codes are checked across the file (arrow, on the other core) while the
         # other columns' pieces are joined
@@ -643,8 +647,9 @@ def load_records(path, today=None, data=None, only=None) -> pd.DataFrame:
     try:
         return records_from_table(read_table(path, data.record_fields), str(path), today, data, consume=True,
                                   only=only)
-    except (_NeedText, pa.ArrowInvalid):    # a typed cell that is bad: the cells as written are reported
-        return records_from_table(read_table(path), str(path), today, data, consume=True, only=only)
+    except _NeedText:       # a typed cell that is bad: read again as text (below, so that the
+        pass                # checked groups are let go first), the cells as written reported
+    return records_from_table(read_table(path), str(path), today, data, consume=True, only=only)
 
 
 def table_from_rows(rows) -> Table:
@@ -774,8 +779,9 @@ def load_contracts(path, known_codes=None, today=None, data=None) -> pd.DataFram
     today = today or dt.date.today()
     try:
         return _contracts(read_table(path, CONTRACT_FIELDS), str(path), known_codes, today, data)
-    except (_NeedText, pa.ArrowInvalid):
-        return _contracts(read_table(path), str(path), known_codes, today, data)
+    except _NeedText:       # as load_records
+        pass
+    return _contracts(read_table(path), str(path), known_codes, today, data)
 
 
 def _contracts(raw, path, known_codes, today, data):
