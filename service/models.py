@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
-                        LargeBinary, String, Table, Text, UniqueConstraint, event)
+                        LargeBinary, String, Table, Text, UniqueConstraint, event, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from rules.fields import IDENTITY
@@ -277,7 +277,10 @@ class Result(Base):
     __table_args__ = (UniqueConstraint("run_id", "credit_code", name="uq_results_run_code"),
                       Index("ix_results_run_stage_rank", "run_id", "stage", "rank_in_stage"),
                       Index("ix_results_run_rank", "run_id", "rank_overall"),
-                      Index("ix_results_run_score", "run_id", "final_score"))
+                      Index("ix_results_run_score", "run_id", "final_score"),
+                      # a stage's enterprises by final score, highest first, the unscored last (on
+                      # PostgreSQL made NULLS LAST by migration 0010; SQLite's NULLs are last descending)
+                      Index("ix_results_run_stage_score", "run_id", "stage", text("final_score DESC"), "credit_code"))
 
 
 class AwardLine(Base):
