@@ -503,15 +503,15 @@ def _typed(table, fields, today, data, only=None):
         def one(f):
             return _one(chk, f, today, data, None if only is None or f.key in only[1] else rows)
         out.update(zip([f.key for f in rest], pool.map(one, rest) if pool else map(one, rest)))
-        return out, rows, chk.table.n
+        return out, rows
 
     def slices():       # zero-copy slices of every column, and the row they start at
         for lo in range(0, max(n, 1), size):
             yield Table({k: c.slice(lo, size) for k, c in table.columns.items()}, min(size, n - lo)), lo
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        if n <= size:
-            parts = [group(next(slices()), pool)]
+        if n <= size:       # one group: the table itself, its columns let go one by one as checked
+            parts = [group((table, 0), pool)]
             table.columns = {}
         else:
             pending = pool.map(group, slices())     # every group is in the pool's queue now

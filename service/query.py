@@ -125,8 +125,9 @@ def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, ma
         conds.append(or_(Enterprise.name.like(like, escape="\\"), Result.credit_code.like(like.upper(), escape="\\")))
     if conds:
         base = base.where(and_(*conds))
-    # counted from the results alone unless a filter reads the enterprise (every result has
-    # its enterprise): the index on the run answers it, without the join
+    # counted from the results alone unless a filter reads the enterprise: every result has
+    # its enterprise (a run stores the records' enterprises, which are never deleted), and the
+    # index on the run answers the count without the join
     counted = select(func.count()).select_from(Result).where(Result.run_id == run.id, *conds)
     if joined:
         counted = counted.join(Enterprise, Enterprise.credit_code == Result.credit_code)
