@@ -36,6 +36,11 @@ def category_columns(policy) -> list:
     return [f"{k}_score" for k in policy.categories()]
 
 
+def trace_numbers(policy) -> list:
+    """The numbers of a scores.csv row the trace's `scores` part states, with the stage percentile."""
+    return category_columns(policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
+
+
 def score_columns(policy) -> list:
     """The columns of scores.csv (SPEC §5), the category columns following the package."""
     return (["credit_code", "year", "stage", "excluded", "exclusion_clauses"] + category_columns(policy)
@@ -339,8 +344,7 @@ def render_spec(ev) -> dict:
                    "weights": [[k, dict(weights[k])] for k in weights if k != "citation"],
                    "categories": [[k, cats.get(k, {}).get("title", k), col]
                                   for k, col in zip(cats, category_columns(ev.policy))],
-                   "numbers": category_columns(ev.policy) + NUMBER_COLUMNS
-                   + ["rank_in_stage", "rank_overall", "stage_percentile"],
+                   "numbers": trace_numbers(ev.policy),
                    "decimals": ev.policy.groups["policy"]["scoring"]["decimals"],
                    "order": "、".join({"deductions": "扣分（不低于0）", "decay": "乘衰减系数", "bonus": "加附加分"}[x]
                                      for x in ev.policy.groups["policy"]["scoring"]["order"]),
@@ -510,7 +514,7 @@ def scores_columns(ev, lo, hi) -> dict:
     cohort size and every number of its scores.csv row, with its stage percentile."""
     s = ev.scores.iloc[lo:hi]
     gone = s["excluded"].to_numpy(dtype=bool)
-    numbers = category_columns(ev.policy) + NUMBER_COLUMNS + ["rank_in_stage", "rank_overall", "stage_percentile"]
+    numbers = trace_numbers(ev.policy)
     cols = {"scores_cohort_size": pa.array(np.asarray(ev.cohort_sizes[lo:hi], dtype="float64"), mask=gone)}
     for k in numbers:
         cols[f"scores_{k}"] = pa.array(np.where(gone, 0, s[k].to_numpy(dtype="float64")), mask=gone)

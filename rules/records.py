@@ -99,27 +99,10 @@ def read_table(path, fields=None) -> Table:
     does any bad cell `_typed` finds in a typed column (`_NeedText`): what is reported is
     always the text."""
     path = Path(path)
-    if path.exists() and path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
-    types = _csv_types(path, fields)
-    try:
-        table = _read_csv(path, types)
-    except pa.ArrowInvalid as exc:
-        if fields is not None:          # a cell that is not a number: read as text, report it
-            return read_table(path)
-        msg = str(exc)
-        if "UTF8" in msg.upper():
-            raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from exc
-        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")]) from exc
-    cols = {name: table.column(i) for i, name in enumerate(table.column_names)}
-    return Table(cols, table.num_rows)
-
-
-def _csv_types(path, fields):
-    """The header of a CSV file, checked (it exists, is UTF-8, not empty, no name twice), as
-    the type each column is read as (`read_table`)."""
     if not path.exists():
         raise InputError(str(path), [BadCell(0, "", "", "文件不存在", "file not found")])
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _read_xlsx(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             header = next(csv.reader(f), None)
@@ -134,24 +117,31 @@ def _csv_types(path, fields):
     if fields is not None:
         known = by_header(fields)
         types.update({h: TYPED_KINDS[known[h].kind] for h in header if h in known and known[h].kind in TYPED_KINDS})
-    return types
-
-
-# rows checked at a time: large enough that the per-column work of a group outweighs its
-# Python calls, small enough that a group's columns stay in cache (`_typed`)
-GROUP_ROWS = 1 << 17
-
-
-def _convert_options(types):
-    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
-                                null_values=[""], quoted_strings_can_be_null=True)
+    try:
+        table = _read_csv(path, types)
+    except pa.ArrowInvalid as exc:
+        if fields is not None:          # a cell that is not a number: read as text, report it
+            return read_table(path)
+        msg = str(exc)
+        if "UTF8" in msg.upper():
+            raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from exc
+        raise InputError(str(path), [BadCell(0, "", "", f"无法读取CSV：{msg}", f"cannot read CSV: {msg}")]) from exc
+    cols = {name: table.column(i) for i, name in enumerate(table.column_names)}
+    return Table(cols, table.num_rows)
 
 
 def _read_csv(path, types):
     # blocks of 1 MB: measured twice as fast as 16 MB blocks on a 2-core machine (the
     # parser's working set stays in cache and both cores get work)
     return pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20),
-                          convert_options=_convert_options(types))
+                          convert_options=pacsv.ConvertOptions(
+                              column_types=types, strings_can_be_null=True,
+                              null_values=[""], quoted_strings_can_be_null=True))
+
+
+# rows checked at a time: large enough that the per-column work of a group outweighs its
+# Python calls, small enough that a group's columns stay in cache (`_typed`)
+GROUP_ROWS = 1 << 17
 
 
 DATA_SHEET = "数据"
@@ -514,13 +504,11 @@ def _typed(table, fields, today, data, only=None):
             parts = [group((table, 0), pool)]
             table.columns = {}
         else:
-            pending = pool.map(group, slices())     # every group is in the pool's queue now
+            # every group is in the pool's queue now (a bad typed cell cancels those not yet
+            # begun: the file is read again as text)
+            pending = pool.map(group, slices())
             table.columns = {}      # each group's cells as read are freed when it is checked
-            try:
-                parts = list(pending)
-            except _NeedText:       # the file is read again as text: the other groups need not be checked
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+            parts = list(pending)
         chk = _Checker(Table(kept, n), 0, bad)
         # the credit codes are checked across the file (arrow, on the other core) while the
         # other columns' pieces are joined

@@ -135,8 +135,9 @@ def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, ma
     col = sort_column(sort)
     if col is None:
         col = SORTS["rank_overall"]
-    # excluded enterprises (no score) after the scored ones, either way: NULLS LAST, which an
-    # index on the run and the column serves (an `IS NULL` key first made every page sort the run)
+    # excluded enterprises (no score) after the scored ones, either way: NULLS LAST (an `IS
+    # NULL` key first made every page sort the run; an index serves the default list and a
+    # stage by final score, highest first)
     key = (col.desc() if order == "desc" else col.asc()).nulls_last()
     query = base.order_by(key, Result.credit_code)
     if per_page:
