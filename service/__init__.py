@@ -94,8 +94,8 @@ def create_app(test_config=None, instance_path=None):
     else:
         app.config.from_mapping(test_config)
     app.config["SECRET_KEY"] = secret_key(app)
-    app.json.ensure_ascii = False      # Chinese as such in every JSON answer
-    app.json.sort_keys = False         # stages and columns in their own order
+    from .jsonout import JSONProvider
+    app.json = JSONProvider(app)       # Chinese as such, keys in their own order, by orjson
     from . import access, api, authoring, calibration, db, gathering, pages, workspace
     db.init_app(app)
     if app.config["DB_UPGRADE"]:
