@@ -8,7 +8,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +59,7 @@ def init_app(app):
     engine = make_engine(url)
     app.extensions["db_engine"] = engine
     app.extensions["db_sessions"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["db_reader"] = reader(engine)
 
     @app.teardown_appcontext
     def _close(_exc):
@@ -68,10 +69,47 @@ def init_app(app):
 
 
 def session() -> Session:
-    """The request's (or app context's) session."""
+    """The request's (or app context's) session; a `read_only` view's reads outside a
+    transaction where the database has them (`reader`)."""
     if "db" not in g:
-        g.db = current_app.extensions["db_sessions"]()
+        bind = current_app.extensions.get("db_reader") if _read_only_view() else None
+        g.db = current_app.extensions["db_sessions"](**({"bind": bind} if bind is not None else {}))
     return g.db
+
+
+def read_only(view):
+    """Mark an API view that only reads (outermost, under its route): see `reader`."""
+    view.read_only = True
+    return view
+
+
+def _read_only_view() -> bool:
+    if not has_request_context() or request.endpoint is None:
+        return False
+    return getattr(current_app.view_functions.get(request.endpoint), "read_only", False)
+
+
+class WriteInReadOnlyView(RuntimeError):
+    pass
+
+
+def reader(engine):
+    """For `read_only` views on PostgreSQL: the engine in autocommit, so that a request's
+    statements are sent without the BEGIN before and the ROLLBACK after them, two round trips
+    of six in a score lookup (in the server 2.8 → 2.3 ms a lookup at 10,000 enterprises,
+    2026-12-04). Each statement then reads its own snapshot, which such a view may: what it
+    reads of a completed run never changes. A statement other than a read is refused before
+    it is sent, so that a view marked by mistake cannot write outside a transaction. SQLite
+    starts no transaction for reads anyway: None, the usual session."""
+    if engine.dialect.name != "postgresql":
+        return None
+    ro = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @event.listens_for(ro, "before_cursor_execute")
+    def _reads_only(_conn, _cursor, statement, _params, _context, _many):
+        if not statement.lstrip()[:6].upper().startswith(("SELECT", "WITH")):
+            raise WriteInReadOnlyView(f"a read-only view may only read: {statement[:60]}")
+    return ro
 
 
 @contextmanager

@@ -208,8 +208,8 @@ def test_a_run_process_takes_only_idle_cpu():
 
 def test_a_runs_local_postgresql_backend_takes_only_idle_cpu():
     """With PostgreSQL on the same machine, the backend that serves each of the run's
-    connections is put in the idle class too (the run's reading and writing happen there);
-    the server's own connections keep their priority."""
+    connections is put in the idle class too (the run's reading and writing happen there),
+    and starts no parallel workers; the server's own connections keep their priority."""
     import os
 
     from sqlalchemy import create_engine, text
@@ -229,6 +229,11 @@ def test_a_runs_local_postgresql_backend_takes_only_idle_cpu():
                 pytest.skip("the PostgreSQL server is not on this machine")
             assert os.sched_getscheduler(pid) == os.SCHED_IDLE
             assert os.sched_getscheduler(their) != os.SCHED_IDLE
+            # nor does the run's backend start workers of its own (they would run at full
+            # priority): no parallel query, no parallel VACUUM, on its connections only
+            for setting in ("max_parallel_workers_per_gather", "max_parallel_maintenance_workers"):
+                assert c.execute(text(f"SHOW {setting}")).scalar() == "0"
+                assert o.execute(text(f"SHOW {setting}")).scalar() != "0"
     finally:
         engine.dispose()
         other.dispose()
@@ -335,6 +340,40 @@ def test_a_lookup_reads_each_row_once(golden_park):
         event.remove(engine, "before_cursor_execute", capture)
     assert seen.count("enterprises") == 1, seen
     assert len(seen) <= 5, seen
+
+
+def test_a_lookup_reads_outside_a_transaction_and_may_not_write(golden_park):
+    """On PostgreSQL a read-only view (the score and eligibility lookups) reads in autocommit:
+    no BEGIN before its statements and no ROLLBACK after, two round trips of six. A write
+    from such a view is refused before it is sent. On SQLite the usual session serves it."""
+    import pytest
+    from sqlalchemy import event, text
+
+    from service import db
+    p = golden_park
+    engine = p.app.extensions["db_engine"]
+    postgres = engine.dialect.name == "postgresql"
+    for path in (f"/api/enterprises/{p.own}", f"/api/enterprises/{p.own}/eligibility", "/api/enterprises"):
+        modes = []
+
+        def capture(conn, *args):
+            # psycopg's flag; sqlite3 (Python 3.11) has none: it is False there as it acts
+            modes.append(getattr(conn.connection.dbapi_connection, "autocommit", False) is True)
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            assert p.get(path, "officer").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        read_only = path != "/api/enterprises"          # the list is not marked (yet)
+        assert modes and set(modes) == {postgres and read_only}, (path, modes)
+    with p.app.test_request_context(f"/api/enterprises/{p.own}"):
+        s = db.session()
+        if postgres:
+            with pytest.raises(db.WriteInReadOnlyView):
+                s.execute(text("UPDATE runs SET message = message"))
+        else:
+            assert s.get_bind() is engine
+        s.close()
 
 
 def test_the_forkserver_warms_the_store_and_hides_what_it_holds_from_the_collector():

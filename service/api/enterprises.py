@@ -45,6 +45,7 @@ def enterprise_list(args):
 
 
 @ent_bp.route("/enterprises/<code>")
+@db.read_only
 @require("enterprise", *READERS)
 @answers(ent_bp, Score, files=True)
 @ent_bp.arguments(RunSelect, location="query")
@@ -118,6 +119,7 @@ def record_correct(args, code, year):
 
 
 @ent_bp.route("/enterprises/<code>/eligibility")
+@db.read_only
 @require("enterprise", *READERS)
 @answers(ent_bp, Eligibility, files=True)
 @ent_bp.arguments(RunSelect, location="query")
