@@ -1,10 +1,14 @@
 """The JSON of every answer written by orjson: a score lookup's answer (about 50 KB: the
 indicators, the trace, the peers) took 0.33 ms to encode with the standard library, a fifth
-of the lookup's time in the server; orjson takes a tenth of that. The bytes say the same:
-UTF-8 Chinese as such, keys in their own order, compact; dates, decimals, dataclasses and
-whatever else orjson does not write itself go through Flask's own conversion (a date as an
-HTTP date, a decimal as text). What orjson refuses (an integer beyond 64 bits) is written by
-the standard library as before. Debug mode, sorted keys or ASCII-only keep Flask's encoder."""
+of the lookup's time in the server; orjson takes a tenth of that. The values are the same,
+and so are the bytes (UTF-8 Chinese as such, keys in their own order, compact) but for two
+kinds of number: one below 1e-4 is written in full (0.00001 where Python wrote 1e-05, the
+same number), and NaN or an infinity as null (Python wrote NaN and Infinity, which are not
+JSON, and a browser's JSON.parse refuses them). Dates, decimals, dataclasses and whatever
+else orjson does not write itself go through Flask's own conversion (a date as an HTTP date,
+a decimal as text); what orjson refuses (an integer beyond 64 bits, a numpy number) is
+written by the standard library as before. Debug mode, sorted keys or ASCII-only keep
+Flask's encoder."""
 from __future__ import annotations
 
 import orjson

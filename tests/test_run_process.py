@@ -374,6 +374,10 @@ def test_a_lookup_reads_outside_a_transaction_and_may_not_write(golden_park):
         else:
             assert s.get_bind() is engine
         s.close()
+    reads = ["SELECT 1", "(SELECT a FROM t) UNION (SELECT b FROM u)", "WITH x AS (SELECT 1) SELECT * FROM x"]
+    writes = ["UPDATE runs SET message = ''", "INSERT INTO t VALUES (1)", "SELECT * INTO t2 FROM t", "SAVEPOINT a",
+              "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", "SELECT nextval('s')", "SELECT pg_advisory_lock(1)"]
+    assert all(db.is_read(r) for r in reads) and not any(db.is_read(w) for w in writes)
 
 
 def test_the_forkserver_warms_the_store_and_hides_what_it_holds_from_the_collector():
