@@ -101,20 +101,17 @@ def scores_table(ev, sort=True):
 
 
 def fixed_columns(ev, pool=None) -> dict:
-    """scores.csv's number columns as text (`fixed`), in the rows' order; kept on `ev` while
-    the files are written, since the trace's sentences say the same figures. With `pool`,
-    the columns are formatted on its threads."""
-    cached = ev.__dict__.get("_fixed_columns")
-    if cached is None:
-        s = ev.scores
-        d = ev.policy.groups["policy"]["scoring"]["decimals"]
-        numbers = [(col, d) for col in category_columns(ev.policy) + NUMBER_COLUMNS] \
-            + [(col, 0) for col in ("rank_in_stage", "rank_overall")]
-        fmt = (pool.map if pool is not None else map)(
-            lambda cd: fixed(s[cd[0]].to_numpy(dtype="float64"), cd[1]), numbers)
-        cached = dict(zip([c for c, _ in numbers], fmt))
-        ev.__dict__["_fixed_columns"] = cached
-    return cached
+    """scores.csv's number columns as text (`fixed`), in the rows' order. With `pool`, the
+    columns are formatted on its threads. (They were kept on `ev` while every file was
+    written, for a trace that said the same figures in text; trace.parquet holds them as
+    numbers, and at 1M the kept text was about 200 MB of the trace's peak.)"""
+    s = ev.scores
+    d = ev.policy.groups["policy"]["scoring"]["decimals"]
+    numbers = [(col, d) for col in category_columns(ev.policy) + NUMBER_COLUMNS] \
+        + [(col, 0) for col in ("rank_in_stage", "rank_overall")]
+    fmt = (pool.map if pool is not None else map)(
+        lambda cd: fixed(s[cd[0]].to_numpy(dtype="float64"), cd[1]), numbers)
+    return dict(zip([c for c, _ in numbers], fmt))
 
 
 def awards_table(ev) -> pa.Table:
@@ -974,5 +971,4 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             os.replace(p, out_dir / p.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        ev.__dict__.pop("_fixed_columns", None)
     return out_dir
