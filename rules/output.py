@@ -104,7 +104,7 @@ def fixed_columns(ev, pool=None) -> dict:
     """scores.csv's number columns as text (`fixed`), in the rows' order. With `pool`, the
     columns are formatted on its threads. (They were kept on `ev` while every file was
     written, for a trace that said the same figures in text; trace.parquet holds them as
-    numbers, and at 1M the kept text was about 200 MB of the trace's peak.)"""
+    numbers, and at 1M the kept text was about 0.1 GB of the trace's peak.)"""
     s = ev.scores
     d = ev.policy.groups["policy"]["scoring"]["decimals"]
     numbers = [(col, d) for col in category_columns(ev.policy) + NUMBER_COLUMNS] \
@@ -767,8 +767,8 @@ def _system_memory_pool():
     """Arrow's allocations made inside on the C library's malloc. The trace makes many
     short-lived buffers of tens of MB; arrow's default mimalloc gave them back to the system
     and faulted them in again: at 100k the trace took 0.5–1.2 s of system time with it against
-    0.05–0.3 s with malloc (2 cores, 2026-11-26). Buffers remember their pool, so arrays made
-    before or after, or on other threads meanwhile, are unaffected."""
+    0.05–0.3 s with malloc (2 cores, 2026-11-26). Buffers remember their pool and are freed
+    there; arrays made on other threads meanwhile are allocated from malloc too."""
     old = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
@@ -780,7 +780,7 @@ def _system_memory_pool():
 def write_trace_parquet(ev, out_dir, shared=None):
     """trace.parquet (zstd, one row group per TRACE_CHUNK rows) and trace_header.json (the
     first line of trace.jsonl, with `render`) in `out_dir`; rules.tracefile reads them back as
-    trace.jsonl's lines. `shared`: the future of `_trace_parts_shared(ev)`, when the caller
+    trace.jsonl's lines. `shared`: a future of `_trace_parts_shared(ev)`, when the caller
     started it earlier."""
     out_dir = Path(out_dir)
     (out_dir / TRACE_HEADER_FILE).write_text(trace_header(ev, render=True), encoding="utf-8")
@@ -935,10 +935,10 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             # arrow's CSV writer runs without the GIL: the wide indicator table is written
             # on the second core while this one builds the trace and the award list
             side = pool.submit(write_indicators, ev, tmp / "indicators.csv") if trace else None
-            # the trace's dictionaries (the award lines' sentences above all, seconds at a
-            # million enterprises, mostly in arrow's kernels) are built on a thread of their
+            # trace.parquet's dictionaries (the award lines' sentences above all, seconds at
+            # a million enterprises, mostly in arrow's kernels) are built on a thread of their
             # own from the start, beside scores.csv and awards.csv, not after them: at 1M the
-            # writing 9.2 -> 7.7-8.0 s, its peak 3.2 -> 3.05 GB (2026-12-04)
+            # writing 8.8-9.0 -> 7.7-7.8 s (alternating runs, 2026-12-04)
             shared = trace_parts.submit(_trace_parts_shared, ev) if trace and trace_format != "jsonl" else None
             lap("write.start")
             done = {}               # output file -> its checksum, hashed as soon as it is written

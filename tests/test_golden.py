@@ -278,6 +278,21 @@ def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monk
     assert read_trace(b, [code]) == [whole[150]] and read_table(b, [code]).num_rows == 1
 
 
+def test_a_failure_while_writing_leaves_no_file_behind(runner, golden, tmp_path, monkeypatch):
+    """The trace's dictionaries are built on a thread of their own beside scores.csv: when
+    they fail, the error is the command's, the output folder is not made and no temporary
+    folder is left."""
+    from rules import output
+
+    def broken(ev):
+        raise RuntimeError("dictionaries failed")
+    monkeypatch.setattr(output, "_trace_parts_shared", broken)
+    res = evaluate(runner, golden, tmp_path / "out", [])
+    assert res.exit_code != 0 and isinstance(res.exception, RuntimeError), res.output
+    assert "dictionaries failed" in str(res.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_manifest_names_policy_inputs_and_outputs(runner, golden, tmp_path):
     import hashlib
     import json
