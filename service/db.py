@@ -60,7 +60,8 @@ def init_app(app):
     engine = make_engine(url)
     app.extensions["db_engine"] = engine
     app.extensions["db_sessions"] = sessionmaker(engine, expire_on_commit=False)
-    app.extensions["db_reader"] = reader(engine)
+    # `read_only` views' sessions (the same as the others where `reader` has nothing to add)
+    app.extensions["db_read_sessions"] = sessionmaker(reader(engine) or engine, expire_on_commit=False)
 
     @app.teardown_appcontext
     def _close(_exc):
@@ -73,8 +74,7 @@ def session() -> Session:
     """The request's (or app context's) session; a `read_only` view's reads outside a
     transaction where the database has them (`reader`)."""
     if "db" not in g:
-        bind = current_app.extensions.get("db_reader") if _read_only_view() else None
-        g.db = current_app.extensions["db_sessions"](**({"bind": bind} if bind is not None else {}))
+        g.db = current_app.extensions["db_read_sessions" if _read_only_view() else "db_sessions"]()
     return g.db
 
 

@@ -344,8 +344,8 @@ def test_a_lookup_reads_each_row_once(golden_park):
 
 def test_a_lookup_reads_outside_a_transaction_and_may_not_write(golden_park):
     """On PostgreSQL a read-only view (the score and eligibility lookups) reads in autocommit:
-    no BEGIN before its statements and no ROLLBACK after, two round trips of six. A write
-    from such a view is refused before it is sent. On SQLite the usual session serves it."""
+    no BEGIN before its statements and no ROLLBACK after, five round trips instead of seven.
+    A write from such a view is refused before it is sent. On SQLite the usual session serves it."""
     import pytest
     from sqlalchemy import event, text
 
