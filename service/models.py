@@ -269,11 +269,16 @@ class Result(Base):
     rank_in_stage: Mapped[int | None] = mapped_column(Integer)
     rank_overall: Mapped[int | None] = mapped_column(Integer)
     stage_percentile: Mapped[float | None] = mapped_column(Float)
-    trace: Mapped[str] = mapped_column(Text)            # the enterprise's trace, compact (query.expand_trace)
+    # the enterprise's trace, compact (query.expand_trace): packed against the run's dictionary
+    # (service.packing; runs stored since December 2026), or as text (runs stored before)
+    trace: Mapped[str | None] = mapped_column(Text, nullable=True)
+    trace_packed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     indicators: Mapped[str] = mapped_column(Text)       # JSON: clause id -> [value, points]
     # JSON: field -> [value, source, kind, import, declaration, list, user, time, provenance id]
-    # of what the run read for this enterprise-year (its lines of the run's provenance.csv)
+    # of what the run read for this enterprise-year (its lines of the run's provenance.csv);
+    # packed as the trace is (provenance.stored_provenance), or as text
     provenance: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provenance_packed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     __table_args__ = (UniqueConstraint("run_id", "credit_code", name="uq_results_run_code"),
                       Index("ix_results_run_stage_rank", "run_id", "stage", "rank_in_stage"),
                       Index("ix_results_run_rank", "run_id", "rank_overall"),

@@ -459,6 +459,16 @@ def _import_names(s, ids, run) -> dict:
     return {i: _IMPORT_NAMES[(*base, i)] for i in ids if (*base, i) in _IMPORT_NAMES}
 
 
+def stored_provenance(s, run, result) -> str | None:
+    """A result's provenance text: packed (runs stored since December 2026), as text, or None."""
+    if result is None:
+        return None
+    if result.provenance_packed is not None:
+        from .query import PROVENANCE_DICTIONARY, unpacked
+        return unpacked(s, run, result.provenance_packed, PROVENANCE_DICTIONARY)
+    return result.provenance
+
+
 def run_provenance(s, run, code, data) -> dict:
     """What a run read for one enterprise in its year: {field: description}: from its result
     (stored with the run), else from the run's provenance file (runs stored before results
@@ -467,7 +477,7 @@ def run_provenance(s, run, code, data) -> dict:
     from .runs import PROVENANCE_COMPACT, PROVENANCE_FILE
     from .query import result_of
     result = result_of(s, run, code)
-    stored = result.provenance if result is not None else None
+    stored = stored_provenance(s, run, result)
     if stored is None and (s.get(RunFile, (run.id, PROVENANCE_COMPACT)) is not None
                            or s.get(RunFile, (run.id, PROVENANCE_FILE)) is not None):
         return {}                  # stored with the column: a null is an enterprise not in the run

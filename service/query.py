@@ -77,11 +77,30 @@ def trace_header(s, run) -> dict:
     return h
 
 
-def expand_trace(s, run, text) -> dict:
-    """A stored result's trace (`Result.trace`: its entries name their clause id, the run's
-    trace header holds the titles and citations) as the full trace.jsonl object, every entry
-    with its title and citation; runs stored with full lines come back as they are."""
+TRACE_DICTIONARY = "trace.zdict"             # a run's dictionary of its packed traces (service.packing)
+PROVENANCE_DICTIONARY = "provenance.zdict"   # … and of its packed provenance
+
+
+def unpacked(s, run, blob, name) -> str:
+    """A text a run stored packed (`Result.trace_packed`, `provenance_packed`), unpacked
+    with the run's dictionary `name`, read once per process and thread."""
+    from .packing import unpack
+    return unpack(blob, (str(s.get_bind().url), run.id, run.finished_at, name), lambda: run_file(s, run.id, name))
+
+
+def stored_trace(s, run, result) -> str | None:
+    """A result's compact trace text: packed (runs stored since December 2026) or as text."""
+    if result.trace_packed is not None:
+        return unpacked(s, run, result.trace_packed, TRACE_DICTIONARY)
+    return result.trace
+
+
+def expand_trace(s, run, result) -> dict:
+    """A stored result's trace (its entries name their clause id, the run's trace header holds
+    the titles and citations) as the full trace.jsonl object, every entry with its title and
+    citation; runs stored with full lines come back as they are. {} for no result."""
     from rules.tracefile import expand
+    text = stored_trace(s, run, result) if result is not None else None
     return expand(text, trace_header(s, run)) if text else {}
 
 
@@ -174,7 +193,7 @@ def score_detail(s, run, code) -> dict | None:
         return None
     ent = s.get(Enterprise, code)
     header = trace_header(s, run)
-    trace = expand_trace(s, run, r.trace)
+    trace = expand_trace(s, run, r)
     d = result_row(r, ent, stage_names(s, run))
     d.update(run_id=run.id, year=run.year, policy=run.policy_name, policy_sha256=run.policy_sha256,
              document=header.get("document", ""),
@@ -266,7 +285,7 @@ def eligibility(s, run, code):
     lines = {r["clause"]: r for r in award_lines(s, run, code=code)}
     header = trace_header(s, run).get("clauses", {})
     result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
-    trace = expand_trace(s, run, result.trace) if result is not None else {}
+    trace = expand_trace(s, run, result)
     said = {e["clause"]: e.get("text", "") for e in trace.get("rewards") or []}
     for e in trace.get("rewards_not_paid") or []:
         if "reason" in e:
@@ -373,7 +392,7 @@ def contracts_of(s, run, code) -> list[dict]:
     Chinese and what RW-5 made of each (from the run's trace: counted or not, its 1%)."""
     from .models import Contract
     result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
-    trace = expand_trace(s, run, result.trace) if result is not None else {}
+    trace = expand_trace(s, run, result)
     per = {}
     for line in trace.get("rewards") or []:
         inp = line.get("inputs") or {}

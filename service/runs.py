@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import func, select, text, update
 
 from rules.evaluate import EvaluationError
@@ -244,17 +245,31 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     prov = per_result(provenance_table, run.year) if provenance_table is not None else {}
     cat_dicts, excluded_of, finals = [], [], []
     columns = ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
-               "rank_in_stage", "rank_overall", "stage_percentile", "trace", "indicators", "provenance"]
+               "rank_in_stage", "rank_overall", "stage_percentile", "trace_packed", "indicators", "provenance_packed"]
+    # the traces and provenance texts packed against dictionaries trained on the first slice's
+    from .packing import Packer
+    from .query import PROVENANCE_DICTIONARY, TRACE_DICTIONARY
+    packers = {}
+
+    def packed(name, texts):
+        if name not in packers:
+            packers[name] = Packer(texts)
+        return packers[name].pack(texts)
     # a slice of enterprises at a time: their traces and indicators made into text, inserted
     # and let go (a zone's traces are hundreds of MB: reused memory, not fresh)
     for lo in range(0, len(scores), SLICE):
         hi = min(lo + SLICE, len(scores))
-        traces = compact_lines(trace_table.slice(lo, hi - lo), head).to_pylist()
+        traces = compact_lines(trace_table.slice(lo, hi - lo), head).cast(pa.binary()).to_pylist()
+        for i, row, tr in zip(range(lo, hi), scores[lo:hi], traces, strict=True):
+            if not tr.startswith(b'{"credit_code":"' + row["credit_code"].encode() + b'"'):
+                raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
+        traces = packed(TRACE_DICTIONARY, traces)
+        # "{}": the run read no provenance for it (a lookup need not look further)
+        provs = (packed(PROVENANCE_DICTIONARY, [prov.get(row["credit_code"], "{}").encode() for row in scores[lo:hi]])
+                 if provenance_table is not None else [None] * (hi - lo))
         indicators = _indicator_json(ids, values[lo:hi], points[lo:hi])
         results = []
-        for i, row, tr, ind in zip(range(lo, hi), scores[lo:hi], traces, indicators, strict=True):
-            if not tr.startswith('{"credit_code":"' + row["credit_code"] + '"'):
-                raise RuntimeError(f"trace line {i + 2} is not {row['credit_code']}'s")
+        for i, row, tr, ind, pr in zip(range(lo, hi), scores[lo:hi], traces, indicators, provs, strict=True):
             excluded = row["excluded"] == "true"
             cat_dicts.append({c[:-len("_score")]: _num(row[c]) for c in cat_cols if row[c] != ""})
             cats = json.dumps(cat_dicts[-1], separators=(",", ":"))
@@ -263,13 +278,14 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
             finals.append(nums[-1])
             results.append((run.id, row["credit_code"], row["stage"], excluded, row["exclusion_clauses"], cats,
                             *nums, _int(row["rank_in_stage"]), _int(row["rank_overall"]),
-                            None if excluded else float(percentile[i]), tr, ind,
-                            # "{}": the run read no provenance for it (a lookup need not look further)
-                            prov.get(row["credit_code"], "{}" if provenance_table is not None else None)))
-        del traces, indicators
+                            None if excluded else float(percentile[i]), tr, ind, pr))
+        del traces, indicators, provs
         bulk_insert(s, Result.__table__, columns, results)
         del results
     del trace_table, prov
+    for name, packer in packers.items():
+        if packer.dictionary is not None:
+            s.add(RunFile(run_id=run.id, name=name, content=packer.dictionary))
     # the stage figures every profile shows (medians, top deciles), computed once here
     from .query import stats_of
     by_stage = {}

@@ -302,7 +302,7 @@ def monitoring(s, run) -> dict:
     results = s.scalars(select(Result).where(Result.run_id == run.id)).all()
     ents = {e.credit_code: e for e in s.scalars(select(Enterprise))}
     header = query.trace_header(s, run).get("clauses", {})
-    traces = [query.expand_trace(s, run, r.trace) for r in results]
+    traces = [query.expand_trace(s, run, r) for r in results]
 
     def by(key):
         groups = {}

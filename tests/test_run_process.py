@@ -72,12 +72,13 @@ def test_stored_provenance_is_the_runs_provenance_file(golden_park):
         data = shape.data(s)
         codes = [c for c, in s.query(Result.credit_code).filter(Result.run_id == run.id)]
         assert len(codes) == 300
-        assert s.query(Result).filter(Result.run_id == run.id, Result.provenance.is_(None)).count() == 0
+        assert s.query(Result).filter(Result.run_id == run.id, Result.provenance_packed.is_(None)).count() == 0
         stored = {c: provenance.run_provenance(s, run, c, data) for c in codes}
         assert s.get(RunFile, (run.id, "provenance_records.parquet")) is not None
         s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name == "provenance_records.parquet").update(
             {RunFile.name: "provenance.csv", RunFile.content: provenance.run_provenance_file(s, run.id)})
-        s.query(Result).filter(Result.run_id == run.id).update({Result.provenance: None})
+        s.query(Result).filter(Result.run_id == run.id).update({Result.provenance: None,
+                                                                    Result.provenance_packed: None})
         from_file = {c: provenance.run_provenance(s, run, c, data) for c in codes}
         s.rollback()
     assert stored == from_file
@@ -310,7 +311,7 @@ def test_a_run_stored_before_the_compact_provenance_is_read_as_before(golden_par
         rows = [r for r in per_value.to_pylist() if r["credit_code"] == p.own and r["year"] == run.year]
         old = {r["field"]: ["" if r[k] is None else str(r[k]) for k in provenance.ROW_KEYS] for r in rows}
         s.query(Result).filter(Result.run_id == run.id, Result.credit_code == p.own).update(
-            {Result.provenance: json.dumps(old, ensure_ascii=False)})
+            {Result.provenance: json.dumps(old, ensure_ascii=False), Result.provenance_packed: None})
         s.flush()
         assert provenance.run_provenance_file(s, run.id) == want_csv
         from flask import g

@@ -89,8 +89,15 @@ def test_stored_trace_is_compact_and_the_api_gives_it_in_full(golden_park, tmp_p
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     batch = {t["credit_code"]: t for t in read_trace(out)}
+    from service.models import Run
+    from service.query import stored_trace
     with p.app.app_context():
-        stored = {r.credit_code: r.trace for r in db.session().query(Result).filter_by(run_id=p.run_id)}
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        results = s.query(Result).filter_by(run_id=p.run_id).all()
+        assert all(r.trace is None and r.trace_packed for r in results)       # packed (service.packing)
+        assert sum(len(r.trace_packed) for r in results) * 4 < sum(len(stored_trace(s, run, r)) for r in results)
+        stored = {r.credit_code: stored_trace(s, run, r) for r in results}
     assert set(stored) == set(batch)
     excluded = [c for c, t in batch.items() if t["excluded"]]
     for code in sorted(batch)[:3] + excluded[:2]:

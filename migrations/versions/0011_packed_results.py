@@ -1,0 +1,52 @@
+"""each result's trace and provenance stored packed (zstd, against a dictionary trained on
+its run's own texts and kept as the run's file trace.zdict / provenance.zdict): a 50,000-
+enterprise run wrote about 250 MB of rows as text, and their insert and commit took most of
+the run (issue 16). Runs stored before keep their text; `trace` may now be empty for a
+packed one. The downgrade puts every packed text back as text before dropping the columns.
+
+Revision ID: 0011_packed_results
+Revises: 0010_results_stage_score
+Create Date: 2026-12-05 01:00:00
+
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision: str = '0011_packed_results'
+down_revision: Union[str, Sequence[str], None] = '0010_results_stage_score'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('results', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('trace_packed', sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column('provenance_packed', sa.LargeBinary(), nullable=True))
+        batch_op.alter_column('trace', existing_type=sa.Text(), nullable=True)
+
+
+def _unpack_all(bind, column, text_column, dictionary_name) -> None:
+    import zstandard
+    runs = bind.execute(sa.text(f"SELECT DISTINCT run_id FROM results WHERE {column} IS NOT NULL")).scalars().all()
+    for run_id in runs:
+        raw = bind.execute(sa.text("SELECT content FROM run_files WHERE run_id = :r AND name = :n"),
+                           {"r": run_id, "n": dictionary_name}).scalar()
+        d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(raw) if raw else None)
+        rows = bind.execute(sa.text(f"SELECT id, {column} FROM results WHERE run_id = :r AND {column} IS NOT NULL"),
+                            {"r": run_id}).all()
+        bind.execute(sa.text(f"UPDATE results SET {text_column} = :t WHERE id = :i"),
+                     [{"i": i, "t": d.decompress(blob).decode("utf-8")} for i, blob in rows])
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    _unpack_all(bind, "trace_packed", "trace", "trace.zdict")
+    _unpack_all(bind, "provenance_packed", "provenance", "provenance.zdict")
+    bind.execute(sa.text("UPDATE results SET trace = '{}' WHERE trace IS NULL"))
+    with op.batch_alter_table('results', schema=None) as batch_op:
+        batch_op.alter_column('trace', existing_type=sa.Text(), nullable=False)
+        batch_op.drop_column('provenance_packed')
+        batch_op.drop_column('trace_packed')

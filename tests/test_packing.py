@@ -1,0 +1,126 @@
+"""A stored run keeps each enterprise's trace and provenance packed (zstd, against a
+dictionary trained on the run's own texts, service.packing): the packing is lossless, a
+lookup answers exactly as from text, runs stored as text before are read as before, and
+the migration's downgrade puts every packed text back as text."""
+import json
+import random
+import threading
+
+import sqlalchemy as sa
+from alembic import command
+
+from service import db
+from service.db import alembic_config
+from service.models import Result, Run, RunFile
+from service.packing import MIN_SAMPLES, Packer, unpack
+
+
+def _texts(n, seed=7):
+    rnd = random.Random(seed)
+    stages = ["初创期", "成长期", "扩张期", "成熟期"]
+    return [json.dumps({"credit_code": f"9141070{i:011d}", "stage": {"clause": "STAGE", "text": rnd.choice(stages)},
+                        "scores": {"final": round(rnd.uniform(0, 100), 4), "rank": rnd.randint(1, n)},
+                        "rewards": [{"clause": "RW-5", "yuan": rnd.randint(0, 500000)}] * rnd.randint(0, 3)},
+                       ensure_ascii=False).encode() for i in range(n)]
+
+
+def test_packing_is_lossless_with_or_without_a_dictionary():
+    many, few = _texts(600), _texts(MIN_SAMPLES - 1, seed=8)
+    with_dictionary, without = Packer(many), Packer(few)
+    assert with_dictionary.dictionary and without.dictionary is None
+    for packer, texts, key in ((with_dictionary, many, "many"), (without, few, "few")):
+        blobs = packer.pack(texts)
+        assert [unpack(b, key, lambda: packer.dictionary) for b in blobs] == [t.decode() for t in texts]
+    # the dictionary is what makes a text small: the same texts packed alone are larger
+    assert sum(map(len, with_dictionary.pack(many))) * 2 < sum(map(len, Packer(many[:10]).pack(many)))
+
+
+def test_a_thread_reads_the_dictionary_once_and_threads_do_not_share_a_decompressor():
+    texts = _texts(400)
+    packer = Packer(texts)
+    blobs = packer.pack(texts)
+    reads, errors = [], []
+    together = threading.Barrier(4)       # all alive at once: no thread's id is reused
+
+    def dictionary():
+        reads.append(threading.get_ident())
+        return packer.dictionary
+
+    def work():
+        try:
+            together.wait(timeout=30)
+            for _ in range(5):
+                assert [unpack(b, ("threads", 1), dictionary) for b in blobs] == [t.decode() for t in texts]
+        except Exception as exc:       # reported below: an assertion in a thread would be lost
+            errors.append(exc)
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(reads) == len(set(reads)) == 4
+
+
+def _answers(p, codes):
+    from flask import g
+    with p.app.app_context():
+        g.pop("results_read", None)
+    return {c: (p.get(f"/api/enterprises/{c}?run={p.run_id}", "officer").get_json(),
+                p.get(f"/api/enterprises/{c}/eligibility?run={p.run_id}", "officer").get_json())
+            for c in codes}
+
+
+def _texts_of(s, run):
+    from service.provenance import stored_provenance
+    from service.query import stored_trace
+    return {r.credit_code: (stored_trace(s, run, r), stored_provenance(s, run, r))
+            for r in s.query(Result).filter_by(run_id=run.id)}
+
+
+def test_a_run_stored_as_text_is_read_as_a_packed_one(golden_park):
+    """The same run with its texts unpacked into the text columns (as runs stored before
+    December 2026 are) gives the same answers, trace, provenance and eligibility alike."""
+    p = golden_park
+    codes = [p.own, p.other] + p.codes[:3]
+    packed = _answers(p, codes)
+    assert all(a["trace"] and a["provenance"] for a, _ in packed.values())
+    with p.app.app_context():
+        s = db.session()
+        run = s.get(Run, p.run_id)
+        assert s.get(RunFile, (run.id, "trace.zdict")) and s.get(RunFile, (run.id, "provenance.zdict"))
+        texts = _texts_of(s, run)
+        for r in s.query(Result).filter_by(run_id=run.id):
+            r.trace, r.provenance = texts[r.credit_code]
+            r.trace_packed = r.provenance_packed = None
+        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name.in_(["trace.zdict", "provenance.zdict"])) \
+            .delete(synchronize_session=False)
+        s.commit()
+    assert _answers(p, codes) == packed
+
+
+def test_the_downgrade_puts_every_packed_text_back(golden_park):
+    p = golden_park
+    url = p.app.config["DATABASE_URL"]
+    codes = [p.own, p.other]
+    before_api = _answers(p, codes)
+    with p.app.app_context():
+        s = db.session()
+        before = _texts_of(s, s.get(Run, p.run_id))
+        s.close()
+    p.app.extensions["db_engine"].dispose()
+    cfg = alembic_config(url)
+    command.downgrade(cfg, "0010_results_stage_score")
+    eng = sa.create_engine(url)
+    try:
+        assert not {"trace_packed", "provenance_packed"} & {c["name"] for c in sa.inspect(eng).get_columns("results")}
+        with eng.connect() as c:
+            got = {code: (t, pr) for code, t, pr in c.execute(sa.text(
+                "SELECT credit_code, trace, provenance FROM results WHERE run_id = :r"), {"r": p.run_id})}
+        assert got == before and len(got) == 300
+        command.upgrade(cfg, "head")
+        indexes = {i["name"] for i in sa.inspect(eng).get_indexes("results")}
+        assert {"ix_results_run_stage_score", "ix_results_run_rank", "ix_results_run_score"} <= indexes
+    finally:
+        eng.dispose()
+    assert _answers(p, codes) == before_api
