@@ -888,15 +888,19 @@ def _records_table(s, data) -> pa.Table:
     from sqlalchemy import Text, cast
     ident = list(RECORD_IDENTITY)
     kinds = {f.key: f.kind for f in IDENTITY}
+    # in the table's own order, sorted here: SQLite's ORDER BY walks the (credit_code, year)
+    # index and fetches each row from the table, 0.7 s instead of 0.3 s at 160k records
     q = select(*[cast(records_table.c[k], Text) if kinds[k] == "date" else records_table.c[k] for k in ident],
-               cast(records_table.c.data, Text)) \
-        .order_by(records_table.c.credit_code, records_table.c.year)
+               cast(records_table.c.data, Text))
     fields = list(data.fields)
     types = [ARROW_TYPES[kinds[k]] for k in ident]
     # read at once: arrow parses a large text on several threads (by slices it is slower)
     for *arrays, texts in fetch_slices(s, q, types + [None], size=1 << 30):
+        order = pc.sort_indices(pa.table(arrays, names=ident), [("credit_code", "ascending"), ("year", "ascending")])
+        texts = np.asarray(texts, dtype=object)[order.to_numpy()]
         texts = [x or "{}" for x in texts]
-        return pa.table(arrays + parse_data_json(texts, fields), names=ident + [f.key for f in fields])
+        return pa.table([a.take(order) for a in arrays] + parse_data_json(texts, fields),
+                        names=ident + [f.key for f in fields])
     return pa.table([pa.array([], ty) for ty in types] + parse_data_json([], fields),
                     names=ident + [f.key for f in fields])
 
@@ -915,9 +919,9 @@ def snapshot(s, folder, data=None) -> dict:
     ctypes = [pa.string()] * 4 + [pa.date32()]
     from sqlalchemy import Text, cast
     c = Contract.__table__.c
-    cq = select(*[cast(c[k], Text) if pa.types.is_date(ty) else c[k] for k, ty in zip(ckeys, ctypes)]) \
-        .order_by(c.contract_no)
-    _write_table(con_path, pa.table(fetch_columns(s, cq, ctypes), names=ckeys))
+    cq = select(*[cast(c[k], Text) if pa.types.is_date(ty) else c[k] for k, ty in zip(ckeys, ctypes)])
+    contracts = pa.table(fetch_columns(s, cq, ctypes), names=ckeys)          # sorted here, as the records
+    _write_table(con_path, contracts.take(pc.sort_indices(contracts, [("contract_no", "ascending")])))
     h = hashlib.sha256()
     for p in (rec_path, con_path):
         h.update(p.read_bytes())
