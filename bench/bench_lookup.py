@@ -120,6 +120,7 @@ class Load:
 
     def run(self, seconds=None, until=None, min_seconds=0.0):
         lat, errors, lock = [], [], threading.Lock()
+        self.timeline = []          # (planned send time, latency) of every answer
         start = time.perf_counter() + 0.05
         stop = threading.Event()
         counter = iter(range(10**9))
@@ -142,6 +143,7 @@ class Load:
                 done = time.perf_counter()
                 with lock:
                     (lat if r.status == 200 else errors).append(done - planned)
+                    self.timeline.append((planned, done - planned))
         ths = [threading.Thread(target=worker, daemon=True) for _ in range(self.threads)]
         for t in ths:
             t.start()
@@ -248,8 +250,12 @@ def bench(backend, url, a):
                 t_run = time.perf_counter()
                 state = {}
 
+                phases = []
+
                 def finished():
                     st = api(port, token, "GET", f"/api/runs/{rid}")[1]
+                    if not phases or phases[-1][1] != st.get("message"):
+                        phases.append((time.perf_counter(), st.get("message")))
                     if st.get("status") in ("done", "failed"):
                         state.setdefault("at", time.perf_counter())
                         state["status"] = st["status"]
@@ -264,6 +270,13 @@ def bench(backend, url, a):
                 firsts.append((time.perf_counter() - t0) * 1000)
                 print(f"  first lookup of the new run: {firsts[-1]:.1f} ms (status {st})")
                 durings.append(during)
+                if a.timeline:
+                    with open(a.timeline, "a", encoding="utf-8") as f:
+                        for at, msg in phases:
+                            f.write(f"{backend} run {k + 1} {at - t_run:8.3f} phase {msg}\n")
+                        for planned, ms in sorted(load.timeline):
+                            if ms * 1000 >= a.timeline_ms:
+                                f.write(f"{backend} run {k + 1} {planned - t_run:8.3f} slow {ms * 1000:.1f} ms\n")
             if len(durings) > 1:
                 p99 = sorted(d["p99_ms"] for d in durings)
                 print(f"  while a run computes, p99 of {len(p99)} runs: median {p99[len(p99) // 2]:.1f} ms, "
@@ -292,6 +305,9 @@ def main():
                     help="runs under load, each measured (the p99 of one run varies a lot on a shared machine)")
     ap.add_argument("--settle", type=float, default=10,
                     help="seconds the server is left alone after it starts, and before each run under load")
+    ap.add_argument("--timeline", help="append, per run under load, its phases and the slow answers "
+                    "(seconds from POST /api/runs) to this file")
+    ap.add_argument("--timeline-ms", type=float, default=15, help="an answer this slow is written to --timeline")
     ap.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:

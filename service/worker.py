@@ -174,6 +174,8 @@ def _watch(proc, maker, run_id, every):
         done = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")))
                          .values(status="failed", message="失败", error=reason, finished_at=utcnow()))
         if done.rowcount:
+            from .runs import discard_outputs
+            discard_outputs(s, run_id)
             audit(s, None, "run.failed", f"run:{run_id}", reason="process exit", exitcode=proc.exitcode)
         s.commit()
 

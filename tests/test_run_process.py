@@ -447,3 +447,60 @@ def test_the_names_of_a_runs_imports_are_not_taken_from_an_earlier_database(gold
         s.flush()
         assert provenance._import_names(s, {imp.id}, run) == {imp.id: "另一个数据库的文件.csv"}
         s.rollback()
+
+
+def test_a_run_is_done_only_after_its_stored_rows_are_vacuumed_and_a_failure_then_keeps_nothing(golden_park,
+                                                                                                monkeypatch):
+    """A run's rows are committed, then VACUUM (ANALYZE)d, then the run is marked done: until
+    then lookups read the run before (its new rows are not yet all-visible nor in the
+    planner's statistics). A failure after that commit discards what was stored."""
+    from sqlalchemy import select
+
+    from service import runs
+    from service.models import AwardLine
+    p = golden_park
+    seen = {}
+
+    def vacuum_then_fail(s, *tables):
+        with p.app.extensions["db_sessions"]() as other:          # another connection: what lookups see
+            rid = other.scalar(select(Run.id).order_by(Run.id.desc()).limit(1))
+            seen.update(status=other.get(Run, rid).status, rows=other.query(Result).filter_by(run_id=rid).count(),
+                        current=runs.current_run(other, 2022).id, tables=tables)
+        raise RuntimeError("the database went away after the results' commit")
+    monkeypatch.setattr(runs, "vacuum_analyze", vacuum_then_fail)
+    r = p.post("/api/runs", "officer", json={"year": 2022})
+    rid = r.get_json()["id"]
+    assert seen == {"status": "running", "rows": 300, "current": p.run_id, "tables": ("results", "award_lines")}
+    st = p.get(f"/api/runs/{rid}", "officer").get_json()
+    assert st["status"] == "failed" and "went away" in st["error"]
+    with p.app.app_context():
+        s = db.session()
+        assert [s.query(m).filter_by(run_id=rid).count() for m in (Result, AwardLine, RunFile)] == [0, 0, 0]
+        assert s.query(Result).filter_by(run_id=p.run_id).count() == 300     # the run before keeps its own
+    assert p.get(f"/api/enterprises/{p.own}", "officer").get_json()["run_id"] == p.run_id
+
+
+def test_a_stale_run_that_had_stored_its_rows_keeps_nothing(golden_park):
+    """A run whose process died between its rows' commit and done (found by its heartbeat)
+    is failed and its rows discarded, as the reason says; a done run is never touched."""
+    import datetime as dt
+
+    from service import runs
+    from service.models import AwardLine, utcnow
+    p = golden_park
+    with p.app.app_context():
+        s = db.session()
+        dead = runs.create_run(s, 2022, None)
+        s.flush()
+        for src in s.query(Result).filter_by(run_id=p.run_id).limit(5).all():
+            s.add(Result(**{c.key: getattr(src, c.key) for c in Result.__table__.columns if c.key != "id"} | {
+                "run_id": dead.id}))
+        s.add(AwardLine(run_id=dead.id, credit_code=p.own, clause="RW-1", eligible_yuan=1, granted_yuan=1, basis=""))
+        s.add(RunFile(run_id=dead.id, name="scores.csv", content=b"x"))
+        dead.status, dead.heartbeat = "running", utcnow() - dt.timedelta(seconds=3600)
+        s.commit()
+        assert runs.fail_stale(s, limit=60) == [dead.id]
+        assert s.get(Run, dead.id).status == "failed"
+        assert [s.query(m).filter_by(run_id=dead.id).count() for m in (Result, AwardLine, RunFile)] == [0, 0, 0]
+        assert s.query(Result).filter_by(run_id=p.run_id).count() == 300
+        assert runs.fail_stale(s, limit=60) == []
