@@ -273,7 +273,8 @@ class Result(Base):
     # (service.packing; runs stored since December 2026), or as text (runs stored before)
     trace: Mapped[str | None] = mapped_column(Text, nullable=True)
     trace_packed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    indicators: Mapped[str] = mapped_column(Text)       # JSON: clause id -> [value, points]
+    indicators: Mapped[str | None] = mapped_column(Text, nullable=True)   # JSON: clause id -> [value, points]
+    indicators_packed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)   # … packed, as the trace
     # JSON: field -> [value, source, kind, import, declaration, list, user, time, provenance id]
     # of what the run read for this enterprise-year (its lines of the run's provenance.csv);
     # packed as the trace is (provenance.stored_provenance), or as text

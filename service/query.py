@@ -78,7 +78,8 @@ def trace_header(s, run) -> dict:
 
 
 TRACE_DICTIONARY = "trace.zdict"             # a run's dictionary of its packed traces (service.packing)
-PROVENANCE_DICTIONARY = "provenance.zdict"   # … and of its packed provenance
+PROVENANCE_DICTIONARY = "provenance.zdict"   # … of its packed provenance
+INDICATORS_DICTIONARY = "indicators.zdict"   # … and of its packed indicators
 
 
 def unpacked(s, run, blob, name) -> str:
@@ -93,6 +94,13 @@ def stored_trace(s, run, result) -> str | None:
     if result.trace_packed is not None:
         return unpacked(s, run, result.trace_packed, TRACE_DICTIONARY)
     return result.trace
+
+
+def stored_indicators(s, run, result) -> str:
+    """A result's indicators, {clause id: [value, points]} as JSON text: packed or as text."""
+    if result.indicators_packed is not None:
+        return unpacked(s, run, result.indicators_packed, INDICATORS_DICTIONARY)
+    return result.indicators
 
 
 def expand_trace(s, run, result) -> dict:
@@ -165,10 +173,11 @@ def enterprises(s, run, park=None, industry=None, stage=None, min_score=None, ma
     return [result_row(r, e, stages) for r, e in s.execute(query)], total
 
 
-def indicator_rows(result: Result, header: dict) -> list[dict]:
+def indicator_rows(indicators: str, header: dict) -> list[dict]:
+    """A result's indicators (`stored_indicators`) with their clauses' titles and citations."""
     clauses = header.get("clauses", {})
     rows = []
-    for cid, (value, points) in json.loads(result.indicators).items():
+    for cid, (value, points) in json.loads(indicators).items():
         c = clauses.get(cid, {})
         rows.append({"clause": cid, "title": c.get("title", ""), "citation": c.get("citation", ""),
                      "category": c.get("category", ""),
@@ -197,7 +206,7 @@ def score_detail(s, run, code) -> dict | None:
     d = result_row(r, ent, stage_names(s, run))
     d.update(run_id=run.id, year=run.year, policy=run.policy_name, policy_sha256=run.policy_sha256,
              document=header.get("document", ""),
-             indicators=[] if r.excluded else indicator_rows(r, header),
+             indicators=[] if r.excluded else indicator_rows(stored_indicators(s, run, r), header),
              explanation=explain_line(trace, header), trace=trace, categories=category_titles(s, run))
     peers = stage_stats(s, run, r.stage)
     d["peers"] = {k: v for k, v in peers.items() if k != "indicators"}
@@ -470,10 +479,11 @@ def stats_of(stage, cat_scores: dict, finals, indicators: dict) -> dict:
 
 
 def _computed_stage_stats(s, run, stage, key) -> dict:
-    rows = s.execute(select(Result.category_scores, Result.final_score, Result.indicators)
+    rows = s.execute(select(Result.category_scores, Result.final_score, Result.indicators, Result.indicators_packed)
                      .where(Result.run_id == run.id, Result.stage == stage, Result.excluded.is_(False))).all()
-    cols = list(zip(*rows)) if rows else [[]] * 3
-    cats, inds = [as_dict(t) for t in cols[0]], [json.loads(t) for t in cols[2]]
+    cols = list(zip(*rows)) if rows else [[]] * 4
+    cats = [as_dict(t) for t in cols[0]]
+    inds = [json.loads(t if z is None else unpacked(s, run, z, INDICATORS_DICTIONARY)) for t, z in zip(cols[2], cols[3])]
     out = stats_of(stage, {k: [c.get(k) for c in cats] for k in (cats[0] if cats else {})}, list(cols[1]),
                    {cid: ([d[cid][0] for d in inds], [d[cid][1] for d in inds]) for cid in (inds[0] if inds else {})})
     if len(_STATS) > 64:

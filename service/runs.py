@@ -205,14 +205,13 @@ def _int(text):
     return int(text) if text != "" else None
 
 
-def _indicator_json(ids, values, points) -> list:
-    """Per enterprise, {clause id: [value, points]} as JSON text, built column-wise (a
-    missing value is null)."""
-    import pyarrow as pa
+def _indicator_json(ids, values, points) -> list[bytes]:
+    """Per enterprise, {clause id: [value, points]} as JSON text (UTF-8), built column-wise
+    (a missing value is null)."""
     import pyarrow.compute as pc
     n = len(values)
     if not ids:
-        return ["{}"] * n
+        return [b"{}"] * n
 
     from .store import float_json
 
@@ -221,11 +220,12 @@ def _indicator_json(ids, values, points) -> list:
     parts = []
     for j, cid in enumerate(ids):
         parts += [f'{"{" if j == 0 else ","}{json.dumps(cid)}:[', text(values[:, j]), ",", text(points[:, j]), "]"]
-    return pc.binary_join_element_wise(*parts, "}", "").to_pylist()
+    return pc.binary_join_element_wise(*parts, "}", "").cast(pa.binary()).to_pylist()
 
 
 def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=None):
-    """Insert the results from the written files, then mark the run done: one transaction."""
+    """Insert the results from the written files and commit them, VACUUM (ANALYZE) them, then
+    mark the run done (see below)."""
     scores = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text(encoding="utf-8"))))
     # each enterprise's trace as one compact JSON object (entries without the titles and
     # citations of the header); query.expand_trace puts them back for every reader
@@ -251,10 +251,11 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     prov = per_result(provenance_table, run.year) if provenance_table is not None else {}
     cat_dicts, excluded_of, finals = [], [], []
     columns = ["run_id", "credit_code", "stage", "excluded", "exclusion_clauses", "category_scores", *numbers,
-               "rank_in_stage", "rank_overall", "stage_percentile", "trace_packed", "indicators", "provenance_packed"]
-    # the traces and provenance texts packed against dictionaries trained on the first slice's
+               "rank_in_stage", "rank_overall", "stage_percentile", "trace_packed", "indicators_packed", "provenance_packed"]
+    # the traces, provenance and indicator texts packed against dictionaries trained on the
+    # first slice's (service.packing)
     from .packing import Packer
-    from .query import PROVENANCE_DICTIONARY, TRACE_DICTIONARY
+    from .query import INDICATORS_DICTIONARY, PROVENANCE_DICTIONARY, TRACE_DICTIONARY
     packers = {}
 
     def packed(name, texts):
@@ -273,7 +274,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
         # "{}": the run read no provenance for it (a lookup need not look further)
         provs = (packed(PROVENANCE_DICTIONARY, [prov.get(row["credit_code"], "{}").encode() for row in scores[lo:hi]])
                  if provenance_table is not None else [None] * (hi - lo))
-        indicators = _indicator_json(ids, values[lo:hi], points[lo:hi])
+        indicators = packed(INDICATORS_DICTIONARY, _indicator_json(ids, values[lo:hi], points[lo:hi]))
         results = []
         for i, row, tr, ind, pr in zip(range(lo, hi), scores[lo:hi], traces, indicators, provs, strict=True):
             excluded = row["excluded"] == "true"

@@ -1,4 +1,4 @@
-"""A stored run keeps each enterprise's trace and provenance packed (zstd, against a
+"""A stored run keeps each enterprise's trace, provenance and indicators packed (zstd, against a
 dictionary trained on the run's own texts, service.packing): the packing is lossless, a
 lookup answers exactly as from text, runs stored as text before are read as before, and
 the migration's downgrade puts every packed text back as text."""
@@ -73,14 +73,14 @@ def _answers(p, codes):
 
 def _texts_of(s, run):
     from service.provenance import stored_provenance
-    from service.query import stored_trace
-    return {r.credit_code: (stored_trace(s, run, r), stored_provenance(s, run, r))
+    from service.query import stored_indicators, stored_trace
+    return {r.credit_code: (stored_trace(s, run, r), stored_provenance(s, run, r), stored_indicators(s, run, r))
             for r in s.query(Result).filter_by(run_id=run.id)}
 
 
 def test_a_run_stored_as_text_is_read_as_a_packed_one(golden_park):
     """The same run with its texts unpacked into the text columns (as runs stored before
-    December 2026 are) gives the same answers, trace, provenance and eligibility alike."""
+    December 2026 are) gives the same answers: trace, provenance, indicators, eligibility."""
     p = golden_park
     codes = [p.own, p.other] + p.codes[:3]
     packed = _answers(p, codes)
@@ -88,13 +88,13 @@ def test_a_run_stored_as_text_is_read_as_a_packed_one(golden_park):
     with p.app.app_context():
         s = db.session()
         run = s.get(Run, p.run_id)
-        assert s.get(RunFile, (run.id, "trace.zdict")) and s.get(RunFile, (run.id, "provenance.zdict"))
+        names = ["trace.zdict", "provenance.zdict", "indicators.zdict"]
+        assert all(s.get(RunFile, (run.id, name)) for name in names)
         texts = _texts_of(s, run)
         for r in s.query(Result).filter_by(run_id=run.id):
-            r.trace, r.provenance = texts[r.credit_code]
-            r.trace_packed = r.provenance_packed = None
-        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name.in_(["trace.zdict", "provenance.zdict"])) \
-            .delete(synchronize_session=False)
+            r.trace, r.provenance, r.indicators = texts[r.credit_code]
+            r.trace_packed = r.provenance_packed = r.indicators_packed = None
+        s.query(RunFile).filter(RunFile.run_id == run.id, RunFile.name.in_(names)).delete(synchronize_session=False)
         s.commit()
     assert _answers(p, codes) == packed
 
@@ -113,10 +113,11 @@ def test_the_downgrade_puts_every_packed_text_back(golden_park):
     command.downgrade(cfg, "0010_results_stage_score")
     eng = sa.create_engine(url)
     try:
-        assert not {"trace_packed", "provenance_packed"} & {c["name"] for c in sa.inspect(eng).get_columns("results")}
+        assert not ({"trace_packed", "provenance_packed", "indicators_packed"}
+                    & {c["name"] for c in sa.inspect(eng).get_columns("results")})
         with eng.connect() as c:
-            got = {code: (t, pr) for code, t, pr in c.execute(sa.text(
-                "SELECT credit_code, trace, provenance FROM results WHERE run_id = :r"), {"r": p.run_id})}
+            got = {code: (t, pr, ind) for code, t, pr, ind in c.execute(sa.text(
+                "SELECT credit_code, trace, provenance, indicators FROM results WHERE run_id = :r"), {"r": p.run_id})}
         assert got == before and len(got) == 300
         command.upgrade(cfg, "head")
         indexes = {i["name"] for i in sa.inspect(eng).get_indexes("results")}

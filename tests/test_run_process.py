@@ -100,7 +100,8 @@ def test_what_a_run_stores_per_result_agrees_with_its_files(golden_park, tmp_pat
     with p.app.app_context():
         s = db.session()
         run = s.get(Run, p.run_id)
-        stored = {r.credit_code: json.loads(r.indicators) for r in s.query(Result).filter(Result.run_id == run.id)}
+        stored = {r.credit_code: json.loads(query.stored_indicators(s, run, r))
+                  for r in s.query(Result).filter(Result.run_id == run.id)}
     out = tmp_path / "out"
     from click.testing import CliRunner
 

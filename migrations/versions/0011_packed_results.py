@@ -1,8 +1,8 @@
-"""each result's trace and provenance stored packed (zstd, against a dictionary trained on
-its run's own texts and kept as the run's file trace.zdict / provenance.zdict): a 50,000-
+"""each result's trace, provenance and indicators stored packed (zstd, against a dictionary trained on
+its run's own texts and kept as the run's file trace.zdict / provenance.zdict / indicators.zdict): a 50,000-
 enterprise run wrote about 250 MB of rows as text, and their insert and commit took most of
-the run (issue 16). Runs stored before keep their text; `trace` may now be empty for a
-packed one. The downgrade puts every packed text back as text before dropping the columns.
+the run (issue 16). Runs stored before keep their text; `trace` and `indicators` may now be
+empty for a packed one. The downgrade puts every packed text back as text before dropping the columns.
 
 Revision ID: 0011_packed_results
 Revises: 0010_results_stage_score
@@ -25,7 +25,9 @@ def upgrade() -> None:
     with op.batch_alter_table('results', schema=None) as batch_op:
         batch_op.add_column(sa.Column('trace_packed', sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column('provenance_packed', sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column('indicators_packed', sa.LargeBinary(), nullable=True))
         batch_op.alter_column('trace', existing_type=sa.Text(), nullable=True)
+        batch_op.alter_column('indicators', existing_type=sa.Text(), nullable=True)
 
 
 def _unpack_all(bind, column, text_column, dictionary_name) -> None:
@@ -45,8 +47,12 @@ def downgrade() -> None:
     bind = op.get_bind()
     _unpack_all(bind, "trace_packed", "trace", "trace.zdict")
     _unpack_all(bind, "provenance_packed", "provenance", "provenance.zdict")
+    _unpack_all(bind, "indicators_packed", "indicators", "indicators.zdict")
     bind.execute(sa.text("UPDATE results SET trace = '{}' WHERE trace IS NULL"))
+    bind.execute(sa.text("UPDATE results SET indicators = '{}' WHERE indicators IS NULL"))
     with op.batch_alter_table('results', schema=None) as batch_op:
+        batch_op.alter_column('indicators', existing_type=sa.Text(), nullable=False)
         batch_op.alter_column('trace', existing_type=sa.Text(), nullable=False)
+        batch_op.drop_column('indicators_packed')
         batch_op.drop_column('provenance_packed')
         batch_op.drop_column('trace_packed')
