@@ -215,8 +215,8 @@ class PolicyDraft(Base):
 
 
 class Run(Base):
-    """An evaluation of one year (积分计算). Its results become visible only together with
-    status 'done', in the transaction that stores them."""
+    """An evaluation of one year (积分计算). Its results are read only once its status is
+    'done', set after they are committed (runs.py: a run that fails keeps none)."""
     __tablename__ = "runs"
     id: Mapped[int] = mapped_column(primary_key=True)
     year: Mapped[int] = mapped_column(Integer, index=True)

@@ -1,11 +1,12 @@
-"""The per-enterprise texts of a stored run (its trace, its provenance) packed with zstd
-against a dictionary trained on the run's own texts, kept as one file of the run.
+"""The per-enterprise texts of a stored run (its trace, its provenance, its indicators)
+packed with zstd against a dictionary trained on the run's own texts, kept as a file of the
+run (one per kind of text).
 
 An enterprise's compact trace is about 3.7 KB of JSON, most of it the same keys and wording
-as every other enterprise's; its provenance about 1.2 KB. Stored as text, a 50,000-enterprise
-run wrote about 250 MB of rows, and the database's insert and commit of them took most of the
-run (issue 16). Against a 64 KB dictionary trained on a sample of the run's texts, a trace
-packs to about 240 bytes, and unpacks in about 2 µs.
+as every other enterprise's; its provenance about 1.2 KB, its indicators 850 bytes. Stored as
+text, a 50,000-enterprise run wrote about 250 MB of rows, and the database's insert and
+commit of them took most of the run (issue 16). Against a 64 KB dictionary trained on a
+sample of the run's texts, a trace packs to about 240 bytes, and unpacks in about 2 µs.
 
     packer = Packer(sample_texts)          # trains the dictionary (None: too few to train)
     blobs = packer.pack(texts)             # bytes per text; packer.dictionary is stored

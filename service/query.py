@@ -86,7 +86,8 @@ def unpacked(s, run, blob, name) -> str:
     """A text a run stored packed (`Result.trace_packed`, `provenance_packed`), unpacked
     with the run's dictionary `name`, read once per process and thread."""
     from .packing import unpack
-    return unpack(blob, (str(s.get_bind().url), run.id, run.finished_at, name), lambda: run_file(s, run.id, name))
+    # the engine itself names the database (rendering its URL took longer than the unpacking)
+    return unpack(blob, (s.get_bind(), run.id, run.finished_at, name), lambda: run_file(s, run.id, name))
 
 
 def stored_trace(s, run, result) -> str | None:

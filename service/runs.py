@@ -2,8 +2,10 @@
 
 A run reads a snapshot of the stored (approved) data written as import files, evaluates it
 with the batch code (`innopoints evaluate`'s own functions) and stores what the files say.
-Its results are inserted in the same transaction that marks it done, so the previous run of
-the year stays current until then, and a failed or killed run leaves no results."""
+Its results are committed, VACUUM (ANALYZE)d on PostgreSQL, then the run is marked done with
+its figures (a guarded update: never over a failure): the previous run of the year stays
+current until then, and a run that fails, or whose process dies, is marked failed with what
+it had stored deleted (`fail`, `fail_stale`, the worker's watcher)."""
 from __future__ import annotations
 
 import csv
@@ -133,7 +135,7 @@ def fail_stale(s, limit=STALE_AFTER, now=None) -> list[int]:
         failed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")),
                                              (Run.heartbeat.is_(None)) | (Run.heartbeat < cutoff))
                            .values(status="failed", message="失败", error=reason, finished_at=now))
-        if not failed.rowcount:           # it finished meanwhile
+        if not failed.rowcount:           # it finished (or beat) meanwhile
             continue
         failed_ids.append(run_id)
         discard_outputs(s, run_id)
@@ -164,7 +166,7 @@ def _execute(sessionmaker, run_id, progress=None):
             pv = policies.load_files(policies.files_of(s.get(PolicyVersion, run.policy_id)))
             if pv.digest != run.policy_sha256:
                 raise PolicyError([f"政策版本 {pv.name} 的内容与发起时不同（哈希不同），请重新发起计算"])
-            with tempfile.TemporaryDirectory(prefix="innopoints-run-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="innopoints-run-", ignore_cleanup_errors=True) as tmp:
                 phase("snapshot")
                 snap = snapshot(s, tmp, pv.data)
                 phase("evaluate")
@@ -178,16 +180,18 @@ def _execute(sessionmaker, run_id, progress=None):
                 out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
                 phase("store")
                 _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap["provenance_table"])
-            tell(*PHASES["done"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
             s.rollback()
-            discard_outputs(s, run_id)
-            run = s.get(Run, run_id)
             reason = _reason(exc)
-            _set(s, run, status="failed", message="失败", error=reason, finished_at=utcnow())
-            tell(run.progress, f"失败：{reason}")
+            fail(s, run_id, reason)         # unless it is done (or failed by `fail_stale`) already
+            s.commit()
+            run = s.get(Run, run_id)
+            s.refresh(run)
+            tell(run.progress, f"失败：{run.error or reason}")
             if not isinstance(exc, (InputErrors, PolicyError, EvaluationError)):
                 traceback.print_exc()
+            return run_id
+        tell(*PHASES["done"])
         return run_id
 
 
@@ -325,14 +329,9 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     from .diagnostics import MATRIX_FILE, matrix_bytes          # read by the run's calibration diagnostics
     s.add(RunFile(run_id=run.id, name=MATRIX_FILE, content=matrix_bytes(ev)))
     b = ev.budget
-    run.data_sha256 = data_sha
-    run.manifest = (out / "manifest.json").read_text(encoding="utf-8")
-    run.enterprises = len(scores)
-    run.excluded = sum(excluded_of)
-    run.award_lines = len(awards)
-    run.eligible_yuan = int(b.fixed_total + b.floating_total)
-    run.granted_yuan = int(b.granted_total)
-    run.finished_at = utcnow()
+    figures = dict(data_sha256=data_sha, manifest=(out / "manifest.json").read_text(encoding="utf-8"),
+                   enterprises=len(scores), excluded=sum(excluded_of), award_lines=len(awards),
+                   eligible_yuan=int(b.fixed_total + b.floating_total), granted_yuan=int(b.granted_total))
     # committed before the run is done, and VACUUM (ANALYZE)d: a lookup switches to the run
     # only when its pages are marked all-visible and its figures are in the planner's
     # statistics. Done in the same commit, the lookups of every server thread met the new
@@ -341,16 +340,33 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     # what was stored (`discard_outputs`).
     s.commit()
     vacuum_analyze(s, "results", "award_lines")
-    run.status, run.progress, run.message, run.heartbeat = "done", 100, "完成", utcnow()
+    now = utcnow()
+    done = s.execute(update(Run).where(Run.id == run.id, Run.status == "running")
+                     .values(status="done", progress=100, message="完成", heartbeat=now, finished_at=now, **figures))
+    if not done.rowcount:
+        # failed meanwhile (its heartbeat went stale: `fail_stale` discarded what it stored)
+        s.rollback()
+        raise RuntimeError("the run was failed while its results were stored (no heartbeat)")
     audit(s, None, "run.done", f"run:{run.id}", year=run.year, data_sha256=data_sha,
-          enterprises=run.enterprises, granted_yuan=run.granted_yuan)
+          enterprises=figures["enterprises"], granted_yuan=figures["granted_yuan"])
     s.commit()
 
 
+def fail(s, run_id, reason) -> bool:
+    """Mark a queued or running run failed with `reason` and delete what it had stored (its
+    results, award lines and files, committed just before it would be marked done): a failed
+    run keeps nothing. A run already done or failed is left as it is. Whether it was failed;
+    the caller commits."""
+    failed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")))
+                       .values(status="failed", message="失败", error=reason, finished_at=utcnow(), heartbeat=utcnow()))
+    if not failed.rowcount:
+        return False
+    discard_outputs(s, run_id)
+    return True
+
+
 def discard_outputs(s, run_id):
-    """Delete what a run that did not finish had stored (its results, award lines and files,
-    committed just before it would be marked done): a failed run keeps nothing. The caller
-    marks it failed and commits."""
+    """Delete what run `run_id` had stored (see `fail`: only for a run that did not finish)."""
     for model in (Result, AwardLine, RunFile):
         s.execute(delete(model).where(model.run_id == run_id))
 

@@ -170,12 +170,9 @@ def _watch(proc, maker, run_id, every):
     from .store import audit
     reason = (f"计算进程异常退出（退出码 {proc.exitcode}），本批次未保存任何结果，请重新发起 / "
               f"the run's process ended with exit code {proc.exitcode}; nothing was kept")
+    from .runs import fail
     with maker() as s:
-        done = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")))
-                         .values(status="failed", message="失败", error=reason, finished_at=utcnow()))
-        if done.rowcount:
-            from .runs import discard_outputs
-            discard_outputs(s, run_id)
+        if fail(s, run_id, reason):
             audit(s, None, "run.failed", f"run:{run_id}", reason="process exit", exitcode=proc.exitcode)
         s.commit()
 

@@ -505,3 +505,49 @@ def test_a_stale_run_that_had_stored_its_rows_keeps_nothing(golden_park):
         assert [s.query(m).filter_by(run_id=dead.id).count() for m in (Result, AwardLine, RunFile)] == [0, 0, 0]
         assert s.query(Result).filter_by(run_id=p.run_id).count() == 300
         assert runs.fail_stale(s, limit=60) == []
+
+
+def test_a_run_failed_while_its_rows_were_stored_stays_failed_and_a_done_run_stays_done(golden_park, monkeypatch):
+    """The run is marked done only if it is still running: one failed meanwhile (its heartbeat
+    went stale while the VACUUM ran) stays failed with nothing kept. And what fails after a
+    run is done (here the progress callback) leaves it done with its results."""
+    import datetime as dt
+
+    import pytest
+
+    from service import runs
+    from service.models import AwardLine, utcnow
+    p = golden_park
+    maker = p.app.extensions["db_sessions"]
+
+    def stale_meanwhile(s, *tables):
+        with maker() as other:
+            rid = other.query(Run.id).order_by(Run.id.desc()).limit(1).scalar()
+            other.get(Run, rid).heartbeat = utcnow() - dt.timedelta(seconds=3600)
+            other.commit()
+            assert runs.fail_stale(other, limit=60) == [rid]
+    monkeypatch.setattr(runs, "vacuum_analyze", stale_meanwhile)
+    rid = p.post("/api/runs", "officer", json={"year": 2022}).get_json()["id"]
+    st = p.get(f"/api/runs/{rid}", "officer").get_json()
+    assert st["status"] == "failed" and "心跳" in st["error"], st
+    with p.app.app_context():
+        s = db.session()
+        assert [s.query(m).filter_by(run_id=rid).count() for m in (Result, AwardLine, RunFile)] == [0, 0, 0]
+        assert s.get(Run, rid).enterprises == 0                 # no figures of a run that kept nothing
+    monkeypatch.undo()
+
+    with p.app.app_context():
+        s = db.session()
+        run = runs.create_run(s, 2022, None)
+        s.commit()
+        rid = run.id
+
+    def progress(pct, message):
+        if pct == 100:
+            raise RuntimeError("the terminal went away")
+    with pytest.raises(RuntimeError, match="terminal"):
+        runs.execute_run(maker, rid, progress=progress)
+    with p.app.app_context():
+        s = db.session()
+        assert s.get(Run, rid).status == "done"
+        assert s.query(Result).filter_by(run_id=rid).count() == 300

@@ -21,6 +21,15 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
+def _stage_score_index() -> None:
+    """On SQLite the batch copies the table and makes its indexes again from what SQLite
+    reports of them, which loses 0010's `final_score DESC`: made again as 0010 made it."""
+    if op.get_bind().dialect.name == 'sqlite':
+        op.drop_index('ix_results_run_stage_score', table_name='results')
+        op.create_index('ix_results_run_stage_score', 'results',
+                        ['run_id', 'stage', sa.text('final_score DESC'), 'credit_code'])
+
+
 def upgrade() -> None:
     with op.batch_alter_table('results', schema=None) as batch_op:
         batch_op.add_column(sa.Column('trace_packed', sa.LargeBinary(), nullable=True))
@@ -28,6 +37,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('indicators_packed', sa.LargeBinary(), nullable=True))
         batch_op.alter_column('trace', existing_type=sa.Text(), nullable=True)
         batch_op.alter_column('indicators', existing_type=sa.Text(), nullable=True)
+    _stage_score_index()
 
 
 def _unpack_all(bind, column, text_column, dictionary_name) -> None:
@@ -56,3 +66,4 @@ def downgrade() -> None:
         batch_op.drop_column('indicators_packed')
         batch_op.drop_column('provenance_packed')
         batch_op.drop_column('trace_packed')
+    _stage_score_index()
