@@ -129,3 +129,26 @@ def test_the_downgrade_puts_every_packed_text_back(golden_park):
     finally:
         eng.dispose()
     assert _answers(p, codes) == before_api
+
+
+def test_a_thread_keeps_the_dictionaries_it_used_last():
+    """The per-thread cache drops the least recently used dictionary when full, so a lookup's
+    three (trace, provenance, indicators) are not dropped by one another."""
+    from service import packing
+    texts = _texts(300)
+    packer = Packer(texts)
+    blob = packer.pack(texts[:1])[0]
+    reads = []
+
+    def dictionary(key):
+        def read():
+            reads.append(key)
+            return packer.dictionary
+        return read
+    for k in range(packing._MAX_KEYS - 2):           # a cache two short of full
+        unpack(blob, ("lru", k), dictionary(k))
+    for _ in range(2):                                # one lookup's three, twice
+        for key in ("trace", "provenance", "indicators"):
+            assert unpack(blob, ("lru", key), dictionary(key)) == texts[0].decode()
+    assert reads.count("trace") == reads.count("provenance") == reads.count("indicators") == 1
+    assert unpack(blob, ("lru", 0), dictionary(0)) and reads.count(0) == 2      # the oldest was let go
