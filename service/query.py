@@ -186,15 +186,24 @@ def indicator_rows(indicators: str, header: dict) -> list[dict]:
     return rows
 
 
+def _results_read() -> dict:
+    from flask import g, has_app_context
+    return g.setdefault("results_read", {}) if has_app_context() else {}
+
+
 def result_of(s, run, code) -> Result | None:
     """An enterprise's result in a run, read once per request (the score, its provenance and
     its eligibility all start from it)."""
-    from flask import g, has_app_context
-    memo = g.setdefault("results_read", {}) if has_app_context() else {}
+    memo = _results_read()
     key = (run.id, code)
     if key not in memo:
         memo[key] = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
     return memo[key]
+
+
+def remember_result(run, code, result: Result | None):
+    """`result_of`'s answer for the request, read by its caller with the run (None: none)."""
+    _results_read()[(run.id, code)] = result
 
 
 def score_detail(s, run, code) -> dict | None:
@@ -294,7 +303,7 @@ def eligibility(s, run, code):
     """Per reward item: whether the enterprise is eligible, and for what, with its basis."""
     lines = {r["clause"]: r for r in award_lines(s, run, code=code)}
     header = trace_header(s, run).get("clauses", {})
-    result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    result = result_of(s, run, code)
     trace = expand_trace(s, run, result)
     said = {e["clause"]: e.get("text", "") for e in trace.get("rewards") or []}
     for e in trace.get("rewards_not_paid") or []:

@@ -398,12 +398,17 @@ def effective_status(run: Run, now=None, limit=STALE_AFTER) -> str:
     return run.status
 
 
-def current_run(s, year=None, published=False) -> Run | None:
-    """The newest completed run (of `year`, when given; published only, when asked)."""
+def current_run_query(year=None, published=False):
+    """The statement of `current_run` (a caller may join to it what it reads next)."""
     q = select(Run).where(Run.status == "done")
     if year is not None:
         q = q.where(Run.year == year)
     if published:
         q = q.where(Run.published_at.is_not(None))
-        return s.scalar(q.order_by(Run.published_at.desc(), Run.id.desc()).limit(1))
-    return s.scalar(q.order_by(Run.year.desc(), Run.id.desc()).limit(1))
+        return q.order_by(Run.published_at.desc(), Run.id.desc()).limit(1)
+    return q.order_by(Run.year.desc(), Run.id.desc()).limit(1)
+
+
+def current_run(s, year=None, published=False) -> Run | None:
+    """The newest completed run (of `year`, when given; published only, when asked)."""
+    return s.scalar(current_run_query(year, published))

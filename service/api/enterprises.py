@@ -52,7 +52,7 @@ def enterprise_list(args):
 def enterprise_score(args, code):
     """一家企业的积分：三类积分、每个指标的值与得分、中文说明的计算过程（trace）"""
     s = enterprise_session(code)
-    run = pick_run(args)
+    run = pick_run(args, code)
     d = query.score_detail(s, run, code)
     if d is None:
         abort(404, message=f"企业 {code} 不在第 {run.id} 批次（{run.year} 年度）的评价中")
@@ -75,7 +75,7 @@ def enterprise_potential(args, code):
     （改动该企业一项记录后用计分程序重新计算）"""
     from .. import diagnostics
     s = enterprise_session(code)
-    run = pick_run(args)
+    run = pick_run(args, code)
     d = query.score_detail(s, run, code)
     if d is None:
         abort(404, message=f"企业 {code} 不在第 {run.id} 批次（{run.year} 年度）的评价中")
@@ -126,7 +126,7 @@ def record_correct(args, code, year):
 def enterprise_eligibility(args, code):
     """一家企业对每个奖励事项的资格、核定与拨付金额及依据（财政局）"""
     s = enterprise_session(code)
-    run = pick_run(args)
+    run = pick_run(args, code)
     items = query.eligibility(s, run, code)
     if args["format"] != "json":
         cols = [("clause", "条款"), ("title", "奖励事项"), ("eligible", "是否符合"), ("eligible_yuan", "核定金额（元）"),
