@@ -12,7 +12,7 @@ from flask_smorest import Api, abort
 
 from .. import db
 from ..auth import api_user, own_enterprise_only, role_of
-from ..models import Enterprise, Run
+from ..models import Enterprise, Result, Run
 from ..runs import current_run, current_run_query, effective_status, execute_run, fail_stale
 from ..schemas import RunSchema
 
@@ -157,10 +157,14 @@ def pick_run(args, code=None) -> Run:
     if code is None:
         run = current_run(s, args.get("year"), published=public)
     else:
-        from ..models import Result
+        from sqlalchemy import select
+        from sqlalchemy.orm import aliased
+
         from ..query import remember_result
-        q = current_run_query(args.get("year"), published=public).add_columns(Result) \
-            .outerjoin(Result, (Result.run_id == Run.id) & (Result.credit_code == code))
+        # the run chosen first (LIMIT 1 in a subquery), then its one result: a join ordered
+        # and limited as a whole could probe the results of every done run before sorting
+        chosen = aliased(Run, current_run_query(args.get("year"), published=public).subquery())
+        q = select(chosen, Result).outerjoin(Result, (Result.run_id == chosen.id) & (Result.credit_code == code))
         row = s.execute(q).first()
         run = row[0] if row is not None else None
         if run is not None:
