@@ -274,9 +274,9 @@ def bench(backend, url, a):
                     with open(a.timeline, "a", encoding="utf-8") as f:
                         for at, msg in phases:
                             f.write(f"{backend} run {k + 1} {at - t_run:8.3f} phase {msg}\n")
-                        for planned, ms in sorted(load.timeline):
-                            if ms * 1000 >= a.timeline_ms:
-                                f.write(f"{backend} run {k + 1} {planned - t_run:8.3f} slow {ms * 1000:.1f} ms\n")
+                        for planned, seconds in sorted(load.timeline):
+                            if seconds * 1000 >= a.timeline_ms:
+                                f.write(f"{backend} run {k + 1} {planned - t_run:8.3f} slow {seconds * 1000:.1f} ms\n")
             if len(durings) > 1:
                 p99 = sorted(d["p99_ms"] for d in durings)
                 print(f"  while a run computes, p99 of {len(p99)} runs: median {p99[len(p99) // 2]:.1f} ms, "

@@ -460,13 +460,11 @@ def _import_names(s, ids, run) -> dict:
 
 
 def stored_provenance(s, run, result) -> str | None:
-    """A result's provenance text: packed (runs stored since December 2026), as text, or None."""
+    """A result's provenance text (`query.unpacked`), or None for no result or none stored."""
     if result is None:
         return None
-    if result.provenance_packed is not None:
-        from .query import PROVENANCE_DICTIONARY, unpacked
-        return unpacked(s, run, result.provenance_packed, PROVENANCE_DICTIONARY)
-    return result.provenance
+    from .query import PROVENANCE_DICTIONARY, unpacked
+    return unpacked(s, run, result.provenance_packed, PROVENANCE_DICTIONARY, result.provenance)
 
 
 def run_provenance(s, run, code, data) -> dict:

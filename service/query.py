@@ -82,26 +82,25 @@ PROVENANCE_DICTIONARY = "provenance.zdict"   # … of its packed provenance
 INDICATORS_DICTIONARY = "indicators.zdict"   # … and of its packed indicators
 
 
-def unpacked(s, run, blob, name) -> str:
-    """A text a run stored packed (`Result.trace_packed`, `provenance_packed`), unpacked
-    with the run's dictionary `name`, read once per process and thread."""
+def unpacked(s, run, blob, name, text=None) -> str | None:
+    """A text a run stored: packed (`Result.trace_packed`, `provenance_packed`,
+    `indicators_packed`; runs stored since December 2026), unpacked with the run's dictionary
+    `name` (read once per process and thread), else `text` (runs stored before)."""
+    if blob is None:
+        return text
     from .packing import unpack
     # the engine itself names the database (rendering its URL took longer than the unpacking)
     return unpack(blob, (s.get_bind(), run.id, run.finished_at, name), lambda: run_file(s, run.id, name))
 
 
 def stored_trace(s, run, result) -> str | None:
-    """A result's compact trace text: packed (runs stored since December 2026) or as text."""
-    if result.trace_packed is not None:
-        return unpacked(s, run, result.trace_packed, TRACE_DICTIONARY)
-    return result.trace
+    """A result's compact trace text."""
+    return unpacked(s, run, result.trace_packed, TRACE_DICTIONARY, result.trace)
 
 
 def stored_indicators(s, run, result) -> str:
-    """A result's indicators, {clause id: [value, points]} as JSON text: packed or as text."""
-    if result.indicators_packed is not None:
-        return unpacked(s, run, result.indicators_packed, INDICATORS_DICTIONARY)
-    return result.indicators
+    """A result's indicators, {clause id: [value, points]} as JSON text."""
+    return unpacked(s, run, result.indicators_packed, INDICATORS_DICTIONARY, result.indicators)
 
 
 def expand_trace(s, run, result) -> dict:
@@ -410,7 +409,7 @@ def contracts_of(s, run, code) -> list[dict]:
     """An enterprise's technical contracts registered in the run's year, with their kind in
     Chinese and what RW-5 made of each (from the run's trace: counted or not, its 1%)."""
     from .models import Contract
-    result = s.scalar(select(Result).where(Result.run_id == run.id, Result.credit_code == code))
+    result = result_of(s, run, code)
     trace = expand_trace(s, run, result)
     per = {}
     for line in trace.get("rewards") or []:
@@ -493,7 +492,7 @@ def _computed_stage_stats(s, run, stage, key) -> dict:
                      .where(Result.run_id == run.id, Result.stage == stage, Result.excluded.is_(False))).all()
     cols = list(zip(*rows)) if rows else [[]] * 4
     cats = [as_dict(t) for t in cols[0]]
-    inds = [json.loads(t if z is None else unpacked(s, run, z, INDICATORS_DICTIONARY)) for t, z in zip(cols[2], cols[3])]
+    inds = [json.loads(unpacked(s, run, z, INDICATORS_DICTIONARY, t)) for t, z in zip(cols[2], cols[3])]
     out = stats_of(stage, {k: [c.get(k) for c in cats] for k in (cats[0] if cats else {})}, list(cols[1]),
                    {cid: ([d[cid][0] for d in inds], [d[cid][1] for d in inds]) for cid in (inds[0] if inds else {})})
     if len(_STATS) > 64:

@@ -132,13 +132,9 @@ def fail_stale(s, limit=STALE_AFTER, now=None) -> list[int]:
     reason = stale_reason(limit)
     failed_ids = []
     for run_id in ids:
-        failed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")),
-                                             (Run.heartbeat.is_(None)) | (Run.heartbeat < cutoff))
-                           .values(status="failed", message="失败", error=reason, finished_at=now))
-        if not failed.rowcount:           # it finished (or beat) meanwhile
-            continue
+        if not fail(s, run_id, reason, (Run.heartbeat.is_(None)) | (Run.heartbeat < cutoff), now=now):
+            continue                      # it finished (or beat) meanwhile
         failed_ids.append(run_id)
-        discard_outputs(s, run_id)
         audit(s, None, "run.failed", f"run:{run_id}", reason="no heartbeat", limit_seconds=limit)
     s.commit()
     return failed_ids
@@ -337,7 +333,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     # statistics. Done in the same commit, the lookups of every server thread met the new
     # rows while the VACUUM read them: p99 42-65 ms instead of 21-35 ms for the run's
     # seconds (PostgreSQL, 10,000 enterprises, 2026-12-05). A failure from here on discards
-    # what was stored (`discard_outputs`).
+    # what was stored (`fail`).
     s.commit()
     vacuum_analyze(s, "results", "award_lines")
     now = utcnow()
@@ -352,23 +348,18 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     s.commit()
 
 
-def fail(s, run_id, reason) -> bool:
-    """Mark a queued or running run failed with `reason` and delete what it had stored (its
-    results, award lines and files, committed just before it would be marked done): a failed
-    run keeps nothing. A run already done or failed is left as it is. Whether it was failed;
-    the caller commits."""
-    failed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")))
-                       .values(status="failed", message="失败", error=reason, finished_at=utcnow(), heartbeat=utcnow()))
+def fail(s, run_id, reason, *also, now=None) -> bool:
+    """Mark a queued or running run failed with `reason` (and only if the conditions `also`
+    hold) and delete what it had stored (its results, award lines and files, committed just
+    before it would be marked done): a failed run keeps nothing. A run already done or failed
+    is left as it is. Whether it was failed; the caller commits."""
+    failed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")), *also)
+                       .values(status="failed", message="失败", error=reason, finished_at=now or utcnow()))
     if not failed.rowcount:
         return False
-    discard_outputs(s, run_id)
-    return True
-
-
-def discard_outputs(s, run_id):
-    """Delete what run `run_id` had stored (see `fail`: only for a run that did not finish)."""
     for model in (Result, AwardLine, RunFile):
         s.execute(delete(model).where(model.run_id == run_id))
+    return True
 
 
 def vacuum_analyze(s, *tables):
