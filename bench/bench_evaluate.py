@@ -84,7 +84,7 @@ def child(size, workdir, trace):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
-    ap.add_argument("--no-trace", action="store_true", help="skip the trace and indicators.csv")
+    ap.add_argument("--no-trace", action="store_true", help="skip the trace and the indicators file")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)

@@ -124,7 +124,7 @@ def score(policy, year, frame, stage_level, included) -> tuple[list, np.ndarray]
     zero_nonpositive = settings.get("nonpositive_scores_zero", True)
     n = len(frame)
     # column-major: each indicator's values and points are contiguous (the loops below and
-    # indicators.csv read them a column at a time)
+    # the indicators file reads them a column at a time)
     pts = np.zeros((n, len(clauses)), order="F")
     values = np.empty((n, len(clauses)), order="F")
     for j, c in enumerate(clauses):

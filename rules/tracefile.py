@@ -147,3 +147,29 @@ def read_trace(path, codes=None) -> list[dict]:
                 out.append(expand(raw, header))
         return out
     return [expand(x, header) for x in compact_lines(read_table(f, codes), header).to_pylist()]
+
+
+def read_indicators(path, codes=None) -> dict:
+    """Each indicator's value and points per enterprise, from the indicators file beside a
+    trace (indicators.parquet, or indicators.csv beside trace.jsonl), all enterprises or those
+    of `codes`: {credit code: {clause id: [value or None, points]}}, in the file's column
+    order. Row groups of indicators.parquet are skipped by their credit_code statistics."""
+    from .output import INDICATORS_CSV, INDICATORS_FILE
+    folder = locate(path).parent
+    if (folder / INDICATORS_FILE).exists():
+        f = folder / INDICATORS_FILE
+        table = pq.read_table(f) if codes is None else pq.read_table(
+            f, filters=[("credit_code", "in", sorted(set(codes)))]) if codes else pq.read_schema(f).empty_table()
+    elif (folder / INDICATORS_CSV).exists():
+        import pyarrow.csv as pacsv
+        table = pacsv.read_csv(folder / INDICATORS_CSV, convert_options=pacsv.ConvertOptions(
+            column_types={"credit_code": pa.string()}))
+        if codes is not None:
+            table = table.filter(pc.is_in(table.column("credit_code"), pa.array(sorted(set(codes)), pa.string())))
+    else:
+        raise FileNotFoundError(f"no {INDICATORS_FILE} or {INDICATORS_CSV} in {folder}")
+    names = table.column_names[1:]
+    ids = [n.split(" ", 1)[0] for n in names[0::2]]
+    cols = [table.column(n).cast(pa.float64()).to_pylist() for n in names]
+    return {code: {cid: [cols[2 * k][i], cols[2 * k + 1][i]] for k, cid in enumerate(ids)}
+            for i, code in enumerate(table.column("credit_code").to_pylist())}

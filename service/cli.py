@@ -48,13 +48,14 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
 @click.option("--budget", type=click.IntRange(min=0), default=None, help="年度奖励预算（元）；不填则不设上限")
 @click.option("--strategy", type=click.Choice(["pro_rata", "rank_priority"]), default=None,
               help="预算不足时浮动奖励的分配方式")
-@click.option("--no-trace", is_flag=True, help="不写计算过程文件与 indicators.csv（仅用于测速）")
+@click.option("--no-trace", is_flag=True, help="不写计算过程文件与各项指标文件（仅用于测速）")
 @click.option("--trace-format", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True,
               help="计算过程文件：trace.parquet + trace_header.json，或完整的 trace.jsonl（每行一家企业）")
 def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_trace, trace_format):
     """Evaluate a year from files (SPEC §5) and write scores.csv, awards.csv, the trace
-    (trace.parquet + trace_header.json, or trace.jsonl with --trace-format jsonl),
-    indicators.csv, awards.html and manifest.json into OUT."""
+    (trace.parquet + trace_header.json, or trace.jsonl with --trace-format jsonl), each
+    indicator's value and points (indicators.parquet, or indicators.csv beside trace.jsonl),
+    awards.html and manifest.json into OUT."""
     try:
         ev = run_evaluation(records, contracts, year, policy, budget, strategy,
                             progress=lambda m: click.echo(m, err=True))
@@ -85,7 +86,7 @@ def explain_cmd(trace, credit_code):
     """Print one enterprise's explanation from a trace (an OUT folder, its trace.parquet, or
     a trace.jsonl): every entry with its clause id, title, citation and sentence, in Chinese."""
     from rules.explain import explain_line
-    from rules.tracefile import read_header, read_trace
+    from rules.tracefile import read_header, read_indicators, read_trace
     code = credit_code.strip().upper()
     try:
         header = read_header(trace)
@@ -98,6 +99,24 @@ def explain_cmd(trace, credit_code):
     click.echo(f"{header.get('title', '')}（{header.get('document', '')}）{header.get('year')}年度 · {code}")
     for e in explain_line(line, header):
         click.echo(f"[{e['clause']}] {e['title']}\n    {e['text']}\n    依据：{e['citation']}")
+    if line.get("scores") is None:          # excluded: no indicator counted
+        return
+    try:
+        indicators = read_indicators(trace, [code]).get(code)
+    except (FileNotFoundError, OSError, ValueError):
+        return                              # a trace written without its indicators file
+    if indicators:
+        clauses = header.get("clauses", {})
+        click.echo("各项指标的数值与得分：")
+        for cid, (value, points) in indicators.items():
+            click.echo(f"[{cid}] {clauses.get(cid, {}).get('title', '')}：数值 "
+                       f"{'未填报' if value is None else _figure(value)}，得分 {_figure(points)}")
+
+
+def _figure(x) -> str:
+    """A number as an official writes it: thousands separated, no trailing zeros."""
+    x = float(x)
+    return f"{int(x):,}" if x.is_integer() else f"{x:,.6f}".rstrip("0").rstrip(".")
 
 
 @cli.group("rules")

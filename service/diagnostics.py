@@ -65,7 +65,7 @@ def matrix_bytes(ev) -> bytes:
     cols = {"credit_code": pa.array(ev.scores["credit_code"].to_numpy(dtype=object), pa.string())}
     for j, c in enumerate(ev.indicator_clauses):
         cols[f"{c.id}|value"] = pa.array(ev.indicator_values[:, j], from_pandas=True)
-        cols[f"{c.id}|points"] = pa.array(np.round(ev.indicator_points[:, j], 6))   # as indicators.csv says
+        cols[f"{c.id}|points"] = pa.array(np.round(ev.indicator_points[:, j], 6))   # as indicators.parquet says
     buf = io.BytesIO()
     pq.write_table(pa.table(cols), buf, compression="zstd")
     return buf.getvalue()

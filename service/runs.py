@@ -235,7 +235,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     trace_table = read_table(out)
     if trace_table.num_rows != len(scores):
         raise RuntimeError("the trace and scores.csv name different numbers of enterprises")
-    # each indicator's value and points, as indicators.csv has them, from the same matrices
+    # each indicator's value and points, as indicators.parquet has them, from the same matrices
     # the files are in credit-code order, the evaluation's rows in the input's: line them up
     ev_codes = ev.scores["credit_code"].to_numpy(dtype=object)
     pos = np.argsort(ev_codes, kind="stable")

@@ -56,24 +56,23 @@ def test_fixed_shortfall_is_reported(runner, golden, tmp_path):
 def test_two_runs_are_byte_identical(runner, golden, tmp_path):
     for name in ("a", "b"):
         assert evaluate(runner, golden, tmp_path / name, ["--budget", "28000000"]).exit_code == 0
-    for f in ("scores.csv", "awards.csv", "trace.parquet", "trace_header.json", "indicators.csv", "awards.html",
+    for f in ("scores.csv", "awards.csv", "trace.parquet", "trace_header.json", "indicators.parquet", "awards.html",
               "manifest.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
 def test_every_score_is_explained_by_its_trace(runner, golden, tmp_path):
-    """Recompute each scores.csv figure from the trace and indicators.csv alone."""
+    """Recompute each scores.csv figure from the trace and indicators.parquet alone."""
     import csv
 
-    from rules.tracefile import read_header, read_trace
+    from rules.tracefile import read_header, read_indicators, read_trace
     out = tmp_path / "out"
     assert evaluate(runner, golden, out, ["--budget", "28000000"]).exit_code == 0
     header = read_header(out)
     traces = {t["credit_code"]: t for t in read_trace(out)}
     with open(out / "scores.csv", encoding="utf-8") as f:
         scores = {r["credit_code"]: r for r in csv.DictReader(f)}
-    with open(out / "indicators.csv", encoding="utf-8") as f:
-        points = {r["credit_code"]: r for r in csv.DictReader(f)}
+    points = read_indicators(out)
     with open(out / "awards.csv", encoding="utf-8") as f:
         awards = {(r["credit_code"], r["clause"]): r for r in csv.DictReader(f)}
     assert len(traces) == len(scores) == 300
@@ -94,7 +93,7 @@ def test_every_score_is_explained_by_its_trace(runner, golden, tmp_path):
             factor *= e["effect"]["factor"]
         bonus = sum(e["effect"]["add"] for e in t["bonus"])
         s = t["scores"]
-        cats = {cat: sum(float(v) for k, v in points[code].items() if k.startswith(f"IND-{n}.") and k.endswith("points"))
+        cats = {cat: sum(p for k, (_, p) in points[code].items() if k.startswith(f"IND-{n}."))
                 for cat, n in (("tech_score", 1), ("growth_score", 2), ("aux_score", 3))}
         w = s["weights"]
         weighted = w["tech"] * cats["tech_score"] + w["growth"] * cats["growth_score"] + w["aux"] * cats["aux_score"]
@@ -137,17 +136,22 @@ def test_trace_parquet_holds_every_line_of_trace_jsonl(runner, golden, tmp_path,
     assert evaluate(runner, golden, tmp_path / "p", CASES[folder]).exit_code == 0
     out = tmp_path / "p"
     assert not (out / "trace.jsonl").exists()
-    # trace.jsonl's header, and what words the typed stage and score columns
+    # trace.jsonl's header, and what words the typed stage and score columns; the one
+    # difference is the file that holds each indicator's value and points
+    def beside_jsonl(text):
+        return text.replace('"indicators.parquet', '"indicators.csv')
+    header_text = (out / "trace_header.json").read_text(encoding="utf-8")
+    assert '"indicators":"indicators.parquet: ' in header_text and '"indicators":"indicators.parquet"' in header_text
+    assert beside_jsonl(header_text).startswith(lines[0][:-1] + ',"render":{')
     header = read_header(out)
-    assert (out / "trace_header.json").read_text(encoding="utf-8").startswith(lines[0][:-1] + ',"render":{')
-    assert {k: v for k, v in header.items() if k != "render"} == json.loads(lines[0])
+    assert {k: v for k, v in json.loads(beside_jsonl(header_text)).items() if k != "render"} == json.loads(lines[0])
     assert set(header["render"]) == {"stage", "scores"}
     got = read_trace(out)
     assert len(got) == len(lines) - 1 == 300
     for g, raw in zip(got, lines[1:]):
-        want = json.loads(raw)
-        assert g == want
-        assert json.dumps(g, ensure_ascii=False, separators=(",", ":")) == raw      # same keys, same order
+        if "scores" in g:           # not for an excluded enterprise
+            assert g["scores"]["indicators"] == "indicators.parquet"
+        assert beside_jsonl(json.dumps(g, ensure_ascii=False, separators=(",", ":"))) == raw   # same keys, same order
     # the file is a fraction of the lines it replaces
     assert (out / "trace.parquet").stat().st_size < len(ref) / 5
 
@@ -510,3 +514,39 @@ def test_records_read_for_another_year_are_refused(golden):
     recs, cons = load_inputs(golden / "records.csv", golden / "contracts.csv", only=(2021, year_fields(pv, 2022)))
     with pytest.raises(EvaluationError, match="另一年度"):
         run(recs, 2022, pv, cons)
+
+
+def test_indicators_file_holds_each_value_and_points_and_explain_prints_them(runner, golden, tmp_path):
+    """indicators.parquet (beside trace.parquet) and indicators.csv (beside trace.jsonl) hold
+    the same figures; the Parquet file is sorted by credit code and read one enterprise at a
+    time; `innopoints explain` prints every indicator's value and points of a scored
+    enterprise, none of an excluded one."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from rules.tracefile import read_indicators
+    p, jl = tmp_path / "p", tmp_path / "j"
+    assert evaluate(runner, golden, p, []).exit_code == 0
+    assert evaluate(runner, golden, jl, ["--trace-format", "jsonl"]).exit_code == 0
+    assert (p / "indicators.parquet").exists() and not (p / "indicators.csv").exists()
+    assert (jl / "indicators.csv").exists() and not (jl / "indicators.parquet").exists()
+    every = read_indicators(p)
+    assert every == read_indicators(jl)
+    assert len(every) == 300 and all(len(v) == 35 for v in every.values())
+    codes = pq.read_table(p / "indicators.parquet", columns=["credit_code"]).column("credit_code").to_pylist()
+    assert codes == sorted(codes)
+    with open(p / "scores.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    scored = next(r["credit_code"] for r in rows if r["excluded"] == "false")
+    excluded = next(r["credit_code"] for r in rows if r["excluded"] == "true")
+    assert read_indicators(p, [scored]) == {scored: every[scored]}
+    assert read_indicators(p, []) == {}
+    out = runner.invoke(cli, ["explain", str(p), scored]).output
+    assert "各项指标的数值与得分" in out
+    shown = [ln for ln in out.splitlines() if ln.startswith("[IND-")]
+    assert [ln.split("]")[0][1:] for ln in shown] == list(every[scored])
+    for ln, (value, points) in zip(shown, every[scored].values()):
+        assert ("数值 未填报" in ln) == (value is None)
+        assert ln.endswith(f"得分 {points:,.6f}".rstrip("0").rstrip(".")), ln
+    assert "各项指标" not in runner.invoke(cli, ["explain", str(p), excluded]).output
