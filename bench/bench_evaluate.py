@@ -60,14 +60,15 @@ def child(size, workdir, trace):
     recs, cons = load_inputs(work / "records.csv", work / "contracts.csv", only=reading_for(pv, YEAR))
     t["parse_validate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    inputs = {"records": work / "records.csv", "contracts": work / "contracts.csv"}
+    sums = output.start_checksums(inputs)       # as `innopoints evaluate` does
     ev = evaluate(recs, YEAR, pv, cons, budget=None, consume=True)
     t["evaluate_total"] = time.perf_counter() - t0
     t.update({f"evaluate.{k}": v for k, v in ev.timings.items()})
     del recs, cons      # emptied by the evaluation (consume), as `innopoints evaluate` does
     t0 = time.perf_counter()
     parts = {}
-    output.write(ev, work / "out", {"records": work / "records.csv", "contracts": work / "contracts.csv"},
-                 trace=trace, timings=parts)
+    output.write(ev, work / "out", inputs, trace=trace, timings=parts, sums=sums)
     t["write_outputs"] = time.perf_counter() - t0
     t.update(parts)
     t["total"] = t["parse_validate"] + t["evaluate_total"] + t["write_outputs"]

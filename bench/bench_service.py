@@ -38,14 +38,12 @@ def child(workdir, backend, url):
     work = Path(workdir)
     t = {}
     if backend == "files":
-        from rules.evaluate import evaluate
         from rules.output import write
-        from rules.policy import load_policy
-        from rules.records import load_inputs
+        from service.cli import run_evaluation
         t0 = time.perf_counter()
-        recs, cons = load_inputs(work / "records.csv", work / "contracts.csv")
-        ev = evaluate(recs, YEAR, load_policy(), cons)
-        write(ev, work / "out", {"records": work / "records.csv", "contracts": work / "contracts.csv"})
+        # exactly what `innopoints evaluate` does
+        ev, sums = run_evaluation(work / "records.csv", work / "contracts.csv", YEAR)
+        write(ev, work / "out", {"records": work / "records.csv", "contracts": work / "contracts.csv"}, sums=sums)
         t["evaluate_files"] = time.perf_counter() - t0
     else:
         if backend == "postgresql":

@@ -946,11 +946,25 @@ def manifest(ev, inputs: dict, extra=None, sums=None) -> dict:
     return m
 
 
-def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="parquet"):
+def start_checksums(inputs: dict) -> dict:
+    """Start hashing the input files (key -> path; empty ones skipped) on a thread of their
+    own; key -> a future of the file's sha256, for `write(sums=…)`. Called once the inputs are
+    read, the hashing (about a gigabyte for a million-row zone; hashlib lets go of the GIL)
+    overlaps the evaluation, which leaves most of the second core idle, instead of the
+    writing, where both cores are busy."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="innopoints-sha256")
+    try:
+        return {k: pool.submit(sha256_file, p) for k, p in inputs.items() if p}
+    finally:
+        pool.shutdown(wait=False)
+
+
+def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="parquet", sums=None):
     """Write every output file of an evaluation into `out_dir` (created if needed).
     `timings`, when a dict, receives the seconds each file took. `trace_format` "parquet":
     trace.parquet + trace_header.json; "jsonl": the full trace.jsonl (header line, then one
-    JSON line per enterprise with every title and citation)."""
+    JSON line per enterprise with every title and citation). `sums`: the inputs' checksums
+    as `start_checksums` gave them (hashed here otherwise)."""
     from .report import write_awards
     t = timings if timings is not None else {}
     clock = [time.perf_counter()]
@@ -970,8 +984,10 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             order = pool.submit(code_order, ev)
             html = pool.submit(write_awards, ev, tmp / "awards.html")
             # the input files' checksums (hashlib lets go of the GIL: a million-row zone is
-            # about a gigabyte to hash) on the second core while this one writes
-            sums = {k: pool.submit(sha256_file, p) for k, p in inputs.items() if p}
+            # about a gigabyte to hash) on the second core while this one writes, unless the
+            # caller started them during the evaluation
+            if sums is None:
+                sums = {k: pool.submit(sha256_file, p) for k, p in inputs.items() if p}
             # arrow's writers run without the GIL: the wide indicator table is written on the
             # second core while this one builds the trace and the award list
             side = None

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from rules.evaluate import EvaluationError, evaluate, reading_for
-from rules.output import write
+from rules.output import start_checksums, write
 from rules.policy import PolicyError, load_policy
 from rules.records import InputErrors, load_inputs
 
@@ -28,6 +28,8 @@ def cli():
 
 def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=None, progress=None):
     """Load, validate and evaluate; raise InputErrors/PolicyError/EvaluationError on bad input.
+    The evaluation, and the inputs' checksums (`rules.output.start_checksums`, hashed during
+    the evaluation) for `write(sums=…)`.
 
     Every input is checked (all bad cells of both files are gathered) before anything runs."""
     say = progress or (lambda msg: None)
@@ -35,8 +37,9 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     say("读取并校验企业记录与技术合同 / reading records and contracts")
     # other years' rows keep only what stage and history read of them
     recs, cons = load_inputs(records, contracts, data=pv.data, only=reading_for(pv, year))
+    sums = start_checksums({"records": records, "contracts": contracts})
     say(f"评价 {year} 年度 / evaluating {year}")
-    return evaluate(recs, year, pv, cons, budget, strategy, consume=True)
+    return evaluate(recs, year, pv, cons, budget, strategy, consume=True), sums
 
 
 @cli.command("evaluate")
@@ -57,8 +60,8 @@ def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_tra
     indicator's value and points (indicators.parquet, or indicators.csv beside trace.jsonl),
     awards.html and manifest.json into OUT."""
     try:
-        ev = run_evaluation(records, contracts, year, policy, budget, strategy,
-                            progress=lambda m: click.echo(m, err=True))
+        ev, sums = run_evaluation(records, contracts, year, policy, budget, strategy,
+                                  progress=lambda m: click.echo(m, err=True))
     except InputErrors as exc:
         for e in exc.errors:
             click.echo(e.report(), err=True)
@@ -68,7 +71,8 @@ def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_tra
     except EvaluationError as exc:
         _fail(str(exc))
     click.echo("写出结果 / writing outputs", err=True)
-    write(ev, out, {"records": records, "contracts": contracts}, trace=not no_trace, trace_format=trace_format)
+    write(ev, out, {"records": records, "contracts": contracts}, trace=not no_trace, trace_format=trace_format,
+          sums=sums)
     s = ev.scores
     click.echo(f"{year}年度：评价 {len(s)} 家，排除 {int(s['excluded'].sum())} 家；奖励 {len(ev.awards)} 笔，"
                f"核定 {ev.budget.fixed_total + ev.budget.floating_total:,} 元，拨付 {ev.budget.granted_total:,} 元")

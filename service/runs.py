@@ -23,7 +23,7 @@ import pyarrow as pa
 from sqlalchemy import delete, func, select, text, update
 
 from rules.evaluate import EvaluationError
-from rules.output import write
+from rules.output import start_checksums, write
 from rules.policy import PolicyError, load_policy
 from rules.records import InputErrors
 
@@ -171,9 +171,11 @@ def _execute(sessionmaker, run_id, progress=None):
                 # other years' rows keep only what stage and history read of them
                 recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data,
                                          only=reading_for(pv, run.year))
+                inputs = {"records": snap["records"], "contracts": snap["contracts"]}
+                sums = start_checksums(inputs)          # hashed while the evaluation runs
                 ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy, consume=True)
                 phase("write")
-                out = write(ev, Path(tmp) / "out", {"records": snap["records"], "contracts": snap["contracts"]})
+                out = write(ev, Path(tmp) / "out", inputs, sums=sums)
                 phase("store")
                 _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap["provenance_table"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
