@@ -13,8 +13,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,10 +51,13 @@ def score_columns(policy) -> list:
 PROGRAM_VERSION = "0.4.0"
 
 
-def sha256_file(path) -> str:
+def sha256_file(path, stop=None) -> str:
+    """A file's sha256. `stop` (a threading.Event): set, the hashing gives up (CancelledError)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
+            if stop is not None and stop.is_set():
+                raise CancelledError(f"hashing {path} stopped")
             h.update(block)
     return h.hexdigest()
 
@@ -99,7 +103,8 @@ def scores_table(ev, order=None) -> pa.Table:
             else pa.array(year.astype(str).astype(object), pa.string()),
             "stage": pa.array(s["stage"].to_numpy(dtype=object)[idx], pa.string()),
             "excluded": pa.array(np.where(s["excluded"].to_numpy()[idx], "true", "false")),
-            "exclusion_clauses": pa.array(np.asarray(s["exclusion_clauses"], dtype=object)[idx], pa.string())}
+            "exclusion_clauses": pa.array(np.asarray(s["exclusion_clauses"], dtype=object)[idx], pa.string(),
+                                          from_pandas=True)}
     # the number columns on both cores (numpy and arrow let go of the GIL)
     with ThreadPoolExecutor(max_workers=2) as pool:
         cols.update(fixed_columns(ev, idx, pool))
@@ -322,8 +327,9 @@ def render_spec(ev, indicators=None) -> dict:
     `stage` and `scores` parts, from the policy version (trace_header.json's `render`): the
     STAGE table's rows in words, the stages' names, the fields the rows read with their labels
     and units, the reference date; the weights per stage, the categories, the decimals and the
-    order of the final score's steps, the IND entry's title and citation, and the file that
-    holds each indicator's value and points (`indicators`: indicators.parquet by default)."""
+    order of the final score's steps, the IND entry's title and citation, the file that holds
+    each indicator's value and points (`indicators`: indicators.parquet by default) and which
+    of those values are yes/no."""
     from .explain import wording
     from .stage import row_fields
     data = ev.policy.data
@@ -339,6 +345,7 @@ def render_spec(ev, indicators=None) -> dict:
         return f"{'且'.join(conds) or '其余情形'} → {data.stage_name(r['stage'])}"
     weights = ev.policy.groups["indicators"]["weights"]
     cats = ev.policy.groups["indicators"].get("categories") or {}
+    kinds = {f.key: f.kind for f in data.record_fields}
     return {
         "stage": {"clause": c.id, "title": c.title, "citation": c.citation,
                   "rows": [""] + [row_text(r) for r in c.body["rows"]],
@@ -346,6 +353,8 @@ def render_spec(ev, indicators=None) -> dict:
                   "inputs": [[f, w.label(f), data.field(f).unit or ""] for f in row_fields(c)],
                   "reference_date": ev.policy.reference_date(ev.year).isoformat()},
         "scores": {"indicators": indicators or INDICATORS_FILE,
+                   # the indicators whose value is yes/no (1/0 in the indicators file)
+                   "yes_no": [c.id for c in ev.indicator_clauses if kinds.get(c.body["key"]) == "bool"],
                    "weights": [[k, dict(weights[k])] for k in weights if k != "citation"],
                    "categories": [[k, cats.get(k, {}).get("title", k), col]
                                   for k, col in zip(cats, category_columns(ev.policy))],
@@ -835,21 +844,13 @@ def _string_bytes(arr) -> memoryview:
     return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
 
 
-CSV_CHUNK = 100_000        # rows of scores.csv taken into order and written at a time
-
-
-def write_plain_csv(table: pa.Table, path, order=None, chunk=CSV_CHUNK):
+def write_plain_csv(table: pa.Table, path):
     """CSV with no quoting at all, for files that hold only codes, numbers and clause ids
-    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes.
-    With `order`, the rows in that order, taken a chunk at a time (no sorted copy of it all)."""
+    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes."""
     options = pacsv.WriteOptions(quoting_style="none", include_header=False)
     with open(path, "wb") as f:
         f.write((",".join(table.column_names) + "\n").encode("utf-8"))
-        if order is None:
-            pacsv.write_csv(table, f, write_options=options)
-        else:
-            for lo in range(0, len(order), chunk):
-                pacsv.write_csv(table.take(order.slice(lo, chunk)), f, write_options=options)
+        pacsv.write_csv(table, f, write_options=options)
 
 
 def write_csv(frame: pd.DataFrame, path):
@@ -871,13 +872,14 @@ def _indicator_column(ev, k, rows=slice(None)) -> np.ndarray:
     return np.round(ev.indicator_points[rows, j], 6) if points else ev.indicator_values[rows, j]
 
 
-def write_indicators_parquet(ev, path, order, chunk=TRACE_CHUNK):
+def write_indicators_parquet(ev, path, order, chunk=None):
     """indicators.parquet (zstd): one row per enterprise sorted by credit code (`order`, the
     rows' positions in that order), `credit_code` then each indicator's value (null where not
     reported) and points as float64, in row groups of `chunk` with statistics on credit_code
     (one enterprise's row is read without the rest: `rules.tracefile.read_indicators`). The
     same figures as indicators.csv, which wrote 70 million numbers as text at a million
     enterprises (3.5 s of the second core; this file takes about 1.5 s)."""
+    chunk = chunk or TRACE_CHUNK
     names = indicator_columns(ev)
     codes = arrow_text(ev.scores["credit_code"])
     schema = pa.schema([("credit_code", pa.string())] + [(n, pa.float64()) for n in names])
@@ -946,17 +948,27 @@ def manifest(ev, inputs: dict, extra=None, sums=None) -> dict:
     return m
 
 
-def start_checksums(inputs: dict) -> dict:
-    """Start hashing the input files (key -> path; empty ones skipped) on a thread of their
-    own; key -> a future of the file's sha256, for `write(sums=…)`. Called once the inputs are
-    read, the hashing (about a gigabyte for a million-row zone; hashlib lets go of the GIL)
-    overlaps the evaluation, which leaves most of the second core idle, instead of the
-    writing, where both cores are busy."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="innopoints-sha256")
-    try:
-        return {k: pool.submit(sha256_file, p) for k, p in inputs.items() if p}
-    finally:
-        pool.shutdown(wait=False)
+class Checksums(dict):
+    """The sha256 of each input file (key -> path; empty ones skipped), hashed on a thread of
+    its own from now on: key -> a future of the file's checksum, for `write(sums=…)`. Started
+    once the inputs are read, the hashing (about a gigabyte for a million-row zone; hashlib
+    lets go of the GIL) overlaps the evaluation, which leaves most of the second core idle,
+    instead of the writing, where both cores are busy. `cancel()` when the evaluation fails:
+    nobody waits for the rest of a gigabyte."""
+
+    def __init__(self, inputs: dict):
+        self._stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="innopoints-sha256")
+        try:
+            super().__init__({k: pool.submit(sha256_file, p, self._stop) for k, p in inputs.items() if p})
+        finally:
+            pool.shutdown(wait=False)
+
+    def cancel(self):
+        self._stop.set()
+
+
+start_checksums = Checksums
 
 
 def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="parquet", sums=None):
@@ -980,7 +992,9 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
     try:
         with ThreadPoolExecutor(max_workers=3) as pool, ThreadPoolExecutor(max_workers=1) as trace_parts:
             # awards.html is built beside scores.csv (its arrow kernels let go of the GIL)
-            # the rows' order by credit code, first: scores.csv and indicators.parquet wait on it
+            # the rows' order by credit code, submitted first: scores.csv and indicators.parquet
+            # wait on it (a task of this pool waits on it, which only a task submitted before
+            # it may be: the pool takes its tasks in order)
             order = pool.submit(code_order, ev)
             html = pool.submit(write_awards, ev, tmp / "awards.html")
             # the input files' checksums (hashlib lets go of the GIL: a million-row zone is

@@ -150,24 +150,27 @@ def read_trace(path, codes=None) -> list[dict]:
 
 
 def read_indicators(path, codes=None) -> dict:
-    """Each indicator's value and points per enterprise, from the indicators file beside a
-    trace (indicators.parquet, or indicators.csv beside trace.jsonl), all enterprises or those
-    of `codes`: {credit code: {clause id: [value or None, points]}}, in the file's column
-    order. Row groups of indicators.parquet are skipped by their credit_code statistics."""
+    """Each indicator's value and points per enterprise, from the indicators file written with
+    a trace (indicators.parquet beside trace.parquet, indicators.csv beside trace.jsonl; an OUT
+    folder's trace as `locate` finds it), all enterprises or those of `codes`: {credit code:
+    {clause id: [value or None, points]}}, in the file's column order. Row groups of
+    indicators.parquet are skipped by their credit_code statistics."""
     from .output import INDICATORS_CSV, INDICATORS_FILE
-    folder = locate(path).parent
-    if (folder / INDICATORS_FILE).exists():
-        f = folder / INDICATORS_FILE
-        table = pq.read_table(f) if codes is None else pq.read_table(
-            f, filters=[("credit_code", "in", sorted(set(codes)))]) if codes else pq.read_schema(f).empty_table()
-    elif (folder / INDICATORS_CSV).exists():
+    trace = locate(path)
+    f = trace.parent / (INDICATORS_CSV if trace.suffix == ".jsonl" else INDICATORS_FILE)
+    if not f.exists():
+        raise FileNotFoundError(f"no {f.name} beside {trace.name} in {trace.parent}")
+    if f.suffix == ".csv":
         import pyarrow.csv as pacsv
-        table = pacsv.read_csv(folder / INDICATORS_CSV, convert_options=pacsv.ConvertOptions(
-            column_types={"credit_code": pa.string()}))
+        table = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(column_types={"credit_code": pa.string()}))
         if codes is not None:
             table = table.filter(pc.is_in(table.column("credit_code"), pa.array(sorted(set(codes)), pa.string())))
+    elif codes is None:
+        table = pq.read_table(f)
+    elif not codes:
+        table = pq.read_schema(f).empty_table()
     else:
-        raise FileNotFoundError(f"no {INDICATORS_FILE} or {INDICATORS_CSV} in {folder}")
+        table = pq.read_table(f, filters=[("credit_code", "in", sorted(set(codes)))])
     names = table.column_names[1:]
     ids = [n.split(" ", 1)[0] for n in names[0::2]]
     cols = [table.column(n).cast(pa.float64()).to_pylist() for n in names]

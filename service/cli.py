@@ -39,7 +39,11 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     recs, cons = load_inputs(records, contracts, data=pv.data, only=reading_for(pv, year))
     sums = start_checksums({"records": records, "contracts": contracts})
     say(f"评价 {year} 年度 / evaluating {year}")
-    return evaluate(recs, year, pv, cons, budget, strategy, consume=True), sums
+    try:
+        return evaluate(recs, year, pv, cons, budget, strategy, consume=True), sums
+    except BaseException:
+        sums.cancel()
+        raise
 
 
 @cli.command("evaluate")
@@ -88,7 +92,9 @@ def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_tra
 @click.argument("credit_code")
 def explain_cmd(trace, credit_code):
     """Print one enterprise's explanation from a trace (an OUT folder, its trace.parquet, or
-    a trace.jsonl): every entry with its clause id, title, citation and sentence, in Chinese."""
+    a trace.jsonl): every entry with its clause id, title, citation and sentence, in Chinese;
+    then, for a scored enterprise, each indicator's value and points (the indicators file
+    written with the trace)."""
     from rules.explain import explain_line
     from rules.tracefile import read_header, read_indicators, read_trace
     code = credit_code.strip().upper()
@@ -111,14 +117,18 @@ def explain_cmd(trace, credit_code):
         return                              # a trace written without its indicators file
     if indicators:
         clauses = header.get("clauses", {})
+        spec = (header.get("render") or {}).get("scores") or {}
+        yes_no, decimals = set(spec.get("yes_no", [])), spec.get("decimals", 4)
         click.echo("各项指标的数值与得分：")
         for cid, (value, points) in indicators.items():
-            click.echo(f"[{cid}] {clauses.get(cid, {}).get('title', '')}：数值 "
-                       f"{'未填报' if value is None else _figure(value)}，得分 {_figure(points)}")
+            shown = "未填报" if value is None else ("是" if value else "否") if cid in yes_no else _figure(value)
+            click.echo(f"[{cid}] {clauses.get(cid, {}).get('title', '')}：数值 {shown}，"
+                       f"得分 {_figure(round(points, decimals))}")
 
 
 def _figure(x) -> str:
-    """A number as an official writes it: thousands separated, no trailing zeros."""
+    """A number as an official writes it: thousands separated, up to six decimals, no
+    trailing zeros."""
     x = float(x)
     return f"{int(x):,}" if x.is_integer() else f"{x:,.6f}".rstrip("0").rstrip(".")
 

@@ -52,7 +52,9 @@ def indicator_matrices(texts, clauses):
     return values, points
 
 
-MATRIX_FILE = "indicators.parquet"     # a run's indicator values and points, columnar (not served)
+# a run's indicator values and points, columnar (not served); runs stored before 2026-12-05
+# evening named it as the batch now names its own, differently laid out, file of indicators
+MATRIX_FILE, OLD_MATRIX_FILE = "indicator_matrix.parquet", "indicators.parquet"
 
 
 def matrix_bytes(ev) -> bytes:
@@ -65,7 +67,7 @@ def matrix_bytes(ev) -> bytes:
     cols = {"credit_code": pa.array(ev.scores["credit_code"].to_numpy(dtype=object), pa.string())}
     for j, c in enumerate(ev.indicator_clauses):
         cols[f"{c.id}|value"] = pa.array(ev.indicator_values[:, j], from_pandas=True)
-        cols[f"{c.id}|points"] = pa.array(np.round(ev.indicator_points[:, j], 6))   # as indicators.parquet says
+        cols[f"{c.id}|points"] = pa.array(np.round(ev.indicator_points[:, j], 6))   # as the batch's indicators file says
     buf = io.BytesIO()
     pq.write_table(pa.table(cols), buf, compression="zstd")
     return buf.getvalue()
@@ -97,6 +99,8 @@ def scored_from_run(s, run) -> D.Scored:
     extra_keys = cohort_extra_keys(pv)
     from .query import run_file
     stored = run_file(s, run.id, MATRIX_FILE)
+    if stored is None:
+        stored = run_file(s, run.id, OLD_MATRIX_FILE)
     q = select(Result.credit_code, Result.stage, Result.excluded, Result.deductions, Result.decay_factor,
                Result.bonus, Result.final_score, Result.indicators if stored is None else Result.id, Enterprise.name,
                *[getattr(Enterprise, k) for k in extra_keys]) \

@@ -158,6 +158,7 @@ def _execute(sessionmaker, run_id, progress=None):
             _set(s, run, status="running" if name != "done" else "done", progress=pct, message=msg)
             tell(pct, msg)
 
+        sums = None
         try:
             pv = policies.load_files(policies.files_of(s.get(PolicyVersion, run.policy_id)))
             if pv.digest != run.policy_sha256:
@@ -179,6 +180,8 @@ def _execute(sessionmaker, run_id, progress=None):
                 phase("store")
                 _store(s, run, ev, out, snap["sha256"], snap["provenance"], snap["provenance_table"])
         except Exception as exc:  # the run fails as a whole, whatever the cause; nothing is kept
+            if sums is not None:
+                sums.cancel()           # the inputs' hashing, if the evaluation failed under it
             s.rollback()
             reason = _reason(exc)
             fail(s, run_id, reason)         # unless it is done (or failed by `fail_stale`) already
@@ -237,7 +240,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     trace_table = read_table(out)
     if trace_table.num_rows != len(scores):
         raise RuntimeError("the trace and scores.csv name different numbers of enterprises")
-    # each indicator's value and points, as indicators.parquet has them, from the same matrices
+    # each indicator's value and points, as the batch's indicators file has them, from the same matrices
     # the files are in credit-code order, the evaluation's rows in the input's: line them up
     ev_codes = ev.scores["credit_code"].to_numpy(dtype=object)
     pos = np.argsort(ev_codes, kind="stable")

@@ -175,3 +175,26 @@ def test_the_whatif_page_shows_the_calibration_before_and_after(park):
     assert 'data-clause="IND-1.1"' in page and "改善" in page
     for word in ("True", "False", "None", "startup", "growth_score", "nan"):
         assert word not in page.split("<main>")[1].split('<script type="application/json"')[0], word
+
+
+def test_diagnostics_read_the_matrix_file_under_its_old_name(park):
+    """A run keeps its indicator matrices as `indicator_matrix.parquet` (the batch's own
+    indicators file is `indicators.parquet`, laid out differently); a run stored before
+    2026-12-05 evening kept them as `indicators.parquet`, and its diagnostics are the same."""
+    import sqlite3
+
+    from service import diagnostics
+    before = park.get(f"/api/runs/{park.run_id}/diagnostics", "officer").get_json()
+    with sqlite3.connect(park.db) as c:
+        names = {r[0] for r in c.execute("SELECT name FROM run_files WHERE run_id = ?", (park.run_id,))}
+        assert diagnostics.MATRIX_FILE in names and diagnostics.OLD_MATRIX_FILE not in names
+        c.execute("UPDATE run_files SET name = ? WHERE run_id = ? AND name = ?",
+                  (diagnostics.OLD_MATRIX_FILE, park.run_id, diagnostics.MATRIX_FILE))
+    try:
+        diagnostics._SCORED.clear()
+        assert park.get(f"/api/runs/{park.run_id}/diagnostics", "officer").get_json() == before
+    finally:
+        with sqlite3.connect(park.db) as c:
+            c.execute("UPDATE run_files SET name = ? WHERE run_id = ? AND name = ?",
+                      (diagnostics.MATRIX_FILE, park.run_id, diagnostics.OLD_MATRIX_FILE))
+        diagnostics._SCORED.clear()

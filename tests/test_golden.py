@@ -267,7 +267,7 @@ def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monk
     import pyarrow.parquet as pq
 
     from rules import output
-    from rules.tracefile import read_table, read_trace
+    from rules.tracefile import read_indicators, read_table, read_trace
     for fmt in ([], ["--trace-format", "jsonl"]):
         assert evaluate(runner, golden, tmp_path / f"a{len(fmt)}", fmt).exit_code == 0
     monkeypatch.setattr(output, "TRACE_CHUNK", 7)
@@ -280,6 +280,15 @@ def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monk
     assert (tmp_path / "a2" / "trace.jsonl").read_bytes() == (tmp_path / "b2" / "trace.jsonl").read_bytes()
     code = whole[150]["credit_code"]
     assert read_trace(b, [code]) == [whole[150]] and read_table(b, [code]).num_rows == 1
+    # indicators.parquet in row groups of 7 too, still sorted, one enterprise read alone
+    f = pq.ParquetFile(b / "indicators.parquet")
+    assert f.num_row_groups == 300 // 7 + 1
+    assert read_indicators(b) == read_indicators(a)
+    in_order = sorted(read_indicators(a))
+    assert f.read(columns=["credit_code"]).column(0).to_pylist() == in_order
+    stats = f.metadata.row_group(150 // 7).column(0).statistics
+    assert stats.min <= in_order[150] <= stats.max
+    assert read_indicators(b, [in_order[150]]) == {in_order[150]: read_indicators(a)[in_order[150]]}
 
 
 def test_a_failure_while_writing_leaves_no_file_behind(runner, golden, tmp_path, monkeypatch):
@@ -295,6 +304,41 @@ def test_a_failure_while_writing_leaves_no_file_behind(runner, golden, tmp_path,
     assert res.exit_code != 0 and isinstance(res.exception, RuntimeError), res.output
     assert "dictionaries failed" in str(res.exception)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_input_checksums_are_hashed_during_the_evaluation_and_stopped_when_it_fails(runner, golden, tmp_path,
+                                                                                    monkeypatch):
+    """The inputs' sha256 start once they are read (`Checksums`, a thread of its own) and
+    are the files'; a failed evaluation stops them (`cancel`), and a stopped hashing raises
+    CancelledError instead of giving a checksum."""
+    import hashlib
+    import threading
+    from concurrent.futures import CancelledError
+
+    from rules import output
+    from rules.evaluate import EvaluationError
+    from service import cli as cli_module
+    sums = output.Checksums({"records": golden / "records.csv", "contracts": None})
+    assert set(sums) == {"records"}
+    assert sums["records"].result() == hashlib.sha256((golden / "records.csv").read_bytes()).hexdigest()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(CancelledError):
+        output.sha256_file(golden / "records.csv", stop)
+    started = []
+
+    def checksums(inputs):
+        started.append(output.Checksums(inputs))
+        return started[-1]
+
+    def failing(*args, **kwargs):
+        raise EvaluationError("评价失败 / failed")
+    monkeypatch.setattr(cli_module, "start_checksums", checksums)
+    monkeypatch.setattr(cli_module, "evaluate", failing)
+    res = evaluate(runner, golden, tmp_path / "out", [])
+    assert res.exit_code != 0 and "评价失败" in res.output
+    assert len(started) == 1 and started[0]._stop.is_set()
+    assert not (tmp_path / "out").exists()
 
 
 def test_manifest_names_policy_inputs_and_outputs(runner, golden, tmp_path):
@@ -525,7 +569,7 @@ def test_indicators_file_holds_each_value_and_points_and_explain_prints_them(run
 
     import pyarrow.parquet as pq
 
-    from rules.tracefile import read_indicators
+    from rules.tracefile import read_header, read_indicators
     p, jl = tmp_path / "p", tmp_path / "j"
     assert evaluate(runner, golden, p, []).exit_code == 0
     assert evaluate(runner, golden, jl, ["--trace-format", "jsonl"]).exit_code == 0
@@ -542,11 +586,29 @@ def test_indicators_file_holds_each_value_and_points_and_explain_prints_them(run
     excluded = next(r["credit_code"] for r in rows if r["excluded"] == "true")
     assert read_indicators(p, [scored]) == {scored: every[scored]}
     assert read_indicators(p, []) == {}
-    out = runner.invoke(cli, ["explain", str(p), scored]).output
-    assert "各项指标的数值与得分" in out
-    shown = [ln for ln in out.splitlines() if ln.startswith("[IND-")]
+    res = runner.invoke(cli, ["explain", str(p), scored])
+    assert res.exit_code == 0, res.output
+    assert "各项指标的数值与得分" in res.output
+    shown = [ln for ln in res.output.splitlines() if ln.startswith("[IND-")]
     assert [ln.split("]")[0][1:] for ln in shown] == list(every[scored])
-    for ln, (value, points) in zip(shown, every[scored].values()):
-        assert ("数值 未填报" in ln) == (value is None)
-        assert ln.endswith(f"得分 {points:,.6f}".rstrip("0").rstrip(".")), ln
-    assert "各项指标" not in runner.invoke(cli, ["explain", str(p), excluded]).output
+    yes_no = set(read_header(p)["render"]["scores"]["yes_no"])
+    assert "IND-3.9" in yes_no and "IND-1.1" not in yes_no         # a yes/no field, an amount
+    seen = set()
+    for ln, (cid, (value, points)) in zip(shown, every[scored].items()):
+        shown_value = ln.split("：数值 ")[1].split("，")[0]
+        if value is None:
+            want = "未填报"
+        elif cid in yes_no:
+            want = "是" if value else "否"
+        else:
+            want = f"{value:,.6f}".rstrip("0").rstrip(".")
+        assert shown_value == want, ln
+        assert ln.endswith(f"得分 {round(points, 4):,.6f}".rstrip("0").rstrip(".")), ln
+        seen.add("none" if value is None else "yes_no" if cid in yes_no else "number")
+    assert {"yes_no", "number"} <= seen
+    res = runner.invoke(cli, ["explain", str(p), excluded])
+    assert res.exit_code == 0 and excluded in res.output and "各项指标" not in res.output
+    # beside trace.jsonl, the indicators of indicators.csv
+    res = runner.invoke(cli, ["explain", str(jl / "trace.jsonl"), scored])
+    assert res.exit_code == 0 and [ln.split("：数值 ")[0] for ln in res.output.splitlines() if ln.startswith("[IND-")] \
+        == [ln.split("：数值 ")[0] for ln in shown]
