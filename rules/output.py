@@ -366,19 +366,21 @@ def render_spec(ev, indicators=None) -> dict:
                                "citation": weights.get("citation", "")}}}
 
 
-def stage_columns(ev, lo, hi) -> dict:
-    """trace.parquet's STAGE columns of rows lo:hi: the stage, the 表1 row that matched, the
+def stage_columns(ev, rows) -> dict:
+    """trace.parquet's STAGE columns of `rows` (positions): the stage, the 表1 row that matched, the
     registration date, the completed years and the fields the rows read (numbers as numbers,
     other values in words)."""
     from .explain import wording
     from .stage import row_fields
     w = wording(ev.policy.data)
-    s = ev.scores.iloc[lo:hi]
+    fields = row_fields(ev.policy.clause("STAGE", ev.year))
+    # the columns read, taken (a row group is not a slice of the rows: they are in code order)
+    s = ev.scores[["stage", "registered_on", "completed_years", *[f"stage_input:{f}" for f in fields]]].iloc[rows]
     cols = {"stage_key": pa.array(s["stage"].to_numpy(dtype=object), pa.string()),
-            "stage_row": pa.array(np.asarray(ev.stage_rows[lo:hi], dtype=np.int32)),
+            "stage_row": pa.array(np.asarray(ev.stage_rows[rows], dtype=np.int32)),
             "stage_registered_on": pa.array(pd.DatetimeIndex(s["registered_on"]).to_numpy().astype("datetime64[D]")),
             "stage_completed_years": pa.array(s["completed_years"].to_numpy(dtype="float64"))}
-    for f in row_fields(ev.policy.clause("STAGE", ev.year)):
+    for f in fields:
         col = s[f"stage_input:{f}"]
         cols[f"stage_input_{f}"] = (pa.array(col.to_numpy(dtype="float64")) if col.dtype.kind == "f" else
                                     pa.array(col.astype(object).map(lambda x: w.value_text(f, x)), pa.string()))
@@ -523,13 +525,13 @@ def _status_entries(ev, rows, full=True) -> list:
     return out
 
 
-def scores_columns(ev, lo, hi) -> dict:
-    """trace.parquet's score columns of rows lo:hi (null for an excluded enterprise): the
-    cohort size and every number of its scores.csv row, with its stage percentile."""
-    s = ev.scores.iloc[lo:hi]
-    gone = s["excluded"].to_numpy(dtype=bool)
+def scores_columns(ev, rows) -> dict:
+    """trace.parquet's score columns of `rows` (positions; null for an excluded enterprise):
+    the cohort size and every number of its scores.csv row, with its stage percentile."""
     numbers = trace_numbers(ev.policy)
-    cols = {"scores_cohort_size": pa.array(np.asarray(ev.cohort_sizes[lo:hi], dtype="float64"), mask=gone)}
+    s = ev.scores[["excluded", *numbers]].iloc[rows]
+    gone = s["excluded"].to_numpy(dtype=bool)
+    cols = {"scores_cohort_size": pa.array(np.asarray(ev.cohort_sizes[rows], dtype="float64"), mask=gone)}
     for k in numbers:
         cols[f"scores_{k}"] = pa.array(np.where(gone, 0, s[k].to_numpy(dtype="float64")), mask=gone)
     return cols
@@ -569,44 +571,43 @@ def scores_part(cols, spec: dict) -> pa.Array:
 TRACE_CHUNK = 50_000       # a line is a few KB of Chinese text: 50k lines keep a chunk near 250 MB
 
 
-def trace_array(ev, lo=0, hi=None, shared=None, end="}") -> pa.Array:
-    """One JSON object per enterprise of rows lo:hi (built column-wise): every clause that
+def trace_array(ev, rows=None, shared=None, end="}") -> pa.Array:
+    """One JSON object per enterprise of `rows` (positions; all rows in credit-code order by
+    default), built column-wise: every clause that
     fired with its title, citation, inputs, effect and a Chinese sentence, the stage and the
     history it read, every number of its scores.csv row with what it was made from, every
     award line and every reward clause its data touch that paid nothing, with the reason.
     `shared` holds what all chunks use (see `_trace_shared`)."""
     shared = shared or _trace_shared(ev)
-    s = ev.scores.iloc[lo:hi]
-    hi = lo + len(s)
-    frag = {g: text.take(pa.array(pat[lo:hi])) for g, (pat, text) in shared["fragments"].items()}
+    rows = code_order(ev) if rows is None else np.asarray(rows)
+    s = ev.scores.iloc[rows]
+    frag = {g: text.take(pa.array(np.asarray(pat)[rows])) for g, (pat, text) in shared["fragments"].items()}
     codes = arrow_text(s["credit_code"])
     excluded = s["excluded"].to_numpy(dtype=bool)
     excl = pa.array(s["exclusion_clauses"].to_numpy(dtype=object), pa.string())
     excl_json = pc.if_else(pc.equal(excl, ""), "[]", j('["', pc.replace_substring(excl, ";", '","'), '"]', ""))
     not_paid = frag["rewards_not_paid"]
     if ev.awards.not_paid:
-        rows = [r for r in ev.awards.not_paid if lo <= r < hi]
-        if rows:
+        mask = np.isin(rows, np.fromiter(ev.awards.not_paid, dtype=np.int64))
+        if mask.any():
             pat, entries = ev.traces["rewards_not_paid"]
-            mask = np.zeros(hi - lo, dtype=bool)
-            mask[np.array(rows) - lo] = True
-            extra = [_dump(entries[pat[r]] + ev.awards.not_paid[r]) for r in sorted(rows)]
+            extra = [_dump(entries[pat[r]] + ev.awards.not_paid[r]) for r in rows[mask].tolist()]
             not_paid = pc.replace_with_mask(not_paid, pa.array(mask), pa.array(extra, pa.string()))
     spec = shared["render"]
-    stage = stage_columns(ev, lo, hi)
+    stage = stage_columns(ev, rows)
     scored = [',"decay":', frag["decay"], ',"bonus":', frag["bonus"],
-              ',"scores":', scores_part({**stage, **scores_columns(ev, lo, hi)}, spec)]
+              ',"scores":', scores_part({**stage, **scores_columns(ev, rows)}, spec)]
     # an excluded enterprise has no score part: every piece of it is empty on its row
     gone = pa.array(excluded)
     blank = pa.scalar("", pa.string())
-    scored = [pc.if_else(gone, blank, pa.array(np.full(hi - lo, x, dtype=object), pa.string()) if isinstance(x, str) else x)
+    scored = [pc.if_else(gone, blank, pa.array(np.full(len(rows), x, dtype=object), pa.string()) if isinstance(x, str) else x)
               for x in scored]
     # the whole line in one join: each piece is copied once
     return j('{"credit_code":"', codes, f'","year":{ev.year},"stage":', stage_part(stage, spec),
-             ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, slice(lo, hi)), ',"excluded":',
+             ',"scope":', frag["scope"], ',"history":', _history_fragments(ev, rows), ',"excluded":',
              pa.array(np.where(excluded, "true", "false")), ',"exclusion_clauses":', excl_json,
              ',"negative_list":', frag["negative_list"], *scored,
-             ',"rewards":', shared["rewards"].slice(lo, hi - lo), ',"rewards_not_paid":', not_paid, end, "")
+             ',"rewards":', shared["rewards"].take(pa.array(rows)), ',"rewards_not_paid":', not_paid, end, "")
 
 
 def _trace_shared(ev):
@@ -617,14 +618,16 @@ def _trace_shared(ev):
             "rewards": _reward_fragments(ev, len(ev.scores)), "render": render_spec(ev, INDICATORS_CSV)}
 
 
-def write_trace(ev, path):
-    """trace.jsonl: the header line, then one line per enterprise, built and written in
-    chunks of rows straight from the arrow buffers (the lines are contiguous in them)."""
+def write_trace(ev, path, order=None):
+    """trace.jsonl: the header line, then one line per enterprise in credit-code order
+    (`order`, `code_order(ev)`, when the caller has it), built and written in chunks of rows
+    straight from the arrow buffers (the lines are contiguous in them)."""
     shared = _trace_shared(ev)
+    order = code_order(ev) if order is None else order
     with open(path, "wb") as f:
         f.write(trace_header(ev).encode("utf-8"))
-        for lo in range(0, len(ev.scores), TRACE_CHUNK):
-            arr = trace_array(ev, lo, lo + TRACE_CHUNK, shared, end="}\n")
+        for lo in range(0, len(order), TRACE_CHUNK):
+            arr = trace_array(ev, order[lo:lo + TRACE_CHUNK], shared, end="}\n")
             f.write(_string_bytes(arr))
 
 
@@ -746,29 +749,28 @@ def _trace_parts_shared(ev):
     return {k: v if k in IN_ROW_ORDER else _canonical(*v) for k, v in out.items()}
 
 
-def trace_table(ev, lo=0, hi=None, shared=None) -> pa.Table:
-    """Rows lo:hi of trace.parquet: credit_code, year, the STAGE columns (`stage_columns`),
-    each text part of the trace line as a dictionary column of JSON text (null where an
-    excluded enterprise has no such part: no row's text is materialised) and the score
-    columns (`scores_columns`)."""
-    return _assemble(ev, lo, _dense_columns(ev, lo, hi), shared or _trace_parts_shared(ev))
+def trace_table(ev, rows=None, shared=None) -> pa.Table:
+    """trace.parquet's rows of `rows` (positions; all in credit-code order by default):
+    credit_code, year, the STAGE columns (`stage_columns`), each text part of the trace line
+    as a dictionary column of JSON text (null where an excluded enterprise has no such part:
+    no row's text is materialised) and the score columns (`scores_columns`)."""
+    rows = code_order(ev) if rows is None else np.asarray(rows)
+    return _assemble(ev, rows, _dense_columns(ev, rows), shared or _trace_parts_shared(ev))
 
 
-def _dense_columns(ev, lo, hi) -> dict:
-    """The columns of rows lo:hi that hold a value per row: credit_code, year, STAGE's and the scores'."""
-    s = ev.scores.iloc[lo:hi]
-    return {"credit_code": arrow_text(s["credit_code"]),
-            "year": pa.array(np.full(len(s), ev.year, dtype=np.int32)),
-            **stage_columns(ev, lo, hi), **scores_columns(ev, lo, hi)}
+def _dense_columns(ev, rows) -> dict:
+    """The columns of `rows` that hold a value per row: credit_code, year, STAGE's and the scores'."""
+    return {"credit_code": arrow_text(ev.scores["credit_code"]).take(pa.array(rows)),
+            "year": pa.array(np.full(len(rows), ev.year, dtype=np.int32)),
+            **stage_columns(ev, rows), **scores_columns(ev, rows)}
 
 
-def _assemble(ev, lo, cols, shared) -> pa.Table:
-    """A row group: the dense columns and, from `shared`, the dictionary columns of its rows."""
-    n = len(cols["credit_code"])
-    excluded = ev.scores["excluded"].to_numpy(dtype=bool)[lo:lo + n]
+def _assemble(ev, rows, cols, shared) -> pa.Table:
+    """A row group of `rows`: the dense columns and, from `shared`, the dictionary columns."""
+    excluded = ev.scores["excluded"].to_numpy(dtype=bool)[rows]
     for p in TEXT_PARTS:
         index, texts = shared[p]
-        index, texts = _used_only(index[lo:lo + n], texts)      # each row group holds the entries it uses
+        index, texts = _used_only(np.asarray(index)[rows], texts)      # each row group holds the entries it uses
         if p in IN_ROW_ORDER:
             index, texts = _distinct(index, texts)
         cols[p] = _dictionary(index, texts, excluded if p in SCORED_PARTS else None)
@@ -794,33 +796,34 @@ def _system_memory_pool():
         pa.set_memory_pool(old)
 
 
-def write_trace_parquet(ev, out_dir, shared=None):
-    """trace.parquet (zstd, one row group per TRACE_CHUNK rows) and trace_header.json (the
-    first line of trace.jsonl, with `render`) in `out_dir`; rules.tracefile reads them back as
+def write_trace_parquet(ev, out_dir, shared=None, order=None):
+    """trace.parquet (zstd, one row group per TRACE_CHUNK rows, in credit-code order:
+    `order`, `code_order(ev)`, when the caller has it) and trace_header.json (the first line
+    of trace.jsonl, with `render`) in `out_dir`; rules.tracefile reads them back as
     trace.jsonl's lines. `shared`: a future of `_trace_parts_shared(ev)`, when the caller
     started it earlier."""
     out_dir = Path(out_dir)
     (out_dir / TRACE_HEADER_FILE).write_text(trace_header(ev, render=True), encoding="utf-8")
     with _system_memory_pool():
-        _write_trace_rows(ev, out_dir / TRACE_FILE, shared)
+        _write_trace_rows(ev, out_dir / TRACE_FILE, shared, code_order(ev) if order is None else order)
 
 
-def _write_trace_rows(ev, path, shared=None):
-    starts = list(range(0, max(len(ev.scores), 1), TRACE_CHUNK))
+def _write_trace_rows(ev, path, shared, order):
+    groups = [order[lo:lo + TRACE_CHUNK] for lo in range(0, max(len(order), 1), TRACE_CHUNK)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         # arrow's kernels and the parquet writer run without the GIL: the dictionaries, the
         # dense columns of the next row groups (two ahead at most) and the writing overlap
         if shared is None:
             shared = pool.submit(_trace_parts_shared, ev)
-        ahead = [pool.submit(_dense_columns, ev, lo, lo + TRACE_CHUNK) for lo in starts[:2]]
+        ahead = [pool.submit(_dense_columns, ev, rows) for rows in groups[:2]]
         w = None
         try:
-            for k, lo in enumerate(starts):
+            for k, rows in enumerate(groups):
                 cols = ahead[k].result()
-                if k + 2 < len(starts):
-                    ahead.append(pool.submit(_dense_columns, ev, starts[k + 2], starts[k + 2] + TRACE_CHUNK))
+                if k + 2 < len(groups):
+                    ahead.append(pool.submit(_dense_columns, ev, groups[k + 2]))
                 ahead[k] = None
-                table = _assemble(ev, lo, cols, shared.result())
+                table = _assemble(ev, rows, cols, shared.result())
                 if w is None:
                     # the text columns of few distinct values (a credit code is its row's own)
                     text = [f.name for f in table.schema if pa.types.is_dictionary(f.type)
@@ -1022,9 +1025,9 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             done["awards.csv"] = pool.submit(sha256_file, tmp / "awards.csv")
             lap("write.scores_awards")
             if trace and trace_format == "jsonl":
-                write_trace(ev, tmp / "trace.jsonl")
+                write_trace(ev, tmp / "trace.jsonl", order.result())
             elif trace:
-                write_trace_parquet(ev, tmp, shared)
+                write_trace_parquet(ev, tmp, shared, order.result())
             lap("write.trace")
             html.result()
             done["awards.html"] = pool.submit(sha256_file, tmp / "awards.html")

@@ -109,15 +109,17 @@ def test_every_score_is_explained_by_its_trace(runner, golden, tmp_path):
             assert sum(line["inputs"]["yuan"]) >= int(a["eligible_yuan"])
 
 
-# sha256 of trace.jsonl as version 0.4.0 wrote it (before trace.parquet) for each golden
-# folder: `--trace-format jsonl` still writes exactly these bytes, and trace.parquet read
-# back gives every line of it. When the trace's wording changes on purpose, write the four
-# files with --trace-format jsonl, check them and put their new sha256 here.
+# sha256 of trace.jsonl for each golden folder: version 0.4.0's lines (before trace.parquet),
+# since 2026-12-05 sorted by credit code as SPEC §5 asks (the same header and lines; they
+# were in the records file's order). `--trace-format jsonl` writes exactly these bytes, and
+# trace.parquet read back gives every line of it. When the trace's wording changes on
+# purpose, write the four files with --trace-format jsonl, check them and put their new
+# sha256 here.
 TRACE_JSONL_SHA256 = {
-    "expected-no-budget": "a419d76321b9ef4ec80d5013a66e2b2cbf3f3d1493935002113abf2d9dfad923",
-    "expected-budget-28000000-pro_rata": "353712c24d9cd2ca52fb0b51101727a98bdf4522eb5b4c537b187d04c5d6223f",
-    "expected-budget-28000000-rank_priority": "dab03f0b033a4c1554585a2a15fbb7b2fe470e02a39d770150bc13cf534bafbf",
-    "expected-budget-15000000-pro_rata": "a2ecfd7ec9e65c380b9382adb56b9a7147d0252c82bfc8663e25c785ad6fd703",
+    "expected-no-budget": "626f2dcf9e8738e071c4209f32e800dfb4719276dbf439b1a92c6d7353c10e1a",
+    "expected-budget-28000000-pro_rata": "582fed720b449e361c6aa094a4efd82f91fa6bdc51bb1da6f7303cba79fe08a6",
+    "expected-budget-28000000-rank_priority": "b9cb65a3e0b418bbbc766327245b9a37664ce3b491d6558aae0d7f2a0fef0e74",
+    "expected-budget-15000000-pro_rata": "7b01d9b30bb870a023a9aa33f827f8e82c06b8eed6e4046f7196d0a172341485",
 }
 
 
@@ -148,6 +150,11 @@ def test_trace_parquet_holds_every_line_of_trace_jsonl(runner, golden, tmp_path,
     assert set(header["render"]) == {"stage", "scores"}
     got = read_trace(out)
     assert len(got) == len(lines) - 1 == 300
+    # sorted by credit code (SPEC §5), though the records file is not
+    codes = [g["credit_code"] for g in got]
+    assert codes == sorted(codes) and codes != [r.split(",")[0] for r in
+                                                (golden / "records.csv").read_text(encoding="utf-8").splitlines()
+                                                if ",2022," in r]
     for g, raw in zip(got, lines[1:]):
         if "scores" in g:           # not for an excluded enterprise
             assert g["scores"]["indicators"] == "indicators.parquet"
