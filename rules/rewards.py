@@ -225,6 +225,22 @@ def counted_kinds(clause) -> list | None:
     return None if kinds is None else list(kinds)
 
 
+def _by_enterprise_then_number(ent, nos: pa.Array) -> np.ndarray:
+    """The order of contracts by enterprise, then number (bytewise; equal numbers in the
+    file's order). Files usually list an enterprise's contracts by number already: then a
+    stable sort by enterprise is the order, and the numbers (2.9 million at a million
+    enterprises, a third of a second to rank) are only compared with their neighbours."""
+    by_ent = np.argsort(ent, kind="stable")
+    if len(by_ent) < 2:
+        return by_ent
+    grouped = nos.take(pa.array(by_ent))
+    same = ent[by_ent][1:] == ent[by_ent][:-1]
+    down = pc.less(grouped.slice(1), grouped.slice(0, len(grouped) - 1)).to_numpy(zero_copy_only=False)
+    if not (same & down).any():
+        return by_ent
+    return np.lexsort((pc.rank(nos, sort_keys="ascending", tiebreaker="first").to_numpy(), ent))
+
+
 def contract_totals(mine, clause) -> ContractTotals:
     """Each contract's rate reward (half up to the yuan, capped; 0 for a kind the clause does
     not count) and each enterprise's total."""
@@ -233,8 +249,7 @@ def contract_totals(mine, clause) -> ContractTotals:
     # numbers and amounts stay arrow text (a Python string per contract costs seconds and
     # hundreds of megabytes for a million contracts); kinds are a few shared strings
     nos_all = arrow_text(mine["contract_no"]).combine_chunks() if len(mine) else pa.array([], pa.string())
-    order = np.lexsort((pc.rank(nos_all, sort_keys="ascending", tiebreaker="first").to_numpy(),
-                        mine["ent"].to_numpy()))
+    order = _by_enterprise_then_number(mine["ent"].to_numpy(), nos_all)
     ent = mine["ent"].to_numpy()[order]
     take = pa.array(order)
     nos = nos_all.take(take)
@@ -367,7 +382,9 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, hist, contrac
     rows = np.concatenate([p[0] for p in parts])
     corder = np.concatenate([p[1] for p in parts])
     code = frame["credit_code"].to_numpy(dtype=object)[rows] if len(rows) else np.zeros(0, object)
-    code_rank = pc.rank(pa.array(code, pa.string()), sort_keys="ascending", tiebreaker="dense").to_numpy()
+    # the codes' order among the year's rows (fewer than the lines, and already arrow text)
+    code_rank = pc.rank(arrow_text(frame["credit_code"]), sort_keys="ascending",
+                        tiebreaker="dense").to_numpy()[rows]
     sort = np.lexsort((corder, code_rank))
     clause_ids = list(order)
     return Awards(

@@ -100,3 +100,23 @@ def test_contract_numbers_that_need_escaping_stay_valid_json():
                         np.array(["1", "2", "3"], dtype=object), np.array([1, 1, 1]))
     got = _json_list(ct, pa.array(nos, pa.string())).to_pylist()
     assert [json.loads(x) for x in got] == [['A"1', "B\\2"], ["C3"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["A-1", "A-2", "A-10", "B-1", "", "A-1 ", "甲-1"])),
+                max_size=30), st.booleans())
+def test_contracts_in_order_of_enterprise_then_number(pairs, presorted):
+    """Contracts ordered by enterprise, then number (bytewise, equal numbers in the file's
+    order), whether the file lists each enterprise's numbers in order (the quick path) or not:
+    the same order as sorting by both."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from rules.rewards import _by_enterprise_then_number
+    if presorted:
+        pairs = sorted(pairs, key=lambda p: (p[0], p[1].encode()))
+    ent = np.array([p[0] for p in pairs], dtype=np.int64)
+    nos = pa.array([p[1] for p in pairs], pa.string())
+    want = np.lexsort((pc.rank(nos, sort_keys="ascending", tiebreaker="first").to_numpy(), ent)) if pairs \
+        else np.zeros(0, np.int64)
+    assert _by_enterprise_then_number(ent, nos).tolist() == want.tolist()

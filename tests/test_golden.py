@@ -348,6 +348,22 @@ def test_input_checksums_are_hashed_during_the_evaluation_and_stopped_when_it_fa
     assert not (tmp_path / "out").exists()
 
 
+def test_contracts_listed_out_of_order_give_the_same_awards(runner, golden, tmp_path):
+    """The contracts file in reverse order (each enterprise's numbers descending): RW-5's
+    basis and trace list them in ascending order all the same, and every figure agrees."""
+    from rules.tracefile import read_trace
+    lines = (golden / "contracts.csv").read_text(encoding="utf-8").splitlines()
+    shuffled = tmp_path / "contracts.csv"
+    shuffled.write_text("\n".join([lines[0]] + lines[:0:-1]) + "\n", encoding="utf-8")
+    res = runner.invoke(cli, ["evaluate", "--records", str(golden / "records.csv"), "--contracts", str(shuffled),
+                              "--year", "2022", "--out", str(tmp_path / "r"), "--budget", "28000000"])
+    assert res.exit_code == 0, res.output
+    assert evaluate(runner, golden, tmp_path / "a", ["--budget", "28000000"]).exit_code == 0
+    for f in ("scores.csv", "awards.csv"):
+        assert (tmp_path / "r" / f).read_bytes() == (tmp_path / "a" / f).read_bytes(), f
+    assert read_trace(tmp_path / "r") == read_trace(tmp_path / "a")
+
+
 def test_manifest_names_policy_inputs_and_outputs(runner, golden, tmp_path):
     import hashlib
     import json
