@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import bonus, decay, history, indicators, negative_list, rewards, scope, stage
-from .records import YearRecords, enterprise_codes, positions_of, release_memory
+from .records import YearRecords, contract_enterprises, enterprise_codes, release_memory
 
 
 class EvaluationError(ValueError):
@@ -121,7 +121,7 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
     stage_clause = policy.clause("STAGE", year)
     strategy = strategy or policy.settings("rewards").get("strategy", "pro_rata")
     if contracts is not None and len(contracts):
-        ent = positions_of(contracts["credit_code"], enterprise_codes(records))
+        ent = contract_enterprises(contracts, enterprise_codes(records))
         if (ent < 0).any():
             raise EvaluationError("技术合同中有记录以外的企业 / contracts of enterprises not in the records")
         contracts = contracts.assign(ent=ent)

@@ -252,3 +252,22 @@ def test_a_file_is_checked_in_groups_of_rows_with_the_same_answer(tmp_path, monk
         bad = write(tmp_path / "bad.csv", rows[:50] + [rows[50] | {column: value}] + rows[51:])
         cells = bad_cells(bad)
         assert list(cells) == [(52, column)] and cells[(52, column)].value == value
+
+
+def test_contracts_carry_the_enterprise_ids_found_when_read(golden):
+    """load_inputs finds each contract's enterprise once and keeps it (`ent`); the evaluation
+    takes it only when it names the same codes as the records it is given, and otherwise
+    finds them again."""
+    from rules.evaluate import reading_for
+    from rules.records import contract_enterprises, enterprise_codes, load_inputs, positions_of
+    pv = load_policy()
+    recs, cons = load_inputs(golden / "records.csv", golden / "contracts.csv", only=reading_for(pv, 2022))
+    known = enterprise_codes(recs)
+    found = positions_of(cons["credit_code"], known)
+    assert (found >= 0).all() and cons["ent"].to_numpy().tolist() == found.tolist()
+    assert contract_enterprises(cons, known).tolist() == found.tolist()
+    stale = cons.assign(ent=np.roll(found, 1))          # ids of other records: not taken
+    assert contract_enterprises(stale, known).tolist() == found.tolist()
+    outside = cons.assign(ent=np.full(len(found), len(known)))
+    assert contract_enterprises(outside, known).tolist() == found.tolist()
+    assert contract_enterprises(cons.drop(columns="ent"), known).tolist() == found.tolist()
