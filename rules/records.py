@@ -754,7 +754,7 @@ def contract_enterprises(contracts, known: pd.Index) -> np.ndarray:
         ent = contracts["ent"].to_numpy()
         if ent.dtype.kind in "iu" and (not len(ent) or (ent.min() >= 0 and ent.max() < len(known))):
             same = pc.equal(arrow_text(known).take(pa.array(ent)), arrow_text(contracts["credit_code"]))
-            if pc.all(same).as_py() is not False:
+            if pc.all(pc.fill_null(same, False)).as_py() is not False:       # no code missing or other
                 return ent.astype(np.int64)
     return positions_of(contracts["credit_code"], known)
 

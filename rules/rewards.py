@@ -235,7 +235,9 @@ def _by_enterprise_then_number(ent, nos: pa.Array) -> np.ndarray:
         return by_ent
     grouped = nos.take(pa.array(by_ent))
     same = ent[by_ent][1:] == ent[by_ent][:-1]
-    down = pc.less(grouped.slice(1), grouped.slice(0, len(grouped) - 1)).to_numpy(zero_copy_only=False)
+    # a number missing (null) sends the contracts to the full sort, which puts it last
+    down = pc.fill_null(pc.less(grouped.slice(1), grouped.slice(0, len(grouped) - 1)), True) \
+        .to_numpy(zero_copy_only=False)
     if not (same & down).any():
         return by_ent
     return np.lexsort((pc.rank(nos, sort_keys="ascending", tiebreaker="first").to_numpy(), ent))

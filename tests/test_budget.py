@@ -103,7 +103,7 @@ def test_contract_numbers_that_need_escaping_stay_valid_json():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["A-1", "A-2", "A-10", "B-1", "", "A-1 ", "甲-1"])),
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["A-1", "A-2", "A-10", "B-1", "", "A-1 ", "甲-1", None])),
                 max_size=30), st.booleans())
 def test_contracts_in_order_of_enterprise_then_number(pairs, presorted):
     """Contracts ordered by enterprise, then number (bytewise, equal numbers in the file's
@@ -114,7 +114,7 @@ def test_contracts_in_order_of_enterprise_then_number(pairs, presorted):
 
     from rules.rewards import _by_enterprise_then_number
     if presorted:
-        pairs = sorted(pairs, key=lambda p: (p[0], p[1].encode()))
+        pairs = sorted(pairs, key=lambda p: (p[0], p[1] is None, (p[1] or "").encode()))
     ent = np.array([p[0] for p in pairs], dtype=np.int64)
     nos = pa.array([p[1] for p in pairs], pa.string())
     want = np.lexsort((pc.rank(nos, sort_keys="ascending", tiebreaker="first").to_numpy(), ent)) if pairs \

@@ -287,6 +287,11 @@ def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monk
     assert (tmp_path / "a2" / "trace.jsonl").read_bytes() == (tmp_path / "b2" / "trace.jsonl").read_bytes()
     code = whole[150]["credit_code"]
     assert read_trace(b, [code]) == [whole[150]] and read_table(b, [code]).num_rows == 1
+    # row groups span ranges of codes that do not overlap: one enterprise's is read alone
+    groups = pq.ParquetFile(b / "trace.parquet").metadata
+    ranges = [(groups.row_group(k).column(0).statistics.min, groups.row_group(k).column(0).statistics.max)
+              for k in range(groups.num_row_groups)]
+    assert all(lo <= hi < nxt for (lo, hi), (nxt, _) in zip(ranges, ranges[1:]))
     # indicators.parquet in row groups of 7 too, still sorted, one enterprise read alone
     f = pq.ParquetFile(b / "indicators.parquet")
     assert f.num_row_groups == 300 // 7 + 1
@@ -603,6 +608,7 @@ def test_indicators_file_holds_each_value_and_points_and_explain_prints_them(run
     assert len(every) == 300 and all(len(v) == 35 for v in every.values())
     codes = pq.read_table(p / "indicators.parquet", columns=["credit_code"]).column("credit_code").to_pylist()
     assert codes == sorted(codes)
+    assert list(read_indicators(jl)) == codes           # indicators.csv in the same order
     with open(p / "scores.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     scored = next(r["credit_code"] for r in rows if r["excluded"] == "false")
