@@ -54,6 +54,40 @@ def min_rank(values, groups=None):
     return s.groupby(pd.Series(groups)).rank(method="min", ascending=False).to_numpy()
 
 
+def group_ranks(values, groups):
+    """Per group, each value's rank by value descending with equal values sharing the best
+    rank (`min_rank`), and its percentile: the share of the group at or below it × 100
+    (pandas' `rank(method="max", pct=True)` × 100). One sort for both, where pandas sorted
+    three times (a third of a second at a million enterprises); with a value or group
+    missing (NaN), pandas' answers."""
+    v = np.asarray(values, dtype="float64")
+    g = np.asarray(groups)
+    n = len(v)
+    if not n or np.isnan(v).any() or (g.dtype.kind == "f" and np.isnan(g).any()):
+        s = pd.Series(v)
+        return (min_rank(v, g),
+                s.groupby(pd.Series(g)).rank(method="max", pct=True).to_numpy() * 100)
+    o = np.lexsort((-v, g))
+    vs, gs, idx = v[o], g[o], np.arange(n)
+    new_group = np.ones(n, bool)
+    new_group[1:] = gs[1:] != gs[:-1]
+    new_value = new_group.copy()
+    new_value[1:] |= vs[1:] != vs[:-1]
+
+    def start(new):         # the first position of each position's run
+        return np.maximum.accumulate(np.where(new, idx, 0))
+    first = start(new_group)
+    last = np.ones(n, bool)             # the last position of each group
+    last[:-1] = new_group[1:]
+    size = (n - 1) - np.maximum.accumulate(np.where(last[::-1], idx, 0))[::-1] - first + 1
+    best = start(new_value) - first + 1
+    rank, pct = np.empty(n), np.empty(n)
+    rank[o] = best
+    # at or below: the group but those above, whose count is the best rank less one
+    pct[o] = (size - best + 1).astype("float64") / size.astype("float64") * 100
+    return rank, pct
+
+
 def final_score(policy, weighted, deductions, decay_factor, bonus) -> np.ndarray:
     """The reported final score (SPEC §2.6): the weighted score, then deductions (not below
     the floor), the decay factor and the bonus in the policy's order, rounded half up to its
@@ -173,10 +207,8 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
     pct = np.full(len(cur), np.nan)
     if included.any():
         rank_all[included] = min_rank(reported[included])
-        rank_stage[included] = min_rank(reported[included], level[included])
         # stage percentile: share of the stage's scored enterprises at or below this score
-        s = pd.Series(reported[included])
-        pct[included] = s.groupby(pd.Series(level[included])).rank(method="max", pct=True).to_numpy() * 100
+        rank_stage[included], pct[included] = group_ranks(reported[included], level[included])
     def scored(x):      # a figure of a row that is not scored is empty
         return np.where(included, x, np.nan)
     cat_cols = {f"{k}_score": scored(cats[k]) for k in policy.categories()}

@@ -120,3 +120,25 @@ def test_contracts_in_order_of_enterprise_then_number(pairs, presorted):
     want = np.lexsort((pc.rank(nos, sort_keys="ascending", tiebreaker="first").to_numpy(), ent)) if pairs \
         else np.zeros(0, np.int64)
     assert _by_enterprise_then_number(ent, nos).tolist() == want.tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from([0.0, -0.0, 1.5, 2.25, 80.1234, 99.0])),
+                max_size=40))
+def test_stage_ranks_and_percentiles_are_pandas_ranks(pairs):
+    """`group_ranks` (one sort) answers as pandas' groupby ranks did: the best shared rank
+    by score descending, and the share of the stage at or below the score × 100, exactly."""
+    import pandas as pd
+
+    from rules.evaluate import group_ranks, min_rank
+    g = np.array([p[0] for p in pairs])
+    v = np.array([p[1] for p in pairs])
+    rank, pct = group_ranks(v, g)
+    assert rank.tolist() == min_rank(v, g).tolist()
+    want = pd.Series(v).groupby(pd.Series(g)).rank(method="max", pct=True).to_numpy() * 100
+    assert pct.tolist() == want.tolist()
+    if len(v):
+        with_missing = v.copy()
+        with_missing[0] = np.nan           # pandas' answer, NaN where the value is missing
+        r2, p2 = group_ranks(with_missing, g)
+        assert np.isnan(r2[0]) and np.isnan(p2[0])
