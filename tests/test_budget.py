@@ -124,14 +124,14 @@ def test_contracts_in_order_of_enterprise_then_number(pairs, presorted):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from([0.0, -0.0, 1.5, 2.25, 80.1234, 99.0])),
-                max_size=40))
-def test_stage_ranks_and_percentiles_are_pandas_ranks(pairs):
+                max_size=40), st.booleans())
+def test_stage_ranks_and_percentiles_are_pandas_ranks(pairs, int_levels):
     """`group_ranks` (one sort) answers as pandas' groupby ranks did: the best shared rank
     by score descending, and the share of the stage at or below the score × 100, exactly."""
     import pandas as pd
 
     from rules.evaluate import group_ranks, min_rank
-    g = np.array([p[0] for p in pairs])
+    g = np.array([p[0] for p in pairs], dtype=np.int64 if int_levels else np.float64)   # stage levels
     v = np.array([p[1] for p in pairs])
     rank, pct = group_ranks(v, g)
     assert rank.tolist() == min_rank(v, g).tolist()
