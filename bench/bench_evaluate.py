@@ -61,7 +61,7 @@ def child(size, workdir, trace):
     t["parse_validate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     inputs = {"records": work / "records.csv", "contracts": work / "contracts.csv"}
-    sums = output.start_checksums(inputs)       # as `innopoints evaluate` does
+    sums = output.Checksums(inputs)       # as `innopoints evaluate` does
     ev = evaluate(recs, YEAR, pv, cons, budget=None, consume=True)
     t["evaluate_total"] = time.perf_counter() - t0
     t.update({f"evaluate.{k}": v for k, v in ev.timings.items()})

@@ -972,15 +972,12 @@ class Checksums(dict):
         self._stop.set()
 
 
-start_checksums = Checksums
-
-
 def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="parquet", sums=None):
     """Write every output file of an evaluation into `out_dir` (created if needed).
     `timings`, when a dict, receives the seconds each file took. `trace_format` "parquet":
     trace.parquet + trace_header.json; "jsonl": the full trace.jsonl (header line, then one
     JSON line per enterprise with every title and citation). `sums`: the inputs' checksums
-    as `start_checksums` gave them (hashed here otherwise)."""
+    as `Checksums` gave them (hashed here otherwise)."""
     from .report import write_awards
     t = timings if timings is not None else {}
     clock = [time.perf_counter()]
@@ -995,11 +992,11 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
     tmp = Path(tempfile.mkdtemp(prefix=".innopoints-", dir=out_dir.parent))
     try:
         with ThreadPoolExecutor(max_workers=3) as pool, ThreadPoolExecutor(max_workers=1) as trace_parts:
-            # awards.html is built beside scores.csv (its arrow kernels let go of the GIL)
             # the rows' order by credit code, submitted first: scores.csv and indicators.parquet
             # wait on it (a task of this pool waits on it, which only a task submitted before
             # it may be: the pool takes its tasks in order)
             order = pool.submit(code_order, ev)
+            # awards.html is built beside scores.csv (its arrow kernels let go of the GIL)
             html = pool.submit(write_awards, ev, tmp / "awards.html")
             # the input files' checksums (hashlib lets go of the GIL: a million-row zone is
             # about a gigabyte to hash) on the second core while this one writes, unless the

@@ -122,7 +122,12 @@ def compact_lines(table: pa.Table, header: dict) -> pa.Array:
 def read_table(path, codes=None) -> pa.Table:
     """trace.parquet's rows (all, or those of `codes`: row groups are skipped by their
     credit_code statistics)."""
-    f = locate(path)
+    return _rows_of(locate(path), codes)
+
+
+def _rows_of(f, codes=None) -> pa.Table:
+    """A Parquet file's rows sorted by credit_code: all, or those of `codes` (row groups
+    skipped by their statistics)."""
     if codes is None:
         return pq.read_table(f)
     codes = sorted(set(codes))
@@ -165,12 +170,8 @@ def read_indicators(path, codes=None) -> dict:
         table = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(column_types={"credit_code": pa.string()}))
         if codes is not None:
             table = table.filter(pc.is_in(table.column("credit_code"), pa.array(sorted(set(codes)), pa.string())))
-    elif codes is None:
-        table = pq.read_table(f)
-    elif not codes:
-        table = pq.read_schema(f).empty_table()
     else:
-        table = pq.read_table(f, filters=[("credit_code", "in", sorted(set(codes)))])
+        table = _rows_of(f, codes)
     names = table.column_names[1:]
     ids = [n.split(" ", 1)[0] for n in names[0::2]]
     cols = [table.column(n).cast(pa.float64()).to_pylist() for n in names]

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from rules.evaluate import EvaluationError, evaluate, reading_for
-from rules.output import start_checksums, write
+from rules.output import Checksums, write
 from rules.policy import PolicyError, load_policy
 from rules.records import InputErrors, load_inputs
 
@@ -28,7 +28,7 @@ def cli():
 
 def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=None, progress=None):
     """Load, validate and evaluate; raise InputErrors/PolicyError/EvaluationError on bad input.
-    The evaluation, and the inputs' checksums (`rules.output.start_checksums`, hashed during
+    The evaluation, and the inputs' checksums (`rules.output.Checksums`, hashed during
     the evaluation) for `write(sums=…)`.
 
     Every input is checked (all bad cells of both files are gathered) before anything runs."""
@@ -37,7 +37,7 @@ def run_evaluation(records, contracts, year, policy=None, budget=None, strategy=
     say("读取并校验企业记录与技术合同 / reading records and contracts")
     # other years' rows keep only what stage and history read of them
     recs, cons = load_inputs(records, contracts, data=pv.data, only=reading_for(pv, year))
-    sums = start_checksums({"records": records, "contracts": contracts})
+    sums = Checksums({"records": records, "contracts": contracts})
     say(f"评价 {year} 年度 / evaluating {year}")
     try:
         return evaluate(recs, year, pv, cons, budget, strategy, consume=True), sums

@@ -23,7 +23,7 @@ import pyarrow as pa
 from sqlalchemy import delete, func, select, text, update
 
 from rules.evaluate import EvaluationError
-from rules.output import start_checksums, write
+from rules.output import Checksums, code_order, write
 from rules.policy import PolicyError, load_policy
 from rules.records import InputErrors
 
@@ -173,7 +173,7 @@ def _execute(sessionmaker, run_id, progress=None):
                 recs, cons = load_inputs(snap["records"], snap["contracts"], data=pv.data,
                                          only=reading_for(pv, run.year))
                 inputs = {"records": snap["records"], "contracts": snap["contracts"]}
-                sums = start_checksums(inputs)          # hashed while the evaluation runs
+                sums = Checksums(inputs)          # hashed while the evaluation runs
                 ev = evaluate(recs, run.year, pv, cons, run.budget, run.strategy, consume=True)
                 phase("write")
                 out = write(ev, Path(tmp) / "out", inputs, sums=sums)
@@ -243,7 +243,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     # each indicator's value and points, as the batch's indicators file has them, from the same matrices
     # the files are in credit-code order, the evaluation's rows in the input's: line them up
     ev_codes = ev.scores["credit_code"].to_numpy(dtype=object)
-    pos = np.argsort(ev_codes, kind="stable")
+    pos = code_order(ev)            # the order the files were written in
     if ev_codes[pos].tolist() != [row["credit_code"] for row in scores]:
         raise RuntimeError("scores.csv and the evaluation name different enterprises")
     ids = [c.id for c in ev.indicator_clauses]

@@ -345,7 +345,7 @@ def test_input_checksums_are_hashed_during_the_evaluation_and_stopped_when_it_fa
 
     def failing(*args, **kwargs):
         raise EvaluationError("评价失败 / failed")
-    monkeypatch.setattr(cli_module, "start_checksums", checksums)
+    monkeypatch.setattr(cli_module, "Checksums", checksums)
     monkeypatch.setattr(cli_module, "evaluate", failing)
     res = evaluate(runner, golden, tmp_path / "out", [])
     assert res.exit_code != 0 and "评价失败" in res.output
