@@ -98,7 +98,7 @@ def compact_lines(table: pa.Table, header: dict) -> pa.Array:
     """Each row of trace.parquet as one JSON object (trace.jsonl's key order, without the
     titles and citations the header holds), joined column-wise. The `stage` and `scores`
     parts are worded from their typed columns by the header's `render`."""
-    from .output import scores_part, stage_part, text_column
+    from .output import fill_contract_slots, scores_part, stage_part, text_column
     j = pc.binary_join_element_wise
     spec = header.get("render")
     if spec is None:
@@ -109,6 +109,9 @@ def compact_lines(table: pa.Table, header: dict) -> pa.Array:
     typed = {name: table.column(name) for name in table.column_names if name.startswith(("stage_", "scores_"))}
     c["stage"] = stage_part(typed, spec, full=False)
     c["scores"] = scores_part(typed, spec)
+    # a rate clause's contracts are columns of their own, worded into the rewards part's slots
+    c["rewards"] = fill_contract_slots(c["rewards"], {name: table.column(name) for name in table.column_names
+                                                      if name.startswith("contracts_")}, spec)
     pieces = ['{"credit_code":"', c["credit_code"], '","year":', pc.cast(table.column("year"), pa.string())]
     for p in PARTS:
         if p in ("decay", "bonus", "scores"):

@@ -147,7 +147,7 @@ def test_trace_parquet_holds_every_line_of_trace_jsonl(runner, golden, tmp_path,
     assert beside_jsonl(header_text).startswith(lines[0][:-1] + ',"render":{')
     header = read_header(out)
     assert {k: v for k, v in json.loads(beside_jsonl(header_text)).items() if k != "render"} == json.loads(lines[0])
-    assert set(header["render"]) == {"stage", "scores"}
+    assert set(header["render"]) == {"stage", "scores", "rewards"}
     got = read_trace(out)
     assert len(got) == len(lines) - 1 == 300
     # sorted by credit code (SPEC §5), though the records file is not
@@ -200,6 +200,114 @@ def test_trace_parquet_holds_stage_and_scores_as_typed_columns(runner, golden, t
     del header["render"]
     with pytest.raises(ValueError, match="render"):
         compact_lines(t, header)
+
+
+def test_trace_parquet_lists_each_rate_line_contracts_as_columns_worded_when_read(runner, golden, tmp_path):
+    """RW-5's contracts are typed list columns of trace.parquet (README, "The trace file"): a
+    Parquet reader sees each RW-5 line's contracts of the year, in order of number, with their
+    kind, amount as written, 1% before and after the cap and whether the kind counts, and
+    the line's totals; the rewards part holds slots in their place, which the reader fills.
+    A rewards part whose columns are gone is refused, not read half-worded."""
+    import csv
+    import json
+    from decimal import ROUND_HALF_UP, Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rules.output import contract_slot
+    from rules.policy import load_policy
+    from rules.tracefile import compact_lines, read_header
+    out = tmp_path / "out"
+    assert evaluate(runner, golden, out, []).exit_code == 0
+    t = pq.read_table(out / "trace.parquet")
+    types = dict(zip(t.column_names, t.schema.types))
+    assert types["contracts_RW-5_contract_no"] == pa.list_(pa.string())
+    assert types["contracts_RW-5_rate_yuan"] == pa.list_(pa.int64()) and types["contracts_RW-5_total"] == pa.int64()
+    with open(golden / "contracts.csv", encoding="utf-8") as f:
+        mine = {}
+        for r in csv.DictReader(f):
+            if r["registered_on"].startswith("2022"):
+                mine.setdefault(r["credit_code"], []).append(r)
+    with open(out / "awards.csv", encoding="utf-8") as f:
+        rw5 = {r["credit_code"]: r for r in csv.DictReader(f) if r["clause"] == "RW-5"}
+    assert rw5
+    counted = {"transfer", "development", "consulting", "service"}
+    key = {name: k for k, name in load_policy().data.contract_kinds.items()}
+    for r in t.to_pylist():
+        code = r["credit_code"]
+        if code not in rw5:
+            assert r["contracts_RW-5_contract_no"] is None and r["contracts_RW-5_total"] is None
+            assert "\x01" not in r["rewards"]
+            continue
+        want = sorted(mine[code], key=lambda c: c["contract_no"].encode())
+        assert r["contracts_RW-5_contract_no"] == [c["contract_no"] for c in want]
+        # kinds as keys (the file may name one in Chinese: 技术服务 is service)
+        assert r["contracts_RW-5_kind"] == [key.get(c["kind"], c["kind"]) for c in want]
+        assert r["contracts_RW-5_amount_wan"] == [c["amount"] for c in want]
+        assert r["contracts_RW-5_counted"] == [key.get(c["kind"], c["kind"]) in counted for c in want]
+        # 1% half up to the yuan, 0 for a kind not counted; then at most 100,000 a contract
+        one = [int((Decimal(c["amount"]) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) if k else 0
+               for c, k in zip(want, r["contracts_RW-5_counted"])]
+        assert r["contracts_RW-5_rate_yuan"] == one
+        paid = [min(x, 100000) for x in one]
+        assert r["contracts_RW-5_yuan"] == paid
+        assert r["contracts_RW-5_total_before_cap"] == sum(paid)
+        assert r["contracts_RW-5_total"] == min(sum(paid), 500000) == int(rw5[code]["eligible_yuan"])
+        # the part says none of it: the slots are filled when read
+        assert all(contract_slot(0, p) in r["rewards"] for p in ("inputs", "basis", "text"))
+        assert not any(c["contract_no"] in r["rewards"] for c in want)
+    header = read_header(out)
+    assert header["render"]["rewards"]["contracts"][0][0] == "RW-5"
+    with pytest.raises(ValueError, match="contract slot"):
+        compact_lines(t.drop_columns([n for n in t.column_names if n.startswith("contracts_")]), header)
+    line = json.loads(compact_lines(t.filter(pa.array([r in rw5 for r in t.column("credit_code").to_pylist()])),
+                                    header)[0].as_py())
+    entry = next(e for e in line["rewards"] if e["clause"] == "RW-5")
+    assert entry["inputs"]["contract_no"] == sorted(c["contract_no"] for c in mine[line["credit_code"]])
+    assert "计奖合同" in entry["text"]
+
+
+def test_two_rate_clauses_each_fill_their_own_slots_with_their_own_words(runner, golden, tmp_path, policy_copy):
+    """A package with a second rate clause (another rate, caps and kinds): each clause's
+    lines get their own contract columns and slots, worded with that clause's rate and caps,
+    and trace.parquet read back is trace.jsonl line for line."""
+    import json
+
+    from rules.tracefile import read_trace
+    rewards = policy_copy / "rewards.yaml"
+    rewards.write_text(rewards.read_text(encoding="utf-8") + """
+  - id: RW-9
+    title: 技术许可合同，按交易额2%奖励（测试用）
+    citation: 测试
+    effective: {from: 2022-12-30}
+    when: {contracts_in_year: {gte: 1}}
+    effect:
+      kind: fixed
+      contract_rate: 0.02
+      per_contract_cap: 30000
+      per_enterprise_cap: 40000
+      kinds: [license]
+""", encoding="utf-8")
+    extra = ["--policy", str(policy_copy)]
+    assert evaluate(runner, golden, tmp_path / "j", extra + ["--trace-format", "jsonl"]).exit_code == 0
+    assert evaluate(runner, golden, tmp_path / "p", extra).exit_code == 0
+    lines = (tmp_path / "j" / "trace.jsonl").read_text(encoding="utf-8").splitlines()[1:]
+    got = read_trace(tmp_path / "p")
+    assert len(got) == len(lines) == 300
+    both = 0
+    for g, raw in zip(got, lines):
+        g.get("scores", {}).pop("indicators", None)
+        want = json.loads(raw)
+        want.get("scores", {}).pop("indicators", None)
+        assert g == want
+        texts = {e["clause"]: e["text"] for e in want["rewards"]}
+        if "RW-5" in texts and "RW-9" in texts:
+            both += 1
+            assert "× 1% =" in texts["RW-5"] and "× 1% =" not in texts["RW-9"]
+    assert both > 0
+    assert any("× 2% =" in e["text"] and "按每项上限 30,000 元计" in e["text"]
+               for g in got for e in g["rewards"] if e["clause"] == "RW-9")
 
 
 def test_numbers_are_written_with_exactly_their_decimals():
