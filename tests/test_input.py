@@ -192,6 +192,22 @@ def test_duplicated_flags_repeats_as_pandas_does():
         assert (duplicated(pa.array(words, pa.string())) == pd.Series(words).duplicated().to_numpy()).all()
 
 
+def test_repeated_enterprise_years_are_found_as_pandas_finds_them():
+    """The enterprise-year repeat test (`duplicated_pairs`: a table of the pairs when they are
+    few, hashing otherwise) answers as pandas' duplicated(keep="first") on the pairs, with
+    missing years (-1), far-apart ids and years, and no rows."""
+    from rules.records import duplicated_pairs
+    rng = np.random.default_rng(5)
+    for n, ids_high, years in ((0, 1, (2020, 2021)), (1, 1, (2020, 2021)), (5000, 2000, (2019, 2026)),
+                               (5000, 10**9, (2019, 2026)), (3000, 50, (-1, 2024)), (3000, 40, (0, 10**6))):
+        a = rng.integers(0, ids_high, n)
+        b = rng.integers(*years, n)
+        want = pd.DataFrame({"a": a, "b": b}).duplicated().to_numpy()
+        assert (duplicated_pairs(a, b) == want).all()
+    assert not duplicated_pairs(np.array([0, 1, 0]), np.array([2022, 2022, 2021])).any()
+    assert duplicated_pairs(np.array([0, 1, 0]), np.array([2022, 2022, 2022])).tolist() == [False, False, True]
+
+
 @pytest.mark.parametrize("env, hinted", [(None, False), ("1", True)])
 def test_reading_turns_numpys_huge_page_hint_off_unless_asked(golden, env, hinted):
     """Loading inputs turns numpy's 2 MB page hint off (first touch was 4.5 times slower with
