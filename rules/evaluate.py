@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from . import bonus, decay, history, indicators, negative_list, rewards, scope, stage
-from .records import YearRecords, contract_enterprises, enterprise_codes, release_memory
+from .records import YearRecords, arrow_text, contract_enterprises, enterprise_codes, release_memory
 
 
 class EvaluationError(ValueError):
@@ -37,6 +38,7 @@ class Evaluation:
     stage_rows: np.ndarray = None        # the STAGE row (1-based) that decided each row's stage
     timings: dict = field(default_factory=dict)
     engine_patterns: dict = field(default_factory=dict)
+    by_code: np.ndarray = None           # the rows' positions in credit-code order (every file's)
 
 
 def round_half_up(x, decimals):
@@ -179,6 +181,9 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
         # decides SCOPE, the negative list and the bonus, which do not read it
         pending = pool.submit(history.build, records, levels, cur_mask, year, data, policy.history_settings(),
                               earlier_fields=negative_list.status_fields(policy, year), cur=cur)
+        # the rows' order by credit code (the rewards' order and every file's): arrow sorts the
+        # codes without the GIL, beside the engine
+        by_code = pool.submit(lambda: pc.sort_indices(arrow_text(cur["credit_code"])).to_numpy())
         sc = scope.apply(policy, year, cur, level)
         nl = negative_list.apply(policy, year, cur, level)
         if sc.clause_ids and not sc.in_scope.all():      # SCOPE first, before any NL id (SPEC §5)
@@ -189,6 +194,7 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
             nl.excluded = nl.excluded | out
         bon, bon_decision, bon_trace = bonus.apply(policy, year, cur, level)
         hist = pending.result()
+        by_code = by_code.result()
     dec_factor, dec_decision, dec_trace = decay.apply(policy, year, cur, level, completed, hist)
     t["engine"] = time.perf_counter() - t0          # the history's time included
     if holder is not None:          # every year's rows: read by stage and history alone
@@ -231,7 +237,7 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
 
     t0 = time.perf_counter()
     lines, rw_decision, rw_trace = rewards.eligible(policy, year, cur, level, nl.excluded, sc.in_scope,
-                                                    hist, contracts, reported)
+                                                    hist, contracts, reported, by_code)
     outcome = rewards.allocate(lines, budget, strategy)
     t["rewards"] = time.perf_counter() - t0
     if holder is not None:          # the year's rows: the scores keep what they show
@@ -247,4 +253,4 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
               "rewards_not_paid": (rw_decision.pattern, rw_trace.not_paid)}
     patterns = {g: len(tr[1]) for g, tr in traces.items()}
     return Evaluation(year, policy, scores, ind_clauses, values, pts, sizes, lines, outcome, traces,
-                      hist, matched[cur_mask], t, patterns)
+                      hist, matched[cur_mask], t, patterns, by_code)

@@ -87,7 +87,10 @@ def fixed(values, decimals) -> pa.Array:
 
 
 def code_order(ev) -> np.ndarray:
-    """The positions of the evaluation's rows in credit-code order (every file is sorted so)."""
+    """The positions of the evaluation's rows in credit-code order (every file is sorted so):
+    the evaluation's own (`by_code`, sorted beside its engine), or sorted here."""
+    if getattr(ev, "by_code", None) is not None and len(ev.by_code) == len(ev.scores):
+        return ev.by_code
     return pc.sort_indices(arrow_text(ev.scores["credit_code"])).to_numpy()
 
 

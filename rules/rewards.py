@@ -320,7 +320,7 @@ def not_paid_reason(policy, clause, fact, not_reported=()) -> tuple[str, str]:
             f"评价年度：{fact.get('evaluation_year')}）")
 
 
-def eligible(policy, year, frame, stage_level, excluded, in_scope, hist, contracts, scores):
+def eligible(policy, year, frame, stage_level, excluded, in_scope, hist, contracts, scores, by_code=None):
     """Award lines with their eligible amounts, and the per-pattern trace: the fired clauses,
     and the clauses an enterprise's data touch that did not fire, with the reason.
 
@@ -384,9 +384,14 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, hist, contrac
     rows = np.concatenate([p[0] for p in parts])
     corder = np.concatenate([p[1] for p in parts])
     code = frame["credit_code"].to_numpy(dtype=object)[rows] if len(rows) else np.zeros(0, object)
-    # the codes' order among the year's rows (fewer than the lines, and already arrow text)
-    code_rank = pc.rank(arrow_text(frame["credit_code"]), sort_keys="ascending",
-                        tiebreaker="dense").to_numpy()[rows]
+    # the codes' order among the year's rows (fewer than the lines, and already arrow text;
+    # `by_code`, the rows in code order, when the caller has it: a year's codes are distinct)
+    if by_code is None:
+        code_rank = pc.rank(arrow_text(frame["credit_code"]), sort_keys="ascending", tiebreaker="dense").to_numpy()
+    else:
+        code_rank = np.empty(len(by_code), dtype=np.int64)
+        code_rank[by_code] = np.arange(len(by_code))
+    code_rank = code_rank[rows]
     sort = np.lexsort((corder, code_rank))
     clause_ids = list(order)
     return Awards(
