@@ -213,9 +213,12 @@ def year_contracts(contracts, year):
     if d.dtype.kind == "M":         # within the year: two comparisons, no calendar per contract
         start = np.datetime64(f"{year:04d}-01-01").astype(d.dtype)
         end = np.datetime64(f"{year + 1:04d}-01-01").astype(d.dtype)
-        mine = contracts[(d >= start) & (d < end)]
+        within = (d >= start) & (d < end)
     else:
-        mine = contracts[pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy() == year]
+        within = pd.DatetimeIndex(contracts["registered_on"]).year.to_numpy() == year
+    if within.all():            # the year's already (`evaluate` keeps those alone)
+        return contracts
+    mine = contracts[within]
     return mine if len(mine) else None
 
 
