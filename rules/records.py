@@ -826,7 +826,7 @@ def contract_owner_errors(contracts, known_codes, positions=None) -> list:
     pos = positions_of(code, known) if positions is None else positions
     unknown = (pos < 0) & (code != "").to_numpy()
     rows = np.flatnonzero(unknown)
-    values = code.to_numpy(dtype=object)[rows]
+    values = code.iloc[rows].to_numpy(dtype=object)       # the unknown ones alone as Python text
     return [BadCell(int(r) + 2, "credit_code", str(v), "记录中没有该企业", "no such enterprise in the records")
             for r, v in zip(rows, values)]
 
