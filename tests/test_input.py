@@ -192,6 +192,30 @@ def test_duplicated_flags_repeats_as_pandas_does():
         assert (duplicated(pa.array(words, pa.string())) == pd.Series(words).duplicated().to_numpy()).all()
 
 
+def test_repeated_contract_numbers_are_found_as_pandas_finds_them():
+    """The contract-number repeat test (`duplicated_text`: 64-bit hashes of equal-width
+    numbers, the rows whose hash repeats compared as text) answers as pandas'
+    duplicated(keep="first"): numbers of one width, of several widths, with nulls, one and
+    none; and when hashes collide, only equal text is a repeat."""
+    import pyarrow as pa
+    from rules import records
+    from rules.records import duplicated_text
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 9, 5000):
+        nos = [f"2022-{v:08d}-{w:03d}" for v, w in zip(rng.integers(0, n // 4 + 1, n), rng.integers(0, 3, n))]
+        for values in (nos, [x.rstrip("0") for x in nos], [None if i % 7 == 0 else x for i, x in enumerate(nos)]):
+            want = pd.Series(values, dtype=object).duplicated().to_numpy()
+            assert (duplicated_text(pa.array(values, pa.string())) == want).all()
+    # every hash the same: the text alone decides
+    nos = ["A-0001", "B-0002", "A-0001", "C-0003", "B-0002"]
+    mix = records._MIX
+    try:
+        records._MIX = np.zeros(4, dtype=np.uint64)
+        assert duplicated_text(pa.array(nos, pa.string())).tolist() == [False, False, True, False, True]
+    finally:
+        records._MIX = mix
+
+
 def test_repeated_enterprise_years_are_found_as_pandas_finds_them():
     """The enterprise-year repeat test (`duplicated_pairs`: a table of the pairs when they are
     few, hashing otherwise) answers as pandas' duplicated(keep="first") on the pairs, with
