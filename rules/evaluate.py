@@ -141,9 +141,11 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
     whole table, or a `YearRecords` read for this year.
 
     With `consume` (the caller will not use them again), a `YearRecords` and the contracts are
-    emptied as the evaluation is done with them: every year's rows once stage and history are
-    known, the year's rows and the contracts once the rewards are; a million-enterprise
-    zone's inputs are over a gigabyte, which the outputs need not share memory with."""
+    emptied as the evaluation is done with them: the contracts at once (the year's are kept
+    apart), every year's rows once stage and history are known, the year's fields but those
+    the rewards read once the scores are made, and the rest of the year's rows once the
+    rewards are; a million-enterprise zone's inputs are over a gigabyte, which the outputs need
+    not share memory with."""
     given = holder = None
     if isinstance(records, YearRecords):
         if records.year != year or not year_fields(policy, year) <= set(records.every.columns):
@@ -252,10 +254,7 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
     t["rewards"] = time.perf_counter() - t0
     if holder is not None:          # the year's rows: the scores keep what they show
         holder.current = cur = given = None
-    if given_contracts is not None:     # the award lines keep the contracts they list
-        for column in list(given_contracts.columns):
-            del given_contracts[column]
-        contracts = None
+    contracts = None                # the award lines keep the contracts they list
     release_memory()        # the temporaries of the phases above, before the outputs are built
 
     traces = {"scope": (sc.decision.pattern, sc.trace), "negative_list": (nl.decision.pattern, nl.trace), "decay": (dec_decision.pattern, dec_trace),

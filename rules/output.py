@@ -370,8 +370,9 @@ def contract_pieces(ct, words: dict) -> dict:
 
 
 def _contract_sentences(ct, words: dict) -> pa.Array:
-    """RW-5 in words per enterprise: how many contracts count, each one's 1% and cap, the
-    total before and after the per-enterprise cap, and the contracts whose kind does not count."""
+    """A rate clause's contracts (RW-5's) in words per enterprise, with that clause's `words`
+    (`contract_words`): how many contracts count, each one's rate reward and cap, the total
+    before and after the per-enterprise cap, and the contracts whose kind does not count."""
     labels = words["kind_labels"]
     codes, kinds = pd.factorize(np.asarray(ct.kinds, dtype=object))
     kind_zh = pa.array([labels.get(k, k) for k in kinds], pa.string()).take(pa.array(codes))

@@ -747,8 +747,14 @@ def duplicated_pairs(a, b) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     a, b = a - a.min(), b - b.min()
     span = int(b.max()) + 1
-    if (int(a.max()) + 1) * span > max(4 * len(a), 1 << 20):
-        return duplicated(pa.array(a * span + b if (int(a.max()) + 1) * span < 1 << 62 else a * 100_000 + b))
+    size = (int(a.max()) + 1) * span
+    if size >= 1 << 62:         # no one integer per pair: the pairs sorted, each compared with the one before
+        order = np.lexsort((np.arange(len(a)), b, a))
+        out = np.zeros(len(a), dtype=bool)
+        out[order[1:]] = (a[order[1:]] == a[order[:-1]]) & (b[order[1:]] == b[order[:-1]])
+        return out
+    if size > max(4 * len(a), 1 << 20):
+        return duplicated(pa.array(a * span + b))
     key = a * span + b
     first = np.full(int(key.max()) + 1, len(key), dtype=np.int64)
     np.minimum.at(first, key, np.arange(len(key)))

@@ -328,7 +328,8 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, hist, contrac
     and the clauses an enterprise's data touch that did not fire, with the reason.
 
     The engine decides which clauses each enterprise meets; amounts are then computed per
-    clause for all its enterprises at once."""
+    clause for all its enterprises at once. `by_code`: the rows of `frame` in credit-code
+    order (the lines are sorted by it; a year's codes are distinct), sorted here when None."""
     clauses = clause_map(policy, GROUP, year)
     ents = frame["ent"].to_numpy()
     mine = year_contracts(contracts, year)

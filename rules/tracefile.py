@@ -6,17 +6,22 @@ STAGE entry's typed columns (`stage_key`, `stage_row`, `stage_registered_on`,
 `stage_completed_years`, `stage_input_<field>`), one JSON text per other part of the trace
 line (`rules.output.TEXT_PARTS`: scope, history, excluded, exclusion_clauses, negative_list,
 decay, bonus, rewards, rewards_not_paid; decay and bonus null for an excluded enterprise,
-whose line has no such key) and the score columns (`scores_cohort_size`, `scores_<column of
-scores.csv>`, `scores_stage_percentile`; null for an excluded enterprise). The `stage` and
-`scores` parts are worded from their columns when read, by trace_header.json's `render`
-(`rules.output.stage_part`, `scores_part`): writing them as text cost a million-enterprise
-evaluation seconds, to restate numbers the columns hold.
+whose line has no such key), the score columns (`scores_cohort_size`, `scores_<column of
+scores.csv>`, `scores_stage_percentile`; null for an excluded enterprise) and, for each rate
+clause with a line that year, its contracts (`contracts_<clause id>_*`: lists per row of
+number, kind, counted, amount, rate reward and reward, and the line's totals; null where the
+row has no such line). The `stage` and `scores` parts are worded from their columns when
+read, by trace_header.json's `render` (`rules.output.stage_part`, `scores_part`): writing them
+as text cost a million-enterprise evaluation seconds, to restate numbers the columns hold.
+The `rewards` text of a row with a rate clause's line holds slots (`rules.output.contract_slot`)
+where the line lists its contracts, filled from the contract columns and `render.rewards`
+(`rules.output.fill_contract_slots`): until then it is not JSON.
 Entries name their clause id only: the title and citation of every clause in force are in
 trace_header.json's `clauses`, and `expand` puts them back after the id. The one entry whose
 clause is not in the header (the scores' `explain`, clause IND) keeps its own.
 
     line = {"credit_code": …, "year": …, part: json.loads(text) for each non-null part}
-    expand(line, header) == the enterprise's trace.jsonl line
+    (rewards: its slots filled first), expand(line, header) == the enterprise's trace.jsonl line
 
 `compact_lines` joins a table's parts into one JSON text per row (the service stores it per
 enterprise); `read_trace` reads one or a few enterprises by row-group statistics, or all.

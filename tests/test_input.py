@@ -230,6 +230,9 @@ def test_repeated_enterprise_years_are_found_as_pandas_finds_them():
         assert (duplicated_pairs(a, b) == want).all()
     assert not duplicated_pairs(np.array([0, 1, 0]), np.array([2022, 2022, 2021])).any()
     assert duplicated_pairs(np.array([0, 1, 0]), np.array([2022, 2022, 2022])).tolist() == [False, False, True]
+    # pairs too far apart for one integer each: sorted and compared
+    far = duplicated_pairs(np.array([0, 2**31, 0, 5, 2**31]), np.array([0, 2**40, 0, 2**40, 2**40]))
+    assert far.tolist() == [False, False, True, False, True]
 
 
 @pytest.mark.parametrize("env, hinted", [(None, False), ("1", True)])
