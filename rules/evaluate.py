@@ -238,7 +238,7 @@ def evaluate(records: pd.DataFrame | YearRecords, year: int, policy, contracts: 
         "rank_in_stage": rank_stage, "rank_overall": rank_all, "stage_percentile": pct,
         "name": cur["name"].array, "park": cur["park"].array, "industry": cur["industry"].array,
         "completed_years": completed, "registered_on": cur["registered_on"].to_numpy(),
-    })
+    }, copy=False)      # the columns are the arrays above (nothing changes them after): not stacked into one block
     for f in stage.row_fields(stage_clause):       # the STAGE inputs, for the trace
         scores[f"stage_input:{f}"] = cur[f].to_numpy(dtype="float64") if data.field(f).kind != "choice" else cur[f].array
     t["scoring"] = time.perf_counter() - t0

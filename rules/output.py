@@ -104,10 +104,10 @@ def scores_table(ev, order=None) -> pa.Table:
     cols = {"credit_code": arrow_text(s["credit_code"]).take(idx),
             "year": pc.cast(pa.array(year), pa.string()) if year.dtype.kind in "iu"
             else pa.array(year.astype(str).astype(object), pa.string()),
-            "stage": pa.array(s["stage"].to_numpy(dtype=object)[idx], pa.string()),
+            # text columns taken as arrow text (no Python string per row)
+            "stage": arrow_text(s["stage"]).take(idx),
             "excluded": pa.array(np.where(s["excluded"].to_numpy()[idx], "true", "false")),
-            "exclusion_clauses": pa.array(np.asarray(s["exclusion_clauses"], dtype=object)[idx], pa.string(),
-                                          from_pandas=True)}
+            "exclusion_clauses": arrow_text(s["exclusion_clauses"]).take(idx)}
     # the number columns on both cores (numpy and arrow let go of the GIL)
     with ThreadPoolExecutor(max_workers=2) as pool:
         cols.update(fixed_columns(ev, idx, pool))

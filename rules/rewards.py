@@ -387,7 +387,9 @@ def eligible(policy, year, frame, stage_level, excluded, in_scope, hist, contrac
                       not_paid=zero_lines), decision, trace
     rows = np.concatenate([p[0] for p in parts])
     corder = np.concatenate([p[1] for p in parts])
-    code = frame["credit_code"].to_numpy(dtype=object)[rows] if len(rows) else np.zeros(0, object)
+    # the lines' codes alone as Python text, not every row's
+    code = arrow_text(frame["credit_code"]).take(pa.array(rows)).to_numpy(zero_copy_only=False) \
+        if len(rows) else np.zeros(0, object)
     # the codes' order among the year's rows (fewer than the lines, and already arrow text;
     # `by_code`, the rows in code order, when the caller has it: a year's codes are distinct)
     if by_code is None:
