@@ -1029,7 +1029,9 @@ def write_plain_csv(table: pa.Table, path):
     """CSV with no quoting at all, for files that hold only codes, numbers and clause ids
     (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes."""
     options = pacsv.WriteOptions(quoting_style="none", include_header=False)
-    with open(path, "wb") as f:
+    # arrow's own file: a Python file object takes the GIL for every block written, which
+    # the other threads of the writing hold most of the time
+    with pa.OSFile(str(path), "wb") as f:
         f.write((",".join(table.column_names) + "\n").encode("utf-8"))
         pacsv.write_csv(table, f, write_options=options)
 
