@@ -269,15 +269,15 @@ def _reward_parts(ev, n, full=True, slots=False):
     heads = pa.array([_entry_head(clauses[c], full) for c in ids], pa.string()).take(which)
     fact_json = pa.array([_dump(f) for f in aw.facts] + ["{}"], pa.string())
     inputs = fact_json.take(pa.array(np.where(aw.pattern >= 0, aw.pattern, len(aw.facts))))
-    words = {cid: contract_words(ev.policy.data, clauses[cid]) for cid in aw.contracts}
     if slots:
         pieces = {cid: {p: contract_slot(k, p) for p in CONTRACT_PIECES} for k, cid in enumerate(aw.contracts)}
     else:
-        pieces = {cid: contract_pieces(ct, words[cid]) for cid, ct in aw.contracts.items()}
-    inputs = _per_contract_line(aw, {cid: p["inputs"] for cid, p in pieces.items()}, inputs)
+        pieces = {cid: contract_pieces(ct, contract_words(ev.policy.data, clauses[cid]))
+                  for cid, ct in aw.contracts.items()}
+    inputs = aw.per_contract_text(lambda cid, ct: pieces[cid]["inputs"], inputs)
     del fact_json
-    basis = _per_contract_line(aw, {cid: p["basis"] for cid, p in pieces.items()}, "[]")
-    contract_text = _per_contract_line(aw, {cid: p["text"] for cid, p in pieces.items()}, "")
+    basis = aw.per_contract_text(lambda cid, ct: pieces[cid]["basis"], "[]")
+    contract_text = aw.per_contract_text(lambda cid, ct: pieces[cid]["text"])
     del pieces
     derivation = json_text(pa.array(aw.derivation, pa.string()))
     kind = np.where(aw.floating, "floating", "fixed")
@@ -311,23 +311,6 @@ def _json_inner(arr) -> pa.Array:
     """`json_text` without its quotes: JSON escapes a text character by character, so the
     escaped pieces of a text joined are the escaped text."""
     return pc.utf8_slice_codeunits(json_text(arr), 1, -1)
-
-
-def _per_contract_line(aw, values: dict, other) -> pa.Array:
-    """Per award line: for a line of a rate clause with contracts, `values[clause id]` (a text
-    per position of the clause's ContractTotals, or one text for all); `other` for the rest
-    (one text, or a text per line)."""
-    out = pa.array(np.full(len(aw), other, dtype=object), pa.string()) if isinstance(other, str) else other
-    for cid, v in values.items():
-        lines = np.flatnonzero((aw.clause == cid) & (aw.contract_pos >= 0))
-        if not len(lines):
-            continue
-        mask = np.zeros(len(aw), dtype=bool)
-        mask[lines] = True
-        v = pa.array(np.full(len(lines), v, dtype=object), pa.string()) if isinstance(v, str) \
-            else v.take(pa.array(aw.contract_pos[lines]))
-        out = pc.replace_with_mask(out, pa.array(mask), v)
-    return out
 
 
 CONTRACT_PIECES = ("inputs", "basis", "text")      # what a rate clause's line lists per contract
@@ -855,7 +838,7 @@ def contract_sources(ev) -> dict:
     aw = ev.awards
     out = {}
     for cid, ct in aw.contracts.items():
-        lines = np.flatnonzero((aw.clause == cid) & (aw.contract_pos >= 0))
+        lines = aw.contract_lines(cid)
         pos = np.full(len(ev.scores), -1, dtype=np.int64)
         pos[aw.row[lines]] = aw.contract_pos[lines]
         out[cid] = (pos, ct, {"contract_no": ct.nos_arrow(), "kind": pa.array(ct.kinds, pa.string()),

@@ -89,15 +89,21 @@ class Awards:
         nos, paid = ct.nos[a:b], ct.yuan[a:b] >= 1
         return nos.filter(pa.array(paid)).to_pylist() if isinstance(nos, pa.Array) else nos[paid].tolist()
 
+    def contract_lines(self, cid) -> np.ndarray:
+        """The lines of rate clause `cid` that list contracts."""
+        return np.flatnonzero((self.clause == cid) & (self.contract_pos >= 0))
+
     def per_contract_text(self, build, empty="") -> pa.Array:
-        """A text per line made from its contracts, column-wise: `build(ct)` returns one
-        string per enterprise position of a rate clause's ContractTotals; other lines get
-        `empty`."""
-        out = pa.array(np.full(len(self), empty, dtype=object), pa.string())
+        """A text per line made from its contracts, column-wise: `build(cid, ct)` returns one
+        string per enterprise position of rate clause cid's ContractTotals, or one string for
+        all its lines; other lines get `empty` (one text, or a text per line)."""
+        out = pa.array(np.full(len(self), empty, dtype=object), pa.string()) if isinstance(empty, str) else empty
         for cid, ct in self.contracts.items():
-            lines = np.flatnonzero((self.clause == cid) & (self.contract_pos >= 0))
+            lines = self.contract_lines(cid)
             if len(lines):
-                values = build(ct).take(pa.array(self.contract_pos[lines]))
+                values = build(cid, ct)
+                values = pa.array(np.full(len(lines), values, dtype=object), pa.string()) if isinstance(values, str) \
+                    else values.take(pa.array(self.contract_pos[lines]))
                 mask = np.zeros(len(self), dtype=bool)
                 mask[lines] = True
                 out = pc.replace_with_mask(out, pa.array(mask), values)
@@ -105,7 +111,7 @@ class Awards:
 
     def basis_text(self, sep=";") -> pa.Array:
         """Each line's basis joined by `sep` (SPEC §5: ascending contract numbers)."""
-        return self.per_contract_text(lambda ct: ct.joined(ct.nos_arrow(), sep, ct.yuan >= 1))
+        return self.per_contract_text(lambda cid, ct: ct.joined(ct.nos_arrow(), sep, ct.yuan >= 1))
 
     def line(self, i) -> AwardLine:
         return AwardLine(self.code[i], self.clause[i], "floating" if self.floating[i] else "fixed",
