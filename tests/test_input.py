@@ -272,7 +272,9 @@ def test_reading_puts_arrow_on_jemalloc_unless_told(golden, env, pool):
 
 
 def test_a_file_is_checked_in_groups_of_rows_with_the_same_answer(tmp_path, monkeypatch):
-    """The rows are checked a group at a time (`rules.records.GROUP_ROWS`), two groups at once:
+    """The rows are checked a group at a time (`rules.records.GROUP_ROWS`), two groups at once,
+    as the CSV reader's blocks arrive (`READ_BLOCK`: groups of whole blocks, of uneven sizes;
+    names that hold line breaks fall across the blocks' edges):
     the records, read whole or for one year, are those of a single group, and a bad cell of a
     later group is reported with its row in the whole file, whether it is a text cell (found
     in its group) or a number the CSV reader parsed (the file read again as text)."""
@@ -285,11 +287,17 @@ def test_a_file_is_checked_in_groups_of_rows_with_the_same_answer(tmp_path, monk
     only = (2022, year_fields(load_policy(), 2022))
     whole, year = load_records(good), load_records(good, only=only)
     monkeypatch.setattr(records, "GROUP_ROWS", 7)
+    monkeypatch.setattr(records, "READ_BLOCK", 4096)
+    seen = []
+    groups = records.Stream.groups
+    monkeypatch.setattr(records.Stream, "groups", lambda self, size: (seen.append(g[0].n) or g for g in groups(self, size)))
     pd.testing.assert_frame_equal(load_records(good), whole)
+    assert len(seen) > 3 and sum(seen) == 60 and len(set(seen)) > 1     # several groups, of uneven sizes
+    seen.clear()
     grouped = load_records(good, only=only)
     pd.testing.assert_frame_equal(grouped.every, year.every)
     pd.testing.assert_frame_equal(grouped.current, year.current)
-    assert grouped.rows.tolist() == year.rows.tolist() and len(year.rows) == 20
+    assert grouped.rows.tolist() == year.rows.tolist() and len(year.rows) == 20 and len(seen) > 3
     assert whole["name"].iloc[1] == f"{long}第1号,\"有限\"公司"
     for column, value in (("registered_on", "2022-02-30"), ("invention_grants", "-1")):
         bad = write(tmp_path / "bad.csv", rows[:50] + [rows[50] | {column: value}] + rows[51:])
