@@ -68,7 +68,7 @@ def child(size, workdir, trace):
     del recs, cons      # emptied by the evaluation (consume), as `innopoints evaluate` does
     t0 = time.perf_counter()
     parts = {}
-    output.write(ev, work / "out", inputs, trace=trace, timings=parts, sums=sums)
+    output.write(ev, work / "out", inputs, trace=trace, timings=parts, sums=sums, consume=True)
     t["write_outputs"] = time.perf_counter() - t0
     t.update(parts)
     t["total"] = t["parse_validate"] + t["evaluate_total"] + t["write_outputs"]

@@ -98,20 +98,34 @@ def scores_table(ev, order=None) -> pa.Table:
     """scores.csv as text columns, sorted by credit code (`order`, `code_order(ev)`, when the
     caller has it). The numbers are taken into order before they are formatted: taking the
     text afterwards moved every cell of the table twice (0.9 s of a million enterprises' 1.5)."""
+    return next(scores_tables(ev, code_order(ev) if order is None else order, len(ev.scores) or 1))
+
+
+SCORES_CHUNK = 1 << 17     # rows of scores.csv formatted at a time
+
+
+def scores_tables(ev, order, chunk=None):
+    """scores.csv's rows in tables of `chunk` rows (all in one by default), in the order
+    `order`: written one after another, a million enterprises' file never exists whole as text
+    (about 0.3 GB at the writing's peak of memory)."""
     s = ev.scores
-    idx = code_order(ev) if order is None else order
-    year = s["year"].to_numpy()[idx]
-    cols = {"credit_code": arrow_text(s["credit_code"]).take(idx),
-            "year": pc.cast(pa.array(year), pa.string()) if year.dtype.kind in "iu"
-            else pa.array(year.astype(str).astype(object), pa.string()),
-            # text columns taken as arrow text (no Python string per row)
-            "stage": arrow_text(s["stage"]).take(idx),
-            "excluded": pa.array(np.where(s["excluded"].to_numpy()[idx], "true", "false")),
-            "exclusion_clauses": arrow_text(s["exclusion_clauses"]).take(idx)}
+    text = {k: arrow_text(s[k]) for k in ("credit_code", "stage", "exclusion_clauses")}   # once, not per table
+    excluded, years = s["excluded"].to_numpy(), s["year"].to_numpy()
+    chunk = chunk or max(len(order), 1)
     # the number columns on both cores (numpy and arrow let go of the GIL)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        cols.update(fixed_columns(ev, idx, pool))
-    return pa.table(cols)
+        for lo in range(0, max(len(order), 1), chunk):
+            idx = order[lo:lo + chunk]
+            year = years[idx]
+            cols = {"credit_code": text["credit_code"].take(idx),
+                    "year": pc.cast(pa.array(year), pa.string()) if year.dtype.kind in "iu"
+                    else pa.array(year.astype(str).astype(object), pa.string()),
+                    # text columns taken as arrow text (no Python string per row)
+                    "stage": text["stage"].take(idx),
+                    "excluded": pa.array(np.where(excluded[idx], "true", "false")),
+                    "exclusion_clauses": text["exclusion_clauses"].take(idx)}
+            cols.update(fixed_columns(ev, idx, pool))
+            yield pa.table(cols)
 
 
 def fixed_columns(ev, idx, pool=None) -> dict:
@@ -248,7 +262,7 @@ def _yuan(values) -> pa.Array:
 def _reward_fragments(ev, n) -> pa.Array:
     """The rewards part of each enterprise's trace line, one text per row (trace.jsonl)."""
     index, texts = _reward_parts(ev, n)
-    return texts.take(pa.array(index))
+    return texts.take(pa.array(index)).combine_chunks()
 
 
 def _reward_parts(ev, n, full=True, slots=False):
@@ -266,7 +280,7 @@ def _reward_parts(ev, n, full=True, slots=False):
     clauses = {c.id: c for c in ev.policy.clauses_for("rewards", ev.year)}
     ids = list(clauses)
     which = pa.array(_codes(aw.clause, {cid: i for i, cid in enumerate(ids)}))
-    heads = pa.array([_entry_head(clauses[c], full) for c in ids], pa.string()).take(which)
+    heads = pa.array([_entry_head(clauses[c], full) for c in ids], pa.string())       # taken by `which`
     fact_json = pa.array([_dump(f) for f in aw.facts] + ["{}"], pa.string())
     inputs = fact_json.take(pa.array(np.where(aw.pattern >= 0, aw.pattern, len(aw.facts))))
     if slots:
@@ -279,32 +293,41 @@ def _reward_parts(ev, n, full=True, slots=False):
     basis = aw.per_contract_text(lambda cid, ct: pieces[cid]["basis"], "[]")
     contract_text = aw.per_contract_text(lambda cid, ct: pieces[cid]["text"])
     del pieces
-    derivation = json_text(pa.array(aw.derivation, pa.string()))
-    kind = np.where(aw.floating, "floating", "fixed")
-    kind_zh = pa.array(np.where(aw.floating, "浮动奖励", "固定奖励"))
-    said = j(kind_zh, "：核定 ", _yuan(aw.eligible), " 元，拨付 ", _yuan(aw.granted), " 元。", "")
-    if slots:       # JSON escapes character by character: the text's pieces are escaped apart
-        text = j(_json_inner(said), contract_text, _json_inner(pa.array(aw.derivation, pa.string())), "")
-        text = j('"', text, '"', "")
-    else:
-        text = json_text(j(said, contract_text, pa.array(aw.derivation, pa.string()), ""))
-    del contract_text, said
-    lines = j(heads, ',"kind":"', pa.array(kind), '","eligible_yuan":',
-              pc.cast(pa.array(aw.eligible), pa.string()), ',"granted_yuan":', pc.cast(pa.array(aw.granted), pa.string()),
-              ',"basis":', basis, ',"inputs":', inputs, ',"derivation":', derivation, ',"text":', text, "}", "")
-    # each piece let go as soon as it is joined: at a million enterprises the award texts
-    # are hundreds of MB, and these copies of them made the evaluation's peak of memory
-    del heads, basis, inputs, derivation, text
-    # lines of one enterprise are adjacent (sorted by code): join them per enterprise
+    # lines of one enterprise are adjacent (sorted by code): each enterprise's are joined
     starts = np.flatnonzero(np.concatenate([[True], aw.row[1:] != aw.row[:-1]]))
-    offsets = np.concatenate([starts, [len(aw)]]).astype(np.int32)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), lines), ",")
-    del lines
-    per_ent = j("[", joined, "]", "")
-    del joined
+    bounds = np.concatenate([starts, [len(aw)]])
+    # the texts are built REWARD_CHUNK enterprises at a time: at a million enterprises the
+    # award texts are about 140 MB, and whole columns of their pieces and of the joined lines
+    # took half a gigabyte more at the trace's peak of memory (the pieces above are short)
+    per_ent = [_reward_lines(aw, full, slots, heads, which, basis, inputs, contract_text, bounds[k:k + REWARD_CHUNK + 1])
+               for k in range(0, len(starts), REWARD_CHUNK)]
     index = np.full(n, len(starts), dtype=np.int32)
     index[aw.row[starts]] = np.arange(len(starts))
-    return index, pa.concat_arrays([per_ent, pa.array(["[]"], pa.string())])
+    return index, pa.chunked_array(per_ent + [pa.array(["[]"], pa.string())], pa.string())
+
+
+REWARD_CHUNK = 1 << 16      # enterprises whose award texts `_reward_parts` builds at a time
+
+
+def _reward_lines(aw, full, slots, heads, which, basis, inputs, contract_text, bounds) -> pa.Array:
+    """The rewards parts of the enterprises whose award lines start at `bounds[:-1]` (the last
+    one's end at `bounds[-1]`): each one's lines as JSON, joined in a list."""
+    a, b = int(bounds[0]), int(bounds[-1])
+    derivation = pa.array(aw.derivation[a:b], pa.string())
+    floating = aw.floating[a:b]
+    kind_zh = pa.array(np.where(floating, "浮动奖励", "固定奖励"))
+    said = j(kind_zh, "：核定 ", _yuan(aw.eligible[a:b]), " 元，拨付 ", _yuan(aw.granted[a:b]), " 元。", "")
+    if slots:       # JSON escapes character by character: the text's pieces are escaped apart
+        text = j('"', j(_json_inner(said), contract_text.slice(a, b - a), _json_inner(derivation), ""), '"', "")
+    else:
+        text = json_text(j(said, contract_text.slice(a, b - a), derivation, ""))
+    lines = j(heads.take(which.slice(a, b - a)), ',"kind":"', pa.array(np.where(floating, "floating", "fixed")),
+              '","eligible_yuan":', pc.cast(pa.array(aw.eligible[a:b]), pa.string()),
+              ',"granted_yuan":', pc.cast(pa.array(aw.granted[a:b]), pa.string()),
+              ',"basis":', basis.slice(a, b - a), ',"inputs":', inputs.slice(a, b - a),
+              ',"derivation":', json_text(derivation), ',"text":', text, "}", "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array((bounds - a).astype(np.int32)), lines), ",")
+    return j("[", joined, "]", "")
 
 
 def _json_inner(arr) -> pa.Array:
@@ -730,14 +753,14 @@ def _distinct(index, texts: pa.Array):
     return _used_only(ids[np.asarray(index)], enc.dictionary)
 
 
-def _used_only(index, texts: pa.Array):
-    """(index, texts) keeping the texts some row uses, in their order."""
+def _used_only(index, texts):
+    """(index, texts) keeping the texts some row uses, in their order, as one array (`texts`
+    may be chunked)."""
     used = np.zeros(len(texts), dtype=bool)
     used[index] = True
-    if used.all():
-        return np.asarray(index, dtype=np.int32), texts
-    renumber = np.cumsum(used) - 1
-    return renumber[index].astype(np.int32), texts.filter(pa.array(used))
+    if not used.all():
+        index, texts = (np.cumsum(used) - 1)[index], texts.filter(pa.array(used))
+    return np.asarray(index, dtype=np.int32), texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
 
 
 def _history_dictionary(ev):
@@ -1008,15 +1031,19 @@ def _string_bytes(arr) -> memoryview:
     return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
 
 
-def write_plain_csv(table: pa.Table, path):
+def write_plain_csv(tables, path):
     """CSV with no quoting at all, for files that hold only codes, numbers and clause ids
-    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes."""
+    (scores.csv, awards.csv): the exact text of SPEC §5. Raises if a value would need quotes.
+    `tables`: a table, or tables of the same columns written one after another."""
     options = pacsv.WriteOptions(quoting_style="none", include_header=False)
     # arrow's own file: a Python file object takes the GIL for every block written, which
     # the other threads of the writing hold most of the time
     with pa.OSFile(str(path), "wb") as f:
-        f.write((",".join(table.column_names) + "\n").encode("utf-8"))
-        pacsv.write_csv(table, f, write_options=options)
+        for k, table in enumerate([tables] if isinstance(tables, pa.Table) else tables):
+            if k == 0:
+                f.write((",".join(table.column_names) + "\n").encode("utf-8"))
+            pacsv.write_csv(table, f, write_options=options)
+            del table
 
 
 def write_csv(frame: pd.DataFrame, path):
@@ -1148,12 +1175,16 @@ class Checksums(dict):
         self._stop.set()
 
 
-def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="parquet", sums=None):
+def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="parquet", sums=None,
+          consume=False):
     """Write every output file of an evaluation into `out_dir` (created if needed).
     `timings`, when a dict, receives the seconds each file took. `trace_format` "parquet":
     trace.parquet + trace_header.json; "jsonl": the full trace.jsonl (header line, then one
     JSON line per enterprise with every title and citation). `sums`: the inputs' checksums
-    as `Checksums` gave them (hashed here otherwise)."""
+    as `Checksums` gave them (hashed here otherwise). With `consume` (the caller reads only
+    `ev.scores`, `ev.awards` and `ev.budget` afterwards), the indicator matrices are let go
+    once their file is written: at a million enterprises they are 0.53 GB, held otherwise
+    through the whole trace."""
     from .report import write_awards
     t = timings if timings is not None else {}
     clock = [time.perf_counter()]
@@ -1182,10 +1213,15 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             # arrow's writers run without the GIL: the wide indicator table is written on the
             # second core while this one builds the trace and the award list
             side = None
+
+            def indicators(write_file, name):
+                write_file(ev, tmp / name, order.result())
+                if consume:
+                    ev.indicator_values = ev.indicator_points = None
             if trace and trace_format == "jsonl":
-                side = pool.submit(lambda: write_indicators(ev, tmp / INDICATORS_CSV, order.result()))
+                side = pool.submit(indicators, write_indicators, INDICATORS_CSV)
             elif trace:
-                side = pool.submit(lambda: write_indicators_parquet(ev, tmp / INDICATORS_FILE, order.result()))
+                side = pool.submit(indicators, write_indicators_parquet, INDICATORS_FILE)
             # trace.parquet's dictionaries (the award lines' sentences above all, seconds at
             # a million enterprises, mostly in arrow's kernels) are built on a thread of their
             # own from the start, beside scores.csv and awards.csv, not after them: at 1M the
@@ -1193,7 +1229,7 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             shared = trace_parts.submit(_trace_parts_shared, ev) if trace and trace_format != "jsonl" else None
             lap("write.start")
             done = {}               # output file -> its checksum, hashed as soon as it is written
-            write_plain_csv(scores_table(ev, order.result()), tmp / "scores.csv")
+            write_plain_csv(scores_tables(ev, order.result(), SCORES_CHUNK), tmp / "scores.csv")
             done["scores.csv"] = pool.submit(sha256_file, tmp / "scores.csv")
             write_plain_csv(awards_table(ev), tmp / "awards.csv")
             done["awards.csv"] = pool.submit(sha256_file, tmp / "awards.csv")

@@ -76,7 +76,7 @@ def evaluate_cmd(records, contracts, year, out, policy, budget, strategy, no_tra
         _fail(str(exc))
     click.echo("写出结果 / writing outputs", err=True)
     write(ev, out, {"records": records, "contracts": contracts}, trace=not no_trace, trace_format=trace_format,
-          sums=sums)
+          sums=sums, consume=True)
     s = ev.scores
     click.echo(f"{year}年度：评价 {len(s)} 家，排除 {int(s['excluded'].sum())} 家；奖励 {len(ev.awards)} 笔，"
                f"核定 {ev.budget.fixed_total + ev.budget.floating_total:,} 元，拨付 {ev.budget.granted_total:,} 元")

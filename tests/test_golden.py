@@ -378,7 +378,8 @@ def test_printable_award_list_totals_match_awards_csv(runner, golden, tmp_path):
 
 def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monkeypatch):
     """Row groups of 7 rows (trace.parquet) or chunks of 7 lines (trace.jsonl) give the same
-    trace as one chunk; one enterprise is read from its row group alone."""
+    trace as one chunk, and so do award texts built 7 enterprises at a time and scores.csv
+    written 7 rows at a time; one enterprise is read from its row group alone."""
     import pyarrow.parquet as pq
 
     from rules import output
@@ -386,6 +387,8 @@ def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monk
     for fmt in ([], ["--trace-format", "jsonl"]):
         assert evaluate(runner, golden, tmp_path / f"a{len(fmt)}", fmt).exit_code == 0
     monkeypatch.setattr(output, "TRACE_CHUNK", 7)
+    monkeypatch.setattr(output, "REWARD_CHUNK", 7)
+    monkeypatch.setattr(output, "SCORES_CHUNK", 7)
     for fmt in ([], ["--trace-format", "jsonl"]):
         assert evaluate(runner, golden, tmp_path / f"b{len(fmt)}", fmt).exit_code == 0
     a, b = tmp_path / "a0", tmp_path / "b0"
@@ -393,6 +396,8 @@ def test_trace_written_in_chunks_is_the_same_file(runner, golden, tmp_path, monk
     whole = read_trace(a)
     assert read_trace(b) == whole and len(whole) == 300
     assert (tmp_path / "a2" / "trace.jsonl").read_bytes() == (tmp_path / "b2" / "trace.jsonl").read_bytes()
+    for name in ("scores.csv", "awards.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
     code = whole[150]["credit_code"]
     assert read_trace(b, [code]) == [whole[150]] and read_table(b, [code]).num_rows == 1
     # row groups span ranges of codes that do not overlap: one enterprise's is read alone
