@@ -157,21 +157,37 @@ def pick_run(args, code=None) -> Run:
     if code is None:
         run = current_run(s, args.get("year"), published=public)
     else:
-        from sqlalchemy import select
-        from sqlalchemy.orm import aliased
-
         from ..query import remember_result
-        # the run chosen first (LIMIT 1 in a subquery), then its one result: a join ordered
-        # and limited as a whole could probe the results of every done run before sorting
-        chosen = aliased(Run, current_run_query(args.get("year"), published=public).subquery())
-        q = select(chosen, Result).outerjoin(Result, (Result.run_id == chosen.id) & (Result.credit_code == code))
-        row = s.execute(q).first()
+        year = args.get("year")
+        params = {"lookup_code": code} if year is None else {"lookup_code": code, "lookup_year": year}
+        row = s.execute(_run_and_result(year is not None, public), params).first()
         run = row[0] if row is not None else None
         if run is not None:
             remember_result(run, code, row[1])
     if run is None:
         abort(404, message="尚无已完成（或已发布）的计算批次 / no completed run yet")
     return run
+
+
+_RUN_AND_RESULT = {}
+
+
+def _run_and_result(by_year: bool, published: bool):
+    """`pick_run`'s statement with an enterprise's result, built once per kind (with or
+    without a year, published runs or all) and bound per request: building it (an aliased
+    subquery and its join) took 1.6 of a lookup's 3.7 ms of server CPU (cProfile, 2026-12-05).
+    The run is chosen first (LIMIT 1 in a subquery), then its one result: a join ordered and
+    limited as a whole could probe the results of every done run before sorting."""
+    key = (by_year, published)
+    q = _RUN_AND_RESULT.get(key)
+    if q is None:
+        from sqlalchemy import bindparam, select
+        from sqlalchemy.orm import aliased
+        chosen = aliased(Run, current_run_query(bindparam("lookup_year") if by_year else None,
+                                                published=published).subquery())
+        q = _RUN_AND_RESULT[key] = select(chosen, Result).outerjoin(
+            Result, (Result.run_id == chosen.id) & (Result.credit_code == bindparam("lookup_code")))
+    return q
 
 
 def run_dict(run, s):
