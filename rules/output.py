@@ -262,7 +262,8 @@ def _yuan(values) -> pa.Array:
 def _reward_fragments(ev, n) -> pa.Array:
     """The rewards part of each enterprise's trace line, one text per row (trace.jsonl)."""
     index, texts = _reward_parts(ev, n)
-    return texts.take(pa.array(index)).combine_chunks()
+    texts = texts.take(pa.array(index))
+    return texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
 
 
 def _reward_parts(ev, n, full=True, slots=False):

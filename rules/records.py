@@ -114,13 +114,15 @@ class Stream:
         return Stream(self.path, self.types, names)
 
     def groups(self, size):
-        """(Table of about `size` rows, the row it starts at, whether it is the last) in the
-        file's order; a cell the reader cannot parse raises _NeedText (read again as text)."""
+        """(Table of whole blocks, at least `size` rows but the last, the row it starts at,
+        whether the file ends with it) in the file's order: a file that ends just after a
+        full group has that group marked False and no last group. A cell (or a header) the
+        reader cannot parse raises _NeedText: the file is read again as text."""
         try:
             reader = pacsv.open_csv(self.path, read_options=pacsv.ReadOptions(block_size=READ_BLOCK),
                                     parse_options=PARSE,
                                     convert_options=_convert_options(self.types, list(self.names_as_read)))
-        except pa.ArrowInvalid:
+        except (pa.ArrowInvalid, pa.ArrowKeyError):     # (a header arrow reads otherwise than csv does)
             raise _NeedText("") from None
         keys = list(self.names_as_read.values())
         keep = [i for i, k in enumerate(keys) if k in KEEP_RAW]
@@ -166,14 +168,15 @@ TYPED_KINDS = {**{k: pa.float64() for k in ("amount", "signed", "ratio")},
                **{k: pa.dictionary(pa.int32(), pa.string()) for k in ("bool", "stage", "choice", "contract_kind")}}
 
 
-def read_table(path, fields=None) -> Table:
+def read_table(path, fields=None) -> Table | Stream:
     """Read a CSV (UTF-8) or XLSX file as text, null for an empty cell. Cells are stripped of
     surrounding blanks when they are checked (`_typed`), only where it matters.
 
-    With `fields` (the fields the file's headers name), a CSV's number columns are read as
-    numbers and its yes/no, stage and choice columns dictionary-encoded: about half the time
-    and memory of text. A cell that does not parse makes the read fall back to text, and so
-    does any bad cell `_typed` finds in a typed column (`_NeedText`): what is reported is
+    With `fields` (the fields the file's headers name), a CSV is a `Stream`, read as it is
+    checked: its number columns read as numbers and its yes/no, stage and choice columns
+    dictionary-encoded (about half the time and memory of text). A cell that does not parse,
+    or any bad cell `_typed` finds in a typed column, raises `_NeedText`, and the callers
+    (`load_records`, `load_contracts`) read the file again as text: what is reported is
     always the text."""
     path = Path(path)
     if not path.exists():
@@ -198,8 +201,6 @@ def read_table(path, fields=None) -> Table:
     try:
         table = _read_csv(path, types)
     except pa.ArrowInvalid as exc:
-        if fields is not None:          # a cell that is not a number: read as text, report it
-            return read_table(path)
         msg = str(exc)
         if "UTF8" in msg.upper():
             raise InputError(str(path), [BadCell(0, "", "", "文件不是 UTF-8 编码", "file is not UTF-8 text")]) from exc

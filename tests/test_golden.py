@@ -310,6 +310,27 @@ def test_two_rate_clauses_each_fill_their_own_slots_with_their_own_words(runner,
                for g in got for e in g["rewards"] if e["clause"] == "RW-9")
 
 
+def test_a_year_without_award_lines_writes_every_trace(runner, golden, tmp_path, policy_copy):
+    """A year in which no reward clause is in force: no award line, and each enterprise's
+    rewards part is empty in trace.jsonl and in trace.parquet read back alike."""
+    import json
+
+    from rules.tracefile import read_trace
+    rewards = policy_copy / "rewards.yaml"
+    text = rewards.read_text(encoding="utf-8")
+    assert text.count("effective: {from: 2022-12-30}") == 5
+    rewards.write_text(text.replace("effective: {from: 2022-12-30}", "effective: {from: 2023-12-30}"), encoding="utf-8")
+    extra = ["--policy", str(policy_copy)]
+    for out, fmt in (("j", ["--trace-format", "jsonl"]), ("p", [])):
+        result = evaluate(runner, golden, tmp_path / out, extra + fmt)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / out / "awards.csv").read_text(encoding="utf-8").splitlines()[1:] == []
+    lines = [json.loads(x) for x in (tmp_path / "j" / "trace.jsonl").read_text(encoding="utf-8").splitlines()[1:]]
+    got = read_trace(tmp_path / "p")
+    assert len(lines) == len(got) == 300
+    assert all(x["rewards"] == [] for x in lines + got)
+
+
 def test_numbers_are_written_with_exactly_their_decimals():
     """scores.csv's numbers and the trace's sentences: exactly the policy's decimals, half up
     already applied, a sign only below zero, an empty cell for a missing number."""
