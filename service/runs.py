@@ -340,7 +340,7 @@ def _store(s, run, ev, out: Path, data_sha, provenance=None, provenance_table=No
     # seconds (PostgreSQL, 10,000 enterprises, 2026-12-05). A failure from here on discards
     # what was stored (`fail`).
     s.commit()
-    vacuum_analyze(s, "results", "award_lines", columns={"results": ANALYZED_RESULT_COLUMNS})
+    vacuum_analyze(s, "results", "award_lines")
     now = utcnow()
     done = s.execute(update(Run).where(Run.id == run.id, Run.status == "running")
                      .values(status="done", progress=100, message="完成", heartbeat=now, finished_at=now, **figures))
@@ -367,31 +367,23 @@ def fail(s, run_id, reason, *also, now=None) -> bool:
     return True
 
 
-# what the pages' and the API's queries filter, join and sort results by: the planner's
-# statistics of these alone. ANALYZE of every column read the packed traces, indicators and
-# provenance of its sample too: 137 against 55 ms at 30,000 results (PostgreSQL, 2026-12-05),
-# in the moment before a run is done, while every lookup waits on the same two cores
-ANALYZED_RESULT_COLUMNS = ("run_id", "credit_code", "stage", "excluded", "final_score", "rank_in_stage",
-                           "rank_overall")
-
-
-def vacuum_analyze(s, *tables, columns=None):
+def vacuum_analyze(s, *tables):
     """On PostgreSQL, `tables`' planner statistics and visibility map made now (VACUUM
     ANALYZE): autovacuum makes them within a minute or so, and until then a page of the
     enterprise list, planned for a few hundred rows, sorted the whole run (at 50k enterprises
     120 ms a page instead of 5), and a count read every row of the run instead of the index
     alone. Nothing to do on SQLite. Made after the run's rows are committed and before it
     is marked done; a failure of any kind leaves them to autovacuum (and a role that does
-    not own the tables gets only PostgreSQL's warning), never fails the run. `columns`: table
-    -> the columns whose statistics are made (all by default; autovacuum makes the rest)."""
-    columns = columns or {}
+    not own the tables gets only PostgreSQL's warning), never fails the run. The results' wide
+    columns (packed texts) have no statistics (migration 0012): their sample was most of the
+    ANALYZE. A column list would skip them too, but leave the table's count of changes for
+    autovacuum to ANALYZE the whole table again a minute later."""
     try:
         engine = s.get_bind()
         if engine.dialect.name != "postgresql":
             return
-        named = [t + (f" ({', '.join(columns[t])})" if t in columns else "") for t in tables]
         with getattr(engine, "engine", engine).connect() as c:      # VACUUM runs outside a transaction
-            c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM (ANALYZE) " + ", ".join(named)))
+            c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM (ANALYZE) " + ", ".join(tables)))
     except Exception:       # noqa: BLE001 — see above
         pass
 
