@@ -7,12 +7,13 @@ import json
 import re
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from rules.policy import GROUP_FILES, PolicyError
 
 from . import db, policies
 from .models import PolicyDraft, PolicyVersion, records_table
+from .store import has_records
 from .pages import page_role, page_user
 
 bp = Blueprint("policy", __name__, url_prefix="/workspace/policy")
@@ -156,8 +157,7 @@ def draft(draft_id):
         problems = policies.check(files)
         year = request.form.get("year", type=int)
         budget = request.form.get("budget", type=int)
-        if not problems and year and s.scalar(select(func.count()).select_from(records_table)
-                                              .where(records_table.c.year == year)):
+        if not problems and year and has_records(s, year):
             try:
                 against = policies.files_of(policies.active(s))
                 report = policies.whatif(s, files, year, against,

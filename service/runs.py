@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, select, text, update
 
 from rules.evaluate import EvaluationError
 from rules.output import Checksums, code_order, write
@@ -54,8 +54,8 @@ def policy_version(s, policy=None) -> PolicyVersion:
 
 def create_run(s, year, user, policy=None, budget=None, strategy=None) -> Run:
     """A queued run (committed, so that its progress can be watched)."""
-    from .models import records_table
-    if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == year)):
+    from .store import has_records
+    if not has_records(s, year):
         raise EvaluationError(f"{year} 年度没有企业记录 / no records for {year}")
     row = policy_version(s, policy)
     pv = policies.loaded(row)       # kept per content hash: no files parsed once warm (`warm_policy`)

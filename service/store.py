@@ -955,6 +955,13 @@ def checked_value(rec, key: str, value):
     return _db_values(frame, data)[0].get(key)
 
 
+def has_records(s, year) -> bool:
+    """Whether any enterprise-year record of `year` is stored: one row looked up by the year's
+    index, not all of them counted (a province's year is a million rows, and `POST /api/runs`
+    asks this in a serving process)."""
+    return s.scalar(select(records_table.c.year).where(records_table.c.year == year).limit(1)) is not None
+
+
 def get_record(s, code, year):
     return s.scalar(select(Record).where(records_table.c.credit_code == code, records_table.c.year == year))
 

@@ -5,14 +5,15 @@ import json
 
 from flask import jsonify, request
 from flask_smorest import Blueprint, abort
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from rules.policy import PolicyError
 
 from .. import db, policies
 from ..access import public
 from ..auth import api_user, require
-from ..models import PolicyDraft, PolicyVersion, records_table
+from ..models import PolicyDraft, PolicyVersion
+from ..store import has_records
 from ..schemas import (ClauseChange, DiagnosticsYear, Draft, DraftChecked, DraftCreate, DraftDiagnostics, FileUpdate,
                        PolicyActive, PolicyList, PolicyShape, PolicyVersionAnswer, Report, WhatIf)
 from .common import STAFF, answers, iso
@@ -231,7 +232,7 @@ def draft_whatif(args, draft_id):
     problems = policies.check(files)
     if problems:
         abort(409, message="草稿检查未通过，无法测算", errors={"problems": problems, "failures": []})
-    if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == args["year"])):
+    if not has_records(s, args["year"]):
         abort(422, message="该年度没有企业记录", errors={"json": {"year": [f"{args['year']} 年度没有企业记录"]}})
     try:
         report = policies.whatif(s, files, args["year"], policies.files_of(against), args["budget"],
@@ -255,7 +256,7 @@ def draft_diagnostics(args, draft_id):
     problems = policies.check(files)
     if problems:
         abort(409, message="草稿检查未通过，无法测算", errors={"problems": problems, "failures": []})
-    if not s.scalar(select(func.count()).select_from(records_table).where(records_table.c.year == args["year"])):
+    if not has_records(s, args["year"]):
         abort(422, message="该年度没有企业记录", errors={"json": {"year": [f"{args['year']} 年度没有企业记录"]}})
     try:
         result = diagnostics.draft_diagnostics(s, files, args["year"], policies.files_of(policies.active(s)))
