@@ -1215,14 +1215,14 @@ def write(ev, out_dir, inputs: dict, trace=True, timings=None, trace_format="par
             # second core while this one builds the trace and the award list
             side = None
 
-            def indicators(write_file, name):
+            def indicator_file(write_file, name):
                 write_file(ev, tmp / name, order.result())
                 if consume:
                     ev.indicator_values = ev.indicator_points = None
             if trace and trace_format == "jsonl":
-                side = pool.submit(indicators, write_indicators, INDICATORS_CSV)
+                side = pool.submit(indicator_file, write_indicators, INDICATORS_CSV)
             elif trace:
-                side = pool.submit(indicators, write_indicators_parquet, INDICATORS_FILE)
+                side = pool.submit(indicator_file, write_indicators_parquet, INDICATORS_FILE)
             # trace.parquet's dictionaries (the award lines' sentences above all, seconds at
             # a million enterprises, mostly in arrow's kernels) are built on a thread of their
             # own from the start, beside scores.csv and awards.csv, not after them: at 1M the
