@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .records import arrow_text
+from .records import arrow_text, first_rows, one_array
 
 NUMBER_COLUMNS = ["weighted", "deductions", "decay_factor", "bonus", "final_score"]
 # each indicator's value and points per enterprise: beside trace.parquet, and beside trace.jsonl
@@ -98,7 +98,8 @@ def scores_table(ev, order=None) -> pa.Table:
     """scores.csv as text columns, sorted by credit code (`order`, `code_order(ev)`, when the
     caller has it). The numbers are taken into order before they are formatted: taking the
     text afterwards moved every cell of the table twice (0.9 s of a million enterprises' 1.5)."""
-    return next(scores_tables(ev, code_order(ev) if order is None else order, len(ev.scores) or 1))
+    table, = scores_tables(ev, code_order(ev) if order is None else order)
+    return table
 
 
 SCORES_CHUNK = 1 << 17     # rows of scores.csv formatted at a time
@@ -262,8 +263,7 @@ def _yuan(values) -> pa.Array:
 def _reward_fragments(ev, n) -> pa.Array:
     """The rewards part of each enterprise's trace line, one text per row (trace.jsonl)."""
     index, texts = _reward_parts(ev, n)
-    texts = texts.take(pa.array(index))
-    return texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    return one_array(texts.take(pa.array(index)))
 
 
 def _reward_parts(ev, n, full=True, slots=False):
@@ -761,7 +761,7 @@ def _used_only(index, texts):
     used[index] = True
     if not used.all():
         index, texts = (np.cumsum(used) - 1)[index], texts.filter(pa.array(used))
-    return np.asarray(index, dtype=np.int32), texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    return np.asarray(index, dtype=np.int32), one_array(texts)
 
 
 def _history_dictionary(ev):
@@ -798,9 +798,7 @@ def _history_dictionary(ev):
         key = key * max(len(uniq), 1) + codes
         size *= max(len(uniq), 1)
     inverse, _ = pd.factorize(key)
-    first = np.full(int(inverse.max(initial=-1)) + 1, len(inverse), dtype=np.int64)
-    np.minimum.at(first, inverse, np.arange(len(inverse)))
-    return inverse.astype(np.int32), _history_fragments(ev, first, full=False)
+    return inverse.astype(np.int32), _history_fragments(ev, first_rows(inverse), full=False)
 
 
 def _trace_parts_shared(ev):
@@ -910,8 +908,7 @@ def fill_contract_slots(rewards: pa.Array, cols, spec: dict) -> pa.Array:
             continue
         lists = {}
         for name in CONTRACT_LISTS:
-            col = cols[contract_column(cid, name)]
-            lists[name] = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            lists[name] = one_array(cols[contract_column(cid, name)])
         rows = np.flatnonzero(lists["contract_no"].is_valid().to_numpy(zero_copy_only=False))
         if not len(rows):
             continue
@@ -923,9 +920,7 @@ def fill_contract_slots(rewards: pa.Array, cols, spec: dict) -> pa.Array:
         seen = np.concatenate([[0], np.cumsum(counted)])
 
         def total(name):
-            col = cols[contract_column(cid, name)]
-            col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-            return col.take(take).to_numpy(zero_copy_only=False).astype(np.int64)
+            return one_array(cols[contract_column(cid, name)]).take(take).to_numpy(zero_copy_only=False).astype(np.int64)
         ct = ContractTotals(np.arange(len(rows)), start, end, total("total"), lists["contract_no"].flatten(),
                             text_column(lists["amount_wan"].flatten()),
                             lists["yuan"].flatten().to_numpy(zero_copy_only=False).astype(np.int64),

@@ -833,9 +833,7 @@ def load_partial_records(path, today=None, data=None):
 def enterprise_codes(records) -> pd.Index:
     """The credit code of each enterprise id of `records` (position = id)."""
     ent = records["ent"].to_numpy()
-    # the first row of each id present, by id (as np.unique's return_index, without a sort)
-    first = np.full(int(ent.max(initial=-1)) + 1, len(ent), dtype=np.int64)
-    np.minimum.at(first, ent, np.arange(len(ent)))
+    first = first_rows(ent)         # the first row of each id present, by id
     first = first[first < len(ent)]
     return pd.Index(records["credit_code"].array.take(first))
 
@@ -875,9 +873,7 @@ def duplicated_pairs(a, b) -> np.ndarray:
     if size > max(4 * len(a), 1 << 20):
         return duplicated(pa.array(a * span + b))
     key = a * span + b
-    first = np.full(int(key.max()) + 1, len(key), dtype=np.int64)
-    np.minimum.at(first, key, np.arange(len(key)))
-    return first[key] != np.arange(len(key))
+    return first_rows(key)[key] != np.arange(len(key))
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
@@ -888,8 +884,7 @@ def duplicated_text(values) -> np.ndarray:
     """`duplicated` of a text column. When every value has the same length (contract
     numbers as a registry writes them), each is hashed to 64 bits in numpy and only the rows
     whose hash repeats are compared as text (arrow, `duplicated`); otherwise all are."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+    values = one_array(values)
     n = len(values)
     if n < 2 or values.null_count or not pa.types.is_string(values.type):
         return duplicated(values)
@@ -914,6 +909,20 @@ def duplicated_text(values) -> np.ndarray:
         rows = np.unique(np.concatenate([order[1:][same], order[:-1][same]]))
         out[rows] = duplicated(values.take(pa.array(rows)))
     return out
+
+
+def one_array(arr):
+    """An arrow array as one array (a chunked array's chunks joined; others as they are)."""
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def first_rows(keys) -> np.ndarray:
+    """For each key 0..max(keys), the first row holding it (len(keys) for a key none holds):
+    np.unique's return_index for small non-negative integer keys, without a sort."""
+    keys = np.asarray(keys)
+    first = np.full(int(keys.max(initial=-1)) + 1, len(keys), dtype=np.int64)
+    np.minimum.at(first, keys, np.arange(len(keys)))
+    return first
 
 
 def arrow_text(values) -> pa.ChunkedArray:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import assets
-from .records import arrow_text
+from .records import arrow_text, one_array
 
 TEMPLATES = assets.path("templates")
 
@@ -83,7 +83,7 @@ class _AwardLines:
             "<tr><td>", names, "</td><td>", pa.array(aw.code[sl], pa.string()), "</td><td>", self.heads.take(which),
             '</td><td class="num">', grouped(aw.eligible[sl]), '</td><td class="num">', grouped(aw.granted[sl]),
             '</td><td class="basis">', self.cites.take(which), self.basis.slice(lo, hi - lo), cut, "</td></tr>", "")
-        return rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
+        return one_array(rows)
 
 
 _POW10 = 10 ** np.arange(1, 19, dtype=np.int64)

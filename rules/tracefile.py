@@ -104,6 +104,7 @@ def compact_lines(table: pa.Table, header: dict) -> pa.Array:
     titles and citations the header holds), joined column-wise. The `stage` and `scores`
     parts are worded from their typed columns by the header's `render`."""
     from .output import fill_contract_slots, scores_part, stage_part, text_column
+    from .records import one_array
     j = pc.binary_join_element_wise
     spec = header.get("render")
     if spec is None:
@@ -124,7 +125,7 @@ def compact_lines(table: pa.Table, header: dict) -> pa.Array:
         else:
             pieces += [f',"{p}":', c[p]]
     out = j(*pieces, "}", "", null_handling="replace", null_replacement="")
-    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+    return one_array(out)
 
 
 def read_table(path, codes=None) -> pa.Table:
